@@ -1,0 +1,32 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+
+from accounts import services
+from accounts.api import serializers
+from accounts.models import ApiToken
+
+
+class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+                   viewsets.GenericViewSet):
+    """Your own API tokens. DELETE revokes a token (it stays listed, marked revoked)."""
+
+    serializer_class = serializers.TokenSerializer
+
+    def get_queryset(self):
+        return ApiToken.objects.filter(user=self.request.user)
+
+    @extend_schema(request=serializers.TokenCreateSerializer, responses={201: serializers.TokenCreatedSerializer})
+    def create(self, request):
+        if isinstance(request.auth, ApiToken):
+            # A leaked read-only token must not be able to mint a stronger one.
+            raise PermissionDenied("API tokens are created from a signed-in session, not with another token.")
+        incoming = serializers.TokenCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        token, secret = services.token_create(user=request.user, **incoming.validated_data)
+        token.token = secret
+        return Response(serializers.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        services.token_revoke(token=instance)

@@ -1,0 +1,29 @@
+from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from accounts.models import Role, TokenScope
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "ci-pipeline"}))
+    expires_in_days = forms.IntegerField(
+        min_value=1, max_value=settings.API_TOKEN_MAX_DAYS, initial=settings.API_TOKEN_DEFAULT_DAYS,
+        label="Expires in (days)",
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=TokenScope.choices, initial=[TokenScope.READ, TokenScope.DEPLOY],
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)
+
+    def clean_username(self):
+        username = self.cleaned_data["username"]
+        user = get_user_model().objects.filter(username=username, is_active=True).first()
+        if user is None:
+            raise forms.ValidationError(f"No active user named '{username}'.")
+        return user

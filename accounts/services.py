@@ -1,0 +1,75 @@
+"""Writes for teams, memberships and API tokens."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts import tokens
+from accounts.models import ApiToken, Membership, Role, Team, TokenScope
+from accounts.permissions import Action, Actor, require
+
+User = get_user_model()
+
+
+def team_create(*, slug: str, name: str = "", description: str = "") -> Team:
+    team = Team(slug=slug, name=name or slug, description=description)
+    team.full_clean()
+    team.save()
+    return team
+
+
+def membership_set(*, actor: Actor, team: Team, user, role: Role) -> Membership:
+    require(actor, Action.MANAGE_TEAM, team)
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
+    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    return membership
+
+
+def membership_remove(*, actor: Actor, team: Team, user) -> None:
+    require(actor, Action.MANAGE_TEAM, team)
+    remaining_admins = Membership.objects.filter(team=team, role=Role.ADMIN).exclude(user=user)
+    if not remaining_admins.exists() and Membership.objects.filter(team=team, user=user, role=Role.ADMIN):
+        raise ValidationError("A team keeps at least one admin; make someone else admin first.")
+    Membership.objects.filter(team=team, user=user).delete()
+
+
+def token_create(
+    *, user, name: str, expires_in_days: int | None = None, scopes: list[str] | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret, which is never stored or shown again."""
+    days = expires_in_days or settings.API_TOKEN_DEFAULT_DAYS
+    errors = {}
+    if not name.strip():
+        errors["name"] = "Give the token a name, so you can tell it apart later."
+    if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
+        errors["expires_in_days"] = f"Choose between 1 and {settings.API_TOKEN_MAX_DAYS} days."
+    scopes = list(dict.fromkeys(scopes or [TokenScope.READ, TokenScope.DEPLOY]))
+    unknown = [s for s in scopes if s not in TokenScope.values]
+    if unknown:
+        errors["scopes"] = f"Unknown scope {unknown[0]!r}; choose from {', '.join(TokenScope.values)}."
+    if errors:
+        raise ValidationError(errors)
+    secret, prefix = tokens.generate()
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=user,
+                name=name.strip(),
+                prefix=prefix,
+                digest=tokens.digest(secret),
+                scopes=scopes,
+                expires_at=timezone.now() + timedelta(days=days),
+            )
+    except IntegrityError:
+        raise ValidationError({"name": "You already have a token with this name."}) from None
+    return token, secret
+
+
+def token_revoke(*, token: ApiToken) -> bool:
+    """Revoke; returns False when it was already revoked (a double click does nothing twice)."""
+    return bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))

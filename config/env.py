@@ -1,0 +1,51 @@
+"""Settings read from the environment and validated when they load.
+
+A wrong value stops the process at start-up with a message naming the variable,
+instead of surfacing later as a confusing runtime error.
+"""
+
+import os
+from pathlib import Path
+
+
+class ImproperlyConfigured(Exception):
+    pass
+
+
+def env(name: str, default: str = "") -> str:
+    value = os.environ.get(name)
+    if value is None and os.environ.get(f"{name}_FILE"):
+        # Secrets may come from a mounted file (Kubernetes Secrets, Docker secrets).
+        value = Path(os.environ[f"{name}_FILE"]).read_text().strip()
+    return default if value is None else value
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = env(name, "")
+    if value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {value!r}")
+
+
+def envint(name: str, default: int, *, minimum: int = 0) -> int:
+    value = env(name, "")
+    if value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def envlist(name: str, default: list[str]) -> list[str]:
+    value = env(name, "")
+    if value == "":
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -1,0 +1,14 @@
+"""Settings for the test suite: the real settings, with test defaults for what is unset."""
+
+import os
+
+os.environ.setdefault("SLIPWAY_SECRET_KEY", "tests-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/slipway")
+
+from config.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, and only for test users
+CELERY_TASK_ALWAYS_EAGER = False
+# Static files straight from the source folders: tests do not run collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

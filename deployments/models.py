@@ -1,0 +1,1 @@
+"""Environments, builds, rollouts, promotions and approvals live here."""

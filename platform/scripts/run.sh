@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make run`: the whole platform on this machine, in the foreground. Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=.venv/bin
+PORT="${SLIPWAY_PORT:-8000}"
+mkdir -p var
+
+# A stable secret per checkout, so sessions and encrypted secrets survive restarts.
+if [ -z "${SLIPWAY_SECRET_KEY:-}${SLIPWAY_SECRET_KEY_FILE:-}" ]; then
+  [ -s var/secret_key ] || { "$BIN/python" -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key; chmod 600 var/secret_key; }
+  export SLIPWAY_SECRET_KEY_FILE="$PWD/var/secret_key"
+fi
+export SLIPWAY_ALLOWED_HOSTS="${SLIPWAY_ALLOWED_HOSTS:-127.0.0.1,localhost}"
+
+# Redis: the one given, or a local one (started here if installed but not running).
+if [ -z "${REDIS_URL:-}" ]; then
+  export REDIS_URL="redis://127.0.0.1:6379/0"
+  if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    if command -v redis-server >/dev/null; then
+      mkdir -p var/redis
+      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+        --dir "$PWD/var/redis" --logfile "$PWD/var/redis/redis.log"
+      for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done
+    else
+      echo "slipway: Redis is not running and redis-server is not installed." >&2
+      echo "slipway: install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL." >&2
+      exit 1
+    fi
+  fi
+fi
+[ -n "${DATABASE_URL:-}" ] || echo "slipway: DATABASE_URL not set; using SQLite in var/slipway.sqlite3"
+
+"$BIN/python" manage.py migrate --no-input -v0
+"$BIN/python" manage.py collectstatic --no-input -v0
+"$BIN/python" manage.py seed_demo
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo; echo "slipway: stopping…"
+  kill "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+"$BIN/gunicorn" config.wsgi --bind "127.0.0.1:$PORT" --workers 2 --threads 8 --access-logfile - \
+  --log-level warning & pids+=($!)
+"$BIN/celery" -A config worker --loglevel INFO --concurrency 2 --hostname "worker@%h" & pids+=($!)
+"$BIN/celery" -A config beat --loglevel INFO --schedule var/celerybeat-schedule & pids+=($!)
+
+sleep 2
+cat <<MSG
+
+  Slipway is running:  http://127.0.0.1:$PORT/
+  API docs:            http://127.0.0.1:$PORT/api/docs/
+  Sign in as alice / alice-slipway (developer), bob / bob-slipway (approver),
+  carol / carol-slipway (viewer) or admin / admin-slipway (site admin).
+  Press Ctrl-C to stop everything.
+
+MSG
+# If any of the three dies, stop the others too rather than limp on half-started.
+wait -n "${pids[@]}"

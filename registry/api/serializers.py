@@ -1,0 +1,106 @@
+import json
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from accounts.models import Team
+from registry.models import Framework, ModelVersion, RegisteredModel
+
+
+class JSONValueField(serializers.JSONField):
+    """Accepts a JSON value, or a JSON document as a string (multipart forms send strings)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data) if data.strip() else None
+            except json.JSONDecodeError as exc:
+                raise serializers.ValidationError(f"Not valid JSON: {exc.msg} at character {exc.pos}.") from None
+        return super().to_internal_value(data)
+
+
+class RequirementsField(serializers.JSONField):
+    """A list of lines, a JSON list as a string, or plain text with one requirement per line."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            try:
+                parsed = json.loads(data)
+            except json.JSONDecodeError:
+                return data
+            return parsed if isinstance(parsed, list) else data
+        return super().to_internal_value(data)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "slug", "name", "description", "created_at"]
+
+
+class ModelSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    version_count = serializers.IntegerField(read_only=True, default=None)
+    latest_version = serializers.IntegerField(source="latest_number", read_only=True, default=None)
+    url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "id", "team", "name", "description", "task", "auto_build", "archived", "archived_at",
+            "created_by", "created_at", "updated_at", "version_count", "latest_version", "url",
+        ]
+        read_only_fields = ["archived", "archived_at", "created_at", "updated_at"]
+        # Uniqueness is checked by the service, which knows the team the caller may use.
+        validators = []
+
+    def get_url(self, obj) -> str:
+        return reverse("registry:model-detail", args=[obj.team.slug, obj.name])
+
+
+class ModelUpdateSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RegisteredModel
+        fields = ["description", "task", "auto_build"]
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    model_name = serializers.CharField(source="model.name", read_only=True)
+    team = serializers.CharField(source="model.team.slug", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True)
+    artifact_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id", "model", "model_name", "team", "number", "label", "framework", "description",
+            "artifact_name", "artifact_sha256", "artifact_size", "artifact_info", "artifact_url",
+            "image_reference", "requirements", "metrics", "parameters", "signature",
+            "source_url", "source_commit", "tags", "created_by", "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_artifact_url(self, obj) -> str | None:
+        if not obj.artifact:
+            return None
+        return reverse("api:version-artifact", args=[obj.pk])
+
+
+class VersionCreateSerializer(serializers.Serializer):
+    """What a script sends to register a version; the service does the real validation."""
+
+    framework = serializers.ChoiceField(choices=Framework.choices)
+    artifact = serializers.FileField(required=False, allow_empty_file=True)
+    image_reference = serializers.CharField(required=False, allow_blank=True, default="")
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=128)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    requirements = RequirementsField(required=False, default=list,
+                                     help_text="pip requirement lines: a JSON list, or text with one per line")
+    metrics = JSONValueField(required=False, default=dict)
+    parameters = JSONValueField(required=False, default=dict)
+    signature = JSONValueField(required=False, default=dict)
+    source_url = serializers.URLField(required=False, allow_blank=True, default="")
+    source_commit = serializers.CharField(required=False, allow_blank=True, default="")
+    tags = JSONValueField(required=False, default=list)

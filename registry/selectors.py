@@ -1,0 +1,45 @@
+"""Reads for the model registry, already restricted to what the user may see."""
+
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery
+from django.shortcuts import get_object_or_404
+
+from accounts.permissions import restrict
+from registry.models import ModelVersion, RegisteredModel
+
+
+def model_list(*, user, search: str = "", team: str = "", include_archived: bool = False) -> QuerySet:
+    latest = ModelVersion.objects.filter(model=OuterRef("pk")).order_by("-number")
+    models = (
+        restrict(RegisteredModel.objects.all(), user)
+        .select_related("team", "created_by")
+        .annotate(
+            version_count=Count("versions"),
+            latest_number=Max("versions__number"),
+            latest_created_at=Subquery(latest.values("created_at")[:1]),
+            latest_framework=Subquery(latest.values("framework")[:1]),
+        )
+    )
+    if search:
+        models = models.filter(Q(name__icontains=search) | Q(description__icontains=search) | Q(task__icontains=search))
+    if team:
+        models = models.filter(team__slug=team)
+    if not include_archived:
+        models = models.filter(archived=False)
+    return models.order_by("team__slug", "name")
+
+
+def model_get(*, user, team: str, name: str) -> RegisteredModel:
+    return get_object_or_404(restrict(RegisteredModel.objects.select_related("team"), user), team__slug=team, name=name)
+
+
+def version_list(*, model: RegisteredModel) -> QuerySet:
+    return model.versions.select_related("created_by").order_by("-number")
+
+
+def version_get(*, user, team: str, name: str, number: int) -> ModelVersion:
+    return get_object_or_404(
+        restrict(ModelVersion.objects.select_related("model__team", "created_by"), user),
+        model__team__slug=team,
+        model__name=name,
+        number=number,
+    )

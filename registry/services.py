@@ -1,0 +1,157 @@
+"""Writes for the model registry. Views, serializers and tasks call these, never the ORM directly."""
+
+import logging
+import uuid
+from pathlib import Path
+
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.dispatch import Signal
+from django.utils import timezone
+
+from accounts.models import Team
+from accounts.permissions import Action, Actor, require
+from registry import validation
+from registry.artifacts import ArtifactRejected, inspect_artifact
+from registry.models import Framework, ModelVersion, RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+# Sent after a version has committed. The deployments app listens to start a build; the registry
+# does not import deployments, so this is the one place the dependency is turned around.
+version_created = Signal()
+
+MODEL_EDITABLE_FIELDS = ("description", "task", "auto_build")
+
+
+def model_create(
+    *, actor: Actor, team: Team, name: str, description: str = "", task: str = "", auto_build: bool = True
+) -> RegisteredModel:
+    require(actor, Action.CREATE_MODEL, team)
+    model = RegisteredModel(
+        team=team, name=name, description=description, task=task, auto_build=auto_build, created_by=actor.user
+    )
+    model.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            model.save()
+    except IntegrityError:
+        raise ValidationError({"name": f"Team '{team.slug}' already has a model named '{name}'."}) from None
+    return model
+
+
+def model_update(*, actor: Actor, model: RegisteredModel, **changes) -> RegisteredModel:
+    require(actor, Action.CHANGE_MODEL, model.team)
+    unknown = set(changes) - set(MODEL_EDITABLE_FIELDS)
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ValidationError({field: "This field cannot be changed after the model is registered."})
+    for field, value in changes.items():
+        setattr(model, field, value)
+    model.full_clean(validate_unique=False)
+    model.save(update_fields=[*changes, "updated_at"])
+    return model
+
+
+def model_set_archived(*, actor: Actor, model: RegisteredModel, archived: bool) -> RegisteredModel:
+    require(actor, Action.ARCHIVE_MODEL, model.team)
+    model.archived = archived
+    model.archived_at = timezone.now() if archived else None
+    model.save(update_fields=["archived", "archived_at", "updated_at"])
+    return model
+
+
+def version_create(
+    *,
+    actor: Actor,
+    model: RegisteredModel,
+    framework: str,
+    artifact=None,
+    image_reference: str = "",
+    label: str = "",
+    requirements=(),
+    metrics=None,
+    parameters=None,
+    signature=None,
+    source_url: str = "",
+    source_commit: str = "",
+    tags=(),
+    description: str = "",
+) -> ModelVersion:
+    """Register a new, immutable version with its artifact.
+
+    `artifact` is an uploaded file that `registry.uploads.HashingUploadHandler` has already
+    counted and hashed. It is inspected (never executed), stored, and only then recorded; if
+    recording fails the stored file is removed again, so a failed upload leaves nothing behind.
+    """
+    require(actor, Action.UPLOAD_VERSION, model.team)
+    if model.archived:
+        raise ValidationError({"model": "The model is archived; unarchive it before adding versions."})
+    if framework not in Framework.values:
+        raise ValidationError({"framework": f"Choose one of {', '.join(Framework.values)}."})
+
+    fields = {
+        "label": validation.clean_label(label),
+        "requirements": validation.clean_requirements(list(requirements) if not isinstance(requirements, str)
+                                                      else requirements),
+        "metrics": validation.clean_metrics(metrics or {}),
+        "parameters": validation.clean_parameters(parameters or {}),
+        "signature": validation.clean_signature(signature),
+        "source_url": source_url.strip(),
+        "source_commit": validation.clean_commit(source_commit),
+        "tags": validation.clean_tags(list(tags) if not isinstance(tags, str) else tags),
+        "description": description,
+    }
+    if fields["label"] and model.versions.filter(label=fields["label"]).exists():
+        raise ValidationError({"label": f"Version label '{fields['label']}' is already used in this model."})
+
+    if framework == Framework.IMAGE:
+        if artifact is not None:
+            raise ValidationError({"artifact": "A prebuilt image version takes no artifact."})
+        fields["image_reference"] = validation.clean_image_reference(image_reference)
+        return _record_version(actor=actor, model=model, framework=framework, fields=fields, stored_name=None)
+
+    if artifact is None:
+        raise ValidationError({"artifact": "Upload the model artifact (a file, or a .tar.gz/.zip of a folder)."})
+    name = Path(artifact.name).name
+    sha256 = getattr(artifact, "sha256", None)
+    if sha256 is None:
+        raise ValidationError({"artifact": "The upload was not received through the hashing upload handler."})
+    try:
+        info = inspect_artifact(Path(artifact.temporary_file_path()), name, framework)
+    except ArtifactRejected as exc:
+        raise ValidationError({"artifact": str(exc)}) from None
+    if info.signature and not fields["signature"]:
+        fields["signature"] = info.signature
+    fields.update(artifact_name=name, artifact_sha256=sha256, artifact_size=artifact.size,
+                  artifact_info=info.as_json())
+
+    # Stored before the row exists, outside the transaction: object storage may be remote, and a
+    # transaction should not wait on it. A random folder keeps concurrent uploads apart.
+    stored_name = default_storage.save(
+        f"artifacts/{model.team_id}/{model.pk}/{sha256}/{uuid.uuid4().hex}/{name}", artifact
+    )
+    try:
+        return _record_version(actor=actor, model=model, framework=framework, fields=fields, stored_name=stored_name)
+    except BaseException:
+        default_storage.delete(stored_name)
+        raise
+
+
+def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVersion:
+    try:
+        with transaction.atomic():
+            # The lock makes concurrent uploads take numbers one after another: 1, 2, 3, ...
+            RegisteredModel.objects.select_for_update().only("pk").get(pk=model.pk)
+            number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
+            version = ModelVersion(model=model, number=number, framework=framework, created_by=actor.user, **fields)
+            if stored_name:
+                version.artifact.name = stored_name
+            version.save()
+            transaction.on_commit(lambda: version_created.send(sender=ModelVersion, version=version, actor=actor))
+    except IntegrityError:
+        raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None
+    logger.info("registered %s by %s", version, actor.user)
+    return version

@@ -1,0 +1,172 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.models import Membership
+from accounts.permissions import Action, Actor, decide, visible_teams
+from registry import selectors, services
+from registry.forms import ModelEditForm, ModelForm, VersionUploadForm
+from registry.uploads import UploadTooLarge
+
+
+def apply_service_errors(form, error: ValidationError) -> None:
+    """Put a service's field errors beside the fields they concern."""
+    if hasattr(error, "error_dict"):
+        for field, messages_ in error.message_dict.items():
+            form.add_error(field if field in form.fields else None, messages_)
+    else:
+        form.add_error(None, error.messages)
+
+
+def creatable_teams(user):
+    if user.is_superuser:
+        return visible_teams(user)
+    roles = ["developer", "approver", "admin"]
+    return visible_teams(user).filter(
+        pk__in=Membership.objects.filter(user=user, role__in=roles).values("team_id")
+    )
+
+
+@login_required
+def model_list(request):
+    search = request.GET.get("q", "").strip()
+    team = request.GET.get("team", "")
+    show_archived = request.GET.get("archived") == "1"
+    models = selectors.model_list(user=request.user, search=search, team=team, include_archived=show_archived)
+    page = Paginator(models, 50).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "search": search,
+        "team": team,
+        "show_archived": show_archived,
+        "teams": visible_teams(request.user).order_by("slug"),
+        "can_create": creatable_teams(request.user).exists(),
+    }
+    template = "registry/_model_rows.html" if request.htmx else "registry/model_list.html"
+    return render(request, template, context)
+
+
+@login_required
+def model_create(request):
+    teams = creatable_teams(request.user)
+    if not teams.exists():
+        raise PermissionDenied("Registering a model needs the developer role in a team.")
+    form = ModelForm(request.POST or None, teams=teams, initial={"team": request.GET.get("team")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            model = services.model_create(actor=Actor.from_request(request), **form.cleaned_data)
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, f"Model {model} registered. Upload its first version.")
+            return redirect("registry:version-create", model.team.slug, model.name)
+    return render(request, "registry/model_form.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def model_detail(request, team, name):
+    model = selectors.model_get(user=request.user, team=team, name=name)
+    actor = Actor.from_request(request)
+    versions = Paginator(selectors.version_list(model=model), 50).get_page(request.GET.get("page"))
+    metric_names = sorted({key for version in versions for key in version.metrics})
+    return render(request, "registry/model_detail.html", {
+        "model": model,
+        "versions": versions,
+        "metric_names": metric_names,
+        "can_upload": decide(actor, Action.UPLOAD_VERSION, model.team).allowed and not model.archived,
+        "can_edit": decide(actor, Action.CHANGE_MODEL, model.team).allowed,
+        "can_archive": decide(actor, Action.ARCHIVE_MODEL, model.team).allowed,
+    })
+
+
+@login_required
+def model_edit(request, team, name):
+    model = selectors.model_get(user=request.user, team=team, name=name)
+    actor = Actor.from_request(request)
+    if not decide(actor, Action.CHANGE_MODEL, model.team):
+        raise PermissionDenied(decide(actor, Action.CHANGE_MODEL, model.team).reason)
+    form = ModelEditForm(request.POST or None, instance=model)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.model_update(actor=actor, model=model, **form.cleaned_data)
+        except ValidationError as error:
+            apply_service_errors(form, error)
+        else:
+            messages.success(request, "Model updated.")
+            return redirect("registry:model-detail", team, name)
+    return render(request, "registry/model_edit.html", {"form": form, "model": model})
+
+
+@login_required
+@require_POST
+def model_archive(request, team, name):
+    model = selectors.model_get(user=request.user, team=team, name=name)
+    archived = request.POST.get("archived", "1") == "1"
+    services.model_set_archived(actor=Actor.from_request(request), model=model, archived=archived)
+    messages.success(request, f"Model {model} {'archived' if archived else 'restored'}.")
+    return redirect("registry:model-detail", team, name)
+
+
+@login_required
+def version_create(request, team, name):
+    model = selectors.model_get(user=request.user, team=team, name=name)
+    actor = Actor.from_request(request)
+    decision = decide(actor, Action.UPLOAD_VERSION, model.team)
+    if not decision:
+        raise PermissionDenied(decision.reason)
+    status = 200
+    if request.method == "POST":
+        try:
+            form = VersionUploadForm(request.POST, request.FILES)
+        except UploadTooLarge as exc:
+            form = VersionUploadForm(request.POST)
+            form.is_valid()
+            form.add_error("artifact", str(exc.detail))
+            status = 413
+        else:
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    version = services.version_create(
+                        actor=actor, model=model, framework=data["framework"], artifact=data["artifact"],
+                        image_reference=data["image_reference"], label=data["label"],
+                        description=data["description"], requirements=data["requirements"],
+                        metrics=data["metrics"], parameters=data["parameters"], signature=data["signature"],
+                        source_url=data["source_url"], source_commit=data["source_commit"], tags=data["tags"],
+                    )
+                except ValidationError as error:
+                    apply_service_errors(form, error)
+                else:
+                    messages.success(request, f"Version {version.display_name} registered.")
+                    return redirect("registry:version-detail", team, name, version.number)
+            status = 400
+    else:
+        form = VersionUploadForm()
+    return render(request, "registry/version_form.html", {"form": form, "model": model}, status=status)
+
+
+@login_required
+def version_detail(request, team, name, number):
+    version = selectors.version_get(user=request.user, team=team, name=name, number=number)
+    return render(request, "registry/version_detail.html", {"version": version, "model": version.model})
+
+
+@login_required
+def version_artifact(request, team, name, number):
+    version = selectors.version_get(user=request.user, team=team, name=name, number=number)
+    if not version.artifact:
+        raise Http404("This version has no artifact.")
+    response = FileResponse(version.artifact.open("rb"), as_attachment=True, filename=version.artifact_name)
+    response["X-Checksum-SHA256"] = version.artifact_sha256
+    return response
+
+
+@login_required
+def home(request):
+    return redirect("registry:model-list")
+
+
