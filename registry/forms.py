@@ -67,6 +67,6 @@ class VersionUploadForm(forms.Form):
     signature = JSONTextField(
         empty={}, help_text='JSON: {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}], "outputs": [...]}'
     )
-    source_url = forms.URLField(required=False, label="Source repository")
+    source_url = forms.URLField(required=False, label="Source repository", assume_scheme="https")
     source_commit = forms.CharField(required=False, label="Commit")
     tags = forms.CharField(required=False, help_text="Comma separated.")

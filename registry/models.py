@@ -31,7 +31,12 @@ class RegisteredModel(models.Model):
 
     class Meta:
         ordering = ["team__slug", "name"]
-        constraints = [models.UniqueConstraint(fields=["team", "name"], name="model_name_unique_in_team")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "name"], name="model_name_unique_in_team",
+                violation_error_message="The team already has a model with this name.",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.team.slug}/{self.name}"

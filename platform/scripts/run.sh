@@ -13,22 +13,9 @@ if [ -z "${SLIPWAY_SECRET_KEY:-}${SLIPWAY_SECRET_KEY_FILE:-}" ]; then
 fi
 export SLIPWAY_ALLOWED_HOSTS="${SLIPWAY_ALLOWED_HOSTS:-127.0.0.1,localhost}"
 
-# Redis: the one given, or a local one (started here if installed but not running).
-if [ -z "${REDIS_URL:-}" ]; then
-  export REDIS_URL="redis://127.0.0.1:6379/0"
-  if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
-    if command -v redis-server >/dev/null; then
-      mkdir -p var/redis
-      redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
-        --dir "$PWD/var/redis" --logfile "$PWD/var/redis/redis.log"
-      for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && break; sleep 0.1; done
-    else
-      echo "slipway: Redis is not running and redis-server is not installed." >&2
-      echo "slipway: install it (Debian/Ubuntu: apt-get install redis-server) or set REDIS_URL." >&2
-      exit 1
-    fi
-  fi
-fi
+# Redis: the one given, or the local one (started here when installed but stopped).
+export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
+bash platform/scripts/ensure-services.sh redis
 [ -n "${DATABASE_URL:-}" ] || echo "slipway: DATABASE_URL not set; using SQLite in var/slipway.sqlite3"
 
 "$BIN/python" manage.py migrate --no-input -v0

@@ -4,6 +4,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from accounts.models import Team
+from accounts.permissions import visible_teams
 from registry.models import Framework, ModelVersion, RegisteredModel
 
 
@@ -54,6 +55,14 @@ class ModelSerializer(serializers.ModelSerializer):
         read_only_fields = ["archived", "archived_at", "created_at", "updated_at"]
         # Uniqueness is checked by the service, which knows the team the caller may use.
         validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:
+            # A team the caller cannot see answers exactly like a team that does not exist.
+            fields["team"].queryset = visible_teams(request.user)
+        return fields
 
     def get_url(self, obj) -> str:
         return reverse("registry:model-detail", args=[obj.team.slug, obj.name])

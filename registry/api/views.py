@@ -5,7 +5,6 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
@@ -51,12 +50,8 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        team = data["team"]
-        # A team the caller cannot see is reported like a team that does not exist.
-        if not visible_teams(self.request.user).filter(pk=team.pk).exists():
-            raise ValidationError({"team": f"No team '{team.slug}' that you belong to."})
         serializer.instance = services.model_create(
-            actor=Actor.from_request(self.request), team=team, name=data["name"],
+            actor=Actor.from_request(self.request), team=data["team"], name=data["name"],
             description=data.get("description", ""), task=data.get("task", ""),
             auto_build=data.get("auto_build", True),
         )
