@@ -5,10 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/slipway
-export REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run test lint venv services clean
+.PHONY: run test lint venv services docker browser clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "slipway: $(PYTHON) is required (install Python 3.11)"; exit 1; }
@@ -22,9 +20,16 @@ venv: $(STAMP)
 services:
 	@bash platform/scripts/ensure-services.sh
 
-test: venv services
+# Image builds need a Docker engine; the browser tests need Chromium. Both are installed when missing.
+docker:
+	@bash platform/scripts/ensure-docker.sh
+
+browser:
+	@bash platform/scripts/ensure-chromium.sh
+
+test: venv services docker browser
 	$(BIN)/ruff check .
-	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -q
+	SLIPWAY_BASE_IMAGE=$$(bash platform/scripts/base-image.sh) $(BIN)/python -m pytest -q
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -38,7 +38,7 @@ class Team(models.Model):
         ordering = ["slug"]
 
     def __str__(self) -> str:
-        return self.slug
+        return self.name or self.slug
 
 
 class Membership(models.Model):

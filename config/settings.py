@@ -70,6 +70,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.navigation",
             ],
         },
     }
@@ -158,7 +159,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = envbool("SLIPWAY_SECURE_COOKIES", False)
@@ -173,3 +174,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("SLIPWAY_LOG_LEVEL", "INFO")},
 }
+
+# Image builds. The Docker engine runs them; images go to the registry configured in the UI.
+DOCKER_HOST = env("DOCKER_HOST", "unix:///var/run/docker.sock")
+DOCKER_TIMEOUT = envint("SLIPWAY_DOCKER_TIMEOUT", 300, minimum=1)
+BASE_IMAGE = env("SLIPWAY_BASE_IMAGE", "python:3.11-slim")
+BUILD_TIMEOUT = envint("SLIPWAY_BUILD_TIMEOUT", 1800, minimum=10)
+BUILD_RETRIES = envint("SLIPWAY_BUILD_RETRIES", 3, minimum=1)
+BUILD_RETRY_BACKOFF = float(env("SLIPWAY_BUILD_RETRY_BACKOFF", "2"))
+BUILD_HEARTBEAT_SECONDS = envint("SLIPWAY_BUILD_HEARTBEAT", 5, minimum=1)
+# A running build whose worker has not reported for this long is failed as "worker lost".
+BUILD_STALE_AFTER = envint("SLIPWAY_BUILD_STALE_AFTER", 60, minimum=2)
+# A queued build older than this is enqueued again (its message may have died with Redis).
+BUILD_REQUEUE_AFTER = envint("SLIPWAY_BUILD_REQUEUE_AFTER", 120, minimum=1)
+BUILD_WORKDIR = Path(env("SLIPWAY_BUILD_WORKDIR", str(VAR_DIR / "builds")))
+WHEEL_CACHE = Path(env("SLIPWAY_WHEEL_CACHE", str(VAR_DIR / "wheel-cache")))
+# Where `make run` and the seed put a registry when none is configured in the UI.
+DEFAULT_REGISTRY_URL = env("SLIPWAY_DEFAULT_REGISTRY", "")
+
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-builds": {"task": "deployments.tasks.reap_stale_builds", "schedule": 15.0},
+}
+CELERY_TASK_TIME_LIMIT = BUILD_TIMEOUT + 120

@@ -4,6 +4,8 @@ import os
 
 os.environ.setdefault("SLIPWAY_SECRET_KEY", "tests-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/slipway")
+# A Redis database of its own, so a `make run` worker on the same Redis never takes test tasks.
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 from config.settings import *  # noqa: F403
 

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
+from deployments.views.builds import version_detail
 from registry.views import home
 
 urlpatterns = [
@@ -16,6 +17,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("", home, name="home"),
+    # The version page shows the upload (registry) and what became of it (deployments).
+    path("models/<slug:team>/<slug:name>/v<int:number>/", version_detail, name="version-detail"),
     path("", include("accounts.urls")),
+    path("", include("deployments.urls")),
     path("", include("registry.urls")),
 ]

@@ -10,6 +10,5 @@ urlpatterns = [
     path("models/<slug:team>/<slug:name>/edit/", views.model_edit, name="model-edit"),
     path("models/<slug:team>/<slug:name>/archive/", views.model_archive, name="model-archive"),
     path("models/<slug:team>/<slug:name>/versions/new/", views.version_create, name="version-create"),
-    path("models/<slug:team>/<slug:name>/v<int:number>/", views.version_detail, name="version-detail"),
     path("models/<slug:team>/<slug:name>/v<int:number>/artifact", views.version_artifact, name="version-artifact"),
 ]

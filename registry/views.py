@@ -142,17 +142,11 @@ def version_create(request, team, name):
                     apply_service_errors(form, error)
                 else:
                     messages.success(request, f"Version {version.display_name} registered.")
-                    return redirect("registry:version-detail", team, name, version.number)
+                    return redirect("version-detail", team, name, version.number)
             status = 400
     else:
         form = VersionUploadForm()
     return render(request, "registry/version_form.html", {"form": form, "model": model}, status=status)
-
-
-@login_required
-def version_detail(request, team, name, number):
-    version = selectors.version_get(user=request.user, team=team, name=name, number=number)
-    return render(request, "registry/version_detail.html", {"version": version, "model": version.model})
 
 
 @login_required

@@ -12,11 +12,15 @@ from accounts import services as account_services
 from accounts.models import Role
 from tests.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
 
+# Real services (Docker engine, OCI registry) as session fixtures.
+pytest_plugins = ["tests.support.services"]
 
-@pytest.fixture(autouse=True)
-def _postgres_only(db):
+
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_only(django_db_setup, django_db_blocker):
     # The product runs on PostgreSQL; a green run on SQLite would prove little.
-    assert connection.vendor == "postgresql", "tests must run on PostgreSQL: set DATABASE_URL (see Makefile)"
+    with django_db_blocker.unblock():
+        assert connection.vendor == "postgresql", "tests must run on PostgreSQL: set DATABASE_URL (see Makefile)"
 
 
 @pytest.fixture(autouse=True)

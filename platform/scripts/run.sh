@@ -16,6 +16,17 @@ export SLIPWAY_ALLOWED_HOSTS="${SLIPWAY_ALLOWED_HOSTS:-127.0.0.1,localhost}"
 # Redis: the one given, or the local one (started here when installed but stopped).
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"
 bash platform/scripts/ensure-services.sh redis
+# Builds need a Docker engine, a registry and a base image. Without them the platform still runs
+# and each build fails saying what is missing.
+export SLIPWAY_DEFAULT_REGISTRY="${SLIPWAY_DEFAULT_REGISTRY:-127.0.0.1:5000}"
+if bash platform/scripts/ensure-docker.sh; then
+  SLIPWAY_BASE_IMAGE="$(bash platform/scripts/base-image.sh)" && export SLIPWAY_BASE_IMAGE
+  if [ "$SLIPWAY_DEFAULT_REGISTRY" = "127.0.0.1:5000" ]; then
+    bash platform/scripts/ensure-registry.sh 5000 "$PWD/var/registry"
+  fi
+else
+  echo "slipway: warning: no Docker engine; builds will fail until one answers (see above)." >&2
+fi
 [ -n "${DATABASE_URL:-}" ] || echo "slipway: DATABASE_URL not set; using SQLite in var/slipway.sqlite3"
 
 "$BIN/python" manage.py migrate --no-input -v0

@@ -1,1 +1,0 @@
-"""Environments, builds, rollouts, promotions and approvals live here."""

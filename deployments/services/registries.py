@@ -1,0 +1,53 @@
+"""Container registry settings: global (site admins) or per team (team admins)."""
+
+import re
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.permissions import Action, Actor, require
+from deployments.models import ContainerRegistry
+
+URL_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?(?:/[a-z0-9._-]+)*$")
+LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
+
+
+def _require_admin(actor: Actor, team) -> None:
+    if team is None:
+        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
+            raise PermissionDenied("Only site administrators manage the global registry, from the web UI.")
+    else:
+        require(actor, Action.MANAGE_TEAM, team)
+
+
+def _clean(registry: ContainerRegistry) -> None:
+    url = registry.url.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    if not URL_RE.match(url):
+        raise ValidationError({"url": "Give the registry as host[:port][/path], e.g. registry.example.com:5000/ml."})
+    registry.url = url
+    if registry.insecure and not url.startswith(LOOPBACK_HOSTS):
+        raise ValidationError({"insecure": "Plain HTTP is only allowed for a registry on this machine (loopback)."})
+    if registry.password and not registry.username:
+        raise ValidationError({"username": "A password needs a username."})
+    if not registry.name.strip():
+        raise ValidationError({"name": "Give the registry a name."})
+
+
+def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | None = None) -> ContainerRegistry:
+    """Create or update. `password=None` keeps the stored one: it is never sent back to be re-entered."""
+    _require_admin(actor, registry.team)
+    if password is not None:
+        registry.password = password
+    _clean(registry)
+    try:
+        with transaction.atomic():
+            registry.save()
+    except IntegrityError:
+        where = f"Team '{registry.team.slug}'" if registry.team else "The platform"
+        raise ValidationError({"team": f"{where} already has a registry; edit it instead."}) from None
+    return registry
+
+
+def registry_delete(*, actor: Actor, registry: ContainerRegistry) -> None:
+    _require_admin(actor, registry.team)
+    registry.delete()

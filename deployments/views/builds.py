@@ -1,0 +1,69 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.permissions import Action, Actor, decide
+from deployments import selectors
+from deployments.models import BuildState
+from deployments.services import builds
+from registry import selectors as registry_selectors
+
+
+@login_required
+def version_detail(request, team, name, number):
+    """The version page: what was uploaded (registry) and what became of it (builds)."""
+    version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
+    version_builds = list(selectors.build_list(user=request.user).filter(version=version).order_by("-created_at")[:20])
+    actor = Actor.from_request(request)
+    context = {
+        "version": version,
+        "model": version.model,
+        "builds": version_builds,
+        "latest_build": version_builds[0] if version_builds else None,
+        "can_build": decide(actor, Action.START_BUILD, version.model.team).allowed,
+    }
+    if request.htmx:
+        return render(request, "deployments/_build_summary.html", context)
+    return render(request, "deployments/version_detail.html", context)
+
+
+@login_required
+def build_detail(request, pk):
+    build = get_object_or_404(selectors.build_list(user=request.user).defer(None), pk=pk)
+    context = {
+        "build": build,
+        "version": build.version,
+        "model": build.version.model,
+        "can_cancel": decide(Actor.from_request(request), Action.START_BUILD, build.version.model.team).allowed
+        and build.state in BuildState.active(),
+    }
+    template = "deployments/_build_header.html" if request.htmx else "deployments/build_detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def build_start(request, team, name, number):
+    version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
+    try:
+        build = builds.build_start(actor=Actor.from_request(request), version=version)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+        return redirect("version-detail", team, name, number)
+    messages.success(request, f"Build #{build.pk} queued.")
+    return redirect("deployments:build-detail", build.pk)
+
+
+@login_required
+@require_POST
+def build_cancel(request, pk):
+    build = get_object_or_404(selectors.build_list(user=request.user), pk=pk)
+    try:
+        builds.build_cancel(actor=Actor.from_request(request), build=build)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, f"Build #{build.pk} is being cancelled.")
+    return redirect("deployments:build-detail", build.pk)
