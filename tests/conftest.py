@@ -16,6 +16,19 @@ from tests.factories import MembershipFactory, ModelFactory, TeamFactory, UserFa
 pytest_plugins = ["tests.support.services"]
 
 
+# Tests of parts that never touch the database (the image runtime, the Kubernetes emulator, the
+# log viewer in a browser) run without one; every other test gets the database unless it asks
+# for something else.
+DATABASE_FREE = ("builder", "kube", "browser")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        folder = item.path.parent.name
+        if folder not in DATABASE_FREE and item.get_closest_marker("django_db") is None:
+            item.add_marker(pytest.mark.django_db)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_only(django_db_setup, django_db_blocker):
     # The product runs on PostgreSQL; a green run on SQLite would prove little.
