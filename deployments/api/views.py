@@ -68,11 +68,11 @@ class BuildViewSet(viewsets.ReadOnlyModelViewSet):
         try:
             data = log_response(build, build.log_lines.all(), request.query_params, finished_states=BuildState.final())
         except ValueError as exc:
-            raise ValidationError({"after": str(exc)}) from None
+            raise ValidationError({"after": [str(exc)]}) from None
         return Response(data)
 
     @extend_schema(responses={(200, "text/plain"): str})
-    @action(detail=True, methods=["get"], url_path="log.txt")
+    @action(detail=True, methods=["get"], url_path="log/download")
     def log_text(self, request, pk=None):
         build = self.get_object()
         lines = build.log_lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)

@@ -1,8 +1,6 @@
 """Builds on the real Docker engine, a real registry with credentials, and a real Celery worker."""
 
-import io
 import json
-import tarfile
 import threading
 import time
 
@@ -16,6 +14,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from deployments.models import Build, BuildState, ContainerRegistry
+from tests.support.builds import containers_running, custom_context, wait_for_build
 from tests.support.services import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,14 +35,6 @@ def upload(api, model, *, name, content, framework, **fields):
     }, format="multipart")
     assert response.status_code == 201, response.content
     return response.json()
-
-
-def wait_for_build(version_id, timeout=300) -> Build:
-    def finished():
-        build = Build.objects.filter(version_id=version_id).order_by("-pk").first()
-        return build if build and build.is_finished else None
-
-    return wait_until(finished, timeout=timeout, interval=0.5, message=f"the build of version {version_id}")
 
 
 def log_text(build) -> str:
@@ -174,16 +165,6 @@ def test_an_onnx_version_serves_the_same_predictions(
     assert labels["data"] == estimator.predict(features[:10]).tolist()
 
 
-def custom_context(dockerfile: str) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        data = dockerfile.encode()
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 def test_a_failing_custom_dockerfile_ends_failed_with_the_engine_error(
     api, teammate, model, registry_row, build_settings, celery_worker, base_image,
 ):
@@ -228,8 +209,7 @@ def test_cancel_stops_the_build_and_removes_its_containers(
     version = upload(client, model, name="ctx.tar.gz", content=content, framework="custom")
 
     def sleeping_containers():
-        containers = docker_engine.containers.list(all=True)
-        return [c for c in containers if marker in " ".join(c.attrs["Config"]["Cmd"] or [])]
+        return containers_running(docker_engine, marker)
 
     wait_until(sleeping_containers, timeout=60, message="the build's RUN step to start")
     build = Build.objects.get(version_id=version["id"])
