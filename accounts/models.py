@@ -78,6 +78,9 @@ class ApiToken(models.Model):
     prefix = models.CharField(max_length=16, unique=True)
     digest = models.CharField(max_length=64)
     scopes = models.JSONField(default=list)
+    # Optional limits: a token for one team's CI need not reach the others, nor prod.
+    teams = models.ManyToManyField(Team, blank=True, related_name="+", help_text="Empty: all of the user's teams.")
+    environment_names = models.JSONField(default=list, blank=True, help_text="Empty: every environment.")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -103,3 +106,6 @@ class ApiToken(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes
+
+    def allows_environment(self, name: str) -> bool:
+        return not self.environment_names or name in self.environment_names

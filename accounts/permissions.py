@@ -42,6 +42,20 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.MANAGE_TEAM: Role.ADMIN,
 }
 
+# How a refused action is named on the audit trail ("<object>.<verb>", like the changes themselves).
+AUDIT_NAME: dict[Action, str] = {
+    Action.VIEW: "team.view",
+    Action.CREATE_MODEL: "model.create",
+    Action.CHANGE_MODEL: "model.update",
+    Action.ARCHIVE_MODEL: "model.archive",
+    Action.UPLOAD_VERSION: "version.create",
+    Action.START_BUILD: "build.start",
+    Action.DEPLOY: "rollout.start",
+    Action.REQUEST_PROMOTION: "promotion.request",
+    Action.APPROVE: "promotion.approve",
+    Action.MANAGE_TEAM: "team.manage",
+}
+
 # The scope an API token needs for each action. Team management is for people, not scripts.
 REQUIRED_SCOPE: dict[Action, TokenScope | None] = {
     Action.VIEW: TokenScope.READ,
@@ -116,6 +130,9 @@ def decide(actor: Actor, action: Action, team: Team, *, role: Role | None = None
             return Decision(False, f"'{action}' cannot be done with an API token; use the web UI")
         if not actor.token.has_scope(scope):
             return Decision(False, f"the API token '{actor.token.name}' lacks the '{scope}' scope")
+        limited_to = {t.pk for t in actor.token.teams.all()}
+        if limited_to and team.pk not in limited_to:
+            return Decision(False, f"the API token '{actor.token.name}' is limited to other teams")
     if user.is_superuser:
         return Decision(True, "site administrator")
     role = role or role_in(user, team)
@@ -128,9 +145,14 @@ def decide(actor: Actor, action: Action, team: Team, *, role: Role | None = None
     return Decision(True, f"{role.label.lower()} in team '{team.slug}'")
 
 
-def require(actor: Actor, action: Action, team: Team) -> None:
+def require(actor: Actor, action: Action, team: Team, *, obj=None) -> None:
+    """Raise PermissionDenied with the reason, and put the refused attempt on the audit trail."""
     decision = decide(actor, action, team)
     if not decision:
+        from audit.services import record
+
+        record(actor=actor, action=AUDIT_NAME[action], obj=obj or team, outcome="refused", reason=decision.reason,
+               team_id=team.pk)
         raise PermissionDenied(f"You may not do this: {decision.reason}.")
 
 

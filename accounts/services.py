@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from audit.services import record
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -26,7 +27,11 @@ def membership_set(*, actor: Actor, team: Team, user, role: Role) -> Membership:
     require(actor, Action.MANAGE_TEAM, team)
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}; choose one of {', '.join(Role.values)}."})
-    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    before = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
+    with transaction.atomic():
+        membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+        record(actor=actor, action="membership.set", obj=membership, team_id=team.pk,
+               before={"user": user.get_username(), "role": before}, after={"user": user.get_username(), "role": role})
     return membership
 
 
@@ -35,7 +40,10 @@ def membership_remove(*, actor: Actor, team: Team, user) -> None:
     remaining_admins = Membership.objects.filter(team=team, role=Role.ADMIN).exclude(user=user)
     if not remaining_admins.exists() and Membership.objects.filter(team=team, user=user, role=Role.ADMIN):
         raise ValidationError("A team keeps at least one admin; make someone else admin first.")
-    Membership.objects.filter(team=team, user=user).delete()
+    with transaction.atomic():
+        Membership.objects.filter(team=team, user=user).delete()
+        record(actor=actor, action="membership.remove", obj=team, team_id=team.pk,
+               before={"user": user.get_username()})
 
 
 def token_create(
@@ -65,11 +73,17 @@ def token_create(
                 scopes=scopes,
                 expires_at=timezone.now() + timedelta(days=days),
             )
+            record(actor=user, action="token.create", obj=token,
+                   after={"name": token.name, "scopes": scopes, "expires_at": token.expires_at})
     except IntegrityError:
         raise ValidationError({"name": "You already have a token with this name."}) from None
     return token, secret
 
 
-def token_revoke(*, token: ApiToken) -> bool:
+def token_revoke(*, token: ApiToken, by=None) -> bool:
     """Revoke; returns False when it was already revoked (a double click does nothing twice)."""
-    return bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+    with transaction.atomic():
+        revoked = bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+        if revoked:
+            record(actor=by or token.user, action="token.revoke", obj=token, after={"name": token.name})
+    return revoked

@@ -33,7 +33,7 @@ def token_list(request):
 @require_POST
 def token_revoke(request, pk):
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
-    if services.token_revoke(token=token):
+    if services.token_revoke(token=token, by=Actor.from_request(request)):
         messages.success(request, f"Token '{token.name}' revoked. Scripts using it will get 401.")
     return redirect("accounts:tokens")
 

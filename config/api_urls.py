@@ -1,7 +1,12 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import TokenViewSet
-from deployments.api.views import BuildViewSet, RegistryViewSet
+from audit.api.views import AuditEventViewSet
+from deployments.api.builds import BuildViewSet, RegistryViewSet
+from deployments.api.can_i import CanIView
+from deployments.api.environments import EnvironmentViewSet, RolloutViewSet
+from deployments.api.promotions import PromotionViewSet
 from registry.api.views import ModelViewSet, TeamViewSet, VersionViewSet
 
 router = DefaultRouter()
@@ -11,6 +16,10 @@ router.register("versions", VersionViewSet, basename="version")
 router.register("tokens", TokenViewSet, basename="token")
 router.register("builds", BuildViewSet, basename="build")
 router.register("registries", RegistryViewSet, basename="registry")
+router.register("environments", EnvironmentViewSet, basename="environment")
+router.register("rollouts", RolloutViewSet, basename="rollout")
+router.register("promotions", PromotionViewSet, basename="promotion")
+router.register("audit", AuditEventViewSet, basename="audit-event")
 
 app_name = "api"
-urlpatterns = router.urls
+urlpatterns = [path("can-i/", CanIView.as_view(), name="can-i"), *router.urls]

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "accounts",
+    "audit",
     "registry",
     "deployments",
 ]
@@ -71,6 +72,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "accounts.context_processors.navigation",
+                "deployments.context_processors.approvals",
             ],
         },
     }
@@ -196,3 +198,17 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-builds": {"task": "deployments.tasks.reap_stale_builds", "schedule": 15.0},
 }
 CELERY_TASK_TIME_LIMIT = BUILD_TIMEOUT + 120
+
+# Rollouts: how long one may take in all, and how often drift is looked for.
+ROLLOUT_TIMEOUT = envint("SLIPWAY_ROLLOUT_TIMEOUT", 1800, minimum=10)
+DRIFT_CHECK_SECONDS = envint("SLIPWAY_DRIFT_CHECK_SECONDS", 60, minimum=5)
+CELERY_BEAT_SCHEDULE["reap-stale-rollouts"] = {"task": "deployments.tasks.reap_stale_rollouts", "schedule": 15.0}
+CELERY_BEAT_SCHEDULE["check-drift"] = {"task": "deployments.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)}
+
+# Links in emails and webhooks point here.
+SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+EMAIL_BACKEND = env("SLIPWAY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("SLIPWAY_FROM_EMAIL", "slipway@localhost")
+EMAIL_HOST = env("SLIPWAY_EMAIL_HOST", "localhost")
+EMAIL_PORT = envint("SLIPWAY_EMAIL_PORT", 25, minimum=1)
+CELERY_BEAT_SCHEDULE["expire-promotions"] = {"task": "deployments.tasks.expire_promotions", "schedule": 60.0}

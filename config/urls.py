@@ -4,8 +4,8 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
-from deployments.views.builds import version_detail
-from registry.views import home
+from deployments.views.overview import overview
+from deployments.views.pages import model_detail, version_detail
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -16,10 +16,12 @@ urlpatterns = [
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("", home, name="home"),
-    # The version page shows the upload (registry) and what became of it (deployments).
+    path("", overview, name="home"),
+    # The model and version pages show what was uploaded (registry) and where it runs (deployments).
+    path("models/<slug:team>/<slug:name>/", model_detail, name="model-detail"),
     path("models/<slug:team>/<slug:name>/v<int:number>/", version_detail, name="version-detail"),
     path("", include("accounts.urls")),
+    path("", include("audit.urls")),
     path("", include("deployments.urls")),
     path("", include("registry.urls")),
 ]

@@ -4,6 +4,7 @@ import logging
 import uuid
 from pathlib import Path
 
+from audit.services import record
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -37,29 +38,38 @@ def model_create(
     try:
         with transaction.atomic():
             model.save()
+            record(actor=actor, action="model.create", obj=model,
+                   after={"name": name, "task": task, "auto_build": auto_build})
     except IntegrityError:
         raise ValidationError({"name": f"Team '{team.slug}' already has a model named '{name}'."}) from None
     return model
 
 
 def model_update(*, actor: Actor, model: RegisteredModel, **changes) -> RegisteredModel:
-    require(actor, Action.CHANGE_MODEL, model.team)
+    require(actor, Action.CHANGE_MODEL, model.team, obj=model)
     unknown = set(changes) - set(MODEL_EDITABLE_FIELDS)
     if unknown:
         field = sorted(unknown)[0]
         raise ValidationError({field: "This field cannot be changed after the model is registered."})
+    before = {field: getattr(model, field) for field in changes}
     for field, value in changes.items():
         setattr(model, field, value)
     model.full_clean(validate_unique=False)
-    model.save(update_fields=[*changes, "updated_at"])
+    with transaction.atomic():
+        model.save(update_fields=[*changes, "updated_at"])
+        record(actor=actor, action="model.update", obj=model, before=before, after=changes)
     return model
 
 
 def model_set_archived(*, actor: Actor, model: RegisteredModel, archived: bool) -> RegisteredModel:
-    require(actor, Action.ARCHIVE_MODEL, model.team)
+    require(actor, Action.ARCHIVE_MODEL, model.team, obj=model)
+    before = model.archived
     model.archived = archived
     model.archived_at = timezone.now() if archived else None
-    model.save(update_fields=["archived", "archived_at", "updated_at"])
+    with transaction.atomic():
+        model.save(update_fields=["archived", "archived_at", "updated_at"])
+        record(actor=actor, action="model.archive" if archived else "model.unarchive", obj=model,
+               before={"archived": before}, after={"archived": archived})
     return model
 
 
@@ -86,7 +96,7 @@ def version_create(
     counted and hashed. It is inspected (never executed), stored, and only then recorded; if
     recording fails the stored file is removed again, so a failed upload leaves nothing behind.
     """
-    require(actor, Action.UPLOAD_VERSION, model.team)
+    require(actor, Action.UPLOAD_VERSION, model.team, obj=model)
     if model.archived:
         raise ValidationError({"model": "The model is archived; unarchive it before adding versions."})
     if framework not in Framework.values:
@@ -150,6 +160,11 @@ def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVer
             if stored_name:
                 version.artifact.name = stored_name
             version.save()
+            record(actor=actor, action="version.create", obj=version, after={
+                "number": number, "framework": framework, "label": fields["label"],
+                "artifact_sha256": fields.get("artifact_sha256", ""),
+                "image_reference": fields.get("image_reference", ""),
+            })
             transaction.on_commit(lambda: version_created.send(sender=ModelVersion, version=version, actor=actor))
     except IntegrityError:
         raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None

@@ -6,7 +6,6 @@ app_name = "registry"
 urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/new/", views.model_create, name="model-create"),
-    path("models/<slug:team>/<slug:name>/", views.model_detail, name="model-detail"),
     path("models/<slug:team>/<slug:name>/edit/", views.model_edit, name="model-edit"),
     path("models/<slug:team>/<slug:name>/archive/", views.model_archive, name="model-archive"),
     path("models/<slug:team>/<slug:name>/versions/new/", views.version_create, name="version-create"),

@@ -68,22 +68,6 @@ def model_create(request):
 
 
 @login_required
-def model_detail(request, team, name):
-    model = selectors.model_get(user=request.user, team=team, name=name)
-    actor = Actor.from_request(request)
-    versions = Paginator(selectors.version_list(model=model), 50).get_page(request.GET.get("page"))
-    metric_names = sorted({key for version in versions for key in version.metrics})
-    return render(request, "registry/model_detail.html", {
-        "model": model,
-        "versions": versions,
-        "metric_names": metric_names,
-        "can_upload": decide(actor, Action.UPLOAD_VERSION, model.team).allowed and not model.archived,
-        "can_edit": decide(actor, Action.CHANGE_MODEL, model.team).allowed,
-        "can_archive": decide(actor, Action.ARCHIVE_MODEL, model.team).allowed,
-    })
-
-
-@login_required
 def model_edit(request, team, name):
     model = selectors.model_get(user=request.user, team=team, name=name)
     actor = Actor.from_request(request)
@@ -97,7 +81,7 @@ def model_edit(request, team, name):
             apply_service_errors(form, error)
         else:
             messages.success(request, "Model updated.")
-            return redirect("registry:model-detail", team, name)
+            return redirect("model-detail", team, name)
     return render(request, "registry/model_edit.html", {"form": form, "model": model})
 
 
@@ -108,7 +92,7 @@ def model_archive(request, team, name):
     archived = request.POST.get("archived", "1") == "1"
     services.model_set_archived(actor=Actor.from_request(request), model=model, archived=archived)
     messages.success(request, f"Model {model} {'archived' if archived else 'restored'}.")
-    return redirect("registry:model-detail", team, name)
+    return redirect("model-detail", team, name)
 
 
 @login_required
@@ -157,10 +141,3 @@ def version_artifact(request, team, name, number):
     response = FileResponse(version.artifact.open("rb"), as_attachment=True, filename=version.artifact_name)
     response["X-Checksum-SHA256"] = version.artifact_sha256
     return response
-
-
-@login_required
-def home(request):
-    return redirect("registry:model-list")
-
-

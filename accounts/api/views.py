@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from accounts import services
 from accounts.api import serializers
 from accounts.models import ApiToken
+from accounts.permissions import Actor
 
 
 class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
@@ -29,4 +30,4 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         return Response(serializers.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        services.token_revoke(token=instance)
+        services.token_revoke(token=instance, by=Actor.from_request(self.request))

@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from accounts.models import Team
-from deployments.models import Build, ContainerRegistry
+from deployments.models import Approval, Build, ContainerRegistry, Environment, PromotionRequest, Rollout
 
 
 class BuildSerializer(serializers.ModelSerializer):
@@ -54,3 +54,104 @@ class RegistrySerializer(serializers.ModelSerializer):
 
     def get_has_password(self, obj) -> bool:
         return bool(obj.password)
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True,
+                                        required=False)
+    kube_token = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                       help_text="Write-only: stored encrypted, never returned.")
+    kubeconfig = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+                                       help_text="Write-only: stored encrypted, never returned.")
+    has_credentials = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Environment
+        fields = [
+            "id", "name", "team", "description", "position", "protected", "auto_rollback", "target",
+            "kube_api_url", "kube_ca_cert", "kube_token", "kubeconfig", "has_credentials", "namespace",
+            "docker_url", "bind_address", "deployment_settings", "created_at", "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+        validators = []
+
+
+class RolloutSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name", read_only=True)
+    environment_id = serializers.IntegerField(read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    team = serializers.CharField(source="model.team.slug", read_only=True)
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+    finished = serializers.BooleanField(source="is_finished", read_only=True)
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id", "environment", "environment_id", "team", "model", "version", "version_number", "build", "image",
+            "kind", "replaces", "requested_by", "reason", "state", "finished", "created_at", "started_at",
+            "finished_at", "ended_at", "progress", "endpoint", "failure_reason", "deployment_settings",
+            "drift", "drift_detail", "drift_checked_at", "log_line_count",
+        ]
+        read_only_fields = fields
+
+
+class RolloutDetailSerializer(RolloutSerializer):
+    class Meta(RolloutSerializer.Meta):
+        fields = [*RolloutSerializer.Meta.fields, "manifests"]
+        read_only_fields = fields
+
+
+class RolloutCreateSerializer(serializers.Serializer):
+    version = serializers.IntegerField(help_text="The id of the model version to deploy (its latest successful build).")
+    environment = serializers.IntegerField(help_text="The id of the environment.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class RollbackSerializer(serializers.Serializer):
+    model = serializers.IntegerField(help_text="The id of the model to roll back in this environment.")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.CharField(source="approver.username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = ["id", "approver", "decision", "digest", "comment", "token_name", "created_at"]
+        read_only_fields = fields
+
+
+class PromotionSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name", read_only=True)
+    environment_id = serializers.IntegerField(read_only=True)
+    team = serializers.CharField(source="model.team.slug", read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+    approvals_counted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PromotionRequest
+        fields = [
+            "id", "environment", "environment_id", "team", "model", "version", "version_number", "build", "image",
+            "requested_by", "requested_with_token", "reason", "state", "required_approvals", "approvals_counted",
+            "approvals", "created_at", "expires_at", "decided_at", "rollout", "break_glass_justification", "note",
+        ]
+        read_only_fields = fields
+
+    def get_approvals_counted(self, obj) -> int:
+        return sum(1 for a in obj.approvals.all() if a.decision == "approve" and a.digest == obj.digest)
+
+
+class PromotionCreateSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    environment = serializers.IntegerField()
+    reason = serializers.CharField(max_length=2000)
+    break_glass_justification = serializers.CharField(required=False, allow_blank=True, default="",
+                                                      help_text="Admins only: deploy through a freeze window.")
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -9,20 +9,20 @@ engine or the registry is talked to.
 import logging
 import shutil
 import socket
-import threading
 import time
 import traceback
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from deployments import images
 from deployments.builder.context import BuildContextError, BuildSpec, prepare_context
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
+from deployments.services import promotions
+from deployments.services.supervision import Heartbeat
 from registry.models import Framework
 
 logger = logging.getLogger(__name__)
@@ -30,28 +30,6 @@ logger = logging.getLogger(__name__)
 
 class StepLost(Exception):
     """The build left the state this runner expected (failed by the reaper): stop quietly."""
-
-
-class Heartbeat(threading.Thread):
-    """Tells the reaper this worker is alive, even while a step prints nothing for minutes."""
-
-    def __init__(self, build_id: int):
-        super().__init__(name=f"heartbeat-{build_id}", daemon=True)
-        self.build_id = build_id
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(settings.BUILD_HEARTBEAT_SECONDS):
-                Build.objects.filter(pk=self.build_id, state__in=BuildState.running()).update(
-                    heartbeat_at=timezone.now()
-                )
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=5)
 
 
 class BuildRunner:
@@ -167,6 +145,9 @@ class BuildRunner:
     def succeed(self, **fields) -> None:
         self.finish(BuildState.SUCCEEDED, "", **fields)
         self.say("Build succeeded")
+        self.build.refresh_from_db()
+        if promotions.rebind_to_new_build(self.build):
+            self.say("Pending promotions of this version now point at the new digest; their approvals are void")
 
     def finish(self, state: str, reason: str, **fields) -> None:
         self.log.flush()
@@ -225,12 +206,19 @@ def execute(*, build_id: int) -> None:
         return
     build = Build.objects.select_related("version__model__team", "registry").get(pk=build_id)
     runner = BuildRunner(build)
-    heartbeat = Heartbeat(build_id)
-    heartbeat.start()
+    try:
+        with Heartbeat(Build, build_id, BuildState.running(), settings.BUILD_HEARTBEAT_SECONDS):
+            _run(runner)
+    finally:
+        shutil.rmtree(runner.workdir, ignore_errors=True)
+
+
+def _run(runner: BuildRunner) -> None:
+    """Runs the build and turns every way it can end into a final state with a reason."""
     try:
         runner.run()
     except StepLost:
-        logger.warning("build %s: no longer running here (reaped or finished elsewhere)", build_id)
+        logger.warning("build %s: no longer running here (reaped or finished elsewhere)", runner.build.pk)
     except images.Cancelled as exc:
         _finish_quietly(runner, runner.stop_state, str(exc))
     except images.ImageError as exc:
@@ -238,12 +226,9 @@ def execute(*, build_id: int) -> None:
     except SoftTimeLimitExceeded:
         _finish_quietly(runner, BuildState.FAILED, f"The build exceeded its time limit of {settings.BUILD_TIMEOUT} s.")
     except Exception as exc:
-        logger.exception("build %s crashed", build_id)
+        logger.exception("build %s crashed", runner.build.pk)
         runner.log(traceback.format_exc())
         _finish_quietly(runner, BuildState.FAILED, f"Internal error in the build worker: {type(exc).__name__}: {exc}")
-    finally:
-        heartbeat.stop()
-        shutil.rmtree(runner.workdir, ignore_errors=True)
 
 
 def _finish_quietly(runner: BuildRunner, state: str, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 import re
 
+from audit.services import record
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
@@ -39,9 +40,14 @@ def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | 
     if password is not None:
         registry.password = password
     _clean(registry)
+    created = registry.pk is None
     try:
         with transaction.atomic():
             registry.save()
+            record(actor=actor, action="registry.create" if created else "registry.update", obj=registry,
+                   team_id=registry.team_id, after={"name": registry.name, "url": registry.url,
+                                                    "username": registry.username, "insecure": registry.insecure,
+                                                    "password_changed": password is not None})
     except IntegrityError:
         where = f"Team '{registry.team.slug}'" if registry.team else "The platform"
         raise ValidationError({"team": f"{where} already has a registry; edit it instead."}) from None
@@ -50,4 +56,7 @@ def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | 
 
 def registry_delete(*, actor: Actor, registry: ContainerRegistry) -> None:
     _require_admin(actor, registry.team)
-    registry.delete()
+    with transaction.atomic():
+        record(actor=actor, action="registry.delete", obj=registry, team_id=registry.team_id,
+               before={"name": registry.name, "url": registry.url})
+        registry.delete()

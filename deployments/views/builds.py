@@ -12,24 +12,6 @@ from registry import selectors as registry_selectors
 
 
 @login_required
-def version_detail(request, team, name, number):
-    """The version page: what was uploaded (registry) and what became of it (builds)."""
-    version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
-    version_builds = list(selectors.build_list(user=request.user).filter(version=version).order_by("-created_at")[:20])
-    actor = Actor.from_request(request)
-    context = {
-        "version": version,
-        "model": version.model,
-        "builds": version_builds,
-        "latest_build": version_builds[0] if version_builds else None,
-        "can_build": decide(actor, Action.START_BUILD, version.model.team).allowed,
-    }
-    if request.htmx:
-        return render(request, "deployments/_build_summary.html", context)
-    return render(request, "deployments/version_detail.html", context)
-
-
-@login_required
 def build_detail(request, pk):
     build = get_object_or_404(selectors.build_list(user=request.user).defer(None), pk=pk)
     context = {

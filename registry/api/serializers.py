@@ -65,7 +65,7 @@ class ModelSerializer(serializers.ModelSerializer):
         return fields
 
     def get_url(self, obj) -> str:
-        return reverse("registry:model-detail", args=[obj.team.slug, obj.name])
+        return reverse("model-detail", args=[obj.team.slug, obj.name])
 
 
 class ModelUpdateSerializer(serializers.ModelSerializer):

@@ -1,6 +1,7 @@
 import factory
+from django.utils import timezone
 
-from deployments.models import Build, BuildLogLine, ContainerRegistry
+from deployments.models import Build, BuildLogLine, BuildState, ContainerRegistry, Environment
 from tests.factories import VersionFactory
 
 
@@ -27,3 +28,21 @@ def add_log_lines(build, count, text="line {n}"):
     )
     Build.objects.filter(pk=build.pk).update(log_line_count=build.log_line_count + count)
     build.refresh_from_db()
+
+
+class EnvironmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Environment
+
+    name = factory.Sequence(lambda n: f"env-{n}")
+    position = factory.Sequence(lambda n: (n + 1) * 10)
+    target = "docker"
+
+
+def succeeded_build(version, digest_char="a"):
+    """A build as the runner leaves it after pushing: succeeded, with an image digest."""
+    return BuildFactory(
+        version=version, state=BuildState.SUCCEEDED, finished_at=timezone.now(),
+        image_reference=f"127.0.0.1:5000/{version.model.team.slug}/{version.model.name}:v{version.number}-b1",
+        image_digest="sha256:" + digest_char * 64,
+    )

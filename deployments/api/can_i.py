@@ -1,0 +1,82 @@
+"""GET /api/v1/can-i/?action=…&object=kind:id[&environment=id][&user=name]: may U do A on O, and why."""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import Team
+from accounts.permissions import Action, Actor, decide, restrict, visible_teams
+from deployments.models import PromotionRequest
+from deployments.services import promotions
+from deployments.services.environments import environments_for
+from registry.models import ModelVersion, RegisteredModel
+
+OBJECTS = {
+    "team": lambda user, pk: visible_teams(user).filter(slug=pk).first() or visible_teams(user).filter(
+        pk=int(pk) if pk.isdigit() else 0).first(),
+    "model": lambda user, pk: restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first(),
+    "version": lambda user, pk: restrict(ModelVersion.objects.select_related("model__team"), user).filter(
+        pk=pk).first(),
+    "promotion": lambda user, pk: restrict(PromotionRequest.objects.select_related(
+        "environment", "model__team", "requested_by"), user).filter(pk=pk).first(),
+}
+
+
+def team_of(obj) -> Team:
+    if isinstance(obj, Team):
+        return obj
+    if isinstance(obj, RegisteredModel):
+        return obj.team
+    return obj.model.team
+
+
+class CanIView(APIView):
+    @extend_schema(parameters=[
+        OpenApiParameter("action", str, required=True, description=", ".join(a.value for a in Action)),
+        OpenApiParameter("object", str, required=True, description="team:<slug>, model:<id>, version:<id> or "
+                                                                  "promotion:<id>"),
+        OpenApiParameter("environment", int, description="For deploy: the environment's id."),
+        OpenApiParameter("user", str, description="Ask about someone else (admins only)."),
+    ], responses={200: dict})
+    def get(self, request):
+        params = request.query_params
+        try:
+            action = Action(params.get("action", ""))
+        except ValueError:
+            raise ValidationError({"action": f"Choose one of {', '.join(a.value for a in Action)}."}) from None
+        kind, _, pk = params.get("object", "").partition(":")
+        if kind not in OBJECTS or not pk:
+            raise ValidationError({"object": "Give kind:id, with kind one of team, model, version, promotion."})
+        obj = OBJECTS[kind](request.user, pk if kind == "team" else (int(pk) if pk.isdigit() else 0))
+        if obj is None:
+            raise NotFound(f"No {kind} {pk} in your teams.")
+        subject = request.user
+        if params.get("user") and params["user"] != request.user.get_username():
+            if not promotions.is_admin_of(request.user, team_of(obj)):
+                raise PermissionDenied("Only admins ask about other people.")
+            subject = get_user_model().objects.filter(username=params["user"]).first()
+            if subject is None:
+                raise NotFound(f"No user {params['user']}.")
+        actor = Actor(user=subject, token=request.auth if subject == request.user else None)
+        allowed, reason = self.decide(actor, action, obj, params.get("environment"))
+        return Response({"user": subject.get_username(), "action": action.value, "object": f"{kind}:{pk}",
+                         "allowed": allowed, "reason": reason})
+
+    def decide(self, actor, action, obj, environment_id):
+        if action == Action.APPROVE and isinstance(obj, PromotionRequest):
+            verdict = promotions.approver_verdict(actor, obj)
+            return verdict.allowed, verdict.reason
+        decision = decide(actor, action, team_of(obj))
+        if not decision or action != Action.DEPLOY or not environment_id:
+            return decision.allowed, decision.reason
+        environment = environments_for(actor.user).filter(pk=environment_id).first()
+        if environment is None:
+            return False, "no such environment for this team"
+        if environment.protected:
+            return False, f"{environment.name} is protected: deploying needs an approved promotion"
+        freeze = promotions.active_freeze(environment)
+        if freeze:
+            return False, f"{environment.name} is frozen until {freeze.ends_at:%Y-%m-%d %H:%M} ({freeze.reason})"
+        return True, decision.reason

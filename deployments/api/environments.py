@@ -1,0 +1,138 @@
+from django.utils.dateparse import parse_datetime
+from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from accounts.permissions import Actor, restrict, visible_teams
+from deployments.api import serializers
+from deployments.api.builds import LOG_PARAMETERS
+from deployments.logs import log_response
+from deployments.models import Environment, Rollout, RolloutState
+from deployments.services import environments, rollouts
+from registry.models import ModelVersion, RegisteredModel
+
+SECRET_FIELDS = ("kube_token", "kubeconfig")
+
+
+class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                         viewsets.ReadOnlyModelViewSet):
+    """Environments in the promotion path. Credentials are write-only and stored encrypted."""
+
+    serializer_class = serializers.EnvironmentSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    search_fields = ["name", "description"]
+
+    def get_queryset(self):
+        return environments.environments_for(self.request.user).order_by("position", "name")
+
+    def _save(self, environment, data):
+        secrets = {field: data.pop(field) for field in SECRET_FIELDS if field in data}
+        for field, value in data.items():
+            setattr(environment, field, value)
+        return environments.environment_save(actor=Actor.from_request(self.request), environment=environment,
+                                             secrets=secrets)
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        team = data.get("team")
+        if team is not None and not visible_teams(self.request.user).filter(pk=team.pk).exists():
+            raise ValidationError({"team": f"Object with slug={team.slug} does not exist."})
+        serializer.instance = self._save(Environment(), data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        if "team" in data and data["team"] != serializer.instance.team:
+            raise ValidationError({"team": "An environment cannot move to another team."})
+        serializer.instance = self._save(serializer.instance, data)
+
+    def perform_destroy(self, instance):
+        environments.require_admin(Actor.from_request(self.request), instance)
+        if instance.rollouts.exists():
+            raise ValidationError({"environment": "It has a deployment history, which is kept; it cannot be deleted."})
+        instance.delete()
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="test-connection")
+    def test_connection(self, request, pk=None):
+        """Report the server version, whether the namespace exists and what the credentials may do."""
+        report = environments.environment_check(actor=Actor.from_request(request), environment=self.get_object())
+        return Response(report)
+
+    @extend_schema(parameters=[OpenApiParameter("at", str, description="An ISO 8601 time; now when left out.")],
+                   responses=serializers.RolloutSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def releases(self, request, pk=None):
+        """What ran in this environment at a time (now by default), one release per model, with drift."""
+        at = request.query_params.get("at")
+        when = parse_datetime(at) if at else None
+        if at and when is None:
+            raise ValidationError({"at": f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."})
+        releases = restrict(rollouts.releases_at(self.get_object(), when), request.user)
+        return Response(serializers.RolloutSerializer(releases, many=True).data)
+
+    @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.RolloutSerializer})
+    @action(detail=True, methods=["post"])
+    def rollback(self, request, pk=None):
+        """Redeploy the release that ran before the current one of a model."""
+        incoming = serializers.RollbackSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        model = restrict(RegisteredModel.objects.select_related("team"), request.user).filter(
+            pk=incoming.validated_data["model"]).first()
+        if model is None:
+            raise ValidationError({"model": "No such model in your teams."})
+        rollout = rollouts.rollout_rollback(actor=Actor.from_request(request), environment=self.get_object(),
+                                            model=model, reason=incoming.validated_data["reason"])
+        return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+
+
+class RolloutFilter(filters.FilterSet):
+    team = filters.CharFilter(field_name="model__team__slug")
+    state = filters.MultipleChoiceFilter(choices=RolloutState.choices)
+
+    class Meta:
+        model = Rollout
+        fields = ["environment", "model", "version", "state", "kind", "team"]
+
+
+class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
+    """Deployments of a version's image into an environment. POST starts one; `log?after=` tails it."""
+
+    filterset_class = RolloutFilter
+    ordering_fields = ["created_at", "finished_at"]
+
+    def get_queryset(self):
+        return restrict(Rollout.objects.select_related(
+            "environment", "model__team", "version", "requested_by"), self.request.user).order_by("-created_at")
+
+    def get_serializer_class(self):
+        return serializers.RolloutDetailSerializer if self.action == "retrieve" else serializers.RolloutSerializer
+
+    @extend_schema(request=serializers.RolloutCreateSerializer, responses={201: serializers.RolloutSerializer})
+    def create(self, request):
+        incoming = serializers.RolloutCreateSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        version = restrict(ModelVersion.objects.select_related("model__team"), request.user).filter(
+            pk=incoming.validated_data["version"]).first()
+        if version is None:
+            raise ValidationError({"version": "No such version in your teams."})
+        environment = environments.environments_for(request.user).filter(
+            pk=incoming.validated_data["environment"]).first()
+        if environment is None:
+            raise ValidationError({"environment": "No such environment."})
+        rollout = rollouts.rollout_start(actor=Actor.from_request(request), version=version,
+                                         environment=environment, reason=incoming.validated_data["reason"])
+        return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=LOG_PARAMETERS, responses=serializers.LogWindowSerializer)
+    @action(detail=True, methods=["get"])
+    def log(self, request, pk=None):
+        rollout = self.get_object()
+        try:
+            data = log_response(rollout, rollout.log_lines.all(), request.query_params,
+                                finished_states=RolloutState.final())
+        except ValueError as exc:
+            raise ValidationError({"after": [str(exc)]}) from None
+        return Response(data)

@@ -1,0 +1,104 @@
+from django.db import models
+from django.utils import timezone
+
+from accounts.models import Team, dns_label_validator
+from deployments.crypto import EncryptedTextField
+from registry.models import RegisteredModel
+
+
+class TargetKind(models.TextChoices):
+    KUBERNETES = "kubernetes", "Kubernetes"
+    DOCKER = "docker", "Docker host"
+
+
+# What each environment (and, overriding it, each model in it) may set about how a model runs.
+DEFAULT_DEPLOYMENT_SETTINGS = {
+    "replicas": 1,
+    "cpu_request": "100m",
+    "memory_request": "256Mi",
+    "cpu_limit": "",
+    "memory_limit": "1Gi",
+    "gpus": 0,
+    "autoscaling": None,  # {"min_replicas": 2, "max_replicas": 5, "target_cpu_percent": 70}
+    "env": {},
+    "secret_refs": [],
+    "port": 8080,
+    "progress_deadline_seconds": 600,
+}
+
+
+class Environment(models.Model):
+    """A place models run: a namespace of a Kubernetes cluster, or a Docker host.
+
+    Environments form the promotion path by `position` (dev 10, staging 20, prod 30, ...).
+    """
+
+    TEAM_LOOKUP = "team"
+
+    name = models.CharField(max_length=63, validators=[dns_label_validator])
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="environments",
+                             help_text="Empty for an environment every team deploys to.")
+    description = models.CharField(max_length=300, blank=True)
+    position = models.PositiveIntegerField(default=10, help_text="Order in the promotion path.")
+    protected = models.BooleanField(default=False, help_text="Deploying needs an approved promotion.")
+    auto_rollback = models.BooleanField(default=True, help_text="Redeploy the previous release when a rollout fails.")
+    # Protection policy (used when `protected`).
+    required_approvals = models.PositiveSmallIntegerField(default=1, help_text="Distinct approvals needed.")
+    approver_groups = models.ManyToManyField(
+        "auth.Group", blank=True, related_name="+",
+        help_text="Who may approve. Empty: the team's approvers and admins.",
+    )
+    reject_requires_comment = models.BooleanField(default=True)
+    approval_expiry_hours = models.PositiveIntegerField(default=72, help_text="A request not approved in time expires.")
+    requires_previous_stage = models.BooleanField(
+        default=False, help_text="The same image digest must have succeeded in the environment before this one."
+    )
+
+    target = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.DOCKER)
+    # Kubernetes: an uploaded kubeconfig, or an API URL with its CA and a token.
+    kube_api_url = models.URLField(max_length=300, blank=True)
+    kube_ca_cert = models.TextField(blank=True)
+    kube_token = EncryptedTextField(blank=True)
+    kubeconfig = EncryptedTextField(blank=True)
+    namespace = models.CharField(max_length=63, blank=True, validators=[dns_label_validator])
+    # Docker host: the engine's address and the interface containers publish their port on.
+    docker_url = models.CharField(max_length=300, blank=True, default="unix:///var/run/docker.sock")
+    bind_address = models.GenericIPAddressField(default="127.0.0.1", protocol="both")
+
+    deployment_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], condition=models.Q(team__isnull=True),
+                                    name="global_environment_name_unique",
+                                    violation_error_message="There is already a global environment with this name."),
+            models.UniqueConstraint(fields=["team", "name"], name="team_environment_name_unique",
+                                    violation_error_message="The team already has an environment with this name."),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.kubeconfig or self.kube_token)
+
+    def settings_for(self, model: RegisteredModel, override: dict | None = None) -> dict:
+        return {**DEFAULT_DEPLOYMENT_SETTINGS, **self.deployment_settings, **(override or {})}
+
+
+class ModelEnvironmentSettings(models.Model):
+    """Per-model overrides of an environment's deployment settings (e.g. more replicas in prod)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="model_settings")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="environment_settings")
+    deployment_settings = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["environment", "model"], name="one_override_per_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model} in {self.environment}"

@@ -1,0 +1,111 @@
+"""Environments: who may change them, and how to reach their target (a cluster or a Docker host)."""
+
+from audit.services import model_snapshot, record
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from accounts.permissions import Action, Actor, require, visible_teams
+from deployments.deployment_settings import clean_deployment_settings
+from deployments.models import Environment, ModelEnvironmentSettings, TargetKind
+from deployments.services.builds import registry_for
+from registry.models import RegisteredModel
+
+SECRET_FIELDS = ("kube_token", "kubeconfig")
+AUDITED_FIELDS = ("name", "description", "position", "protected", "auto_rollback", "required_approvals",
+                  "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "target",
+                  "namespace", "kube_api_url", "docker_url", "bind_address", "deployment_settings")
+
+
+def environments_for(user):
+    """Environments a user can deploy to or look at: the global ones and their teams' own."""
+    if user.is_authenticated and user.is_superuser:
+        return Environment.objects.select_related("team")
+    return Environment.objects.select_related("team").filter(
+        Q(team__isnull=True) | Q(team__in=visible_teams(user))
+    )
+
+
+def require_admin(actor: Actor, environment: Environment) -> None:
+    if environment.team is None:
+        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
+            raise PermissionDenied("Only site administrators change global environments, from the web UI.")
+    else:
+        require(actor, Action.MANAGE_TEAM, environment.team)
+
+
+def environment_save(*, actor: Actor, environment: Environment, secrets: dict | None = None) -> Environment:
+    """Create or update. Secrets (token, kubeconfig) are only replaced when given: they are never
+    shown back, so a form cannot send them again."""
+    require_admin(actor, environment)
+    for field, value in (secrets or {}).items():
+        if field not in SECRET_FIELDS:
+            raise ValidationError({field: "Not a secret field."})
+        if value:
+            setattr(environment, field, value)
+    environment.deployment_settings = clean_deployment_settings(environment.deployment_settings)
+    _check_target(environment)
+    environment.full_clean(exclude=["kube_token", "kubeconfig"], validate_unique=False, validate_constraints=False)
+    created = environment.pk is None
+    before = {} if created else model_snapshot(Environment.objects.get(pk=environment.pk), AUDITED_FIELDS)
+    try:
+        with transaction.atomic():
+            environment.save()
+            record(actor=actor, action="environment.create" if created else "environment.update", obj=environment,
+                   team_id=environment.team_id, environment=environment.name, before=before,
+                   after={**model_snapshot(environment, AUDITED_FIELDS),
+                          "credentials_changed": any(secrets.values()) if secrets else False})
+    except IntegrityError:
+        raise ValidationError({"name": f"There is already an environment named '{environment.name}' here."}) from None
+    return environment
+
+
+def _check_target(environment: Environment) -> None:
+    if environment.target == TargetKind.KUBERNETES:
+        if not environment.namespace:
+            raise ValidationError({"namespace": "A Kubernetes environment needs a namespace."})
+        if not environment.kubeconfig and not (environment.kube_api_url and environment.kube_token):
+            raise ValidationError({"kubeconfig": "Upload a kubeconfig, or give the API URL with a token."})
+    elif not environment.docker_url:
+        raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
+
+
+def model_settings_save(*, actor: Actor, environment: Environment, model: RegisteredModel,
+                        deployment_settings: dict) -> ModelEnvironmentSettings:
+    require(actor, Action.MANAGE_TEAM, model.team)
+    cleaned = clean_deployment_settings(deployment_settings)
+    override, _ = ModelEnvironmentSettings.objects.update_or_create(
+        environment=environment, model=model, defaults={"deployment_settings": cleaned}
+    )
+    return override
+
+
+def effective_settings(environment: Environment, model: RegisteredModel) -> dict:
+    override = ModelEnvironmentSettings.objects.filter(environment=environment, model=model).values_list(
+        "deployment_settings", flat=True).first()
+    return environment.settings_for(model, override)
+
+
+def target_for(environment: Environment):
+    """The object that talks to the environment's cluster or Docker host."""
+    from deployments import targets
+
+    if environment.target == TargetKind.KUBERNETES:
+        kubeconfig = environment.kubeconfig or targets.kubeconfig_from_token(
+            environment.kube_api_url, environment.kube_ca_cert, environment.kube_token, environment.namespace
+        )
+        return targets.KubernetesTarget(kubeconfig, environment.namespace)
+    registry = registry_for(environment.team)
+    return targets.DockerHostTarget(environment.docker_url, bind_address=environment.bind_address,
+                                    registry_auth=registry.auth_config if registry else None)
+
+
+def environment_check(*, actor: Actor, environment: Environment) -> dict:
+    """Test the connection: the server's version, the namespace, and what the credentials may do."""
+    require_admin(actor, environment)
+    from deployments import targets
+
+    try:
+        return target_for(environment).check()
+    except (targets.TargetError, targets.TransientTargetError) as exc:
+        return {"ok": False, "message": str(exc)}

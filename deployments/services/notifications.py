@@ -1,0 +1,121 @@
+"""Telling people: email to approvers and requesters, signed webhooks to other systems.
+
+Nothing is sent inside a transaction: events are collected while the change is made and go out
+once it has committed (email through Django's email backend, webhooks through a Celery task that
+retries with backoff).
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.db.models import Q
+
+from accounts.models import Membership, Role
+from deployments.models import PromotionRequest, Webhook, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Slipway-Signature"
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
+    """`t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">`: the timestamp lets receivers refuse replays."""
+    timestamp = timestamp or int(time.time())
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str, *, tolerance: int = 300) -> bool:
+    """What a receiver does; used by the tests the way a receiver would."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(time.time() - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def promotion_payload(event: str, promotion: PromotionRequest) -> dict:
+    return {
+        "event": event,
+        "promotion": {
+            "id": promotion.pk, "state": promotion.state, "environment": promotion.environment.name,
+            "team": promotion.model.team.slug, "model": promotion.model.name,
+            "version": promotion.version.number, "image": promotion.image,
+            "requested_by": promotion.requested_by.get_username(), "reason": promotion.reason,
+            "rollout": promotion.rollout_id, "note": promotion.note,
+        },
+    }
+
+
+def approver_emails(promotion: PromotionRequest) -> list[str]:
+    groups = list(promotion.environment.approver_groups.all())
+    if groups:
+        from django.contrib.auth import get_user_model
+
+        users = get_user_model().objects.filter(groups__in=groups)
+    else:
+        users = [m.user for m in Membership.objects.filter(
+            team=promotion.model.team, role__in=[Role.APPROVER, Role.ADMIN]).select_related("user")]
+    return sorted({u.email for u in users if u.email and u.pk != promotion.requested_by_id})
+
+
+def promotion_event(event: str, promotion: PromotionRequest) -> None:
+    """Queue the email and webhooks for an event; they leave after the current transaction commits."""
+    payload = promotion_payload(event, promotion)
+    url = f"{settings.SLIPWAY_BASE_URL}/promotions/{promotion.pk}/"
+    subject = f"[Slipway] {promotion.model.name} v{promotion.version.number} to {promotion.environment.name}: " \
+              f"{event.split('.', 1)[1].replace('_', ' ')}"
+    recipients = approver_emails(promotion) if event == "promotion.requested" else (
+        [promotion.requested_by.email] if promotion.requested_by.email else [])
+    body = f"{promotion.reason}\n\nState: {promotion.state}. {promotion.note}\n\n{url}"
+    webhooks = list(Webhook.objects.filter(team=promotion.model.team, active=True).filter(
+        Q(events=[]) | Q(events__icontains=f'"{event}"')))
+
+    def send() -> None:
+        from deployments.tasks import deliver_webhook
+
+        if recipients:
+            try:
+                send_mail(subject, body, None, recipients, fail_silently=False)
+            except OSError:
+                logger.exception("could not send %s email for promotion %s", event, promotion.pk)
+        for webhook in webhooks:
+            delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, payload=payload)
+            deliver_webhook.delay(delivery.pk)
+
+    transaction.on_commit(send)
+
+
+def deliver(delivery_id: int) -> None:
+    """POST one delivery. Raises on failure so the task retries it with backoff."""
+    import requests
+
+    delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
+    if delivery.delivered_at:
+        return
+    body = json.dumps(delivery.payload, sort_keys=True).encode()
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
+    try:
+        response = requests.post(delivery.webhook.url, data=body, timeout=10, headers={
+            "Content-Type": "application/json", "X-Slipway-Event": delivery.event,
+            "X-Slipway-Delivery": str(delivery.pk), SIGNATURE_HEADER: sign(delivery.webhook.secret, body),
+        })
+    except requests.RequestException as exc:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=str(exc)[:500])
+        raise
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(last_status=response.status_code)
+    if response.status_code >= 300:
+        raise requests.HTTPError(f"the receiver answered {response.status_code}")
+    from django.utils import timezone
+
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now(), last_error="")

@@ -1,0 +1,343 @@
+"""Promotions into protected environments: request, approve or reject, expire, deploy.
+
+Decisions are made under a row lock on the request, so two approvers clicking at the same
+instant, double clicks and concurrent API calls count exactly once each, and the N-th approval
+queues exactly one rollout. Refusals are recorded on the audit trail after the transaction that
+found them, so they are kept even though nothing changed.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import Membership, Role
+from accounts.permissions import Action, Actor, decide, require, roles_by_team
+from audit.services import record
+from deployments.models import (
+    Approval,
+    Decision,
+    Environment,
+    FreezeWindow,
+    PromotionRequest,
+    PromotionState,
+    Rollout,
+    RolloutState,
+)
+from deployments.services import notifications
+from deployments.services.environments import environments_for
+from deployments.services.rollouts import deployable_build, queue_rollout
+from registry.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+# -- policy ---------------------------------------------------------------------------------
+
+def active_freeze(environment: Environment, when=None) -> FreezeWindow | None:
+    when = when or timezone.now()
+    return environment.freeze_windows.filter(starts_at__lte=when, ends_at__gt=when).first()
+
+
+def is_admin_of(user, team) -> bool:
+    return user.is_superuser or Membership.objects.filter(user=user, team=team, role=Role.ADMIN).exists()
+
+
+def previous_stage(environment: Environment, team) -> Environment | None:
+    return (Environment.objects.filter(position__lt=environment.position)
+            .filter(Q(team=team) | Q(team__isnull=True)).order_by("-position").first())
+
+
+def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Verdict:
+    if not environment.requires_previous_stage:
+        return Verdict(True, "the environment does not require the previous stage")
+    before = previous_stage(environment, version.model.team)
+    if before is None:
+        return Verdict(True, "no environment comes before this one")
+    ran = Rollout.objects.filter(environment=before, model=version.model, image=image,
+                                 state__in=RolloutState.released()).exists()
+    if not ran:
+        return Verdict(False, f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
+                              f"deploy it there first")
+    return Verdict(True, f"the same digest succeeded in {before.name}")
+
+
+def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) -> Verdict:
+    """May this person (or token) approve this request, and why. `role`: the user's role in the
+    model's team when the caller already knows it (lists)."""
+    user = actor.user
+    if not user.is_authenticated:
+        return Verdict(False, "you are not signed in")
+    if actor.token is not None:
+        if not actor.token.has_scope("approve"):
+            return Verdict(False, f"the API token '{actor.token.name}' lacks the 'approve' scope")
+        if not actor.token.allows_environment(promotion.environment.name):
+            return Verdict(False, f"the API token '{actor.token.name}' is limited to other environments")
+    if user.pk == promotion.requested_by_id:
+        return Verdict(False, "you requested this promotion; someone else must approve it")
+    groups = list(promotion.environment.approver_groups.all())
+    if groups:
+        if user.groups.filter(pk__in=[g.pk for g in groups]).exists():
+            return Verdict(True, f"member of the approver group {', '.join(g.name for g in groups)}")
+        return Verdict(False, f"only members of {', '.join(g.name for g in groups)} approve in "
+                              f"{promotion.environment.name}")
+    decision = decide(actor, Action.APPROVE, promotion.model.team, role=role)
+    return Verdict(decision.allowed, decision.reason)
+
+
+# -- requesting -------------------------------------------------------------------------------
+
+def promotion_request(*, actor: Actor, version: ModelVersion, environment: Environment, reason: str,
+                      break_glass_justification: str = "") -> PromotionRequest:
+    team = version.model.team
+    require(actor, Action.REQUEST_PROMOTION, team, obj=version)  # records its own refusals
+    try:
+        if not environments_for(actor.user).filter(pk=environment.pk).exists():
+            raise ValidationError({"environment": "No such environment for this team."})
+        if actor.token is not None and not actor.token.allows_environment(environment.name):
+            raise PermissionDenied(f"The API token '{actor.token.name}' is limited to other environments.")
+        if not environment.protected:
+            raise ValidationError({"environment": f"'{environment.name}' is not protected: deploy to it directly."})
+        if not reason.strip():
+            raise ValidationError({"reason": "Say why this version should go to " + environment.name + "."})
+        build = deployable_build(version)
+        image = build.digest_reference
+        stage = previous_stage_verdict(environment, version, image)
+        if not stage:
+            raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
+        check_freeze(actor, environment, team, break_glass_justification)
+    except (PermissionDenied, ValidationError) as exc:
+        record(actor=actor, action="promotion.request", obj=version, outcome="refused",
+               reason=_message(exc), team_id=team.pk, environment=environment.name)
+        raise
+    try:
+        with transaction.atomic():
+            promotion = PromotionRequest.objects.create(
+                environment=environment, model=version.model, version=version, build=build, image=image,
+                requested_by=actor.user, requested_with_token=actor.token.name if actor.token else "",
+                reason=reason.strip(), required_approvals=environment.required_approvals,
+                expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
+                break_glass_justification=break_glass_justification.strip(),
+            )
+            record(actor=actor, action="promotion.request", obj=promotion, environment=environment.name,
+                   after={"version": version.number, "image": image, "reason": promotion.reason},
+                   flagged=bool(promotion.break_glass_justification),
+                   reason=promotion.break_glass_justification)
+            notifications.promotion_event("promotion.requested", promotion)
+    except IntegrityError:
+        existing = PromotionRequest.objects.filter(environment=environment, model=version.model,
+                                                   state=PromotionState.PENDING).first()
+        raise ValidationError(
+            f"{version.model.name} already has a pending promotion to {environment.name}"
+            + (f" (request #{existing.pk}); cancel it first." if existing else ".")
+        ) from None
+    return promotion
+
+
+def check_freeze(actor: Actor, environment: Environment, team, justification: str) -> None:
+    window = active_freeze(environment)
+    if window is None:
+        return
+    if not justification.strip():
+        raise ValidationError({"environment": f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} "
+                                              f"({window.reason}). An admin may override with a justification."})
+    if not is_admin_of(actor.user, team) or actor.token is not None:
+        raise PermissionDenied(f"{environment.name} is frozen; only an admin, signed in, may override the freeze.")
+
+
+def _message(exc) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc)
+
+
+# -- deciding ---------------------------------------------------------------------------------------
+
+def promotion_approve(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
+    return _decide(actor, promotion, Decision.APPROVE, comment)
+
+
+def promotion_reject(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
+    return _decide(actor, promotion, Decision.REJECT, comment)
+
+
+def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: str) -> PromotionRequest:
+    action = f"promotion.{decision}"
+    refusal = None
+    with transaction.atomic():
+        locked = (PromotionRequest.objects.select_for_update(of=("self",))
+                  .select_related("environment", "model__team", "version", "build", "requested_by")
+                  .get(pk=promotion.pk))
+        refusal = _decision_refusal(actor, locked, decision, comment)
+        if refusal is None:
+            _apply_decision(actor, locked, decision, comment)
+            record(actor=actor, action=action, obj=locked, environment=locked.environment.name, reason=comment,
+                   after={"state": locked.state, "approvals": _approval_count(locked), "digest": locked.digest})
+            notifications.promotion_event(f"promotion.{locked.state}" if locked.state != PromotionState.PENDING
+                                          else "promotion.approval_added", locked)
+    if refusal is not None:
+        record(actor=actor, action=action, obj=promotion, outcome="refused", reason=_message(refusal),
+               environment=promotion.environment.name)
+        raise refusal
+    return locked
+
+
+def _decision_refusal(actor, promotion, decision, comment):
+    if promotion.state == PromotionState.PENDING and promotion.expires_at <= timezone.now():
+        _expire(promotion)
+    if promotion.state != PromotionState.PENDING:
+        return ValidationError(f"Request #{promotion.pk} is {promotion.state}; it can no longer be decided.")
+    verdict = approver_verdict(actor, promotion)
+    if not verdict:
+        return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
+    if decision == Decision.REJECT and promotion.environment.reject_requires_comment and not comment.strip():
+        return ValidationError({"comment": "Say why you reject it: a comment is required."})
+    if promotion.approvals.filter(approver=actor.user, digest=promotion.digest).exists():
+        return ValidationError("You have already decided on this request for this image.")
+    return None
+
+
+def _apply_decision(actor, promotion, decision, comment) -> None:
+    Approval.objects.create(request=promotion, approver=actor.user, decision=decision, digest=promotion.digest,
+                            comment=comment.strip(), token_name=actor.token.name if actor.token else "")
+    now = timezone.now()
+    if decision == Decision.REJECT:
+        promotion.state, promotion.decided_at = PromotionState.REJECTED, now
+        promotion.note = f"Rejected by {actor.user.get_username()}."
+    elif _approval_count(promotion) >= promotion.required_approvals:
+        promotion.state, promotion.decided_at = PromotionState.APPROVED, now
+        promotion.note = "Approved; deploying."
+        _deploy(promotion)
+    promotion.save()
+
+
+def _approval_count(promotion: PromotionRequest) -> int:
+    # Only approvals of the digest the request is bound to now count: a rebuild voids the others.
+    return promotion.approvals.filter(decision=Decision.APPROVE, digest=promotion.digest).count()
+
+
+def _deploy(promotion: PromotionRequest) -> None:
+    window = active_freeze(promotion.environment)
+    if window is not None and not promotion.break_glass_justification:
+        promotion.note = (f"Approved, but {promotion.environment.name} is frozen until "
+                          f"{window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); deploy it after.")
+        return
+    try:
+        promotion.rollout = queue_rollout(
+            version=promotion.version, environment=promotion.environment, requested_by=promotion.requested_by,
+            reason=f"Promotion #{promotion.pk}: {promotion.reason}"[:500], build=promotion.build,
+        )
+    except ValidationError as exc:
+        promotion.note = "Approved, but not deployed: " + " ".join(exc.messages)
+
+
+def promotion_deploy(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
+    """Deploy an approved request that could not deploy at once (a freeze, a rollout in progress)."""
+    require(actor, Action.REQUEST_PROMOTION, promotion.model.team)
+    with transaction.atomic():
+        locked = PromotionRequest.objects.select_for_update(of=("self",)).select_related(
+            "environment", "version", "build", "model__team", "requested_by").get(pk=promotion.pk)
+        if locked.state != PromotionState.APPROVED or locked.rollout_id:
+            raise ValidationError(f"Request #{locked.pk} has nothing left to deploy ({locked.state}).")
+        _deploy(locked)
+        locked.save()
+        record(actor=actor, action="promotion.deploy", obj=locked, environment=locked.environment.name,
+               after={"rollout": locked.rollout_id, "note": locked.note})
+    return locked
+
+
+def promotion_cancel(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
+    if actor.user.pk != promotion.requested_by_id and not is_admin_of(actor.user, promotion.model.team):
+        record(actor=actor, action="promotion.cancel", obj=promotion, outcome="refused",
+               reason="only the requester or an admin cancels a request", environment=promotion.environment.name)
+        raise PermissionDenied("Only the requester or a team admin may cancel this request.")
+    with transaction.atomic():
+        if not PromotionRequest.objects.filter(pk=promotion.pk, state=PromotionState.PENDING).update(
+            state=PromotionState.CANCELLED, decided_at=timezone.now(),
+            note=f"Cancelled by {actor.user.get_username()}.",
+        ):
+            raise ValidationError(f"Request #{promotion.pk} is no longer pending.")
+        record(actor=actor, action="promotion.cancel", obj=promotion, environment=promotion.environment.name)
+    promotion.refresh_from_db()
+    return promotion
+
+
+# -- housekeeping -------------------------------------------------------------------------------
+
+def _expire(promotion: PromotionRequest) -> None:
+    promotion.state, promotion.decided_at = PromotionState.EXPIRED, timezone.now()
+    promotion.note = "Expired before enough approvals arrived."
+    promotion.save(update_fields=["state", "decided_at", "note"])
+    record(actor=None, action="promotion.expire", obj=promotion, environment=promotion.environment.name,
+           after={"state": "expired"})
+    notifications.promotion_event("promotion.expired", promotion)
+
+
+def expire_promotions() -> int:
+    expired = 0
+    for pk in PromotionRequest.objects.filter(state=PromotionState.PENDING,
+                                              expires_at__lte=timezone.now()).values_list("pk", flat=True):
+        with transaction.atomic():
+            promotion = PromotionRequest.objects.select_for_update(of=("self",)).select_related("environment").get(
+                pk=pk)
+            if promotion.state == PromotionState.PENDING:
+                _expire(promotion)
+                expired += 1
+    return expired
+
+
+def rebind_to_new_build(build) -> int:
+    """A rebuild changed the version's digest: pending requests follow it, and the approvals given
+    for the old digest stop counting (they approved something else)."""
+    rebound = 0
+    for promotion in PromotionRequest.objects.filter(version=build.version, state=PromotionState.PENDING).exclude(
+            image=build.digest_reference).select_related("environment"):
+        before = promotion.image
+        promotion.build, promotion.image = build, build.digest_reference
+        promotion.note = "The image was rebuilt: earlier approvals are void."
+        promotion.save(update_fields=["build", "image", "note"])
+        record(actor=None, action="promotion.rebind", obj=promotion, environment=promotion.environment.name,
+               before={"image": before}, after={"image": promotion.image}, reason=promotion.note)
+        rebound += 1
+    return rebound
+
+
+def release_deployed(rollout: Rollout) -> None:
+    """The rollout of an approved request finished: the request is deployed (or says why not)."""
+    promotion = PromotionRequest.objects.filter(rollout=rollout).first()
+    if promotion is None:
+        return
+    if rollout.state == RolloutState.SUCCEEDED:
+        PromotionRequest.objects.filter(pk=promotion.pk, state=PromotionState.APPROVED).update(
+            state=PromotionState.DEPLOYED, note="Deployed.")
+        notifications.promotion_event("promotion.deployed", promotion)
+    else:
+        PromotionRequest.objects.filter(pk=promotion.pk).update(note=f"The rollout failed: {rollout.failure_reason}")
+        notifications.promotion_event("promotion.deploy_failed", promotion)
+
+
+def inbox(actor: Actor) -> list[PromotionRequest]:
+    """Pending requests this person may decide and has not decided yet for their current image."""
+    user = actor.user
+    roles = roles_by_team(user)
+    pending = (PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
+               .exclude(requested_by=user)
+               .select_related("environment", "model__team", "version", "requested_by")
+               .prefetch_related("environment__approver_groups", "approvals")
+               .order_by("created_at"))
+    return [
+        promotion for promotion in pending
+        if (user.is_superuser or promotion.model.team_id in roles)
+        and not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
+        and approver_verdict(actor, promotion, role=roles.get(promotion.model.team_id))
+    ]

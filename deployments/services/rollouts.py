@@ -1,0 +1,175 @@
+"""Deploying a version's image to an environment, rolling back, and knowing what runs where."""
+
+import logging
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from accounts.permissions import Action, Actor, require
+from audit.services import record
+from deployments.models import (
+    Build,
+    BuildState,
+    Environment,
+    Rollout,
+    RolloutKind,
+    RolloutLogLine,
+    RolloutState,
+)
+from deployments.services import supervision
+from deployments.services.environments import effective_settings, environments_for
+from registry.models import ModelVersion, RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+
+def deployable_build(version: ModelVersion) -> Build:
+    build = version.builds.filter(state=BuildState.SUCCEEDED).exclude(image_digest="").order_by("-finished_at").first()
+    if build is None:
+        raise ValidationError({"version": f"{version.display_name} has no successful build yet; build it first."})
+    return build
+
+
+def rollout_start(*, actor: Actor, version: ModelVersion, environment: Environment, reason: str = "",
+                  break_glass_justification: str = "") -> Rollout:
+    """Deploy to an unprotected environment. Protected ones go through a promotion request."""
+    from deployments.services.promotions import check_freeze, previous_stage_verdict
+
+    require(actor, Action.DEPLOY, version.model.team, obj=version)  # records its own refusals
+    try:
+        if not environments_for(actor.user).filter(pk=environment.pk).exists():
+            raise ValidationError({"environment": "No such environment for this team."})
+        if actor.token is not None and not actor.token.allows_environment(environment.name):
+            raise PermissionDenied(f"The API token '{actor.token.name}' is limited to other environments.")
+        if environment.protected:
+            raise PermissionDenied(
+                f"'{environment.name}' is protected: request a promotion, which needs approval before it deploys."
+            )
+        build = deployable_build(version)
+        stage = previous_stage_verdict(environment, version, build.digest_reference)
+        if not stage:
+            raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
+        check_freeze(actor, environment, version.model.team, break_glass_justification)
+    except (PermissionDenied, ValidationError) as exc:
+        record(actor=actor, action="rollout.start", obj=version, outcome="refused", environment=environment.name,
+               reason=" ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        raise
+    with transaction.atomic():
+        rollout = queue_rollout(version=version, environment=environment, requested_by=actor.user, reason=reason,
+                                build=build)
+        record(actor=actor, action="rollout.start", obj=rollout, environment=environment.name,
+               after={"version": version.number, "image": rollout.image}, flagged=bool(break_glass_justification),
+               reason=break_glass_justification or reason)
+    return rollout
+
+
+def queue_rollout(
+    *, version: ModelVersion, environment: Environment, requested_by, reason: str = "",
+    kind: str = RolloutKind.DEPLOY, replaces: Rollout | None = None, build: Build | None = None,
+) -> Rollout:
+    """Record and enqueue a rollout. Callers have checked who may ask for it."""
+    from deployments.tasks import run_rollout
+
+    build = build or deployable_build(version)
+    try:
+        with transaction.atomic():
+            rollout = Rollout.objects.create(
+                environment=environment, model=version.model, version=version, build=build,
+                image=build.digest_reference, kind=kind, replaces=replaces, requested_by=requested_by,
+                reason=reason[:500], deployment_settings=effective_settings(environment, version.model),
+            )
+            transaction.on_commit(lambda: run_rollout.delay(rollout.pk))
+    except IntegrityError:
+        running = Rollout.objects.filter(environment=environment, model=version.model,
+                                         state__in=RolloutState.active()).select_related("version").first()
+        detail = (f"rollout #{running.pk} of {running.version.display_name} is still {running.state}" if running
+                  else "another rollout is in progress")
+        raise ValidationError(
+            f"{version.model.name} cannot be deployed to {environment.name} now: {detail}. Wait for it to finish."
+        ) from None
+    return rollout
+
+
+def current_release(environment: Environment, model: RegisteredModel) -> Rollout | None:
+    return Rollout.objects.filter(environment=environment, model=model, state=RolloutState.SUCCEEDED).first()
+
+
+def previous_release(current: Rollout) -> Rollout | None:
+    """The release before `current` in the same environment, running another image."""
+    return (Rollout.objects.filter(environment=current.environment, model=current.model,
+                                   state__in=RolloutState.released(), finished_at__lt=current.finished_at)
+            .exclude(image=current.image).select_related("version", "build").order_by("-finished_at").first())
+
+
+def rollout_rollback(*, actor: Actor, environment: Environment, model: RegisteredModel, reason: str = "") -> Rollout:
+    """Redeploy the release that ran before the current one, as a new rollout linked to it."""
+    require(actor, Action.DEPLOY, model.team)
+    current = current_release(environment, model)
+    if current is None:
+        raise ValidationError(f"{model.name} has no current release in {environment.name} to roll back.")
+    previous = previous_release(current)
+    if previous is None:
+        raise ValidationError(f"{model.name} has no earlier release in {environment.name} to go back to.")
+    if environment.protected and not actor.user.is_superuser:
+        # Going back to what already ran there is allowed to the team's approvers without a new request.
+        require(actor, Action.APPROVE, model.team)
+    with transaction.atomic():
+        rollout = queue_rollout(version=previous.version, environment=environment, requested_by=actor.user,
+                                reason=reason or f"Roll back to {previous.version.display_name}",
+                                kind=RolloutKind.ROLLBACK, replaces=current, build=previous.build)
+        record(actor=actor, action="rollout.rollback", obj=rollout, environment=environment.name,
+               before={"version": current.version.number, "image": current.image},
+               after={"version": previous.version.number, "image": previous.image}, reason=rollout.reason)
+    return rollout
+
+
+def release_succeeded(rollout: Rollout) -> None:
+    """Make `rollout` the current release; the one it replaces is superseded or rolled back."""
+    now = timezone.now()
+    with transaction.atomic():
+        earlier = Rollout.objects.select_for_update().filter(
+            environment=rollout.environment, model=rollout.model, state=RolloutState.SUCCEEDED
+        ).exclude(pk=rollout.pk)
+        for release in earlier:
+            rolled_back = rollout.kind != RolloutKind.DEPLOY and rollout.replaces_id == release.pk
+            release.state = RolloutState.ROLLED_BACK if rolled_back else RolloutState.SUPERSEDED
+            release.ended_at = now
+            release.save(update_fields=["state", "ended_at"])
+
+
+def auto_rollback(failed: Rollout) -> Rollout | None:
+    """After a failed deploy, put the previous release back (when the environment asks for it)."""
+    if not failed.environment.auto_rollback or failed.kind != RolloutKind.DEPLOY:
+        return None
+    current = current_release(failed.environment, failed.model)
+    if current is None or current.image == failed.image:
+        return None
+    try:
+        return queue_rollout(version=current.version, environment=failed.environment, requested_by=None,
+                             reason=f"Automatic rollback after rollout #{failed.pk} failed",
+                             kind=RolloutKind.AUTO_ROLLBACK, replaces=failed, build=current.build)
+    except ValidationError as exc:
+        logger.warning("no automatic rollback after rollout %s: %s", failed.pk, exc.messages)
+        return None
+
+
+def releases_at(environment: Environment, when: datetime | None = None):
+    """What ran in the environment at `when` (now by default): per model, the last release that
+    had finished rolling out by then."""
+    when = when or timezone.now()
+    released = Rollout.objects.filter(environment=environment, state__in=RolloutState.released(),
+                                      finished_at__lte=when)
+    latest_of_its_model = released.filter(model=OuterRef("model")).order_by("-finished_at").values("pk")[:1]
+    return (released.filter(pk=Subquery(latest_of_its_model))
+            .select_related("model__team", "version", "requested_by", "environment", "build")
+            .order_by("model__name"))
+
+
+def reap_stale_rollouts() -> int:
+    return len(supervision.reap_stale(Rollout, RolloutLogLine, running_states=RolloutState.running(),
+                                      failed_state=RolloutState.FAILED, stale_after=settings.BUILD_STALE_AFTER,
+                                      what="rollout"))

@@ -1,0 +1,37 @@
+"""Rollout targets: where a model image runs (a Kubernetes namespace, a Docker host), as pure Python.
+
+No Django and no database here: the platform's Django code builds a target per environment and calls
+check(), render(), deploy(), live_state() and remove(). See base.py for the shared types.
+"""
+
+from .base import (
+    Autoscaling,
+    DeploySpec,
+    LiveState,
+    Progress,
+    Resources,
+    RolloutStopped,
+    Target,
+    TargetError,
+    TransientTargetError,
+    validate_spec,
+)
+from .docker_host import DockerHostTarget
+from .kube import KubernetesTarget
+from .kubeconfig import kubeconfig_from_token
+
+__all__ = [
+    "Autoscaling",
+    "DeploySpec",
+    "DockerHostTarget",
+    "KubernetesTarget",
+    "LiveState",
+    "Progress",
+    "Resources",
+    "RolloutStopped",
+    "Target",
+    "TargetError",
+    "TransientTargetError",
+    "kubeconfig_from_token",
+    "validate_spec",
+]

@@ -1,0 +1,264 @@
+"""What every rollout target shares: the spec of a deployment, progress, live state, errors, checks.
+
+Pure Python: no Django, no database. The platform's Django code builds a target per environment and
+calls it from Celery tasks; everything a user may read (errors, log lines) is written for users.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Protocol
+
+__all__ = [
+    "Autoscaling",
+    "DeploySpec",
+    "LiveState",
+    "Progress",
+    "Resources",
+    "RolloutStopped",
+    "Target",
+    "TargetError",
+    "TransientTargetError",
+    "common_labels",
+    "parse_quantity",
+    "validate_spec",
+]
+
+MANAGED_BY = "slipway"
+COMPONENT = "model-server"
+
+# A Service name is a DNS-1035 label (it must start with a letter), and the same name is used for
+# the Deployment, the HPA and the Docker container, so the strictest rule applies to all.
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+_DIGEST_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$")
+_INT_OR_PERCENT = re.compile(r"^[0-9]+%?$")
+_SUFFIXES = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
+
+
+class TargetError(Exception):
+    """A permanent failure; the message is one sentence for users ("Pods cannot pull the image: ...")."""
+
+
+class TransientTargetError(Exception):
+    """The target could not be reached or answered with a server error: retry later with backoff."""
+
+
+class RolloutStopped(Exception):
+    """should_stop() returned a reason; the message is that reason."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str = "100m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = ""
+    memory_limit: str = "1Gi"
+    gpus: int = 0
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    min_replicas: int
+    max_replicas: int
+    target_cpu_percent: int = 80
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    name: str
+    image: str
+    model: str
+    team: str
+    version: int
+    deployment_id: int
+    replicas: int = 1
+    resources: Resources = Resources()
+    autoscaling: Autoscaling | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    secret_refs: tuple[str, ...] = ()
+    port: int = 8080
+    progress_deadline_seconds: int = 600
+    max_surge: str = "25%"
+    max_unavailable: str = "0"
+    # The runtime writes nothing outside /tmp (which targets mount writable); a custom image that
+    # does may turn this off.
+    read_only_root_filesystem: bool = True
+
+
+@dataclass
+class Progress:
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    message: str = ""
+
+
+@dataclass
+class LiveState:
+    exists: bool
+    image: str = ""
+    replicas: int = 0
+    ready: int = 0
+    endpoint: str = ""
+
+
+LogFn = Callable[[str], None]
+ProgressFn = Callable[[Progress], None]
+StopFn = Callable[[], "str | None"]
+
+
+class Target(Protocol):
+    def check(self) -> dict: ...
+
+    def render(self, spec: DeploySpec) -> list[dict]: ...
+
+    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str: ...
+
+    def live_state(self, name: str) -> LiveState: ...
+
+    def remove(self, name: str) -> None: ...
+
+
+def parse_quantity(value: str) -> Decimal:
+    """A Kubernetes quantity ("500m", "1.5", "256Mi", "1e3") as a number; ValueError when it is not one."""
+    match = _QUANTITY.match(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a quantity")
+    number, suffix = Decimal(match[1]), match[2] or ""
+    try:
+        if suffix[:1] in ("e", "E"):
+            return number * Decimal(10) ** int(suffix[1:])
+        return number * _SUFFIXES[suffix]
+    except (InvalidOperation, KeyError) as error:
+        raise ValueError(f"{value!r} is not a quantity") from error
+
+
+def common_labels(spec: DeploySpec) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": spec.model,
+        "app.kubernetes.io/instance": spec.name,
+        "app.kubernetes.io/version": f"v{spec.version}",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "app.kubernetes.io/component": COMPONENT,
+        "slipway.io/team": spec.team,
+        "slipway.io/model": spec.model,
+        "slipway.io/version": str(spec.version),
+        "slipway.io/deployment-id": str(spec.deployment_id),
+    }
+
+
+def selector_labels(name: str, model: str) -> dict[str, str]:
+    """What a Deployment selects its pods by: fixed for the life of the Deployment (selectors are immutable)."""
+    return {"app.kubernetes.io/name": model, "app.kubernetes.io/instance": name}
+
+
+def validate_name(name: str) -> None:
+    if not isinstance(name, str) or not _DNS_1035_LABEL.match(name):
+        raise TargetError(
+            f"name: {name!r} is not a valid resource name (lower-case letters, digits and '-', "
+            "starting with a letter, at most 63 characters)"
+        )
+
+
+def validate_spec(spec: DeploySpec) -> None:
+    """Raise TargetError naming the first invalid field; callers validate too, this is the last line."""
+    validate_name(spec.name)
+    if not _DIGEST_REFERENCE.match(spec.image or ""):
+        raise TargetError(
+            f"image: {spec.image!r} is not a reference by digest (repository@sha256:<64 hex digits>); "
+            "Slipway deploys images only by digest"
+        )
+    for key in ("model", "team"):
+        value = getattr(spec, key)
+        if not value or not _LABEL_VALUE.match(value):
+            raise TargetError(f"{key}: {value!r} cannot be used as a label value (at most 63 letters, digits, '-_.')")
+    _check_integer(spec, "version", 0)
+    _check_integer(spec, "deployment_id", 1)
+    _check_integer(spec, "replicas", 0)
+    _check_integer(spec, "progress_deadline_seconds", 1)
+    if not 1 <= spec.port <= 65535:
+        raise TargetError(f"port: {spec.port} is not a port number (1-65535)")
+    _validate_resources(spec.resources)
+    _validate_autoscaling(spec)
+    _validate_rolling_update(spec)
+    for name, value in spec.env.items():
+        if not _ENV_NAME.match(name) or not isinstance(value, str):
+            raise TargetError(f"env: {name!r} is not a valid environment variable name with a string value")
+    for ref in spec.secret_refs:
+        if not _DNS_1123_SUBDOMAIN.match(ref):
+            raise TargetError(f"secret_refs: {ref!r} is not a valid Secret name")
+
+
+def _check_integer(spec: DeploySpec, key: str, minimum: int) -> None:
+    value = getattr(spec, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise TargetError(f"{key}: must be a whole number of at least {minimum}, not {value!r}")
+
+
+def _validate_resources(resources: Resources) -> None:
+    for key in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
+        value = getattr(resources, key)
+        if not value:
+            continue
+        try:
+            parse_quantity(value)
+        except ValueError:
+            raise TargetError(f"resources.{key}: {value!r} is not a Kubernetes quantity") from None
+    for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
+        low, high = getattr(resources, request), getattr(resources, limit)
+        if low and high and parse_quantity(low) > parse_quantity(high):
+            raise TargetError(f"resources.{request}: {low} is more than resources.{limit} {high}")
+    if isinstance(resources.gpus, bool) or not isinstance(resources.gpus, int) or resources.gpus < 0:
+        raise TargetError(f"resources.gpus: must be a whole number of at least 0, not {resources.gpus!r}")
+
+
+def _validate_autoscaling(spec: DeploySpec) -> None:
+    scaling = spec.autoscaling
+    if scaling is None:
+        return
+    if not 1 <= scaling.min_replicas <= scaling.max_replicas:
+        raise TargetError(
+            f"autoscaling: min_replicas ({scaling.min_replicas}) must be at least 1 and at most "
+            f"max_replicas ({scaling.max_replicas})"
+        )
+    if scaling.target_cpu_percent < 1:
+        raise TargetError(f"autoscaling.target_cpu_percent: must be at least 1, not {scaling.target_cpu_percent}")
+    if not spec.resources.cpu_request:
+        raise TargetError("resources.cpu_request: CPU autoscaling needs a CPU request to compute utilization")
+
+
+def _validate_rolling_update(spec: DeploySpec) -> None:
+    for key in ("max_surge", "max_unavailable"):
+        if not _INT_OR_PERCENT.match(str(getattr(spec, key))):
+            raise TargetError(f"{key}: {getattr(spec, key)!r} must be a whole number or a percentage such as '25%'")
+    if int_or_percent(spec.max_surge) in (0, "0%") and int_or_percent(spec.max_unavailable) in (0, "0%"):
+        raise TargetError("max_surge and max_unavailable cannot both be 0: the rollout could never replace a pod")
+
+
+def int_or_percent(value: str) -> int | str:
+    """Kubernetes takes a percentage as a string and a count as an integer ("0" as a string is invalid)."""
+    text = str(value)
+    return text if text.endswith("%") else int(text)

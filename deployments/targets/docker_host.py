@@ -1,0 +1,434 @@
+"""Rolling a model image out to a plain Docker host: one container per deployment, replaced without downtime.
+
+A new container is started next to the old one and must answer /v2/health/ready through its published
+port before the old one is stopped; if it never does, it is removed and the old one keeps serving.
+Readiness is probed through 127.0.0.1 and the published port, never through the container's bridge IP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import requests
+from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types import DeviceRequest
+
+from .base import (
+    MANAGED_BY,
+    DeploySpec,
+    LiveState,
+    LogFn,
+    Progress,
+    ProgressFn,
+    RolloutStopped,
+    StopFn,
+    TargetError,
+    TransientTargetError,
+    common_labels,
+    parse_quantity,
+    validate_name,
+    validate_spec,
+)
+
+__all__ = ["DockerHostTarget", "container_name"]
+
+READY_PATH = "/v2/health/ready"
+LOG_TAIL_LINES = 30
+RUN_AS = "10001:10001"
+WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
+TRANSIENT_HINTS = ("connection refused", "timeout", "i/o timeout", "temporary failure", "connection reset", "eof")
+
+
+def container_name(name: str, deployment_id: int) -> str:
+    return f"slipway-{name}-d{deployment_id}"
+
+
+class _ContainerFailed(Exception):
+    """The new container exited or never became ready; the message is the user-facing reason."""
+
+
+class DockerHostTarget:
+    def __init__(
+        self,
+        base_url: str = "unix:///var/run/docker.sock",
+        *,
+        bind_address: str = "127.0.0.1",
+        ready_timeout: float = 120,
+        registry_auth: dict | None = None,
+        poll_seconds: float = 0.5,
+        stop_timeout: int = 10,
+        request_timeout: float = 60,
+    ) -> None:
+        self.base_url, self.bind_address = base_url, bind_address
+        self.ready_timeout, self.poll_seconds, self.stop_timeout = ready_timeout, poll_seconds, stop_timeout
+        self.registry_auth = registry_auth
+        self.request_timeout = request_timeout
+        self._client: docker.DockerClient | None = None
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> DockerHostTarget:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> docker.DockerClient:
+        # Connecting is deferred: the client asks the engine for its API version when it is created.
+        if self._client is None:
+            with self._errors("connecting to the Docker engine"):
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=int(self.request_timeout))
+        return self._client
+
+    @property
+    def host(self) -> str:
+        """Where published ports are reached: the bound address, or loopback for a wildcard bind."""
+        return "127.0.0.1" if self.bind_address in WILDCARD_ADDRESSES else self.bind_address
+
+    # --- the Target protocol ----------------------------------------------------------------------
+
+    def check(self) -> dict:
+        try:
+            with self._errors("asking the Docker engine for its version"):
+                version = self.engine.version()
+        except (TargetError, TransientTargetError) as error:
+            return {"ok": False, "server_version": "", "message": str(error)}
+        return {
+            "ok": True,
+            "server_version": version.get("Version", ""),
+            "api_version": version.get("ApiVersion", ""),
+            "message": f"Docker Engine {version.get('Version', '?')} answers at {self.base_url}.",
+        }
+
+    def render(self, spec: DeploySpec) -> list[dict]:
+        validate_spec(spec)
+        if spec.secret_refs:
+            raise TargetError(
+                "secret_refs: a Docker host has no Kubernetes Secrets to read "
+                f"({', '.join(spec.secret_refs)}); pass the values through env instead"
+            )
+        config: dict[str, Any] = {
+            "kind": "DockerContainer",
+            "name": container_name(spec.name, spec.deployment_id),
+            "image": spec.image,
+            "labels": common_labels(spec),
+            "restart_policy": "unless-stopped",
+            "ports": {f"{spec.port}/tcp": [self.bind_address, None]},
+            "environment": {"PORT": str(spec.port), **spec.env},
+            "user": RUN_AS,
+            "read_only": spec.read_only_root_filesystem,
+            "tmpfs": {"/tmp": "rw,nosuid,nodev,size=1g"},  # noqa: S108 - the container's own tmpfs
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+        }
+        resources = spec.resources
+        if resources.cpu_limit:
+            config["nano_cpus"] = int(parse_quantity(resources.cpu_limit) * 10**9)
+        if resources.memory_limit:
+            config["mem_limit"] = int(parse_quantity(resources.memory_limit))
+        if resources.gpus:
+            config["gpus"] = resources.gpus
+        return [config]
+
+    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str:
+        (config,) = self.render(spec)
+        if spec.replicas != 1 or spec.autoscaling is not None:
+            log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
+        previous = self._containers(spec.name, running_only=False)
+        on_progress(Progress(desired=1, updated=0, ready=0, available=_running(previous), message="starting"))
+        self._ensure_image(spec.image, log)
+        _stop_if(should_stop, log)
+        container = self._start(config, log)
+        others = [c for c in previous if c.id != container.id]
+        try:
+            endpoint = self._wait_ready(container, log, on_progress, should_stop, others)
+        except _ContainerFailed as failure:
+            self._discard(container, log)
+            raise TargetError(str(failure)) from None
+        except RolloutStopped:
+            self._discard(container, log)
+            raise
+        self._set_restart_policy(container)
+        for old in others:
+            self._retire(old, log)
+        on_progress(Progress(desired=1, updated=1, ready=1, available=1, message="ready"))
+        log(f"Serving at {endpoint}")
+        return endpoint
+
+    def live_state(self, name: str) -> LiveState:
+        validate_name(name)
+        running = self._containers(name, running_only=True)
+        if not running:
+            return LiveState(exists=False)
+        current = max(running, key=_deployment_id)
+        session = _session()
+        ready = sum(1 for c in running if (port := _host_port(c)) and self._probe(session, port)[0] == 200)
+        port = _host_port(current)
+        return LiveState(
+            exists=True,
+            image=self._image_as_run(current),
+            replicas=len(running),
+            ready=ready,
+            endpoint=f"http://{self.host}:{port}" if port else "",
+        )
+
+    def remove(self, name: str) -> None:
+        validate_name(name)
+        for container in self._containers(name, running_only=False):
+            self._retire(container, lambda _: None)
+
+    # --- steps of a deploy ------------------------------------------------------------------------
+
+    def _ensure_image(self, image: str, log: LogFn) -> None:
+        with self._errors(f"looking up the image {image}"):
+            try:
+                self.engine.images.get(image)
+                log(f"The Docker host already has {image}")
+                return
+            except ImageNotFound:
+                pass
+        repository, digest = image.split("@", 1)
+        log(f"Pulling {image}")
+        with self._errors(f"pulling {image}"):
+            stream = self.engine.api.pull(
+                repository, tag=digest, stream=True, decode=True, auth_config=self.registry_auth
+            )
+            for line in stream:
+                if "error" in line:
+                    self._raise_pull_error(image, str(line["error"]))
+                status = str(line.get("status", ""))
+                if status.startswith(("Digest:", "Status:")) or status in ("Pull complete", "Already exists"):
+                    log(f"  {line.get('id', '')} {status}".rstrip())
+
+    def _raise_pull_error(self, image: str, message: str) -> None:
+        error_class = TransientTargetError if _looks_transient(message) else TargetError
+        raise error_class(f"The Docker host cannot pull {image}: {message}")
+
+    def _start(self, config: dict[str, Any], log: LogFn) -> Container:
+        name = config["name"]
+        existing = self._container(name)
+        if existing is not None:
+            if existing.status == "running" and existing.attrs["Config"]["Image"] == config["image"]:
+                log(f"Container {name} already runs this image (a retried rollout): waiting for it to be ready")
+                return existing
+            log(f"Removing the leftover container {name} ({existing.status}) of an earlier attempt")
+            self._discard(existing, log)
+        with self._errors(f"starting the container {name}"):
+            container = self.engine.containers.run(**_run_kwargs(config))
+        log(f"Started container {name} ({container.short_id}) from {config['image']}")
+        return container
+
+    def _wait_ready(
+        self, container: Container, log: LogFn, on_progress: ProgressFn, should_stop: StopFn, others: list[Container]
+    ) -> str:
+        """Poll the published port until /v2/health/ready answers 200; the endpoint URL."""
+        started = time.monotonic()
+        session, last_answer, announced = _session(), "", False
+        while True:
+            _stop_if(should_stop, log)
+            with self._errors(f"inspecting the container {container.name}"):
+                container.reload()
+            self._fail_if_exited(container, log)
+            port = _host_port(container)
+            if port and not announced:
+                announced = True
+                log(f"Container {container.name} publishes port {container_port(container)} on {self.host}:{port}")
+                on_progress(Progress(1, 1, 0, _running(others), "waiting for the model to load"))
+            status, answer = self._probe(session, port) if port else (0, "the port is not published yet")
+            if status == 200:
+                elapsed = time.monotonic() - started
+                still = ", ".join(c.name for c in others if _is_running(c)) or "none"
+                log(
+                    f"Ready: {container.name} answers {READY_PATH} with 200 after {elapsed:.1f} s "
+                    f"(previous containers still serving: {still})"
+                )
+                return f"http://{self.host}:{port}"
+            if answer != last_answer:
+                log(f"Waiting for {container.name}: {answer}")
+                last_answer = answer
+            if time.monotonic() - started > self.ready_timeout:
+                self._log_output(container, log)
+                raise _ContainerFailed(
+                    f"The container was not ready after {self.ready_timeout:.0f} s: {READY_PATH} {last_answer}"
+                )
+            time.sleep(self.poll_seconds)
+
+    def _fail_if_exited(self, container: Container, log: LogFn) -> None:
+        state = container.attrs.get("State") or {}
+        if state.get("Status") in ("exited", "dead") or state.get("Restarting"):
+            last_line = self._log_output(container, log)
+            reason = f"The container exited with code {state.get('ExitCode')}"
+            if state.get("OOMKilled"):
+                reason += " (killed for using more memory than its limit)"
+            if state.get("Error"):
+                reason += f" ({state['Error']})"
+            raise _ContainerFailed(f"{reason}: {last_line}" if last_line else reason)
+
+    def _probe(self, session: requests.Session, port: int) -> tuple[int, str]:
+        try:
+            answer = session.get(f"http://{self.host}:{port}{READY_PATH}", timeout=2)
+        except requests.RequestException as error:
+            return 0, f"no answer yet ({type(error).__name__})"
+        return answer.status_code, f"answered {answer.status_code}: {_error_text(answer)}"
+
+    def _log_output(self, container: Container, log: LogFn) -> str:
+        """Log the container's last lines; return the last one, made readable."""
+        try:
+            raw = container.logs(tail=LOG_TAIL_LINES, stdout=True, stderr=True)
+        except (APIError, requests.RequestException) as error:
+            log(f"(the log of {container.name} cannot be read: {error})")
+            return ""
+        lines = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
+        log(f"Last {len(lines)} log lines of {container.name}:")
+        for line in lines:
+            log(f"  | {line}")
+        return _readable(lines[-1]) if lines else ""
+
+    def _set_restart_policy(self, container: Container) -> None:
+        # Only now: during the readiness wait a crash must stay visible instead of being restarted away.
+        with self._errors(f"setting the restart policy of {container.name}"):
+            container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
+
+    def _retire(self, container: Container, log: LogFn) -> None:
+        with self._errors(f"removing the container {container.name}"), contextlib.suppress(NotFound):
+            container.stop(timeout=self.stop_timeout)
+            container.remove(force=True)
+        log(f"Stopped and removed the previous container {container.name}")
+
+    def _discard(self, container: Container, log: LogFn) -> None:
+        with self._errors(f"removing the container {container.name}"), contextlib.suppress(NotFound):
+            container.remove(force=True)
+        log(f"Removed the new container {container.name}; the previous one (if any) keeps serving")
+
+    # --- lookups ----------------------------------------------------------------------------------
+
+    def _containers(self, name: str, *, running_only: bool) -> list[Container]:
+        labels = [f"app.kubernetes.io/instance={name}", f"app.kubernetes.io/managed-by={MANAGED_BY}"]
+        with self._errors(f"listing the containers of {name}"):
+            return self.engine.containers.list(all=not running_only, filters={"label": labels})
+
+    def _container(self, name: str) -> Container | None:
+        with self._errors(f"looking up the container {name}"):
+            try:
+                return self.engine.containers.get(name)
+            except NotFound:
+                return None
+
+    def _image_as_run(self, container: Container) -> str:
+        """The image reference by digest: as given to `run`, or the image's repository digest."""
+        configured = container.attrs["Config"].get("Image", "")
+        if "@sha256:" in configured:
+            return configured
+        with self._errors("inspecting an image"), contextlib.suppress(ImageNotFound):
+            digests = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
+            if digests:
+                return digests[0]
+        return configured
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (TargetError, TransientTargetError, RolloutStopped, _ContainerFailed):
+            raise
+        except APIError as error:
+            message = str(error.explanation or error)
+            if (error.status_code or 0) >= 500 and _looks_transient(message):
+                raise TransientTargetError(f"The Docker engine failed while {what}: {message}") from None
+            raise TargetError(f"The Docker engine refused {what}: {message}") from None
+        except (requests.RequestException, DockerException, OSError) as error:
+            raise TransientTargetError(
+                f"The Docker engine at {self.base_url} did not answer while {what}: {error}"
+            ) from None
+
+
+def _run_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    """docker-py's containers.run() arguments for a rendered config."""
+    kwargs = {key: value for key, value in config.items() if key not in ("kind", "restart_policy", "ports", "gpus")}
+    kwargs["ports"] = {port: tuple(binding) for port, binding in config["ports"].items()}
+    kwargs["detach"] = True
+    # "no" until the container proved ready (see DockerHostTarget._set_restart_policy).
+    kwargs["restart_policy"] = {"Name": "no"}
+    if config.get("gpus"):
+        kwargs["device_requests"] = [DeviceRequest(count=config["gpus"], capabilities=[["gpu"]])]
+    return kwargs
+
+
+def _session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # loopback probes must never go through an HTTP proxy
+    return session
+
+
+def _stop_if(should_stop: StopFn, log: LogFn) -> None:
+    reason = should_stop()
+    if reason:
+        log(f"Rollout stopped: {reason}")
+        raise RolloutStopped(reason)
+
+
+def container_port(container: Container) -> str:
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    return next(iter(ports), "")
+
+
+def _host_port(container: Container) -> int | None:
+    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+    for bindings in ports.values():
+        for binding in bindings or []:
+            if binding.get("HostPort"):
+                return int(binding["HostPort"])
+    return None
+
+
+def _deployment_id(container: Container) -> int:
+    try:
+        return int(container.labels.get("slipway.io/deployment-id", "0"))
+    except ValueError:
+        return 0
+
+
+def _is_running(container: Container) -> bool:
+    with contextlib.suppress(APIError, requests.RequestException):
+        container.reload()
+    return container.status == "running"
+
+
+def _running(containers: list[Container]) -> int:
+    return sum(1 for c in containers if c.status == "running")
+
+
+def _error_text(answer: requests.Response) -> str:
+    try:
+        body = answer.json()
+    except ValueError:
+        return answer.text[:200]
+    return str(body.get("error") or body) if isinstance(body, dict) else str(body)[:200]
+
+
+def _readable(line: str) -> str:
+    """The runtime logs JSON: show its event and error instead of the whole record."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line.strip()[:500]
+    if not isinstance(record, dict):
+        return line.strip()[:500]
+    detail = record.get("error") or record.get("message") or ""
+    event = record.get("event", "")
+    return f"{event}: {detail}".strip(": ")[:500] if (event or detail) else line.strip()[:500]
+
+
+def _looks_transient(message: str) -> bool:
+    lowered = message.lower()
+    return any(hint in lowered for hint in TRANSIENT_HINTS)

@@ -1,0 +1,233 @@
+"""Rolling a model image out to a Kubernetes namespace: Service, Deployment and (optionally) an HPA."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .base import (
+    DeploySpec,
+    LiveState,
+    LogFn,
+    ProgressFn,
+    StopFn,
+    TargetError,
+    TransientTargetError,
+    validate_name,
+    validate_spec,
+)
+from .kube_api import KubeApi
+from .kube_rollout import RolloutWatch
+from .manifests import (
+    CONTAINER_NAME,
+    FIELD_MANAGER,
+    HANDOVER_MANAGER,
+    SERVICE_PORT,
+    deployment_manifest,
+    render_manifests,
+    replicas_handover,
+    schema_version,
+    validate_manifest,
+)
+
+__all__ = ["KubernetesTarget"]
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# What check() asks the cluster about: (permission key, API group, resource, verbs).
+PERMISSIONS = (
+    ("deployments", "apps", "deployments", ("get", "create", "patch", "delete")),
+    ("services", "", "services", ("get", "create", "patch", "delete")),
+    ("horizontalpodautoscalers", "autoscaling", "horizontalpodautoscalers", ("get", "create", "patch", "delete")),
+    # Reading pods, their logs and events is how a failed rollout is explained.
+    ("pods", "", "pods", ("list",)),
+    ("pods/log", "", "pods/log", ("get",)),
+    ("events", "", "events", ("list",)),
+)
+
+
+class KubernetesTarget:
+    """A namespace of a cluster, reached through a kubeconfig (YAML text)."""
+
+    def __init__(
+        self,
+        kubeconfig: str,
+        namespace: str,
+        *,
+        kubernetes_version: str | None = None,
+        request_timeout: float = 10,
+        retries: int = 3,
+        backoff: float = 0.5,
+        poll_seconds: float = 0.5,
+        unschedulable_grace: float = 60.0,
+        image_pull_grace: float = 30.0,
+        stall_grace: float = 60.0,
+    ) -> None:
+        if not _NAMESPACE.match(namespace or ""):
+            raise TargetError(f"namespace: {namespace!r} is not a valid Kubernetes namespace name")
+        self.namespace = namespace
+        self.poll_seconds = poll_seconds
+        self.unschedulable_grace, self.image_pull_grace, self.stall_grace = (
+            unschedulable_grace,
+            image_pull_grace,
+            stall_grace,
+        )
+        self._version = kubernetes_version
+        self.api = KubeApi(kubeconfig, namespace, request_timeout=request_timeout, retries=retries, backoff=backoff)
+
+    def close(self) -> None:
+        self.api.close()
+
+    def __enter__(self) -> KubernetesTarget:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # --- the Target protocol ----------------------------------------------------------------------
+
+    def check(self) -> dict:
+        result: dict[str, Any] = {
+            "ok": False,
+            "server_version": "",
+            "namespace_exists": False,
+            "permissions": {},
+            "message": "",
+        }
+        try:
+            result["server_version"] = self.api.version().get("gitVersion", "")
+            result["namespace_exists"] = self.api.namespace_exists()
+            missing: list[str] = []
+            for key, group, resource, verbs in PERMISSIONS:
+                denied = [verb for verb in verbs if not self._allowed(verb, group, resource)]
+                result["permissions"][key] = not denied
+                missing += [f"{verb} {key}" for verb in denied]
+        except (TargetError, TransientTargetError) as error:
+            result["message"] = str(error)
+            return result
+        result["ok"] = result["namespace_exists"] is not False and not missing
+        result["message"] = self._check_message(result, missing)
+        return result
+
+    def render(self, spec: DeploySpec) -> list[dict]:
+        validate_spec(spec)
+        version = self.kubernetes_version()
+        manifests = render_manifests(spec, self.namespace)
+        for manifest in manifests:
+            validate_manifest(manifest, version)
+        return manifests
+
+    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str:
+        manifests = self.render(spec)
+        log(
+            f"Rolling out {spec.image} as {spec.name} to namespace {self.namespace} at {self.api.server} "
+            f"(Kubernetes {self.kubernetes_version()})"
+        )
+        watch = RolloutWatch(
+            self.api,
+            spec,
+            log=log,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            poll_seconds=self.poll_seconds,
+            unschedulable_grace=self.unschedulable_grace,
+            image_pull_grace=self.image_pull_grace,
+            stall_grace=self.stall_grace,
+        )
+        watch.baseline()
+        self._apply_all(spec, manifests, log)
+        watch.run()
+        endpoint = self.endpoint(spec.name)
+        log(f"Serving at {endpoint}")
+        return endpoint
+
+    def live_state(self, name: str) -> LiveState:
+        validate_name(name)
+        deployment = self.api.get("Deployment", name)
+        if deployment is None:
+            return LiveState(exists=False)
+        containers = deployment["spec"]["template"]["spec"].get("containers") or [{}]
+        model = next((c for c in containers if c.get("name") == CONTAINER_NAME), containers[0])
+        status = deployment.get("status") or {}
+        return LiveState(
+            exists=True,
+            image=model.get("image", ""),
+            replicas=int(deployment["spec"].get("replicas", 1)),
+            ready=int(status.get("readyReplicas") or 0),
+            endpoint=self.endpoint(name),
+        )
+
+    def remove(self, name: str) -> None:
+        validate_name(name)
+        for kind in ("HorizontalPodAutoscaler", "Deployment", "Service"):
+            self.api.delete(kind, name)
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def endpoint(self, name: str) -> str:
+        """The Service's address inside the cluster (the short form works whatever the cluster domain)."""
+        return f"http://{name}.{self.namespace}.svc:{SERVICE_PORT}"
+
+    def kubernetes_version(self) -> str:
+        """The server's version (asked once), e.g. "1.30"; manifests are validated against its schemas."""
+        if self._version is None:
+            git_version = self.api.version().get("gitVersion", "")
+            match = re.match(r"^v?(\d+\.\d+)", git_version)
+            if not match:
+                raise TargetError(f"The cluster reports an unknown version {git_version!r}.")
+            self._version = match[1]
+        return self._version
+
+    def _allowed(self, verb: str, group: str, resource: str) -> bool:
+        base, _, sub = resource.partition("/")
+        return self.api.allowed(verb, group, base, sub)
+
+    def _check_message(self, result: dict, missing: list[str]) -> str:
+        where = f"namespace {self.namespace} at {self.api.server}"
+        parts = [f"Kubernetes {result['server_version']}"]
+        if result["namespace_exists"] is False:
+            parts.append(f"the namespace {self.namespace} does not exist")
+        elif result["namespace_exists"] is None:
+            parts.append(f"cannot tell whether {self.namespace} exists (reading Namespaces is not allowed)")
+        if missing:
+            parts.append("missing permissions: " + ", ".join(missing))
+        elif result["ok"]:
+            parts.append(f"Slipway may manage deployments, services and autoscalers in {where}")
+        version = self._version or result["server_version"].lstrip("v")
+        if version and re.match(r"^\d+\.\d+", version) and schema_version(version) != ".".join(version.split(".")[:2]):
+            parts.append(f"manifests are validated against the Kubernetes {schema_version(version)} schemas")
+        return "; ".join(parts) + "."
+
+    def _apply_all(self, spec: DeploySpec, manifests: list[dict], log: LogFn) -> None:
+        by_kind = {manifest["kind"]: manifest for manifest in manifests}
+        self._apply(by_kind["Service"], log)
+        if spec.autoscaling is None:
+            # Before the Deployment takes replicas back, so the HPA cannot scale it once more meanwhile.
+            if self.api.delete("HorizontalPodAutoscaler", spec.name, log=log):
+                log(f"Deleted HorizontalPodAutoscaler {spec.name}: autoscaling is off")
+        else:
+            self._hand_replicas_to_hpa(spec, log)
+        self._apply(by_kind["Deployment"], log)
+        if spec.autoscaling is not None:
+            self._apply(by_kind["HorizontalPodAutoscaler"], log)
+
+    def _hand_replicas_to_hpa(self, spec: DeploySpec, log: LogFn) -> None:
+        """Let spec.replicas outlive Slipway's ownership of it (see manifests.replicas_handover)."""
+        scaling = spec.autoscaling
+        assert scaling is not None
+        live = self.api.get("Deployment", spec.name, log=log)
+        if live is None:
+            replicas = scaling.min_replicas
+            first = deployment_manifest(spec, self.namespace, replicas=replicas)
+            validate_manifest(first, self.kubernetes_version())
+            self._apply(first, log)
+        else:
+            current = int(live["spec"].get("replicas", 1))
+            replicas = min(max(current, scaling.min_replicas), scaling.max_replicas)
+        self.api.apply(replicas_handover(spec.name, self.namespace, replicas), manager=HANDOVER_MANAGER, log=log)
+
+    def _apply(self, manifest: dict, log: LogFn) -> dict:
+        applied = self.api.apply(manifest, manager=FIELD_MANAGER, log=log)
+        meta = applied.get("metadata") or {}
+        generation = f" (generation {meta['generation']})" if "generation" in meta else ""
+        log(f"Applied {manifest['kind']} {manifest['metadata']['name']}{generation}")
+        return applied

@@ -1,0 +1,314 @@
+"""Watching one Deployment rollout until it completes or fails, and explaining a failure to users.
+
+It polls (Deployment, its ReplicaSets, its pods, the namespace's events) every `poll_seconds`: a poll is
+four small requests, survives API hiccups through KubeApi's retries, and lets should_stop() be checked
+on a fixed rhythm, which a long-lived watch connection would not.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .base import DeploySpec, LogFn, Progress, ProgressFn, RolloutStopped, StopFn, TargetError, selector_labels
+from .kube_api import KubeApi
+from .manifests import CONTAINER_NAME
+
+__all__ = ["RolloutWatch"]
+
+Obj = dict[str, Any]
+LOG_TAIL_LINES = 30
+EXPLAINED_PODS = 3
+# The kubelet shows these only after it already retried (or cannot ever succeed): fail at once.
+FATAL_WAITING = {
+    "ImagePullBackOff": "Pods cannot pull the image",
+    "InvalidImageName": "Pods cannot pull the image",
+    "ErrImageNeverPull": "Pods cannot pull the image",
+    "CreateContainerConfigError": "Pods cannot create the model container",
+    "CreateContainerError": "Pods cannot create the model container",
+    "CrashLoopBackOff": "The model server keeps crashing",
+}
+# A first pull failure may be a registry hiccup the kubelet's next attempt survives.
+ERR_IMAGE_PULL = "ErrImagePull"
+
+
+@dataclass
+class Snapshot:
+    deployment: Obj
+    replicasets: list[Obj]
+    pods: list[Obj]
+    new_pods: list[Obj]
+    events: list[Obj]
+
+    @property
+    def desired(self) -> int:
+        return int(self.deployment.get("spec", {}).get("replicas", 1))
+
+    def status(self, key: str) -> int:
+        return int((self.deployment.get("status") or {}).get(key) or 0)
+
+    def progress(self) -> Progress:
+        return Progress(
+            desired=self.desired,
+            updated=self.status("updatedReplicas"),
+            ready=self.status("readyReplicas"),
+            available=self.status("availableReplicas"),
+            message=(self.condition("Progressing") or {}).get("message", ""),
+        )
+
+    @property
+    def observed(self) -> bool:
+        status, meta = self.deployment.get("status") or {}, self.deployment["metadata"]
+        return int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)
+
+    def condition(self, kind: str) -> Obj | None:
+        conditions = (self.deployment.get("status") or {}).get("conditions") or []
+        return next((c for c in conditions if c.get("type") == kind), None)
+
+    def complete(self) -> bool:
+        desired = self.desired
+        counts = [self.status(key) for key in ("updatedReplicas", "readyReplicas", "availableReplicas")]
+        return self.observed and all(count == desired for count in counts) and self.status("replicas") == desired
+
+    def events_of(self, uids: set[str]) -> list[Obj]:
+        mine = [e for e in self.events if (e.get("involvedObject") or {}).get("uid") in uids]
+        return sorted(mine, key=_event_time)
+
+
+@dataclass
+class Failure:
+    message: str
+    pod: Obj | None = None
+    container: str = ""
+    crashed: bool = False
+
+
+@dataclass
+class RolloutWatch:
+    api: KubeApi
+    spec: DeploySpec
+    log: LogFn
+    on_progress: ProgressFn
+    should_stop: StopFn
+    poll_seconds: float
+    unschedulable_grace: float
+    image_pull_grace: float
+    stall_grace: float
+    _seen_events: set[str] = field(default_factory=set)
+    _first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
+    _last_progress: tuple[int, ...] = ()
+    _progressed_at: float = 0.0
+
+    @property
+    def selector(self) -> str:
+        return ",".join(f"{key}={value}" for key, value in selector_labels(self.spec.name, self.spec.model).items())
+
+    def baseline(self) -> None:
+        """Remember the events that exist before the rollout, so only new ones are logged."""
+        self._seen_events = {e["metadata"]["uid"] for e in self.api.events(log=self.log) if "uid" in e["metadata"]}
+
+    def run(self) -> None:
+        self._progressed_at = time.monotonic()
+        while True:
+            self._check_stop()
+            snapshot = self._observe()
+            self._report(snapshot)
+            failure = self._failure(snapshot)
+            if failure is not None:
+                raise TargetError(self._explain(snapshot, failure))
+            if snapshot.complete():
+                self.log(f"Rollout complete: {snapshot.desired} of {snapshot.desired} pods updated and available")
+                return
+            time.sleep(self.poll_seconds)
+
+    def _check_stop(self) -> None:
+        reason = self.should_stop()
+        if reason:
+            self.log(f"Rollout stopped: {reason} (the cluster keeps what was applied)")
+            raise RolloutStopped(reason)
+
+    # --- observing --------------------------------------------------------------------------------
+
+    def _observe(self) -> Snapshot:
+        deployment = self.api.get("Deployment", self.spec.name, log=self.log)
+        if deployment is None:
+            raise TargetError(f"The Deployment {self.spec.name} was deleted while it was rolling out.")
+        uid = deployment["metadata"].get("uid")
+        replicasets = [rs for rs in self.api.replicasets(self.selector, log=self.log) if _owner_uid(rs) == uid]
+        pods = [p for p in self.api.pods(self.selector, log=self.log) if not p["metadata"].get("deletionTimestamp")]
+        wanted = str(self.spec.deployment_id)
+        new_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get("slipway.io/deployment-id") == wanted]
+        return Snapshot(deployment, replicasets, pods, new_pods, self.api.events(log=self.log))
+
+    def _report(self, snapshot: Snapshot) -> None:
+        uids = {snapshot.deployment["metadata"]["uid"]}
+        uids |= {obj["metadata"]["uid"] for obj in snapshot.replicasets + snapshot.pods}
+        for event in snapshot.events_of(uids):
+            uid = event["metadata"].get("uid", "")
+            if uid not in self._seen_events:
+                self._seen_events.add(uid)
+                self.log(f"Event: {_describe_event(event)}")
+        progress = snapshot.progress()
+        key = (progress.desired, progress.updated, progress.ready, progress.available, snapshot.status("replicas"))
+        if key != self._last_progress:
+            self._last_progress, self._progressed_at = key, time.monotonic()
+            old = max(snapshot.status("replicas") - progress.updated, 0)
+            self.log(
+                f"Replicas: {progress.desired} desired, {progress.updated} updated, {progress.ready} ready, "
+                f"{progress.available} available" + (f", {old} old still running" if old else "")
+            )
+            self.on_progress(progress)
+
+    # --- deciding ---------------------------------------------------------------------------------
+
+    def _failure(self, snapshot: Snapshot) -> Failure | None:
+        for pod in snapshot.new_pods:
+            failure = self._pod_failure(pod)
+            if failure is not None:
+                return failure
+        progressing = snapshot.condition("Progressing") or {}
+        if snapshot.observed and progressing.get("reason") == "ProgressDeadlineExceeded":
+            return Failure(self._deadline_message(snapshot, progressing))
+        stalled = time.monotonic() - self._progressed_at
+        if stalled > self.spec.progress_deadline_seconds + self.stall_grace:
+            return Failure(
+                f"The cluster reported no progress for {stalled:.0f} s and never flagged the rollout as stuck: "
+                "is its controller manager running?"
+            )
+        return None
+
+    def _pod_failure(self, pod: Obj) -> Failure | None:
+        status = pod.get("status") or {}
+        for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason", "")
+            persistent = reason == ERR_IMAGE_PULL and self._lasted(pod, reason, self.image_pull_grace)
+            if reason in FATAL_WAITING or persistent:
+                what = FATAL_WAITING.get(reason, "Pods cannot pull the image")
+                detail = waiting.get("message") or ""
+                return Failure(
+                    f"{what}: {reason}" + (f": {detail}" if detail else ""),
+                    pod,
+                    container.get("name", ""),
+                    crashed=reason == "CrashLoopBackOff",
+                )
+        for condition in status.get("conditions") or []:
+            unschedulable = (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            )
+            if unschedulable and self._lasted(pod, "Unschedulable", self.unschedulable_grace):
+                return Failure(f"Pods cannot be scheduled: Unschedulable: {condition.get('message', '')}", pod)
+        return None
+
+    def _lasted(self, pod: Obj, reason: str, grace: float) -> bool:
+        """Whether the pod has shown this reason for longer than grace (measured from when we first saw it)."""
+        first = self._first_seen.setdefault((pod["metadata"]["uid"], reason), time.monotonic())
+        return time.monotonic() - first >= grace
+
+    def _deadline_message(self, snapshot: Snapshot, progressing: Obj) -> str:
+        ready = sum(1 for pod in snapshot.new_pods if _pod_ready(pod))
+        message = (
+            f"The rollout made no progress for {self.spec.progress_deadline_seconds} s: ProgressDeadlineExceeded: "
+            f"{progressing.get('message', '')} ({ready} of {snapshot.desired} new pods ready)"
+        )
+        warnings = [e for e in snapshot.events_of(_uids(snapshot.new_pods)) if e.get("type") == "Warning"]
+        if warnings:
+            message += f"; last warning: {warnings[-1].get('reason')}: {warnings[-1].get('message', '')}"
+        return message
+
+    # --- explaining -------------------------------------------------------------------------------
+
+    def _explain(self, snapshot: Snapshot, failure: Failure) -> str:
+        """Log what a user needs to see (pod states, events, container logs); return the failure reason."""
+        self.log(f"Rollout failed: {failure.message}")
+        first = [failure.pod] if failure.pod is not None else []
+        pods = first + [p for p in snapshot.new_pods if p["metadata"]["uid"] not in _uids(first)]
+        message = failure.message
+        for pod in pods[:EXPLAINED_PODS]:
+            self._log_pod(snapshot, pod)
+            last_line = self._log_container_output(pod, failure.container if pod is failure.pod else "")
+            if failure.crashed and pod is failure.pod and last_line:
+                message = f"{_crash_summary(pod, failure.container)}: {last_line}"
+        return message
+
+    def _log_pod(self, snapshot: Snapshot, pod: Obj) -> None:
+        name, status = pod["metadata"]["name"], pod.get("status") or {}
+        self.log(f"Pod {name}: {status.get('phase', 'Unknown')}")
+        for container in status.get("containerStatuses") or []:
+            self.log(f"  container {container.get('name')}: {_describe_container(container)}")
+        for event in snapshot.events_of({pod["metadata"]["uid"]}):
+            self.log(f"  {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
+
+    def _log_container_output(self, pod: Obj, container: str) -> str:
+        """Log the last lines of a started container (the crashed run when it restarted); return the last line."""
+        statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
+        name = container or (CONTAINER_NAME if CONTAINER_NAME in statuses else next(iter(statuses), ""))
+        status = statuses.get(name)
+        if status is None or not (status.get("containerID") or status.get("restartCount")):
+            return ""  # never started: there is no output to show
+        previous = int(status.get("restartCount") or 0) > 0
+        text = self.api.pod_log(pod["metadata"]["name"], name, previous=previous, tail=LOG_TAIL_LINES, log=self.log)
+        lines = [line for line in text.splitlines() if line.strip()]
+        which = "previous run" if previous else "current run"
+        self.log(f"  last {len(lines)} log lines of {name} ({which}):")
+        for line in lines:
+            self.log(f"  | {line}")
+        return lines[-1].strip() if lines and not text.startswith("(no log") else ""
+
+
+def _owner_uid(obj: Obj) -> str | None:
+    refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("controller")]
+    return refs[0].get("uid") if refs else None
+
+
+def _uids(objects: list[Obj]) -> set[str]:
+    return {obj["metadata"]["uid"] for obj in objects}
+
+
+def _pod_ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _event_time(event: Obj) -> tuple[str, str]:
+    stamp = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
+    return str(stamp), event["metadata"].get("name", "")
+
+
+def _describe_event(event: Obj) -> str:
+    involved = event.get("involvedObject") or {}
+    count = int(event.get("count") or 1)
+    repeated = f" (x{count})" if count > 1 else ""
+    return (
+        f"{event.get('type', 'Normal')} {involved.get('kind', '')}/{involved.get('name', '')}: "
+        f"{event.get('reason', '')}: {event.get('message', '')}{repeated}"
+    )
+
+
+def _describe_container(status: Obj) -> str:
+    state = status.get("state") or {}
+    restarts = int(status.get("restartCount") or 0)
+    if "waiting" in state:
+        text = f"waiting ({state['waiting'].get('reason', '')})"
+    elif "terminated" in state:
+        text = f"terminated ({state['terminated'].get('reason', '')}, exit code {state['terminated'].get('exitCode')})"
+    else:
+        text = "running" + (", ready" if status.get("ready") else ", not ready")
+    last = (status.get("lastState") or {}).get("terminated")
+    if last:
+        text += f"; last run ended {last.get('reason', '')} with exit code {last.get('exitCode')}"
+    return text + (f"; {restarts} restarts" if restarts else "")
+
+
+def _crash_summary(pod: Obj, container: str) -> str:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    status = next((s for s in statuses if s.get("name") == container), {})
+    last = (status.get("lastState") or {}).get("terminated") or {}
+    exit_code = last.get("exitCode")
+    reason = last.get("reason")
+    how = f"exit code {exit_code}" + (f", {reason}" if reason and reason != "Error" else "")
+    restarts = int(status.get("restartCount") or 0)
+    return f"The model server keeps crashing: CrashLoopBackOff ({how}, {restarts} restarts)"

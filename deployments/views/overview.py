@@ -1,0 +1,80 @@
+"""The overview: every model by every environment, with what is pending or wrong highlighted."""
+
+from itertools import chain
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+from accounts.permissions import restrict, visible_teams
+from deployments.models import Build, PromotionRequest, PromotionState, Rollout, RolloutState
+from deployments.services.environments import environments_for
+from registry import selectors as registry_selectors
+
+ACTIVITY_ITEMS = 15
+
+
+def matrix(models, environments, user):
+    """Rows of (model, [cell per environment]); a fixed number of queries whatever the size."""
+    model_ids = [m.pk for m in models]
+    current = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
+        model_id__in=model_ids, state=RolloutState.SUCCEEDED).select_related("version").only(
+        "pk", "model_id", "environment_id", "image", "finished_at", "drift", "drift_detail", "version__number")}
+    active = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
+        model_id__in=model_ids, state__in=RolloutState.active()).select_related("version").only(
+        "pk", "model_id", "environment_id", "state", "version__number")}
+    pending = {(p.model_id, p.environment_id): p for p in PromotionRequest.objects.filter(
+        model_id__in=model_ids, state=PromotionState.PENDING).select_related("version").only(
+        "pk", "model_id", "environment_id", "version__number")}
+    failed = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
+        model_id__in=model_ids, state=RolloutState.FAILED).order_by("model_id", "environment_id", "created_at")
+        .only("pk", "model_id", "environment_id", "created_at")}
+    rows = []
+    for model in models:
+        cells = []
+        for environment in environments:
+            key = (model.pk, environment.pk)
+            release, running = current.get(key), active.get(key)
+            last_failure = failed.get(key)
+            cells.append({
+                "environment": environment, "release": release, "active": running, "pending": pending.get(key),
+                "failed": last_failure if last_failure and (release is None or
+                                                            last_failure.created_at > release.finished_at) else None,
+            })
+        rows.append((model, cells))
+    return rows
+
+
+@login_required
+def overview(request):
+    team = request.GET.get("team", "")
+    models = list(registry_selectors.model_list(user=request.user, team=team)[:500])
+    environments = list(environments_for(request.user).order_by("position", "name"))
+    if team:
+        environments = [e for e in environments if e.team is None or e.team.slug == team]
+    rows = matrix(models, environments, request.user)
+    activity = recent_activity(request.user)
+    context = {
+        "rows": rows, "environments": environments, "teams": visible_teams(request.user).order_by("slug"),
+        "team": team, "activity": activity,
+        "drifted": sum(1 for _, cells in rows for c in cells if c["release"] and c["release"].drift in
+                       ("drifted", "missing")),
+        "pending": sum(1 for _, cells in rows for c in cells if c["pending"]),
+        "running": sum(1 for _, cells in rows for c in cells if c["active"]),
+    }
+    template = "deployments/_overview_body.html" if request.htmx else "deployments/overview.html"
+    return render(request, template, context)
+
+
+def recent_activity(user) -> list[dict]:
+    rollouts = restrict(Rollout.objects.select_related("model", "version", "environment", "requested_by"),
+                        user).order_by("-created_at")[:ACTIVITY_ITEMS]
+    builds = restrict(Build.objects.select_related("version__model", "started_by").defer("bill_of_materials"),
+                      user).order_by("-created_at")[:ACTIVITY_ITEMS]
+    promotions = restrict(PromotionRequest.objects.select_related("model", "version", "environment", "requested_by"),
+                          user).order_by("-created_at")[:ACTIVITY_ITEMS]
+    items = chain(
+        ({"kind": "rollout", "at": r.created_at, "object": r} for r in rollouts),
+        ({"kind": "build", "at": b.created_at, "object": b} for b in builds),
+        ({"kind": "promotion", "at": p.created_at, "object": p} for p in promotions),
+    )
+    return sorted(items, key=lambda item: item["at"], reverse=True)[:ACTIVITY_ITEMS]

@@ -1,0 +1,93 @@
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from accounts.permissions import Actor, restrict
+from deployments.comparison import compare
+from deployments.models import PromotionRequest, PromotionState
+from deployments.services import promotions
+from deployments.services.environments import environments_for
+from registry import selectors as registry_selectors
+
+
+def _promotions(user):
+    return restrict(PromotionRequest.objects.select_related(
+        "environment", "model__team", "version", "requested_by", "rollout"), user)
+
+
+@login_required
+def promotion_list(request):
+    actor = Actor.from_request(request)
+    state = request.GET.get("state", "")
+    history = _promotions(request.user).order_by("-created_at")
+    if state in PromotionState.values:
+        history = history.filter(state=state)
+    return render(request, "deployments/promotion_list.html", {
+        "inbox": promotions.inbox(actor),
+        "history": Paginator(history, 25).get_page(request.GET.get("page")),
+        "state": state, "states": PromotionState.choices,
+    })
+
+
+@login_required
+def promotion_detail(request, pk):
+    promotion = get_object_or_404(_promotions(request.user).prefetch_related("approvals__approver"), pk=pk)
+    actor = Actor.from_request(request)
+    verdict = promotions.approver_verdict(actor, promotion)
+    approvals = promotion.approvals.all()
+    decided = any(a.approver_id == request.user.pk and a.digest == promotion.digest for a in approvals)
+    return render(request, "deployments/promotion_detail.html", {
+        "promotion": promotion,
+        "changes": compare(promotion),
+        "verdict": verdict,
+        "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
+        "can_cancel": promotion.state == PromotionState.PENDING and (
+            promotion.requested_by_id == request.user.pk or promotions.is_admin_of(request.user, promotion.model.team)),
+        "counted": sum(1 for a in approvals if a.decision == "approve" and a.digest == promotion.digest),
+    })
+
+
+@login_required
+@require_POST
+def promotion_create(request, team, name, number):
+    version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
+    environment = get_object_or_404(environments_for(request.user), pk=request.POST.get("environment"))
+    try:
+        promotion = promotions.promotion_request(
+            actor=Actor.from_request(request), version=version, environment=environment,
+            reason=request.POST.get("reason", ""),
+            break_glass_justification=request.POST.get("break_glass_justification", ""),
+        )
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+        return redirect("version-detail", team, name, number)
+    messages.success(request, f"Promotion to {environment.name} requested; approvers have been told.")
+    return redirect("deployments:promotion-detail", promotion.pk)
+
+
+@login_required
+@require_POST
+def promotion_decide(request, pk, decision):
+    promotion = get_object_or_404(_promotions(request.user), pk=pk)
+    actor = Actor.from_request(request)
+    comment = request.POST.get("comment", "")
+    actions = {
+        "approve": lambda: promotions.promotion_approve(actor=actor, promotion=promotion, comment=comment),
+        "reject": lambda: promotions.promotion_reject(actor=actor, promotion=promotion, comment=comment),
+        "cancel": lambda: promotions.promotion_cancel(actor=actor, promotion=promotion),
+        "deploy": lambda: promotions.promotion_deploy(actor=actor, promotion=promotion),
+    }
+    if decision not in actions:
+        raise Http404("No such decision.")
+    try:
+        actions[decision]()
+    except (ValidationError, PermissionDenied) as error:
+        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+    else:
+        messages.success(request, {"approve": "Approval recorded.", "reject": "Request rejected.",
+                                   "cancel": "Request cancelled.", "deploy": "Deploying."}[decision])
+    return redirect("deployments:promotion-detail", pk)

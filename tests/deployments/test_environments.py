@@ -1,0 +1,85 @@
+"""Environments: who manages them, and credentials that never come back out."""
+
+import pytest
+from django.db import connection
+
+from deployments.models import Environment, TargetKind
+from tests.deployments.factories import EnvironmentFactory
+
+KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: super-secret-token}}]\n"
+
+
+def stored(environment, column):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM deployments_environment WHERE id = %s", [environment.pk])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def test_a_team_admin_adds_a_kubernetes_environment_whose_credentials_stay_secret(api, owner, team):
+    response = api.as_user(owner).post("/api/v1/environments/", {
+        "name": "staging", "team": "vision", "position": 20, "target": "kubernetes", "namespace": "ml-staging",
+        "kubeconfig": KUBECONFIG, "deployment_settings": {"replicas": 2, "memory_limit": "2Gi"},
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert "kubeconfig" not in body and "kube_token" not in body and body["has_credentials"] is True
+    environment = Environment.objects.get()
+    assert environment.kubeconfig == KUBECONFIG
+    assert "super-secret-token" not in stored(environment, "kubeconfig")
+    listed = api.get("/api/v1/environments/").content.decode()
+    assert "super-secret-token" not in listed
+    page = api.get(f"/environments/{environment.pk}/edit/").content.decode()
+    assert "super-secret-token" not in page
+
+
+@pytest.mark.parametrize(("deployment_settings", "field_text"), [
+    ({"replicas": -1}, "replicas: must be a whole number"),
+    ({"memory_limit": "lots"}, "memory_limit: use a Kubernetes quantity"),
+    ({"autoscaling": {"min_replicas": 5, "max_replicas": 2}}, "min_replicas cannot be more than max_replicas"),
+    ({"env": {"BAD-NAME": "x"}}, "not a valid variable name"),
+    ({"colour": "blue"}, "colour: unknown setting"),
+])
+def test_bad_deployment_settings_name_the_setting(api, owner, team, deployment_settings, field_text):
+    response = api.as_user(owner).post("/api/v1/environments/", {
+        "name": "dev", "team": "vision", "target": "docker", "deployment_settings": deployment_settings},
+        format="json")
+    assert response.status_code == 400
+    assert field_text in response.json()["deployment_settings"][0]
+
+
+def test_a_kubernetes_environment_needs_credentials_and_a_namespace(api, owner, team):
+    response = api.as_user(owner).post("/api/v1/environments/", {
+        "name": "prod", "team": "vision", "target": "kubernetes"}, format="json")
+    assert response.status_code == 400
+    assert "namespace" in response.json()
+
+
+@pytest.mark.parametrize("caller", ["teammate", "approver", "viewer"])
+def test_only_admins_change_environments(request, api, team, caller):
+    environment = EnvironmentFactory(team=team, name="dev")
+    client = api.as_user(request.getfixturevalue(caller))
+    assert client.patch(f"/api/v1/environments/{environment.pk}/", {"protected": True}, format="json").status_code \
+        == 403
+    assert client.post("/api/v1/environments/", {"name": "x", "team": "vision", "target": "docker"},
+                       format="json").status_code == 403
+
+
+def test_global_environments_are_for_site_admins(api, owner, site_admin):
+    body = {"name": "shared", "target": "docker"}
+    assert api.as_user(owner).post("/api/v1/environments/", body, format="json").status_code == 403
+    assert api.as_user(site_admin).post("/api/v1/environments/", body, format="json").status_code == 201
+
+
+def test_another_teams_environment_is_not_found(api, stranger, team):
+    environment = EnvironmentFactory(team=team, name="secret-env", target=TargetKind.DOCKER)
+    client = api.as_user(stranger)
+    assert client.get(f"/api/v1/environments/{environment.pk}/").status_code == 404
+    assert client.get(f"/environments/{environment.pk}/").status_code == 404
+
+
+def test_environment_pages_render(client, owner, team):
+    environment = EnvironmentFactory(team=team, name="dev")
+    client.force_login(owner)
+    assert "dev" in client.get("/environments/").content.decode()
+    page = client.get(f"/environments/{environment.pk}/").content.decode()
+    assert "Nothing is running here" in page and "Test connection" in page

@@ -1,0 +1,108 @@
+"""Rollouts to a Docker host, end to end: a real worker builds and deploys real images.
+
+The model is a `python` framework class (numpy only), so builds are quick; a broken version's
+container never becomes ready, which must leave the previous one serving.
+"""
+
+import pytest
+import requests
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
+from deployments.services import drift
+from tests.support.builds import wait_for_build
+from tests.support.services import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+GOOD_MODEL = b'''
+import numpy as np
+
+
+class Model:
+    def predict(self, inputs):
+        return {"double": np.asarray(inputs["x"], dtype=np.float64) * %d}
+'''
+BROKEN_MODEL = b'''
+raise RuntimeError("this model cannot load: weights missing")
+'''
+SIGNATURE = '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], ' \
+            '"outputs": [{"name": "double", "datatype": "FP64", "shape": [-1]}]}'
+
+
+@pytest.fixture
+def docker_env(docker_engine):
+    environment = Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER,
+                                             docker_url="unix:///var/run/docker.sock", bind_address="127.0.0.1")
+    yield environment
+    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=iris"}):
+        container.remove(force=True)
+
+
+def upload(client, model, source: bytes) -> int:
+    response = client.post(f"/api/v1/models/{model.pk}/versions/", {
+        "framework": "python", "artifact": SimpleUploadedFile("model.py", source), "signature": SIGNATURE,
+    }, format="multipart")
+    assert response.status_code == 201, response.content
+    build = wait_for_build(response.json()["id"], timeout=240)
+    assert build.state == "succeeded", build.failure_reason
+    return response.json()["id"]
+
+
+def deploy(client, version_id, environment) -> Rollout:
+    response = client.post("/api/v1/rollouts/", {"version": version_id, "environment": environment.pk}, format="json")
+    assert response.status_code == 201, response.content
+    return finished(response.json()["id"])
+
+
+def finished(rollout_id) -> Rollout:
+    def done():
+        rollout = Rollout.objects.get(pk=rollout_id)
+        return rollout if rollout.is_finished else None
+
+    return wait_until(done, timeout=120, interval=0.3, message=f"rollout {rollout_id}")
+
+
+def predict(endpoint, value):
+    response = requests.post(f"{endpoint}/v2/models/iris/infer", json={"inputs": [
+        {"name": "x", "shape": [1], "datatype": "FP64", "data": [value]}]}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()["outputs"][0]["data"][0]
+
+
+def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
+    api, teammate, model, registry_row, build_settings, celery_worker, docker_env, docker_engine,
+):
+    client = api.as_user(teammate)
+    v1 = upload(client, model, GOOD_MODEL % 2)
+    v2 = upload(client, model, GOOD_MODEL % 3)
+    broken = upload(client, model, BROKEN_MODEL)
+
+    first = deploy(client, v1, docker_env)
+    assert first.state == RolloutState.SUCCEEDED, first.failure_reason
+    assert predict(first.endpoint, 5) == 10
+
+    second = deploy(client, v2, docker_env)
+    assert second.state == RolloutState.SUCCEEDED, second.failure_reason
+    assert predict(second.endpoint, 5) == 15
+    first.refresh_from_db()
+    assert first.state == RolloutState.SUPERSEDED
+    running = docker_engine.containers.list(filters={"label": "slipway.io/model=iris"})
+    assert len(running) == 1  # the old container went once the new one was ready
+
+    failed = deploy(client, broken, docker_env)
+    assert failed.state == RolloutState.FAILED
+    assert "weights missing" in "\n".join(failed.log_lines.values_list("text", flat=True))
+    assert predict(second.endpoint, 5) == 15  # the previous release kept serving
+    rollback = finished(Rollout.objects.get(kind=RolloutKind.AUTO_ROLLBACK, replaces=failed).pk)
+    assert rollback.state == RolloutState.SUCCEEDED and rollback.version_id == v2
+
+    assert drift.check_environment(docker_env)[Drift.IN_SYNC] == 1
+    for container in docker_engine.containers.list(filters={"label": "slipway.io/model=iris"}):
+        container.stop(timeout=1)
+    drift.check_environment(docker_env)
+    rollback.refresh_from_db()
+    assert rollback.drift == Drift.MISSING
+
+    page = client.get(f"/environments/{docker_env.pk}/").content.decode()
+    assert "missing" in page and f"v{rollback.version.number}" in page

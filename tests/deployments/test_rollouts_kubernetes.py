@@ -1,0 +1,166 @@
+"""Rollouts to Kubernetes, through the official client, against the API emulated over real HTTP.
+
+The runner is called directly (no Celery) so each test drives one rollout from start to end. With
+SLIPWAY_TEST_KUBECONFIG set, the same tests talk to a real cluster (those needing fault injection skip).
+"""
+
+import pytest
+from django.utils import timezone
+
+from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
+from deployments.runners import rollout as rollout_runner
+from deployments.services import drift, rollouts
+from tests.deployments.factories import RegistryFactory, succeeded_build
+from tests.factories import VersionFactory
+from tests.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def cluster_env(kube_cluster, settings):  # noqa: F811
+    settings.ROLLOUT_TIMEOUT = 60
+    return Environment.objects.create(
+        name="dev", position=10, target=TargetKind.KUBERNETES, namespace=kube_cluster.namespace,
+        kubeconfig=kube_cluster.kubeconfig.read_text(),
+        deployment_settings={"replicas": 2, "progress_deadline_seconds": 30},
+    )
+
+
+def version_with_image(model, number, image_suffix="good"):
+    RegistryFactory()
+    version = VersionFactory(model=model, number=number)
+    build = succeeded_build(version, digest_char="abcdef"[number % 6])
+    build.image_reference = f"registry.example.com/vision/{image_suffix}:v{number}"
+    build.save()
+    return version
+
+
+def deploy(actor_user, version, environment) -> Rollout:
+    from accounts.permissions import Actor
+
+    rollout = rollouts.rollout_start(actor=Actor(user=actor_user), version=version, environment=environment)
+    rollout_runner.execute(rollout_id=rollout.pk)
+    rollout.refresh_from_db()
+    return rollout
+
+
+def log_text(rollout) -> str:
+    return "\n".join(rollout.log_lines.order_by("seq").values_list("text", flat=True))
+
+
+def test_a_rollout_succeeds_with_progress_events_and_manifests(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    version = version_with_image(model, 1)
+    rollout = deploy(teammate, version, cluster_env)
+    assert rollout.state == RolloutState.SUCCEEDED, f"{rollout.failure_reason}\n{log_text(rollout)}"
+    assert rollout.progress["ready"] == rollout.progress["desired"] == 2
+    kinds = [m["kind"] for m in rollout.manifests]
+    assert "Deployment" in kinds and "Service" in kinds
+    deployment = kube_cluster.apps.read_namespaced_deployment(rollout.resource_name, kube_cluster.namespace)
+    assert deployment.spec.template.spec.containers[0].image == rollout.image  # by digest, never a tag
+    assert "@sha256:" in rollout.image
+    assert rollout.endpoint
+
+
+def test_a_bad_image_fails_with_its_reason_and_rolls_back(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    good = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert good.state == RolloutState.SUCCEEDED
+    bad = deploy(teammate, version_with_image(model, 2, image_suffix="bad-image"), cluster_env)
+    assert bad.state == RolloutState.FAILED
+    assert "ImagePullBackOff" in bad.failure_reason or "ErrImagePull" in bad.failure_reason
+    assert "Failed to pull image" in log_text(bad)
+    rollback = Rollout.objects.get(kind=RolloutKind.AUTO_ROLLBACK)
+    assert rollback.replaces == bad and rollback.version == good.version and rollback.requested_by is None
+    rollout_runner.execute(rollout_id=rollback.pk)
+    rollback.refresh_from_db()
+    assert rollback.state == RolloutState.SUCCEEDED
+    deployment = kube_cluster.apps.read_namespaced_deployment(good.resource_name, kube_cluster.namespace)
+    assert deployment.spec.template.spec.containers[0].image == good.image
+
+
+def test_a_crash_loop_fails_with_the_container_log(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    rollout = deploy(teammate, version_with_image(model, 1, image_suffix="crashloop"), cluster_env)
+    assert rollout.state == RolloutState.FAILED
+    assert "CrashLoopBackOff" in rollout.failure_reason
+    assert "Traceback" in log_text(rollout)
+    assert not Rollout.objects.filter(kind=RolloutKind.AUTO_ROLLBACK).exists()  # nothing earlier to go back to
+
+
+def test_the_progress_deadline_fails_the_rollout(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    kube_cluster.controller.ready_delay = 30
+    cluster_env.deployment_settings = {"replicas": 1, "progress_deadline_seconds": 5}
+    cluster_env.save()
+    rollout = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert rollout.state == RolloutState.FAILED
+    assert "ProgressDeadlineExceeded" in rollout.failure_reason
+
+
+def test_api_errors_are_retried_and_the_rollout_still_succeeds(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    kube_cluster.emulator.fail_next(2, status=500, path="deployments")
+    rollout = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert rollout.state == RolloutState.SUCCEEDED, log_text(rollout)
+
+
+def test_a_second_rollout_of_the_same_model_is_refused_while_one_runs(teammate, model, cluster_env):
+    from accounts.permissions import Actor
+
+    first = rollouts.rollout_start(actor=Actor(user=teammate), version=version_with_image(model, 1),
+                                   environment=cluster_env)
+    with pytest.raises(Exception, match=f"rollout #{first.pk} of v1 is still queued"):
+        rollouts.rollout_start(actor=Actor(user=teammate), version=version_with_image(model, 2),
+                               environment=cluster_env)
+
+
+def test_drift_is_found_after_the_image_changes_behind_our_back(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    rollout = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert drift.check_environment(cluster_env)[Drift.IN_SYNC] == 1
+    deployment = kube_cluster.emulator.get("deployments", kube_cluster.namespace, rollout.resource_name)
+    deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/hotfix:latest"
+    kube_cluster.emulator.put(deployment)
+    assert drift.check_environment(cluster_env)[Drift.DRIFTED] == 1
+    rollout.refresh_from_db()
+    assert rollout.drift == Drift.DRIFTED and "hotfix" in rollout.drift_detail
+    kube_cluster.emulator.delete("deployments", kube_cluster.namespace, rollout.resource_name)
+    assert drift.check_environment(cluster_env)[Drift.MISSING] == 1
+
+
+def test_what_ran_at_a_given_time(teammate, model, cluster_env, api):
+    first = deploy(teammate, version_with_image(model, 1), cluster_env)
+    between = timezone.now()
+    second = deploy(teammate, version_with_image(model, 2), cluster_env)
+    assert second.state == RolloutState.SUCCEEDED
+    first.refresh_from_db()
+    assert first.state == RolloutState.SUPERSEDED
+    client = api.as_user(teammate)
+    then = client.get(f"/api/v1/environments/{cluster_env.pk}/releases/", {"at": between.isoformat()}).json()
+    now = client.get(f"/api/v1/environments/{cluster_env.pk}/releases/").json()
+    assert [r["version_number"] for r in then] == [1]
+    assert [r["version_number"] for r in now] == [2]
+    bad = client.get(f"/api/v1/environments/{cluster_env.pk}/releases/", {"at": "yesterday"})
+    assert bad.status_code == 400 and "ISO 8601" in bad.json()["at"][0]
+
+
+def test_rollback_redeploys_the_previous_release(teammate, model, cluster_env, api):
+    deploy(teammate, version_with_image(model, 1), cluster_env)
+    current = deploy(teammate, version_with_image(model, 2), cluster_env)
+    response = api.as_user(teammate).post(f"/api/v1/environments/{cluster_env.pk}/rollback/", {"model": model.pk},
+                                          format="json")
+    assert response.status_code == 201, response.json()
+    rollback = Rollout.objects.get(pk=response.json()["id"])
+    assert rollback.kind == RolloutKind.ROLLBACK and rollback.replaces == current and rollback.version.number == 1
+    rollout_runner.execute(rollout_id=rollback.pk)
+    current.refresh_from_db()
+    assert current.state == RolloutState.ROLLED_BACK
+
+
+def test_test_connection_reports_version_namespace_and_permissions(owner, site_admin, cluster_env, api, kube_cluster):  # noqa: F811
+    report = api.as_user(site_admin).post(f"/api/v1/environments/{cluster_env.pk}/test-connection/").json()
+    assert report["ok"] is True and report["namespace_exists"] is True
+    assert report["server_version"]
+    assert all(report["permissions"].values())
+    assert api.as_user(owner).post(f"/api/v1/environments/{cluster_env.pk}/test-connection/").status_code == 403
