@@ -34,7 +34,11 @@ def exception_handler(exc, context):
         # Keep the reason ("needs the developer role in team 'vision'"), which DRF would drop.
         exc = exceptions.PermissionDenied(str(exc))
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(exc, exceptions.ValidationError) and isinstance(response.data, list):
-        response.data = {"non_field_errors": response.data}
+    if response is not None and isinstance(exc, exceptions.ValidationError):
+        if isinstance(response.data, list):
+            response.data = {"non_field_errors": response.data}
+        # Always a list of reasons per field, however the error was raised.
+        response.data = {field: reasons if isinstance(reasons, list | dict) else [reasons]
+                         for field, reasons in response.data.items()}
     return response
 

@@ -1,6 +1,6 @@
 """Reads for builds and registries, restricted to what the user may see."""
 
-from django.db.models import Q, QuerySet
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 
 from accounts.models import Membership, Role
 from accounts.permissions import restrict
@@ -15,9 +15,8 @@ def build_list(*, user) -> QuerySet:
 
 def latest_builds_for_versions(version_ids) -> dict[int, Build]:
     """The newest build of each version, in one query (for version tables)."""
-    builds = Build.objects.filter(version_id__in=list(version_ids)).order_by("version_id", "-created_at").distinct(
-        "version_id"
-    ).defer("bill_of_materials")
+    newest = Build.objects.filter(version=OuterRef("version")).order_by("-created_at").values("pk")[:1]
+    builds = Build.objects.filter(version_id__in=list(version_ids), pk=Subquery(newest)).defer("bill_of_materials")
     return {build.version_id: build for build in builds}
 
 

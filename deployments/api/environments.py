@@ -69,7 +69,7 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         at = request.query_params.get("at")
         when = parse_datetime(at) if at else None
         if at and when is None:
-            raise ValidationError({"at": f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."})
+            raise ValidationError({"at": [f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."]})
         releases = restrict(rollouts.releases_at(self.get_object(), when), request.user)
         return Response(serializers.RolloutSerializer(releases, many=True).data)
 

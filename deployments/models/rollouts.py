@@ -100,6 +100,12 @@ class Rollout(models.Model):
         return self.state in RolloutState.final()
 
     @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
     def resource_name(self) -> str:
         """The name of the Deployment / container group: stable across versions of one model."""
         return f"{self.model.team.slug}-{self.model.name}"[:63].rstrip("-")

@@ -61,7 +61,8 @@ class RolloutRunner:
         self.say(f"{verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} {rollout.version.display_name} "
                  f"in {environment.name} ({environment.get_target_display()})")
         self.say(f"Image {rollout.image}")
-        target = target_for(rollout.environment)
+        target = target_for(rollout.environment,
+                            ready_timeout=rollout.deployment_settings.get("progress_deadline_seconds"))
         spec = deploy_spec(rollout)
         manifests = target.render(spec)
         Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests)

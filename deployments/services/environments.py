@@ -86,8 +86,9 @@ def effective_settings(environment: Environment, model: RegisteredModel) -> dict
     return environment.settings_for(model, override)
 
 
-def target_for(environment: Environment):
-    """The object that talks to the environment's cluster or Docker host."""
+def target_for(environment: Environment, *, ready_timeout: float | None = None):
+    """The object that talks to the environment's cluster or Docker host. `ready_timeout`: how long a
+    new container may take to answer ready on a Docker host (a cluster has progressDeadlineSeconds)."""
     from deployments import targets
 
     if environment.target == TargetKind.KUBERNETES:
@@ -96,8 +97,11 @@ def target_for(environment: Environment):
         )
         return targets.KubernetesTarget(kubeconfig, environment.namespace)
     registry = registry_for(environment.team)
-    return targets.DockerHostTarget(environment.docker_url, bind_address=environment.bind_address,
-                                    registry_auth=registry.auth_config if registry else None)
+    return targets.DockerHostTarget(
+        environment.docker_url, bind_address=environment.bind_address,
+        registry_auth=registry.auth_config if registry else None,
+        ready_timeout=ready_timeout or environment.settings_for(None)["progress_deadline_seconds"],
+    )
 
 
 def environment_check(*, actor: Actor, environment: Environment) -> dict:

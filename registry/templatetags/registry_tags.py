@@ -10,8 +10,21 @@ def get(mapping, key):
 
 @register.filter
 def short_digest(value: str, length: int = 12) -> str:
-    value = value or ""
-    return value.split(":", 1)[-1][:length]
+    """`repo@sha256:abc…` or `sha256:abc…` → the first characters of the hex digest."""
+    value = (value or "").rsplit("@", 1)[-1]
+    return value.removeprefix("sha256:")[:length] if "sha256:" in value else ""
+
+
+@register.filter
+def seconds(delta) -> str:
+    """A duration as people say it: "4.2 s", "3 min 5 s"."""
+    if delta is None:
+        return ""
+    total = delta.total_seconds()
+    if total < 60:
+        return f"{total:.1f} s"
+    minutes, rest = divmod(int(total), 60)
+    return f"{minutes} min {rest} s"
 
 
 @register.filter

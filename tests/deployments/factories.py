@@ -8,7 +8,9 @@ from tests.factories import VersionFactory
 class RegistryFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = ContainerRegistry
+        django_get_or_create = ["team"]  # one registry per team, and one global
 
+    team = None
     name = factory.Sequence(lambda n: f"registry-{n}")
     url = "127.0.0.1:5999"
     insecure = True

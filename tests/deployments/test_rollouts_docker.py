@@ -33,7 +33,8 @@ SIGNATURE = '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], ' \
 @pytest.fixture
 def docker_env(docker_engine):
     environment = Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER,
-                                             docker_url="unix:///var/run/docker.sock", bind_address="127.0.0.1")
+                                             docker_url="unix:///var/run/docker.sock", bind_address="127.0.0.1",
+                                             deployment_settings={"progress_deadline_seconds": 15})
     yield environment
     for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=iris"}):
         container.remove(force=True)

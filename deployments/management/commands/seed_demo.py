@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 
 from accounts.models import Membership, Role, Team
 from accounts.permissions import Actor
-from deployments.models import ContainerRegistry
+from deployments.models import ContainerRegistry, Environment, TargetKind
 from registry import services as registry_services
 from registry.models import RegisteredModel
 
@@ -60,12 +60,22 @@ class Command(BaseCommand):
         if settings.DEFAULT_REGISTRY_URL and not ContainerRegistry.objects.filter(team__isnull=True).exists():
             ContainerRegistry.objects.create(name="local", url=settings.DEFAULT_REGISTRY_URL,
                                              insecure=settings.DEFAULT_REGISTRY_URL.startswith(("127.", "localhost")))
+        self.seed_environments()
         self.seed_model(team, User.objects.get(username="alice"))
 
         self.stdout.write("Demo logins (team 'vision'):")
         for username, role, password, superuser in DEMO_USERS:
             kind = "site admin" if superuser else role.label.lower()
             self.stdout.write(f"  {username:<6} / {password:<14} {kind}")
+
+    def seed_environments(self) -> None:
+        """dev, staging and prod (protected) on this machine's Docker engine: no cluster needed."""
+        for name, position, protected in (("dev", 10, False), ("staging", 20, False), ("prod", 30, True)):
+            Environment.objects.get_or_create(name=name, team=None, defaults={
+                "position": position, "protected": protected, "requires_previous_stage": protected,
+                "target": TargetKind.DOCKER, "docker_url": settings.DOCKER_HOST, "bind_address": "127.0.0.1",
+                "description": "Local Docker host" + (" · needs an approved promotion" if protected else ""),
+            })
 
     def seed_model(self, team, alice) -> None:
         actor = Actor(user=alice)
