@@ -1,11 +1,11 @@
 """Environments: who may change them, and how to reach their target (a cluster or a Docker host)."""
 
-from audit.services import model_snapshot, record
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from accounts.permissions import Action, Actor, require, visible_teams
+from audit.services import model_snapshot, record
 from deployments.deployment_settings import clean_deployment_settings
 from deployments.models import Environment, ModelEnvironmentSettings, TargetKind
 from deployments.services.builds import registry_for

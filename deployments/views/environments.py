@@ -66,6 +66,7 @@ class EnvironmentForm(forms.ModelForm):
                   '"max_replicas": 6, "target_cpu_percent": 70}}',
     )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
+    kube_api_url = forms.URLField(required=False, assume_scheme="https", label="Kubernetes API URL")
 
     class Meta:
         model = Environment

@@ -3,18 +3,33 @@
 from itertools import chain
 
 from django.contrib.auth.decorators import login_required
+from django.db.models import Max
 from django.shortcuts import render
+from django.urls import reverse
 
 from accounts.permissions import restrict, visible_teams
 from deployments.models import Build, PromotionRequest, PromotionState, Rollout, RolloutState
 from deployments.services.environments import environments_for
-from registry import selectors as registry_selectors
+from registry.models import RegisteredModel
 
 ACTIVITY_ITEMS = 15
+MAX_MODELS = 500
+
+
+def overview_models(user, team: str):
+    models = (restrict(RegisteredModel.objects.filter(archived=False), user).select_related("team")
+              .annotate(latest_number=Max("versions__number")).order_by("team__slug", "name"))
+    return models.filter(team__slug=team) if team else models
+
+
+def url_pattern(name: str) -> str:
+    """A reversed URL with a placeholder for the id: reversing a thousand times is the page's cost."""
+    return reverse(name, args=[987654321]).replace("987654321", "{}")
 
 
 def matrix(models, environments, user):
     """Rows of (model, [cell per environment]); a fixed number of queries whatever the size."""
+    rollout_url, promotion_url = url_pattern("deployments:rollout-detail"), url_pattern("deployments:promotion-detail")
     model_ids = [m.pk for m in models]
     current = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
         model_id__in=model_ids, state=RolloutState.SUCCEEDED).select_related("version").only(
@@ -28,17 +43,25 @@ def matrix(models, environments, user):
     failed = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
         model_id__in=model_ids, state=RolloutState.FAILED).order_by("model_id", "environment_id", "created_at")
         .only("pk", "model_id", "environment_id", "created_at")}
+    model_url = reverse("model-detail", args=["TEAM-SLUG", "MODEL-NAME"])
     rows = []
     for model in models:
+        model.url = model_url.replace("TEAM-SLUG", model.team.slug).replace("MODEL-NAME", model.name)
         cells = []
         for environment in environments:
             key = (model.pk, environment.pk)
             release, running = current.get(key), active.get(key)
             last_failure = failed.get(key)
+            waiting = pending.get(key)
+            failure = last_failure if last_failure and (
+                release is None or last_failure.created_at > release.finished_at) else None
             cells.append({
-                "environment": environment, "release": release, "active": running, "pending": pending.get(key),
-                "failed": last_failure if last_failure and (release is None or
-                                                            last_failure.created_at > release.finished_at) else None,
+                "environment": environment, "release": release, "active": running, "pending": waiting,
+                "failed": failure,
+                "release_url": rollout_url.format(release.pk) if release else "",
+                "active_url": rollout_url.format(running.pk) if running else "",
+                "failed_url": rollout_url.format(failure.pk) if failure else "",
+                "pending_url": promotion_url.format(waiting.pk) if waiting else "",
             })
         rows.append((model, cells))
     return rows
@@ -47,7 +70,7 @@ def matrix(models, environments, user):
 @login_required
 def overview(request):
     team = request.GET.get("team", "")
-    models = list(registry_selectors.model_list(user=request.user, team=team)[:500])
+    models = list(overview_models(request.user, team)[:MAX_MODELS])
     environments = list(environments_for(request.user).order_by("position", "name"))
     if team:
         environments = [e for e in environments if e.team is None or e.team.slug == team]

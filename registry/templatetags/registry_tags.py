@@ -32,3 +32,17 @@ def metric(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "—" if value is None else str(value)
+
+
+@register.filter
+def ago(moment) -> str:
+    """"5 min ago": like naturaltime, but cheap enough for a page with a thousand cells."""
+    if moment is None:
+        return ""
+    from django.utils import timezone
+
+    elapsed = int((timezone.now() - moment).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if elapsed >= size:
+            return f"{elapsed // size} {unit} ago"
+    return "just now" if elapsed < 10 else f"{elapsed} s ago"

@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from audit.models import AuditEvent
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.models import AuditEvent
 from deployments.models import FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
 from tests.conftest import member
 from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build

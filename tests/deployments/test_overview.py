@@ -1,0 +1,66 @@
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from deployments.models import Drift, PromotionRequest, Rollout, RolloutState
+from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
+from tests.factories import ModelFactory, VersionFactory
+
+
+def release(model, environment, number, digest="a", **fields):
+    version = model.versions.filter(number=number).first() or VersionFactory(model=model, number=number)
+    build = version.builds.first() or succeeded_build(version, digest)
+    return Rollout.objects.create(environment=environment, model=model, version=version, build=build,
+                                  image=build.digest_reference, state=RolloutState.SUCCEEDED,
+                                  finished_at=timezone.now(), **fields)
+
+
+def add_models(team, environments, count, start):
+    for n in range(start, start + count):
+        model = ModelFactory(team=team, name=f"m-{n}")
+        for environment in environments:
+            release(model, environment, 1)
+
+
+def test_the_overview_shows_each_model_in_each_environment(client, viewer, team, model):
+    RegistryFactory()
+    dev, prod = EnvironmentFactory(name="dev", position=10), EnvironmentFactory(name="prod", position=30,
+                                                                               protected=True)
+    current = release(model, dev, 3, drift=Drift.DRIFTED, drift_detail="Running something else")
+    version = VersionFactory(model=model, number=4)
+    build = succeeded_build(version, "b")
+    PromotionRequest.objects.create(environment=prod, model=model, version=version, build=build,
+                                    image=build.digest_reference, requested_by=viewer, reason="r",
+                                    expires_at=timezone.now())
+    client.force_login(viewer)
+    page = client.get("/").content.decode()
+    assert f'href="/rollouts/{current.pk}/" class="cell-version">v3' in page
+    assert "drifted" in page and "v4 awaits approval" in page
+    assert '<span class="num-big">1</span><span>awaiting approval</span>' in page
+
+
+def test_the_overview_filters_by_team(client, viewer, team, other_team, model):
+    ModelFactory(team=other_team, name="elsewhere")
+    viewer.memberships.create(team=other_team, role="viewer")
+    client.force_login(viewer)
+    assert "elsewhere" in client.get("/").content.decode()
+    filtered = client.get("/?team=vision").content.decode()
+    assert "elsewhere" not in filtered and "iris" in filtered
+
+
+def test_the_overview_query_count_does_not_grow(client, viewer, team):
+    RegistryFactory()
+    environments = [EnvironmentFactory(name=f"e{n}", position=n) for n in range(3)]
+    add_models(team, environments, 2, 0)
+    client.force_login(viewer)
+    with CaptureQueriesContext(connection) as few:
+        client.get("/")
+    add_models(team, environments, 12, 2)
+    with CaptureQueriesContext(connection) as many:
+        client.get("/")
+    assert len(many) == len(few)
+
+
+def test_an_empty_overview_says_what_to_do(client, teammate):
+    client.force_login(teammate)
+    assert "Register a model" in client.get("/").content.decode()
