@@ -12,8 +12,8 @@ from accounts import services as account_services
 from accounts.models import Role
 from tests.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
 
-# Real services (Docker engine, OCI registry) as session fixtures.
-pytest_plugins = ["tests.support.services"]
+# Real services (Docker engine, OCI registry, Celery workers) as fixtures.
+pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.support.browser"]
 
 
 # Tests of parts that never touch the database (the image runtime, the Kubernetes emulator, the

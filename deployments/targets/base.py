@@ -6,6 +6,7 @@ calls it from Celery tasks; everything a user may read (errors, log lines) is wr
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ __all__ = [
     "TargetError",
     "TransientTargetError",
     "common_labels",
+    "log_tail",
     "parse_quantity",
     "validate_spec",
 ]
@@ -262,3 +264,27 @@ def int_or_percent(value: str) -> int | str:
     """Kubernetes takes a percentage as a string and a count as an integer ("0" as a string is invalid)."""
     text = str(value)
     return text if text.endswith("%") else int(text)
+
+
+def log_tail(text: str, lines: int) -> list[str]:
+    """The last non-empty lines of a model server's output, without the access-log records of health probes.
+
+    Probes (the kubelet's, or the Docker target's own) hit the server every few seconds and would push
+    the lines that explain a failure out of any tail.
+    """
+    kept = [line for line in text.splitlines() if line.strip() and not _is_probe_record(line)]
+    return kept[-lines:] if lines > 0 else []
+
+
+def _is_probe_record(line: str) -> bool:
+    if '"/v2/health/' not in line:
+        return False
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("event") == "request"
+        and str(record.get("path", "")).startswith("/v2/health/")
+    )

@@ -31,6 +31,7 @@ from .base import (
     TargetError,
     TransientTargetError,
     common_labels,
+    log_tail,
     parse_quantity,
     validate_name,
     validate_spec,
@@ -40,6 +41,7 @@ __all__ = ["DockerHostTarget", "container_name"]
 
 READY_PATH = "/v2/health/ready"
 LOG_TAIL_LINES = 30
+LOG_READ_LINES = 500  # read more than shown: health-probe records are dropped before the tail is taken
 RUN_AS = "10001:10001"
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
 TRANSIENT_HINTS = ("connection refused", "timeout", "i/o timeout", "temporary failure", "connection reset", "eof")
@@ -154,9 +156,12 @@ class DockerHostTarget:
             endpoint = self._wait_ready(container, log, on_progress, should_stop, others)
         except _ContainerFailed as failure:
             self._discard(container, log)
+            serving = [c.name for c in others if _is_running(c)]
+            log(f"Still serving: {', '.join(serving)}" if serving else "No previous container was serving")
             raise TargetError(str(failure)) from None
-        except RolloutStopped:
-            self._discard(container, log)
+        except BaseException:  # stopped, the engine went away, the worker is shutting down: leave nothing behind
+            with contextlib.suppress(TargetError, TransientTargetError):
+                self._discard(container, log)
             raise
         self._set_restart_policy(container)
         for old in others:
@@ -200,15 +205,18 @@ class DockerHostTarget:
         repository, digest = image.split("@", 1)
         log(f"Pulling {image}")
         with self._errors(f"pulling {image}"):
-            stream = self.engine.api.pull(
-                repository, tag=digest, stream=True, decode=True, auth_config=self.registry_auth
-            )
-            for line in stream:
-                if "error" in line:
-                    self._raise_pull_error(image, str(line["error"]))
-                status = str(line.get("status", ""))
-                if status.startswith(("Digest:", "Status:")) or status in ("Pull complete", "Already exists"):
-                    log(f"  {line.get('id', '')} {status}".rstrip())
+            try:
+                stream = self.engine.api.pull(
+                    repository, tag=digest, stream=True, decode=True, auth_config=self.registry_auth
+                )
+                for line in stream:
+                    if "error" in line:
+                        self._raise_pull_error(image, str(line["error"]))
+                    status = str(line.get("status", ""))
+                    if status.startswith(("Digest:", "Status:")) or status in ("Pull complete", "Already exists"):
+                        log(f"  {line.get('id', '')} {status}".strip())
+            except APIError as error:  # the engine answers a refused or unknown reference before streaming
+                self._raise_pull_error(image, str(error.explanation or error))
 
     def _raise_pull_error(self, image: str, message: str) -> None:
         error_class = TransientTargetError if _looks_transient(message) else TargetError
@@ -223,8 +231,14 @@ class DockerHostTarget:
                 return existing
             log(f"Removing the leftover container {name} ({existing.status}) of an earlier attempt")
             self._discard(existing, log)
-        with self._errors(f"starting the container {name}"):
-            container = self.engine.containers.run(**_run_kwargs(config))
+        try:
+            with self._errors(f"starting the container {name}"):
+                container = self.engine.containers.run(**_run_kwargs(config))
+        except (TargetError, TransientTargetError):
+            leftover = self._container(name)  # run() creates before it starts: a failed start leaves one
+            if leftover is not None:
+                self._discard(leftover, log)
+            raise
         log(f"Started container {name} ({container.short_id}) from {config['image']}")
         return container
 
@@ -284,12 +298,12 @@ class DockerHostTarget:
     def _log_output(self, container: Container, log: LogFn) -> str:
         """Log the container's last lines; return the last one, made readable."""
         try:
-            raw = container.logs(tail=LOG_TAIL_LINES, stdout=True, stderr=True)
+            raw = container.logs(tail=LOG_READ_LINES, stdout=True, stderr=True)
         except (APIError, requests.RequestException) as error:
             log(f"(the log of {container.name} cannot be read: {error})")
             return ""
-        lines = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line.strip()]
-        log(f"Last {len(lines)} log lines of {container.name}:")
+        lines = log_tail(raw.decode("utf-8", errors="replace"), LOG_TAIL_LINES)
+        log(f"Last {len(lines)} log lines of {container.name} (health checks left out):")
         for line in lines:
             log(f"  | {line}")
         return _readable(lines[-1]) if lines else ""
@@ -300,22 +314,22 @@ class DockerHostTarget:
             container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
 
     def _retire(self, container: Container, log: LogFn) -> None:
-        with self._errors(f"removing the container {container.name}"), contextlib.suppress(NotFound):
+        with self._errors(f"removing the container {container.name}"), _already_gone():
             container.stop(timeout=self.stop_timeout)
             container.remove(force=True)
         log(f"Stopped and removed the previous container {container.name}")
 
     def _discard(self, container: Container, log: LogFn) -> None:
-        with self._errors(f"removing the container {container.name}"), contextlib.suppress(NotFound):
+        with self._errors(f"removing the container {container.name}"), _already_gone():
             container.remove(force=True)
-        log(f"Removed the new container {container.name}; the previous one (if any) keeps serving")
+        log(f"Removed the new container {container.name}")
 
     # --- lookups ----------------------------------------------------------------------------------
 
     def _containers(self, name: str, *, running_only: bool) -> list[Container]:
         labels = [f"app.kubernetes.io/instance={name}", f"app.kubernetes.io/managed-by={MANAGED_BY}"]
         with self._errors(f"listing the containers of {name}"):
-            return self.engine.containers.list(all=not running_only, filters={"label": labels})
+            return self.engine.containers.list(all=not running_only, filters={"label": labels}, ignore_removed=True)
 
     def _container(self, name: str) -> Container | None:
         with self._errors(f"looking up the container {name}"):
@@ -350,6 +364,16 @@ class DockerHostTarget:
             raise TransientTargetError(
                 f"The Docker engine at {self.base_url} did not answer while {what}: {error}"
             ) from None
+
+
+@contextlib.contextmanager
+def _already_gone() -> Iterator[None]:
+    """A container someone else removed (404) or is removing (409) needs no removal from us."""
+    try:
+        yield
+    except APIError as error:
+        if error.status_code not in (404, 409):
+            raise
 
 
 def _run_kwargs(config: dict[str, Any]) -> dict[str, Any]:

@@ -100,6 +100,9 @@ class KubeApi:
     def permanent(self, what: str, error: ApiException) -> TargetError:
         """A user-facing TargetError for an ApiException that is not worth retrying."""
         detail = describe_api_error(error)
+        if not error.status:  # the client raises status 0 for TLS failures (a wrong CA, a wrong host name)
+            reason = " ".join(str(error.reason or "").split())
+            return TargetError(f"Cannot talk to the Kubernetes API at {self.server} while {what}: {reason}")
         if error.status == 401:
             return TargetError(f"The cluster refused Slipway's credentials while {what}: {detail}")
         if error.status == 403:

@@ -1,8 +1,8 @@
 """Watching one Deployment rollout until it completes or fails, and explaining a failure to users.
 
-It polls (Deployment, its ReplicaSets, its pods, the namespace's events) every `poll_seconds`: a poll is
-four small requests, survives API hiccups through KubeApi's retries, and lets should_stop() be checked
-on a fixed rhythm, which a long-lived watch connection would not.
+It polls the Deployment, its ReplicaSets and its pods every `poll_seconds` (the namespace's events, a larger
+list, every EVENTS_INTERVAL and once more at the end): a poll survives API hiccups through KubeApi's
+retries, and should_stop() is checked on a fixed rhythm, which a long-lived watch connection would not give.
 """
 
 from __future__ import annotations
@@ -11,7 +11,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .base import DeploySpec, LogFn, Progress, ProgressFn, RolloutStopped, StopFn, TargetError, selector_labels
+from .base import (
+    DeploySpec,
+    LogFn,
+    Progress,
+    ProgressFn,
+    RolloutStopped,
+    StopFn,
+    TargetError,
+    log_tail,
+    selector_labels,
+)
 from .kube_api import KubeApi
 from .manifests import CONTAINER_NAME
 
@@ -19,6 +29,8 @@ __all__ = ["RolloutWatch"]
 
 Obj = dict[str, Any]
 LOG_TAIL_LINES = 30
+LOG_READ_LINES = 500  # read more than shown: the kubelet's probes fill the runtime's access log
+EVENTS_INTERVAL = 2.0
 EXPLAINED_PODS = 3
 # The kubelet shows these only after it already retried (or cannot ever succeed): fail at once.
 FATAL_WAITING = {
@@ -99,6 +111,8 @@ class RolloutWatch:
     _first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _last_progress: tuple[int, ...] = ()
     _progressed_at: float = 0.0
+    _events: list[Obj] = field(default_factory=list)
+    _events_at: float = float("-inf")
 
     @property
     def selector(self) -> str:
@@ -115,6 +129,11 @@ class RolloutWatch:
             snapshot = self._observe()
             self._report(snapshot)
             failure = self._failure(snapshot)
+            if failure is not None or snapshot.complete():
+                # The end is decided: show (and decide on) every event up to now, not those of a while ago.
+                snapshot.events = self._recent_events(refresh=True)
+                self._report(snapshot)
+                failure = self._failure(snapshot)
             if failure is not None:
                 raise TargetError(self._explain(snapshot, failure))
             if snapshot.complete():
@@ -134,12 +153,24 @@ class RolloutWatch:
         deployment = self.api.get("Deployment", self.spec.name, log=self.log)
         if deployment is None:
             raise TargetError(f"The Deployment {self.spec.name} was deleted while it was rolling out.")
+        template_labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
+        owner = template_labels.get("slipway.io/deployment-id")
+        if owner != str(self.spec.deployment_id):
+            raise TargetError(
+                f"The Deployment {self.spec.name} was changed by someone else (now deployment {owner or 'unknown'}) "
+                "while this rollout was in progress."
+            )
         uid = deployment["metadata"].get("uid")
         replicasets = [rs for rs in self.api.replicasets(self.selector, log=self.log) if _owner_uid(rs) == uid]
         pods = [p for p in self.api.pods(self.selector, log=self.log) if not p["metadata"].get("deletionTimestamp")]
         wanted = str(self.spec.deployment_id)
         new_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get("slipway.io/deployment-id") == wanted]
-        return Snapshot(deployment, replicasets, pods, new_pods, self.api.events(log=self.log))
+        return Snapshot(deployment, replicasets, pods, new_pods, self._recent_events())
+
+    def _recent_events(self, *, refresh: bool = False) -> list[Obj]:
+        if refresh or time.monotonic() - self._events_at >= EVENTS_INTERVAL:
+            self._events, self._events_at = self.api.events(log=self.log), time.monotonic()
+        return self._events
 
     def _report(self, snapshot: Snapshot) -> None:
         uids = {snapshot.deployment["metadata"]["uid"]}
@@ -250,8 +281,8 @@ class RolloutWatch:
         if status is None or not (status.get("containerID") or status.get("restartCount")):
             return ""  # never started: there is no output to show
         previous = int(status.get("restartCount") or 0) > 0
-        text = self.api.pod_log(pod["metadata"]["name"], name, previous=previous, tail=LOG_TAIL_LINES, log=self.log)
-        lines = [line for line in text.splitlines() if line.strip()]
+        text = self.api.pod_log(pod["metadata"]["name"], name, previous=previous, tail=LOG_READ_LINES, log=self.log)
+        lines = log_tail(text, LOG_TAIL_LINES)
         which = "previous run" if previous else "current run"
         self.log(f"  last {len(lines)} log lines of {name} ({which}):")
         for line in lines:
@@ -273,9 +304,12 @@ def _pod_ready(pod: Obj) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
-def _event_time(event: Obj) -> tuple[str, str]:
-    stamp = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
-    return str(stamp), event["metadata"].get("name", "")
+def _event_time(event: Obj) -> tuple[str, int]:
+    """When it first happened, then the order the server stored it in (timestamps have one-second steps)."""
+    meta = event["metadata"]
+    stamp = event.get("firstTimestamp") or event.get("eventTime") or meta.get("creationTimestamp") or ""
+    version = str(meta.get("resourceVersion", ""))
+    return str(stamp), int(version) if version.isdigit() else 0
 
 
 def _describe_event(event: Obj) -> str:
@@ -300,7 +334,7 @@ def _describe_container(status: Obj) -> str:
     last = (status.get("lastState") or {}).get("terminated")
     if last:
         text += f"; last run ended {last.get('reason', '')} with exit code {last.get('exitCode')}"
-    return text + (f"; {restarts} restarts" if restarts else "")
+    return text + (f"; {_plural(restarts, 'restart')}" if restarts else "")
 
 
 def _crash_summary(pod: Obj, container: str) -> str:
@@ -311,4 +345,8 @@ def _crash_summary(pod: Obj, container: str) -> str:
     reason = last.get("reason")
     how = f"exit code {exit_code}" + (f", {reason}" if reason and reason != "Error" else "")
     restarts = int(status.get("restartCount") or 0)
-    return f"The model server keeps crashing: CrashLoopBackOff ({how}, {restarts} restarts)"
+    return f"The model server keeps crashing: CrashLoopBackOff ({how}, {_plural(restarts, 'restart')})"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -1,3 +1,5 @@
+"""Fixtures for tests that build and deploy for real: build settings shared with a real Celery worker."""
+
 import pytest
 
 from deployments.models import ContainerRegistry
