@@ -15,6 +15,16 @@ class TokenForm(forms.Form):
         choices=TokenScope.choices, initial=[TokenScope.READ, TokenScope.DEPLOY],
         widget=forms.CheckboxSelectMultiple,
     )
+    teams = forms.CharField(required=False, label="Only these teams",
+                            help_text="Team slugs, comma separated; empty for all of your teams.")
+    environments = forms.CharField(required=False, label="Only these environments",
+                                   help_text="Environment names, comma separated; empty for all.")
+
+    def clean_teams(self):
+        return [t.strip() for t in self.cleaned_data["teams"].split(",") if t.strip()]
+
+    def clean_environments(self):
+        return [e.strip() for e in self.cleaned_data["environments"].split(",") if e.strip()]
 
 
 class MemberForm(forms.Form):

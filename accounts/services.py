@@ -2,7 +2,6 @@
 
 from datetime import timedelta
 
-from audit.services import record
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -12,6 +11,7 @@ from django.utils import timezone
 from accounts import tokens
 from accounts.models import ApiToken, Membership, Role, Team, TokenScope
 from accounts.permissions import Action, Actor, require
+from audit.services import record
 
 User = get_user_model()
 
@@ -47,7 +47,8 @@ def membership_remove(*, actor: Actor, team: Team, user) -> None:
 
 
 def token_create(
-    *, user, name: str, expires_in_days: int | None = None, scopes: list[str] | None = None
+    *, user, name: str, expires_in_days: int | None = None, scopes: list[str] | None = None,
+    teams: list[str] | None = None, environments: list[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is never stored or shown again."""
     days = expires_in_days or settings.API_TOKEN_DEFAULT_DAYS
@@ -60,6 +61,11 @@ def token_create(
     unknown = [s for s in scopes if s not in TokenScope.values]
     if unknown:
         errors["scopes"] = f"Unknown scope {unknown[0]!r}; choose from {', '.join(TokenScope.values)}."
+    limited_teams = list(Team.objects.filter(slug__in=teams or [], memberships__user=user)) if not \
+        user.is_superuser else list(Team.objects.filter(slug__in=teams or []))
+    missing = sorted(set(teams or []) - {t.slug for t in limited_teams})
+    if missing:
+        errors["teams"] = f"You are not a member of team '{missing[0]}'."
     if errors:
         raise ValidationError(errors)
     secret, prefix = tokens.generate()
@@ -71,10 +77,13 @@ def token_create(
                 prefix=prefix,
                 digest=tokens.digest(secret),
                 scopes=scopes,
+                environment_names=sorted(set(environments or [])),
                 expires_at=timezone.now() + timedelta(days=days),
             )
+            token.teams.set(limited_teams)
             record(actor=user, action="token.create", obj=token,
-                   after={"name": token.name, "scopes": scopes, "expires_at": token.expires_at})
+                   after={"name": token.name, "scopes": scopes, "expires_at": token.expires_at,
+                          "teams": sorted(t.slug for t in limited_teams), "environments": token.environment_names})
     except IntegrityError:
         raise ValidationError({"name": "You already have a token with this name."}) from None
     return token, secret

@@ -24,7 +24,7 @@ def token_list(request):
         else:
             form = TokenForm()
             messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("teams")
     return render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_secret": created_secret},
                   status=400 if form.errors else 200)
 

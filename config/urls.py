@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 from deployments.views.overview import overview
-from deployments.views.pages import model_detail, version_detail
+from deployments.views.pages import model_detail, version_compare, version_detail
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -19,6 +19,7 @@ urlpatterns = [
     path("", overview, name="home"),
     # The model and version pages show what was uploaded (registry) and where it runs (deployments).
     path("models/<slug:team>/<slug:name>/", model_detail, name="model-detail"),
+    path("models/<slug:team>/<slug:name>/compare/", version_compare, name="version-compare"),
     path("models/<slug:team>/<slug:name>/v<int:number>/", version_detail, name="version-detail"),
     path("", include("accounts.urls")),
     path("", include("audit.urls")),

@@ -47,3 +47,27 @@ def compare(promotion: PromotionRequest) -> dict:
         "settings": _diff(current.deployment_settings if current else {}, wanted_settings),
         "digest_history": list(history.values()),
     }
+
+
+def compare_versions(older, newer) -> dict:
+    """Two versions of a model side by side: metrics, parameters, packages, deployment settings."""
+    def latest_build(version):
+        return version.builds.filter(state="succeeded").order_by("-finished_at").first()
+
+    def last_settings(version):
+        rollout = Rollout.objects.filter(version=version).order_by("-created_at").first()
+        return rollout.deployment_settings if rollout else {}
+
+    def requirements(version):
+        return {line.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].strip().lower(): line
+                for line in version.requirements}
+
+    return {
+        "metrics": _diff(older.metrics, newer.metrics),
+        "parameters": _diff(older.parameters, newer.parameters),
+        "requirements": _diff(requirements(older), requirements(newer)),
+        "packages": _diff(_packages(latest_build(older)), _packages(latest_build(newer))),
+        "settings": _diff(last_settings(older), last_settings(newer)),
+        "framework": (older.framework, newer.framework),
+        "signature_changed": older.signature != newer.signature,
+    }

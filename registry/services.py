@@ -4,7 +4,6 @@ import logging
 import uuid
 from pathlib import Path
 
-from audit.services import record
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
@@ -14,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from accounts.permissions import Action, Actor, require
+from audit.services import record
 from registry import validation
 from registry.artifacts import ArtifactRejected, inspect_artifact
 from registry.models import Framework, ModelVersion, RegisteredModel

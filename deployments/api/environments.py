@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import Actor, restrict, visible_teams
 from deployments.api import serializers
-from deployments.api.builds import LOG_PARAMETERS
+from deployments.api.builds import LOG_PARAMETERS, log_download
 from deployments.logs import log_response
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.services import environments, rollouts
@@ -105,7 +105,8 @@ class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return restrict(Rollout.objects.select_related(
-            "environment", "model__team", "version", "requested_by"), self.request.user).order_by("-created_at")
+            "environment", "model__team", "version", "requested_by").prefetch_related(
+            "promotion__approvals__approver"), self.request.user).order_by("-created_at")
 
     def get_serializer_class(self):
         return serializers.RolloutDetailSerializer if self.action == "retrieve" else serializers.RolloutSerializer
@@ -136,3 +137,9 @@ class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
         except ValueError as exc:
             raise ValidationError({"after": [str(exc)]}) from None
         return Response(data)
+
+    @extend_schema(responses={(200, "text/plain"): str})
+    @action(detail=True, methods=["get"], url_path="log/download")
+    def log_text(self, request, pk=None):
+        rollout = self.get_object()
+        return log_download(rollout.log_lines, f"rollout-{rollout.pk}.log")

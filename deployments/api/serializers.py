@@ -77,6 +77,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
 
 
 class RolloutSerializer(serializers.ModelSerializer):
+    """A rollout; for one that came from a promotion, who asked for it and who approved it."""
+
     environment = serializers.CharField(source="environment.name", read_only=True)
     environment_id = serializers.IntegerField(read_only=True)
     model = serializers.CharField(source="model.name", read_only=True)
@@ -91,9 +93,29 @@ class RolloutSerializer(serializers.ModelSerializer):
             "id", "environment", "environment_id", "team", "model", "version", "version_number", "build", "image",
             "kind", "replaces", "requested_by", "reason", "state", "finished", "created_at", "started_at",
             "finished_at", "ended_at", "progress", "endpoint", "failure_reason", "deployment_settings",
-            "drift", "drift_detail", "drift_checked_at", "log_line_count",
+            "drift", "drift_detail", "drift_checked_at", "log_line_count", "promotion", "approved_by",
         ]
         read_only_fields = fields
+
+    promotion = serializers.SerializerMethodField()
+    approved_by = serializers.SerializerMethodField()
+
+    def _promotion(self, obj):
+        try:
+            return obj.promotion
+        except PromotionRequest.DoesNotExist:
+            return None
+
+    def get_promotion(self, obj) -> int | None:
+        promotion = self._promotion(obj)
+        return promotion.pk if promotion else None
+
+    def get_approved_by(self, obj) -> list[str]:
+        promotion = self._promotion(obj)
+        if promotion is None:
+            return []
+        return [a.approver.username for a in promotion.approvals.all()
+                if a.decision == "approve" and a.digest == promotion.digest]
 
 
 class RolloutDetailSerializer(RolloutSerializer):

@@ -2,11 +2,11 @@
 
 import re
 
-from audit.services import record
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.permissions import Action, Actor, require
+from audit.services import record
 from deployments.models import ContainerRegistry
 
 URL_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?(?:/[a-z0-9._-]+)*$")

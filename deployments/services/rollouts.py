@@ -166,6 +166,7 @@ def releases_at(environment: Environment, when: datetime | None = None):
     latest_of_its_model = released.filter(model=OuterRef("model")).order_by("-finished_at").values("pk")[:1]
     return (released.filter(pk=Subquery(latest_of_its_model))
             .select_related("model__team", "version", "requested_by", "environment", "build")
+            .prefetch_related("promotion__approvals__approver")
             .order_by("model__name"))
 
 

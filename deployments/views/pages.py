@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from accounts.permissions import Action, Actor, decide
 from deployments import selectors
+from deployments.comparison import compare_versions
 from deployments.models import Rollout, RolloutState
 from deployments.services.environments import environments_for
 from registry import selectors as registry_selectors
@@ -64,3 +65,21 @@ def version_detail(request, team, name, number):
     ]
     context.update(can_deploy=can_deploy, deployable=deployable)
     return render(request, "deployments/version_detail.html", context)
+
+
+@login_required
+def version_compare(request, team, name):
+    model = registry_selectors.model_get(user=request.user, team=team, name=name)
+    numbers = list(model.versions.order_by("-number").values_list("number", flat=True)[:200])
+    try:
+        a = int(request.GET.get("a") or (numbers[1] if len(numbers) > 1 else 0))
+        b = int(request.GET.get("b") or (numbers[0] if numbers else 0))
+    except ValueError:
+        a = b = 0
+    versions = {v.number: v for v in model.versions.filter(number__in=[a, b])}
+    context = {"model": model, "numbers": numbers, "a": a, "b": b}
+    if a in versions and b in versions:
+        context.update(older=versions[a], newer=versions[b], changes=compare_versions(versions[a], versions[b]))
+    elif request.GET:
+        context["error"] = "Choose two versions of this model."
+    return render(request, "deployments/version_compare.html", context)

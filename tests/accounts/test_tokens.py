@@ -119,3 +119,23 @@ def test_revoking_someone_elses_token_is_not_found(client, teammate, approver, t
     token = ApiToken.objects.get()
     assert client.post(f"/settings/tokens/{token.pk}/revoke/").status_code == 404
     assert ApiToken.objects.get().revoked_at is None
+
+
+def test_a_token_limited_to_a_team_reaches_only_that_team(api, teammate, model, other_team):
+    from tests.factories import MembershipFactory, ModelFactory
+
+    MembershipFactory(team=other_team, user=teammate)
+    theirs = ModelFactory(team=other_team, name="other-model")
+    created = api.as_user(teammate).post("/api/v1/tokens/", {"name": "vision-ci", "teams": ["vision"],
+                                                              "environments": ["dev"]}, format="json").json()
+    assert created["teams"] == ["vision"] and created["environments"] == ["dev"]
+    client = api.with_token(created["token"])
+    allowed = client.patch(f"/api/v1/models/{model.pk}/", {"task": "ranking"}, format="json")
+    assert allowed.status_code == 200
+    refused = client.patch(f"/api/v1/models/{theirs.pk}/", {"task": "ranking"}, format="json")
+    assert refused.status_code == 403 and "limited to other teams" in refused.json()["detail"]
+
+
+def test_a_token_cannot_be_limited_to_a_team_i_am_not_in(api, teammate, other_team):
+    response = api.as_user(teammate).post("/api/v1/tokens/", {"name": "x", "teams": ["other"]}, format="json")
+    assert response.status_code == 400 and "not a member of team 'other'" in response.json()["teams"][0]

@@ -219,3 +219,27 @@ def test_cancel_stops_the_build_and_removes_its_containers(
     assert build.state == BuildState.CANCELLED
     assert "Cancelled at the user's request" in build.failure_reason
     wait_until(lambda: not sleeping_containers(), timeout=30, message="the intermediate container to be removed")
+
+
+def test_a_prebuilt_image_is_looked_up_not_built(
+    api, teammate, model, registry_row, oci_registry, build_settings, celery_worker, base_image, docker_engine,
+):
+    reference = f"{oci_registry.host}/vision/prebuilt:1.0"
+    docker_engine.images.get(base_image).tag(reference)
+    auth = {"username": oci_registry.username, "password": oci_registry.password}
+    for line in docker_engine.images.push(reference, auth_config=auth, stream=True, decode=True):
+        assert "error" not in line, line
+    expected = oci_registry.manifest("vision/prebuilt", "1.0").headers["Docker-Content-Digest"]
+    client = api.as_user(teammate)
+    url = f"/api/v1/models/{model.pk}/versions/"
+    found = client.post(url, {"framework": "image", "image_reference": reference}, format="json").json()
+    build = wait_for_build(found["id"], timeout=60)
+    assert build.state == BuildState.SUCCEEDED, build.failure_reason
+    assert build.image_digest == expected
+    assert build.digest_reference == f"{oci_registry.host}/vision/prebuilt@{expected}"
+    assert "nothing is built" in log_text(build)
+
+    missing = client.post(url, {"framework": "image", "image_reference": f"{oci_registry.host}/vision/nope:1"},
+                          format="json").json()
+    build = wait_for_build(missing["id"], timeout=60)
+    assert build.state == BuildState.FAILED and "does not exist" in build.failure_reason

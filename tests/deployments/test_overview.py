@@ -64,3 +64,20 @@ def test_the_overview_query_count_does_not_grow(client, viewer, team):
 def test_an_empty_overview_says_what_to_do(client, teammate):
     client.force_login(teammate)
     assert "Register a model" in client.get("/").content.decode()
+
+
+def test_two_versions_compare_metrics_requirements_and_packages(client, viewer, model):
+    RegistryFactory()
+    old = VersionFactory(model=model, number=1, metrics={"auc": 0.81}, requirements=["numpy==1.26.4"])
+    new = VersionFactory(model=model, number=2, metrics={"auc": 0.86, "f1": 0.7}, requirements=["numpy==2.4.6"])
+    for version, numpy in ((old, "1.26.4"), (new, "2.4.6")):
+        build = succeeded_build(version, "e")
+        build.bill_of_materials = [{"name": "numpy", "version": numpy, "sha256": "x", "filename": "n.whl"}]
+        build.save()
+    client.force_login(viewer)
+    page = client.get("/models/vision/iris/compare/?a=1&b=2").content.decode()
+    assert "v1 → v2" in page
+    assert "→ 0.86" in page and ">f1<" in page
+    assert "numpy==2.4.6" in page and "→ 2.4.6" in page
+    bad = client.get("/models/vision/iris/compare/?a=1&b=9").content.decode()
+    assert "Choose two versions of this model." in bad

@@ -97,6 +97,8 @@ def test_n_approvals_from_different_people_queue_one_deployment(
     assert rollout.environment == prod and rollout.image == promotion["image"]
     assert rollout.requested_by == teammate
     assert second.json()["rollout"] == rollout.pk
+    record = api.as_user(teammate).get(f"/api/v1/rollouts/{rollout.pk}/").json()
+    assert record["promotion"] == promotion["id"] and sorted(record["approved_by"]) == ["approver", "approver2"]
 
 
 def test_a_viewer_or_developer_is_not_eligible(api, teammate, viewer, version, prod):

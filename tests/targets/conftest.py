@@ -15,7 +15,6 @@ import hashlib
 import io
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,29 +262,3 @@ def host_spec(model_images, host_name) -> Callable[..., DeploySpec]:
         return DeploySpec(**values)
 
     return make
-
-
-class Poller:
-    """Polls a URL in a thread and records (status or 0) per attempt: proof of continuous service."""
-
-    def __init__(self, url: str, session) -> None:
-        self.url, self.session = url, session
-        self.statuses: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.statuses.append(self.session.get(self.url, timeout=2).status_code)
-            except Exception:
-                self.statuses.append(0)
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Poller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)

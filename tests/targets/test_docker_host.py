@@ -209,3 +209,17 @@ def test_a_container_that_cannot_start_is_removed(docker_engine, docker_target, 
         docker_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
 
     assert containers_of(docker_engine, host_name) == []
+
+
+def test_a_retried_deploy_adopts_its_own_running_container(
+    docker_engine, docker_target, host_spec, model_images, host_name, recorder
+):
+    spec = host_spec(model_images.v1)
+    first = docker_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
+    (container,) = containers_of(docker_engine, host_name)
+
+    again = docker_target.deploy(spec, **recorder.kwargs)  # e.g. the worker died before recording success
+
+    assert again == first
+    assert [c.id for c in containers_of(docker_engine, host_name)] == [container.id]
+    assert "already runs this image (a retried rollout)" in recorder.text
