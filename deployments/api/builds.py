@@ -31,6 +31,30 @@ def log_download(lines, filename: str) -> StreamingHttpResponse:
     return response
 
 
+class LogActions:
+    """`log?after=<seq>` (a window, to tail) and `log/download` (the whole text) for builds and rollouts."""
+
+    final_states: list[str] = []
+    log_name = ""
+
+    @extend_schema(parameters=LOG_PARAMETERS, responses=serializers.LogWindowSerializer)
+    @action(detail=True, methods=["get"])
+    def log(self, request, pk=None):
+        parent = self.get_object()
+        try:
+            data = log_response(parent, parent.log_lines.all(), request.query_params,
+                                finished_states=self.final_states)
+        except ValueError as exc:
+            raise ValidationError({"after": [str(exc)]}) from None
+        return Response(data)
+
+    @extend_schema(responses={(200, "text/plain"): str})
+    @action(detail=True, methods=["get"], url_path="log/download")
+    def log_text(self, request, pk=None):
+        parent = self.get_object()
+        return log_download(parent.log_lines, f"{self.log_name}-{parent.pk}.log")
+
+
 class BuildFilter(filters.FilterSet):
     team = filters.CharFilter(field_name="version__model__team__slug")
     model = filters.NumberFilter(field_name="version__model_id")
@@ -41,9 +65,11 @@ class BuildFilter(filters.FilterSet):
         fields = ["version", "model", "team", "state"]
 
 
-class BuildViewSet(viewsets.ReadOnlyModelViewSet):
+class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     """Image builds. POST starts one; `log?after=<seq>` tails its log."""
 
+    final_states = BuildState.final()
+    log_name = "build"
     serializer_class = serializers.BuildSerializer
     filterset_class = BuildFilter
     ordering_fields = ["created_at", "finished_at"]
@@ -68,22 +94,6 @@ class BuildViewSet(viewsets.ReadOnlyModelViewSet):
     def cancel(self, request, pk=None):
         build = builds.build_cancel(actor=Actor.from_request(request), build=self.get_object())
         return Response(serializers.BuildSerializer(build).data)
-
-    @extend_schema(parameters=LOG_PARAMETERS, responses=serializers.LogWindowSerializer)
-    @action(detail=True, methods=["get"])
-    def log(self, request, pk=None):
-        build = self.get_object()
-        try:
-            data = log_response(build, build.log_lines.all(), request.query_params, finished_states=BuildState.final())
-        except ValueError as exc:
-            raise ValidationError({"after": [str(exc)]}) from None
-        return Response(data)
-
-    @extend_schema(responses={(200, "text/plain"): str})
-    @action(detail=True, methods=["get"], url_path="log/download")
-    def log_text(self, request, pk=None):
-        build = self.get_object()
-        return log_download(build.log_lines, f"build-{build.pk}.log")
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])

@@ -8,8 +8,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import Actor, restrict, visible_teams
 from deployments.api import serializers
-from deployments.api.builds import LOG_PARAMETERS, log_download
-from deployments.logs import log_response
+from deployments.api.builds import LogActions
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.services import environments, rollouts
 from registry.models import ModelVersion, RegisteredModel
@@ -97,9 +96,11 @@ class RolloutFilter(filters.FilterSet):
         fields = ["environment", "model", "version", "state", "kind", "team"]
 
 
-class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
+class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     """Deployments of a version's image into an environment. POST starts one; `log?after=` tails it."""
 
+    final_states = RolloutState.final()
+    log_name = "rollout"
     filterset_class = RolloutFilter
     ordering_fields = ["created_at", "finished_at"]
 
@@ -126,20 +127,3 @@ class RolloutViewSet(viewsets.ReadOnlyModelViewSet):
         rollout = rollouts.rollout_start(actor=Actor.from_request(request), version=version,
                                          environment=environment, reason=incoming.validated_data["reason"])
         return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(parameters=LOG_PARAMETERS, responses=serializers.LogWindowSerializer)
-    @action(detail=True, methods=["get"])
-    def log(self, request, pk=None):
-        rollout = self.get_object()
-        try:
-            data = log_response(rollout, rollout.log_lines.all(), request.query_params,
-                                finished_states=RolloutState.final())
-        except ValueError as exc:
-            raise ValidationError({"after": [str(exc)]}) from None
-        return Response(data)
-
-    @extend_schema(responses={(200, "text/plain"): str})
-    @action(detail=True, methods=["get"], url_path="log/download")
-    def log_text(self, request, pk=None):
-        rollout = self.get_object()
-        return log_download(rollout.log_lines, f"rollout-{rollout.pk}.log")

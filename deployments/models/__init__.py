@@ -9,7 +9,7 @@ from deployments.models.environments import (
 )
 from deployments.models.promotions import (
     Approval,
-    Decision,
+    ApprovalDecision,
     FreezeWindow,
     PromotionRequest,
     PromotionState,
@@ -22,11 +22,11 @@ from deployments.models.rollouts import Drift, Rollout, RolloutKind, RolloutLogL
 __all__ = [
     "DEFAULT_DEPLOYMENT_SETTINGS",
     "Approval",
+    "ApprovalDecision",
     "Build",
     "BuildLogLine",
     "BuildState",
     "ContainerRegistry",
-    "Decision",
     "Drift",
     "Environment",
     "FreezeWindow",

@@ -79,7 +79,7 @@ class PromotionRequest(models.Model):
         return self.image.split("@", 1)[-1]
 
 
-class Decision(models.TextChoices):
+class ApprovalDecision(models.TextChoices):
     APPROVE = "approve", "Approved"
     REJECT = "reject", "Rejected"
 
@@ -89,7 +89,7 @@ class Approval(models.Model):
 
     request = models.ForeignKey(PromotionRequest, on_delete=models.CASCADE, related_name="approvals")
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    decision = models.CharField(max_length=8, choices=Decision.choices)
+    decision = models.CharField(max_length=8, choices=ApprovalDecision.choices)
     digest = models.CharField(max_length=100)
     comment = models.TextField(blank=True)
     token_name = models.CharField(max_length=100, blank=True)

@@ -6,7 +6,6 @@ queues exactly one rollout. Refusals are recorded on the audit trail after the t
 found them, so they are kept even though nothing changed.
 """
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -15,11 +14,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Membership, Role
-from accounts.permissions import Action, Actor, decide, require, roles_by_team
+from accounts.permissions import Action, Actor, Decision, decide, require, roles_by_team
 from audit.services import record
 from deployments.models import (
     Approval,
-    Decision,
+    ApprovalDecision,
     Environment,
     FreezeWindow,
     PromotionRequest,
@@ -31,16 +30,6 @@ from deployments.services import notifications
 from deployments.services.environments import environments_for
 from deployments.services.rollouts import deployable_build, queue_rollout
 from registry.models import ModelVersion
-
-
-@dataclass(frozen=True)
-class Verdict:
-    allowed: bool
-    reason: str
-
-    def __bool__(self) -> bool:
-        return self.allowed
-
 
 # -- policy ---------------------------------------------------------------------------------
 
@@ -58,41 +47,41 @@ def previous_stage(environment: Environment, team) -> Environment | None:
             .filter(Q(team=team) | Q(team__isnull=True)).order_by("-position").first())
 
 
-def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Verdict:
+def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Decision:
     if not environment.requires_previous_stage:
-        return Verdict(True, "the environment does not require the previous stage")
+        return Decision(True, "the environment does not require the previous stage")
     before = previous_stage(environment, version.model.team)
     if before is None:
-        return Verdict(True, "no environment comes before this one")
+        return Decision(True, "no environment comes before this one")
     ran = Rollout.objects.filter(environment=before, model=version.model, image=image,
                                  state__in=RolloutState.released()).exists()
     if not ran:
-        return Verdict(False, f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
+        return Decision(False, f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
                               f"deploy it there first")
-    return Verdict(True, f"the same digest succeeded in {before.name}")
+    return Decision(True, f"the same digest succeeded in {before.name}")
 
 
-def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) -> Verdict:
+def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) -> Decision:
     """May this person (or token) approve this request, and why. `role`: the user's role in the
     model's team when the caller already knows it (lists)."""
     user = actor.user
     if not user.is_authenticated:
-        return Verdict(False, "you are not signed in")
+        return Decision(False, "you are not signed in")
     if actor.token is not None:
         if not actor.token.has_scope("approve"):
-            return Verdict(False, f"the API token '{actor.token.name}' lacks the 'approve' scope")
+            return Decision(False, f"the API token '{actor.token.name}' lacks the 'approve' scope")
         if not actor.token.allows_environment(promotion.environment.name):
-            return Verdict(False, f"the API token '{actor.token.name}' is limited to other environments")
+            return Decision(False, f"the API token '{actor.token.name}' is limited to other environments")
     if user.pk == promotion.requested_by_id:
-        return Verdict(False, "you requested this promotion; someone else must approve it")
+        return Decision(False, "you requested this promotion; someone else must approve it")
     groups = list(promotion.environment.approver_groups.all())
     if groups:
         if user.groups.filter(pk__in=[g.pk for g in groups]).exists():
-            return Verdict(True, f"member of the approver group {', '.join(g.name for g in groups)}")
-        return Verdict(False, f"only members of {', '.join(g.name for g in groups)} approve in "
+            return Decision(True, f"member of the approver group {', '.join(g.name for g in groups)}")
+        return Decision(False, f"only members of {', '.join(g.name for g in groups)} approve in "
                               f"{promotion.environment.name}")
     decision = decide(actor, Action.APPROVE, promotion.model.team, role=role)
-    return Verdict(decision.allowed, decision.reason)
+    return Decision(decision.allowed, decision.reason)
 
 
 # -- requesting -------------------------------------------------------------------------------
@@ -164,11 +153,11 @@ def _message(exc) -> str:
 # -- deciding ---------------------------------------------------------------------------------------
 
 def promotion_approve(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
-    return _decide(actor, promotion, Decision.APPROVE, comment)
+    return _decide(actor, promotion, ApprovalDecision.APPROVE, comment)
 
 
 def promotion_reject(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
-    return _decide(actor, promotion, Decision.REJECT, comment)
+    return _decide(actor, promotion, ApprovalDecision.REJECT, comment)
 
 
 def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: str) -> PromotionRequest:
@@ -200,7 +189,7 @@ def _decision_refusal(actor, promotion, decision, comment):
     verdict = approver_verdict(actor, promotion)
     if not verdict:
         return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
-    if decision == Decision.REJECT and promotion.environment.reject_requires_comment and not comment.strip():
+    if decision == ApprovalDecision.REJECT and promotion.environment.reject_requires_comment and not comment.strip():
         return ValidationError({"comment": "Say why you reject it: a comment is required."})
     if promotion.approvals.filter(approver=actor.user, digest=promotion.digest).exists():
         return ValidationError("You have already decided on this request for this image.")
@@ -211,7 +200,7 @@ def _apply_decision(actor, promotion, decision, comment) -> None:
     Approval.objects.create(request=promotion, approver=actor.user, decision=decision, digest=promotion.digest,
                             comment=comment.strip(), token_name=actor.token.name if actor.token else "")
     now = timezone.now()
-    if decision == Decision.REJECT:
+    if decision == ApprovalDecision.REJECT:
         promotion.state, promotion.decided_at = PromotionState.REJECTED, now
         promotion.note = f"Rejected by {actor.user.get_username()}."
     elif _approval_count(promotion) >= promotion.required_approvals:
@@ -223,7 +212,7 @@ def _apply_decision(actor, promotion, decision, comment) -> None:
 
 def _approval_count(promotion: PromotionRequest) -> int:
     # Only approvals of the digest the request is bound to now count: a rebuild voids the others.
-    return promotion.approvals.filter(decision=Decision.APPROVE, digest=promotion.digest).count()
+    return promotion.approvals.filter(decision=ApprovalDecision.APPROVE, digest=promotion.digest).count()
 
 
 def _deploy(promotion: PromotionRequest) -> None:
