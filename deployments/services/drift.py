@@ -37,7 +37,12 @@ def check_environment(environment: Environment) -> dict[str, int]:
                     .select_related("model__team", "environment"))
     if not releases:
         return counts
-    target = target_for(environment)
+    try:
+        target = target_for(environment)
+    except (targets.TargetError, targets.TransientTargetError) as exc:
+        # One environment with broken credentials must not stop the check of the others.
+        logger.warning("drift check of %s skipped: %s", environment.name, exc)
+        return counts
     for release in releases:
         try:
             live = target.live_state(release.resource_name)

@@ -4,20 +4,13 @@ A tiny http.server (127.0.0.1, random port) serves the repo's static/ folder, a 
 rendered by Django's template engine standalone, and a fake log endpoint that follows the JSON contract
 (?tail= / ?after=&limit= / ?before=&limit= / ?search=&after=&limit=) over an in-memory list of lines.
 
-Standalone, without Django settings or a database:
-    /tmp/venv-logviewer/bin/pytest tests/browser -p no:django -p no:cacheprovider --confcutdir=tests/browser
-(--confcutdir keeps tests/conftest.py, which needs the project's settings, out of the way.)
-In the project's suite the autouse database fixtures still run; these tests ignore them. Playwright's sync API
-marks an asyncio loop as running in its thread, so the browser is started inside each test (after the database
-fixtures are set up) and stopped before they are torn down.
-
-Needs Python Playwright and Debian's Chromium (/usr/bin/chromium), which `make test` installs.
+The pages open in the session's shared Chromium (the `chromium` fixture of tests/support/browser.py, which
+`make test` makes sure is installed); no database is involved.
 Screenshots go to test-artifacts/ (git-ignored).
 """
 
 import json
 import mimetypes
-import os
 import random
 import threading
 import time
@@ -28,12 +21,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import pytest
 from django import template
 from django.template import Context, Engine
-from playwright import sync_api
-
-CHROMIUM = os.environ.get("LOG_VIEWER_CHROMIUM", "/usr/bin/chromium")
-if not Path(CHROMIUM).exists():
-    # `make test` installs Chromium; a skipped browser test would hide a broken viewer.
-    pytest.fail(f"needs Chromium at {CHROMIUM}: run platform/scripts/ensure-chromium.sh", pytrace=False)
 
 pytestmark = pytest.mark.slow
 
@@ -41,14 +28,6 @@ REPO = Path(__file__).resolve().parents[2]
 STATIC = REPO / "static"
 TEMPLATES = REPO / "templates"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 # `{% load static %}` in the partial resolves to this library: the real one needs Django settings.
 register = template.Library()
@@ -289,19 +268,19 @@ def log_viewer_log(log_viewer_site, request):
 
 
 @pytest.fixture
-def log_viewer_page():
-    """A Chromium page at 1280x800; fails the test on uncaught JavaScript errors."""
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(10_000)
-            errors = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page
-            assert not errors, errors
-        finally:
-            browser.close()
+def log_viewer_page(chromium):
+    """A Chromium page at 1280x800 (in the session's shared browser); fails the test on uncaught
+    JavaScript errors."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        assert not errors, errors
+    finally:
+        context.close()
 
 
 # ---------------------------------------------------------------- helpers

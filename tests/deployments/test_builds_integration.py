@@ -137,8 +137,10 @@ def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
                     signature=json.dumps(SIGNATURE), label="again")
     warm = wait_for_build(second["id"])
     assert warm.state == BuildState.SUCCEEDED, warm.failure_reason
-    assert "Using cache" in log_text(warm)
-    assert warm.steps["building"]["seconds"] < build.steps["building"]["seconds"]
+    # The dependency layer comes from the cache; only later layers are rebuilt (timings: benchmarks/builds).
+    lines = log_text(warm).splitlines()
+    install = next(n for n, line in enumerate(lines) if "python3 -m venv" in line)
+    assert "Using cache" in lines[install + 1]
 
 
 def test_an_onnx_version_serves_the_same_predictions(
