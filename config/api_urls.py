@@ -5,8 +5,8 @@ from accounts.api.views import TokenViewSet
 from audit.api.views import AuditEventViewSet
 from deployments.api.builds import BuildViewSet, RegistryViewSet
 from deployments.api.can_i import CanIView
-from deployments.api.environments import EnvironmentViewSet, RolloutViewSet
-from deployments.api.promotions import PromotionViewSet
+from deployments.api.environments import EnvironmentViewSet, FreezeWindowViewSet, RolloutViewSet
+from deployments.api.promotions import PromotionViewSet, WebhookViewSet
 from registry.api.views import ModelViewSet, TeamViewSet, VersionViewSet
 
 router = DefaultRouter()
@@ -19,6 +19,8 @@ router.register("registries", RegistryViewSet, basename="registry")
 router.register("environments", EnvironmentViewSet, basename="environment")
 router.register("rollouts", RolloutViewSet, basename="rollout")
 router.register("promotions", PromotionViewSet, basename="promotion")
+router.register("freeze-windows", FreezeWindowViewSet, basename="freeze-window")
+router.register("webhooks", WebhookViewSet, basename="webhook")
 router.register("audit", AuditEventViewSet, basename="audit-event")
 
 app_name = "api"

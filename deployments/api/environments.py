@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from accounts.permissions import Actor, restrict, visible_teams
 from deployments.api import serializers
 from deployments.api.builds import LogActions
-from deployments.models import Environment, Rollout, RolloutState
+from deployments.models import Environment, FreezeWindow, Rollout, RolloutState
 from deployments.services import environments, rollouts
 from registry.models import ModelVersion, RegisteredModel
 
@@ -29,10 +29,11 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
 
     def _save(self, environment, data):
         secrets = {field: data.pop(field) for field in SECRET_FIELDS if field in data}
+        groups = data.pop("approver_groups", None)
         for field, value in data.items():
             setattr(environment, field, value)
         return environments.environment_save(actor=Actor.from_request(self.request), environment=environment,
-                                             secrets=secrets)
+                                             secrets=secrets, approver_groups=groups)
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -127,3 +128,26 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
         rollout = rollouts.rollout_start(actor=Actor.from_request(request), version=version,
                                          environment=environment, reason=incoming.validated_data["reason"])
         return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+
+
+class FreezeWindowViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Deploy freeze windows. Admins of the environment create and delete them."""
+
+    serializer_class = serializers.FreezeWindowSerializer
+    filterset_fields = ["environment"]
+
+    def get_queryset(self):
+        return FreezeWindow.objects.filter(
+            environment__in=environments.environments_for(self.request.user)).select_related(
+            "environment", "created_by").order_by("-starts_at")
+
+    def perform_create(self, serializer):
+        data = serializer.validated_data
+        if not environments.environments_for(self.request.user).filter(pk=data["environment"].pk).exists():
+            raise ValidationError({"environment": ["No such environment."]})
+        serializer.instance = environments.freeze_window_create(
+            actor=Actor.from_request(self.request), environment=data["environment"], starts_at=data["starts_at"],
+            ends_at=data["ends_at"], reason=data["reason"])
+
+    def perform_destroy(self, instance):
+        environments.freeze_window_delete(actor=Actor.from_request(self.request), window=instance)

@@ -1,15 +1,16 @@
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import Actor, restrict
+from accounts.models import Membership, Role
+from accounts.permissions import Actor, restrict, visible_teams
 from deployments.api import serializers
 from deployments.comparison import compare
-from deployments.models import PromotionRequest, PromotionState
-from deployments.services import promotions
+from deployments.models import PromotionRequest, PromotionState, Webhook
+from deployments.services import notifications, promotions
 from deployments.services.environments import environments_for
 from registry.models import ModelVersion
 
@@ -98,3 +99,34 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     def changes(self, request, pk=None):
         """What this promotion changes against the environment's current release."""
         return Response(compare(self.get_object()))
+
+
+class WebhookViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Webhooks told about promotions and deployments, signed with HMAC-SHA256 (header
+    X-Slipway-Signature: t=<unix time>,v1=<hex of HMAC(secret, "<t>.<body>")>). Team admins manage them."""
+
+    serializer_class = serializers.WebhookSerializer
+
+    def get_queryset(self):
+        admin_of = Membership.objects.filter(user=self.request.user, role=Role.ADMIN).values("team_id")
+        webhooks = Webhook.objects.select_related("team").order_by("team__slug", "url")
+        return webhooks if self.request.user.is_superuser else webhooks.filter(team_id__in=admin_of)
+
+    @extend_schema(request=serializers.WebhookSerializer, responses={201: serializers.WebhookCreatedSerializer})
+    def create(self, request):
+        incoming = serializers.WebhookSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        if not visible_teams(request.user).filter(pk=data["team"].pk).exists():
+            raise ValidationError({"team": [f"Object with slug={data['team'].slug} does not exist."]})
+        webhook, secret = notifications.webhook_create(
+            actor=Actor.from_request(request), team=data["team"], url=data["url"], events=data.get("events", []),
+            active=data.get("active", True))
+        webhook.secret = secret
+        return Response(serializers.WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        from accounts.permissions import Action, require
+
+        require(Actor.from_request(self.request), Action.MANAGE_TEAM, instance.team)
+        instance.delete()

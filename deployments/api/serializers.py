@@ -1,7 +1,17 @@
+from django.contrib.auth.models import Group
 from rest_framework import serializers
 
 from accounts.models import Team
-from deployments.models import Approval, Build, ContainerRegistry, Environment, PromotionRequest, Rollout
+from deployments.models import (
+    Approval,
+    Build,
+    ContainerRegistry,
+    Environment,
+    FreezeWindow,
+    PromotionRequest,
+    Rollout,
+    Webhook,
+)
 
 
 class BuildSerializer(serializers.ModelSerializer):
@@ -64,11 +74,14 @@ class EnvironmentSerializer(serializers.ModelSerializer):
     kubeconfig = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
                                        help_text="Write-only: stored encrypted, never returned.")
     has_credentials = serializers.BooleanField(read_only=True)
+    approver_groups = serializers.SlugRelatedField(slug_field="name", many=True, required=False,
+                                                   queryset=Group.objects.all())
 
     class Meta:
         model = Environment
         fields = [
-            "id", "name", "team", "description", "position", "protected", "auto_rollback", "target",
+            "id", "name", "team", "description", "position", "protected", "auto_rollback", "required_approvals",
+            "approver_groups", "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "target",
             "kube_api_url", "kube_ca_cert", "kube_token", "kubeconfig", "has_credentials", "namespace",
             "docker_url", "bind_address", "deployment_settings", "created_at", "updated_at",
         ]
@@ -177,3 +190,33 @@ class PromotionCreateSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class FreezeWindowSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = FreezeWindow
+        fields = ["id", "environment", "starts_at", "ends_at", "reason", "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
+
+    def validate(self, data):
+        if data["ends_at"] <= data["starts_at"]:
+            raise serializers.ValidationError({"ends_at": "The window must end after it starts."})
+        return data
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "team", "url", "events", "active", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class WebhookCreatedSerializer(WebhookSerializer):
+    secret = serializers.CharField(read_only=True, help_text="The signing secret. It is shown this once only.")
+
+    class Meta(WebhookSerializer.Meta):
+        fields = [*WebhookSerializer.Meta.fields, "secret"]

@@ -13,6 +13,7 @@ from registry.models import RegisteredModel
 
 SECRET_FIELDS = ("kube_token", "kubeconfig")
 AUDITED_FIELDS = ("name", "description", "position", "protected", "auto_rollback", "required_approvals",
+                  "approver_groups",
                   "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "target",
                   "namespace", "kube_api_url", "docker_url", "bind_address", "deployment_settings")
 
@@ -34,7 +35,8 @@ def require_admin(actor: Actor, environment: Environment) -> None:
         require(actor, Action.MANAGE_TEAM, environment.team)
 
 
-def environment_save(*, actor: Actor, environment: Environment, secrets: dict | None = None) -> Environment:
+def environment_save(*, actor: Actor, environment: Environment, secrets: dict | None = None,
+                     approver_groups=None) -> Environment:
     """Create or update. Secrets (token, kubeconfig) are only replaced when given: they are never
     shown back, so a form cannot send them again."""
     require_admin(actor, environment)
@@ -51,6 +53,8 @@ def environment_save(*, actor: Actor, environment: Environment, secrets: dict | 
     try:
         with transaction.atomic():
             environment.save()
+            if approver_groups is not None:
+                environment.approver_groups.set(approver_groups)
             record(actor=actor, action="environment.create" if created else "environment.update", obj=environment,
                    team_id=environment.team_id, environment=environment.name, before=before,
                    after={**model_snapshot(environment, AUDITED_FIELDS),
@@ -113,3 +117,26 @@ def environment_check(*, actor: Actor, environment: Environment) -> dict:
         return target_for(environment).check()
     except (targets.TargetError, targets.TransientTargetError) as exc:
         return {"ok": False, "message": str(exc)}
+
+
+def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, ends_at, reason: str):
+    from deployments.models import FreezeWindow
+
+    require_admin(actor, environment)
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why deployments are frozen."})
+    with transaction.atomic():
+        window = FreezeWindow.objects.create(environment=environment, starts_at=starts_at, ends_at=ends_at,
+                                             reason=reason.strip(), created_by=actor.user)
+        record(actor=actor, action="freeze.create", obj=window, team_id=environment.team_id,
+               environment=environment.name, after={"starts_at": starts_at, "ends_at": ends_at, "reason": reason})
+    return window
+
+
+def freeze_window_delete(*, actor: Actor, window) -> None:
+    require_admin(actor, window.environment)
+    with transaction.atomic():
+        record(actor=actor, action="freeze.delete", obj=window, team_id=window.environment.team_id,
+               environment=window.environment.name, before={"starts_at": window.starts_at, "ends_at": window.ends_at,
+                                                            "reason": window.reason})
+        window.delete()

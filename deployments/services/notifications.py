@@ -119,3 +119,18 @@ def deliver(delivery_id: int) -> None:
     from django.utils import timezone
 
     WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now(), last_error="")
+
+
+def webhook_create(*, actor, team, url: str, events: list[str], active: bool = True) -> tuple[Webhook, str]:
+    """Create a webhook with a new signing secret, returned once (it is stored encrypted)."""
+    import secrets as secret_tokens
+
+    from accounts.permissions import Action, require
+    from audit.services import record
+
+    require(actor, Action.MANAGE_TEAM, team)
+    secret = "whsec_" + secret_tokens.token_urlsafe(32)
+    with transaction.atomic():
+        webhook = Webhook.objects.create(team=team, url=url, events=events, active=active, secret=secret)
+        record(actor=actor, action="webhook.create", obj=webhook, after={"url": url, "events": events})
+    return webhook, secret

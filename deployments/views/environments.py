@@ -70,8 +70,9 @@ class EnvironmentForm(forms.ModelForm):
 
     class Meta:
         model = Environment
-        fields = ["name", "team", "description", "position", "protected", "auto_rollback", "target",
-                  "namespace", "kube_api_url", "kube_ca_cert", "docker_url", "bind_address"]
+        fields = ["name", "team", "description", "position", "protected", "required_approvals", "approver_groups",
+                  "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "auto_rollback",
+                  "target", "namespace", "kube_api_url", "kube_ca_cert", "docker_url", "bind_address"]
         widgets = {"kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"})}
 
     def __init__(self, *args, user, **kwargs):
@@ -110,7 +111,8 @@ def environment_edit(request, pk=None):
         environment.deployment_settings = form.cleaned_data["deployment_settings"]
         secrets = {"kube_token": form.cleaned_data["kube_token"], "kubeconfig": form.cleaned_data["kubeconfig"]}
         try:
-            environments.environment_save(actor=Actor.from_request(request), environment=environment, secrets=secrets)
+            environments.environment_save(actor=Actor.from_request(request), environment=environment, secrets=secrets,
+                                          approver_groups=form.cleaned_data["approver_groups"])
         except ValidationError as error:
             for field, errors in error.message_dict.items():
                 form.add_error(field if field in form.fields else None, errors)

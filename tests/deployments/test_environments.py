@@ -83,3 +83,41 @@ def test_environment_pages_render(client, owner, team):
     assert "dev" in client.get("/environments/").content.decode()
     page = client.get(f"/environments/{environment.pk}/").content.decode()
     assert "Nothing is running here" in page and "Test connection" in page
+
+
+def test_the_protection_policy_is_set_through_the_api(api, owner, team):
+    from django.contrib.auth.models import Group
+
+    Group.objects.create(name="release-managers")
+    response = api.as_user(owner).post("/api/v1/environments/", {
+        "name": "prod", "team": "vision", "target": "docker", "protected": True, "required_approvals": 2,
+        "approver_groups": ["release-managers"], "approval_expiry_hours": 24, "requires_previous_stage": True,
+    }, format="json")
+    assert response.status_code == 201, response.json()
+    environment = Environment.objects.get()
+    assert environment.required_approvals == 2 and environment.requires_previous_stage
+    assert [g.name for g in environment.approver_groups.all()] == ["release-managers"]
+
+
+def test_freeze_windows_are_managed_by_admins_and_audited(api, owner, teammate, team):
+    from audit.models import AuditEvent
+
+    environment = EnvironmentFactory(team=team, name="prod")
+    body = {"environment": environment.pk, "starts_at": "2026-12-20T00:00:00Z", "ends_at": "2027-01-03T00:00:00Z",
+            "reason": "year-end freeze"}
+    assert api.as_user(teammate).post("/api/v1/freeze-windows/", body, format="json").status_code == 403
+    created = api.as_user(owner).post("/api/v1/freeze-windows/", body, format="json")
+    assert created.status_code == 201, created.json()
+    backwards = api.as_user(owner).post("/api/v1/freeze-windows/", {**body, "ends_at": "2026-01-01T00:00:00Z"},
+                                        format="json")
+    assert backwards.status_code == 400 and "end after it starts" in backwards.json()["ends_at"][0]
+    assert AuditEvent.objects.filter(action="freeze.create", outcome="succeeded").count() == 1
+
+
+def test_webhooks_show_their_secret_once(api, owner, teammate, team):
+    body = {"team": "vision", "url": "https://hooks.example.com/slipway", "events": ["promotion.approved"]}
+    assert api.as_user(teammate).post("/api/v1/webhooks/", body, format="json").status_code == 403
+    created = api.as_user(owner).post("/api/v1/webhooks/", body, format="json").json()
+    assert created["secret"].startswith("whsec_")
+    listed = api.as_user(owner).get("/api/v1/webhooks/").json()["results"]
+    assert listed[0]["url"] == body["url"] and "secret" not in listed[0]
