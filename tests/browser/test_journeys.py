@@ -37,7 +37,7 @@ def platform(registry_row, build_settings, celery_worker, docker_engine):
         Environment.objects.create(name=name, position=position, protected=protected, target=TargetKind.DOCKER,
                                    deployment_settings={"progress_deadline_seconds": 60})
     yield team
-    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/team=vision"}):
+    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=face-score"}):
         container.remove(force=True)
 
 
