@@ -73,6 +73,28 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         releases = restrict(rollouts.releases_at(self.get_object(), when), request.user)
         return Response(serializers.RolloutSerializer(releases, many=True).data)
 
+    @extend_schema(request=serializers.ModelSettingsSerializer, responses={200: dict})
+    @action(detail=True, methods=["get", "post"], url_path="model-settings")
+    def model_settings(self, request, pk=None):
+        """Per-model overrides of this environment's deployment settings (GET: all of them)."""
+        environment = self.get_object()
+        if request.method == "GET":
+            overrides = restrict(RegisteredModel.objects.filter(environment_settings__environment=environment),
+                                 request.user).values_list("pk", "name", "environment_settings__deployment_settings")
+            return Response([{"model": pk, "name": name, "deployment_settings": data}
+                             for pk, name, data in overrides])
+        incoming = serializers.ModelSettingsSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        model = restrict(RegisteredModel.objects.select_related("team"), request.user).filter(
+            pk=incoming.validated_data["model"]).first()
+        if model is None:
+            raise ValidationError({"model": ["No such model in your teams."]})
+        override = environments.model_settings_save(
+            actor=Actor.from_request(request), environment=environment, model=model,
+            deployment_settings=incoming.validated_data["deployment_settings"])
+        return Response({"model": model.pk, "name": model.name, "deployment_settings": override.deployment_settings,
+                         "effective": environments.effective_settings(environment, model)})
+
     @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.RolloutSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):

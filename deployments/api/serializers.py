@@ -220,3 +220,9 @@ class WebhookCreatedSerializer(WebhookSerializer):
 
     class Meta(WebhookSerializer.Meta):
         fields = [*WebhookSerializer.Meta.fields, "secret"]
+
+
+class ModelSettingsSerializer(serializers.Serializer):
+    model = serializers.IntegerField(help_text="The id of the model whose settings in this environment change.")
+    deployment_settings = serializers.JSONField(help_text="Overrides of the environment's settings, e.g. "
+                                                          '{"replicas": 4}. An empty object removes them.')

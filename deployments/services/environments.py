@@ -76,11 +76,14 @@ def _check_target(environment: Environment) -> None:
 
 def model_settings_save(*, actor: Actor, environment: Environment, model: RegisteredModel,
                         deployment_settings: dict) -> ModelEnvironmentSettings:
-    require(actor, Action.MANAGE_TEAM, model.team)
+    require(actor, Action.MANAGE_TEAM, model.team, obj=model)
     cleaned = clean_deployment_settings(deployment_settings)
-    override, _ = ModelEnvironmentSettings.objects.update_or_create(
-        environment=environment, model=model, defaults={"deployment_settings": cleaned}
-    )
+    with transaction.atomic():
+        override, _ = ModelEnvironmentSettings.objects.update_or_create(
+            environment=environment, model=model, defaults={"deployment_settings": cleaned}
+        )
+        record(actor=actor, action="environment.model_settings", obj=override, team_id=model.team_id,
+               environment=environment.name, after=cleaned)
     return override
 
 

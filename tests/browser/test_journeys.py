@@ -126,6 +126,8 @@ def test_alice_requests_prod_bob_approves_carol_sees_history(platform, signed_in
     page.click("button:has-text('Approve')")
     page.wait_for_selector("text=Approval recorded.")
     promotion = PromotionRequest.objects.get()
+    # Alice's page, still open, shows bob's approval without a reload.
+    alice.page.wait_for_selector("#promotion-status >> text=Approved for the Thursday release.", timeout=10_000)
     wait_until(lambda: PromotionRequest.objects.get().state == "deployed", timeout=120,
                message="the approved promotion to deploy")
     page.reload()

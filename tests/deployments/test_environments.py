@@ -121,3 +121,19 @@ def test_webhooks_show_their_secret_once(api, owner, teammate, team):
     assert created["secret"].startswith("whsec_")
     listed = api.as_user(owner).get("/api/v1/webhooks/").json()["results"]
     assert listed[0]["url"] == body["url"] and "secret" not in listed[0]
+
+
+def test_a_team_admin_overrides_settings_for_one_model(api, owner, teammate, team, model):
+    environment = EnvironmentFactory(name="prod", deployment_settings={"replicas": 2, "memory_limit": "2Gi"})
+    url = f"/api/v1/environments/{environment.pk}/model-settings/"
+    refused = api.as_user(teammate).post(url, {"model": model.pk, "deployment_settings": {"replicas": 6}},
+                                        format="json")
+    assert refused.status_code == 403
+    response = api.as_user(owner).post(url, {"model": model.pk, "deployment_settings": {"replicas": 6}},
+                                      format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json()["effective"]["replicas"] == 6 and response.json()["effective"]["memory_limit"] == "2Gi"
+    bad = api.as_user(owner).post(url, {"model": model.pk, "deployment_settings": {"gpus": 99}}, format="json")
+    assert bad.status_code == 400 and "gpus" in bad.json()["deployment_settings"][0]
+    assert api.as_user(owner).get(url).json() == [{"model": model.pk, "name": "iris",
+                                                   "deployment_settings": {"replicas": 6}}]
