@@ -58,12 +58,17 @@ def rollout_start(*, actor: Actor, version: ModelVersion, environment: Environme
         record(actor=actor, action="rollout.start", obj=version, outcome="refused", environment=environment.name,
                reason=" ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
         raise
-    with transaction.atomic():
-        rollout = queue_rollout(version=version, environment=environment, requested_by=actor.user, reason=reason,
-                                build=build)
-        record(actor=actor, action="rollout.start", obj=rollout, environment=environment.name,
-               after={"version": version.number, "image": rollout.image}, flagged=bool(break_glass_justification),
-               reason=break_glass_justification or reason)
+    try:
+        with transaction.atomic():
+            rollout = queue_rollout(version=version, environment=environment, requested_by=actor.user,
+                                    reason=reason, build=build)
+            record(actor=actor, action="rollout.start", obj=rollout, environment=environment.name,
+                   after={"version": version.number, "image": rollout.image},
+                   flagged=bool(break_glass_justification), reason=break_glass_justification or reason)
+    except ValidationError as exc:  # another rollout of this model runs there: refused, and recorded
+        record(actor=actor, action="rollout.start", obj=version, outcome="refused", environment=environment.name,
+               reason=" ".join(exc.messages))
+        raise
     return rollout
 
 

@@ -113,6 +113,10 @@ def test_a_second_rollout_of_the_same_model_is_refused_while_one_runs(teammate, 
     with pytest.raises(Exception, match=f"rollout #{first.pk} of v1 is still queued"):
         rollouts.rollout_start(actor=Actor(user=teammate), version=version_with_image(model, 2),
                                environment=cluster_env)
+    from audit.models import AuditEvent
+
+    refusal = AuditEvent.objects.get(action="rollout.start", outcome="refused")
+    assert f"rollout #{first.pk}" in refusal.reason
 
 
 def test_drift_is_found_after_the_image_changes_behind_our_back(teammate, model, cluster_env, kube_cluster):  # noqa: F811
