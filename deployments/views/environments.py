@@ -52,6 +52,8 @@ def environment_detail(request, pk):
         "environment": environment, "releases": releases, "history": history, "at": at, "at_text": at_text,
         "at_invalid": bool(at_text) and at is None, "can_admin": can_administer(request.user, environment),
         "check": request.session.pop(f"environment-check-{pk}", None),
+        "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
+        "freeze_form": FreezeForm(),
     })
 
 
@@ -121,6 +123,46 @@ def environment_edit(request, pk=None):
             return redirect("deployments:environment-detail", environment.pk)
     return render(request, "deployments/environment_form.html", {"form": form, "environment": instance},
                   status=400 if form.errors else 200)
+
+
+class FreezeForm(forms.Form):
+    starts_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From")
+    ends_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Until")
+    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"placeholder": "year-end close"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("starts_at") and cleaned.get("ends_at") and cleaned["ends_at"] <= cleaned["starts_at"]:
+            self.add_error("ends_at", "The window must end after it starts.")
+        return cleaned
+
+
+@login_required
+@require_POST
+def freeze_create(request, pk):
+    environment = get_object_or_404(environments.environments_for(request.user), pk=pk)
+    form = FreezeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    else:
+        try:
+            environments.freeze_window_create(actor=Actor.from_request(request), environment=environment,
+                                              **form.cleaned_data)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, f"Deployments to {environment.name} are frozen for that window.")
+    return redirect("deployments:environment-detail", pk)
+
+
+@login_required
+@require_POST
+def freeze_delete(request, pk, window_pk):
+    environment = get_object_or_404(environments.environments_for(request.user), pk=pk)
+    window = get_object_or_404(environment.freeze_windows, pk=window_pk)
+    environments.freeze_window_delete(actor=Actor.from_request(request), window=window)
+    messages.success(request, "Freeze window removed.")
+    return redirect("deployments:environment-detail", pk)
 
 
 @login_required

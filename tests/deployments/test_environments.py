@@ -137,3 +137,22 @@ def test_a_team_admin_overrides_settings_for_one_model(api, owner, teammate, tea
     assert bad.status_code == 400 and "gpus" in bad.json()["deployment_settings"][0]
     assert api.as_user(owner).get(url).json() == [{"model": model.pk, "name": "iris",
                                                    "deployment_settings": {"replicas": 6}}]
+
+
+def test_an_admin_sets_and_removes_a_freeze_window_from_the_page(client, owner, teammate, team):
+    from deployments.models import FreezeWindow
+
+    environment = EnvironmentFactory(team=team, name="prod")
+    url = f"/environments/{environment.pk}/freezes/"
+    body = {"starts_at": "2030-12-20T00:00", "ends_at": "2031-01-03T00:00", "reason": "year-end close"}
+    client.force_login(teammate)
+    assert client.post(url, body).status_code == 403
+    assert "Add freeze window" not in client.get(f"/environments/{environment.pk}/").content.decode()
+    client.force_login(owner)
+    client.post(url, {**body, "ends_at": "2030-01-01T00:00"})
+    assert not FreezeWindow.objects.exists()
+    client.post(url, body)
+    window = FreezeWindow.objects.get()
+    assert "year-end close" in client.get(f"/environments/{environment.pk}/").content.decode()
+    client.post(f"/environments/{environment.pk}/freezes/{window.pk}/delete/")
+    assert not FreezeWindow.objects.exists()
