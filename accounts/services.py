@@ -16,13 +16,6 @@ from audit.services import record
 User = get_user_model()
 
 
-def team_create(*, slug: str, name: str = "", description: str = "") -> Team:
-    team = Team(slug=slug, name=name or slug, description=description)
-    team.full_clean()
-    team.save()
-    return team
-
-
 def membership_set(*, actor: Actor, team: Team, user, role: Role) -> Membership:
     require(actor, Action.MANAGE_TEAM, team)
     if role not in Role.values:

@@ -9,6 +9,7 @@ from accounts import services
 from accounts.forms import MemberForm, TokenForm
 from accounts.models import ApiToken, Membership
 from accounts.permissions import Action, Actor, decide, visible_teams
+from config.forms import apply_service_errors
 
 
 @login_required
@@ -19,8 +20,7 @@ def token_list(request):
         try:
             token, created_secret = services.token_create(user=request.user, **form.cleaned_data)
         except ValidationError as error:
-            for field, errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            apply_service_errors(form, error)
         else:
             form = TokenForm()
             messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")

@@ -233,16 +233,6 @@ def remote_digest(reference: str, auth: dict | None) -> str:
         client.close()
 
 
-def remove_image(image: str) -> None:
-    client = engine()
-    try:
-        client.remove_image(image, force=True, noprune=False)
-    except docker.errors.APIError as exc:
-        logger.info("could not remove %s: %s", image, exc)
-    finally:
-        client.close()
-
-
 def _short(exc: Exception) -> str:
     text = str(exc)
     for marker in ("Connection refused", "Name or service not known", "timed out"):

@@ -5,7 +5,6 @@ write outside their folder. Here archives are only listed and ONNX files only pa
 data; pickles are never loaded (the image's runtime loads them, inside its own container).
 """
 
-import hashlib
 import posixpath
 import stat
 import tarfile
@@ -43,14 +42,6 @@ class ArtifactInfo:
 
 def is_archive(name: str) -> bool:
     return name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_member_path(name: str) -> str:

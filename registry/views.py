@@ -8,18 +8,10 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Membership
 from accounts.permissions import Action, Actor, decide, visible_teams
+from config.forms import apply_service_errors
 from registry import selectors, services
 from registry.forms import ModelEditForm, ModelForm, VersionUploadForm
 from registry.uploads import UploadTooLarge
-
-
-def apply_service_errors(form, error: ValidationError) -> None:
-    """Put a service's field errors beside the fields they concern."""
-    if hasattr(error, "error_dict"):
-        for field, messages_ in error.message_dict.items():
-            form.add_error(field if field in form.fields else None, messages_)
-    else:
-        form.add_error(None, error.messages)
 
 
 def creatable_teams(user):

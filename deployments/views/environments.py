@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Role, Team
 from accounts.permissions import Action, Actor, decide, restrict
+from config.forms import apply_service_errors
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.services import environments, rollouts
 from registry import selectors as registry_selectors
@@ -116,8 +117,7 @@ def environment_edit(request, pk=None):
             environments.environment_save(actor=Actor.from_request(request), environment=environment, secrets=secrets,
                                           approver_groups=form.cleaned_data["approver_groups"])
         except ValidationError as error:
-            for field, errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            apply_service_errors(form, error)
         else:
             messages.success(request, f"Environment '{environment.name}' saved.")
             return redirect("deployments:environment-detail", environment.pk)

@@ -7,6 +7,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Role, Team
 from accounts.permissions import Actor
+from config.forms import apply_service_errors
 from deployments import selectors
 from deployments.models import ContainerRegistry
 from deployments.services import registries
@@ -63,8 +64,7 @@ def registry_edit(request, pk=None):
         try:
             registries.registry_save(actor=Actor.from_request(request), registry=form.instance, password=password)
         except ValidationError as error:
-            for field, errors in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, errors)
+            apply_service_errors(form, error)
         else:
             messages.success(request, f"Registry '{form.instance.name}' saved.")
             return redirect("deployments:registry-list")
