@@ -69,7 +69,9 @@ apt_install() {
         need_update=1
     else
         for p in "${missing[@]}"; do
-            cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ { print $2; exit }')
+            # awk reads to the end: an early `exit` makes apt-cache die of SIGPIPE, and under
+            # pipefail the pipeline then fails with 141 (issue 9).
+            cand=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ && c == "" { c = $2 } END { print c }')
             if [[ -z $cand || $cand == "(none)" ]]; then need_update=1; fi
         done
     fi
