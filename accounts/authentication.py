@@ -25,9 +25,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
         raw = header[1]
         prefix = tokens.prefix_of(raw)
-        token = (
-            ApiToken.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
-        )
+        token = ApiToken.objects.select_related("user").filter(prefix=prefix).first() if prefix else None
         if token is None or not tokens.matches(raw, token.digest):
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if token.revoked_at is not None:

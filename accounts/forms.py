@@ -8,17 +8,22 @@ from accounts.models import Role, TokenScope
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, widget=forms.TextInput(attrs={"placeholder": "ci-pipeline"}))
     expires_in_days = forms.IntegerField(
-        min_value=1, max_value=settings.API_TOKEN_MAX_DAYS, initial=settings.API_TOKEN_DEFAULT_DAYS,
+        min_value=1,
+        max_value=settings.API_TOKEN_MAX_DAYS,
+        initial=settings.API_TOKEN_DEFAULT_DAYS,
         label="Expires in (days)",
     )
     scopes = forms.MultipleChoiceField(
-        choices=TokenScope.choices, initial=[TokenScope.READ, TokenScope.DEPLOY],
+        choices=TokenScope.choices,
+        initial=[TokenScope.READ, TokenScope.DEPLOY],
         widget=forms.CheckboxSelectMultiple,
     )
-    teams = forms.CharField(required=False, label="Only these teams",
-                            help_text="Team slugs, comma separated; empty for all of your teams.")
-    environments = forms.CharField(required=False, label="Only these environments",
-                                   help_text="Environment names, comma separated; empty for all.")
+    teams = forms.CharField(
+        required=False, label="Only these teams", help_text="Team slugs, comma separated; empty for all of your teams."
+    )
+    environments = forms.CharField(
+        required=False, label="Only these environments", help_text="Environment names, comma separated; empty for all."
+    )
 
     def clean_teams(self):
         return [t.strip() for t in self.cleaned_data["teams"].split(",") if t.strip()]

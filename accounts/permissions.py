@@ -114,9 +114,9 @@ def roles_by_team(user) -> dict[int, Role]:
     """Every team id the user belongs to, with the role, in one query (for list pages)."""
     if not user.is_authenticated:
         return {}
-    return {team_id: Role(role) for team_id, role in Membership.objects.filter(user=user).values_list(
-        "team_id", "role"
-    )}
+    return {
+        team_id: Role(role) for team_id, role in Membership.objects.filter(user=user).values_list("team_id", "role")
+    }
 
 
 def decide(actor: Actor, action: Action, team: Team, *, role: Role | None = None) -> Decision:
@@ -140,8 +140,10 @@ def decide(actor: Actor, action: Action, team: Team, *, role: Role | None = None
     if role is None:
         return Decision(False, f"you are not a member of team '{team.slug}'")
     if ROLE_RANK[role] < ROLE_RANK[needed]:
-        return Decision(False, f"'{action}' needs the {needed.label.lower()} role in team "
-                               f"'{team.slug}'; you are a {role.label.lower()}")
+        return Decision(
+            False,
+            f"'{action}' needs the {needed.label.lower()} role in team '{team.slug}'; you are a {role.label.lower()}",
+        )
     return Decision(True, f"{role.label.lower()} in team '{team.slug}'")
 
 
@@ -151,8 +153,14 @@ def require(actor: Actor, action: Action, team: Team, *, obj=None) -> None:
     if not decision:
         from audit.services import record
 
-        record(actor=actor, action=AUDIT_NAME[action], obj=obj or team, outcome="refused", reason=decision.reason,
-               team_id=team.pk)
+        record(
+            actor=actor,
+            action=AUDIT_NAME[action],
+            obj=obj or team,
+            outcome="refused",
+            reason=decision.reason,
+            team_id=team.pk,
+        )
         raise PermissionDenied(f"You may not do this: {decision.reason}.")
 
 

@@ -23,8 +23,14 @@ def membership_set(*, actor: Actor, team: Team, user, role: Role) -> Membership:
     before = Membership.objects.filter(team=team, user=user).values_list("role", flat=True).first()
     with transaction.atomic():
         membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
-        record(actor=actor, action="membership.set", obj=membership, team_id=team.pk,
-               before={"user": user.get_username(), "role": before}, after={"user": user.get_username(), "role": role})
+        record(
+            actor=actor,
+            action="membership.set",
+            obj=membership,
+            team_id=team.pk,
+            before={"user": user.get_username(), "role": before},
+            after={"user": user.get_username(), "role": role},
+        )
     return membership
 
 
@@ -35,13 +41,17 @@ def membership_remove(*, actor: Actor, team: Team, user) -> None:
         raise ValidationError("A team keeps at least one admin; make someone else admin first.")
     with transaction.atomic():
         Membership.objects.filter(team=team, user=user).delete()
-        record(actor=actor, action="membership.remove", obj=team, team_id=team.pk,
-               before={"user": user.get_username()})
+        record(actor=actor, action="membership.remove", obj=team, team_id=team.pk, before={"user": user.get_username()})
 
 
 def token_create(
-    *, user, name: str, expires_in_days: int | None = None, scopes: list[str] | None = None,
-    teams: list[str] | None = None, environments: list[str] | None = None,
+    *,
+    user,
+    name: str,
+    expires_in_days: int | None = None,
+    scopes: list[str] | None = None,
+    teams: list[str] | None = None,
+    environments: list[str] | None = None,
 ) -> tuple[ApiToken, str]:
     """Create a token and return it with its secret, which is never stored or shown again."""
     days = expires_in_days or settings.API_TOKEN_DEFAULT_DAYS
@@ -54,8 +64,11 @@ def token_create(
     unknown = [s for s in scopes if s not in TokenScope.values]
     if unknown:
         errors["scopes"] = f"Unknown scope {unknown[0]!r}; choose from {', '.join(TokenScope.values)}."
-    limited_teams = list(Team.objects.filter(slug__in=teams or [], memberships__user=user)) if not \
-        user.is_superuser else list(Team.objects.filter(slug__in=teams or []))
+    limited_teams = (
+        list(Team.objects.filter(slug__in=teams or [], memberships__user=user))
+        if not user.is_superuser
+        else list(Team.objects.filter(slug__in=teams or []))
+    )
     missing = sorted(set(teams or []) - {t.slug for t in limited_teams})
     if missing:
         errors["teams"] = f"You are not a member of team '{missing[0]}'."
@@ -74,9 +87,18 @@ def token_create(
                 expires_at=timezone.now() + timedelta(days=days),
             )
             token.teams.set(limited_teams)
-            record(actor=user, action="token.create", obj=token,
-                   after={"name": token.name, "scopes": scopes, "expires_at": token.expires_at,
-                          "teams": sorted(t.slug for t in limited_teams), "environments": token.environment_names})
+            record(
+                actor=user,
+                action="token.create",
+                obj=token,
+                after={
+                    "name": token.name,
+                    "scopes": scopes,
+                    "expires_at": token.expires_at,
+                    "teams": sorted(t.slug for t in limited_teams),
+                    "environments": token.environment_names,
+                },
+            )
     except IntegrityError:
         raise ValidationError({"name": "You already have a token with this name."}) from None
     return token, secret

@@ -25,8 +25,12 @@ def token_list(request):
             form = TokenForm()
             messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
     tokens = ApiToken.objects.filter(user=request.user).prefetch_related("teams")
-    return render(request, "accounts/tokens.html", {"form": form, "tokens": tokens, "created_secret": created_secret},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "accounts/tokens.html",
+        {"form": form, "tokens": tokens, "created_secret": created_secret},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required
@@ -60,9 +64,17 @@ def team_detail(request, slug):
             messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
             return redirect("accounts:team-detail", slug)
     members = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
-    return render(request, "accounts/team_detail.html", {
-        "team": team, "members": members, "can_manage": can_manage, "form": form,
-    }, status=400 if form.errors else 200)
+    return render(
+        request,
+        "accounts/team_detail.html",
+        {
+            "team": team,
+            "members": members,
+            "can_manage": can_manage,
+            "form": form,
+        },
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

@@ -32,16 +32,44 @@ class ReviewInline(admin.TabularInline):
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "actor_username", "token_name", "action", "outcome", "object_type", "object_id",
-                    "object_repr", "team", "environment", "flagged"]
+    list_display = [
+        "created_at",
+        "actor_username",
+        "token_name",
+        "action",
+        "outcome",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "team",
+        "environment",
+        "flagged",
+    ]
     list_filter = ["outcome", "flagged", "action", "team", "environment", "created_at"]
     list_select_related = ["team"]
     search_fields = ["actor_username", "action", "object_type", "object_id", "object_repr", "reason"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # counting a large trail twice per page is slow
-    fields = ["created_at", "actor", "actor_username", "token_name", "action", "outcome", "object_type", "object_id",
-              "object_repr", "team", "environment", "reason", "flagged", "before", "after", "ip_address",
-              "user_agent", "request_id"]
+    fields = [
+        "created_at",
+        "actor",
+        "actor_username",
+        "token_name",
+        "action",
+        "outcome",
+        "object_type",
+        "object_id",
+        "object_repr",
+        "team",
+        "environment",
+        "reason",
+        "flagged",
+        "before",
+        "after",
+        "ip_address",
+        "user_agent",
+        "request_id",
+    ]
     readonly_fields = fields
     inlines = [ReviewInline]
 

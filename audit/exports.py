@@ -9,9 +9,27 @@ from django.core.serializers.json import DjangoJSONEncoder
 from audit.models import AuditEvent
 from audit.selectors import sees_client
 
-COLUMNS = ["id", "created_at", "actor", "token_name", "action", "outcome", "object_type", "object_id", "object_repr",
-           "team", "environment", "reason", "flagged", "reviewed", "before", "after", "ip_address", "user_agent",
-           "request_id"]
+COLUMNS = [
+    "id",
+    "created_at",
+    "actor",
+    "token_name",
+    "action",
+    "outcome",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "team",
+    "environment",
+    "reason",
+    "flagged",
+    "reviewed",
+    "before",
+    "after",
+    "ip_address",
+    "user_agent",
+    "request_id",
+]
 CHUNK_SIZE = 2000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

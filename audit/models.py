@@ -62,8 +62,14 @@ class AppendOnlyModel(models.Model):
 
 class AuditEvent(AppendOnlyModel):
     created_at = models.DateTimeField(db_default=Now(), db_index=True, editable=False)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+", help_text="Empty when the platform itself acted.")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Empty when the platform itself acted.",
+    )
     # Kept even if the user is later renamed: the trail says who it was at the time.
     actor_username = models.CharField(max_length=150)
     token_name = models.CharField(max_length=100, blank=True, help_text="The API token used, if any.")

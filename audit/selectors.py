@@ -19,8 +19,19 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.models import AuditEvent, AuditReview, Outcome
 
-FILTERS = ("actor", "action", "outcome", "object_type", "object_id", "team", "environment", "flagged", "since",
-           "until", "q")
+FILTERS = (
+    "actor",
+    "action",
+    "outcome",
+    "object_type",
+    "object_id",
+    "team",
+    "environment",
+    "flagged",
+    "since",
+    "until",
+    "q",
+)
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 

@@ -108,8 +108,9 @@ def review_add(*, event: AuditEvent, reviewer, note: str = "") -> AuditReview:
     """
     if not (reviewer.is_authenticated and reviewer.is_active and reviewer.has_perm("audit.add_auditreview")):
         raise PermissionDenied("Reviewing audit events needs the 'Can add audit review' permission.")
-    return AuditReview.objects.create(event=event, reviewer=reviewer, reviewer_username=reviewer.get_username(),
-                                      note=note.strip())
+    return AuditReview.objects.create(
+        event=event, reviewer=reviewer, reviewer_username=reviewer.get_username(), note=note.strip()
+    )
 
 
 class _Encoder(DjangoJSONEncoder):

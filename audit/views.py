@@ -15,9 +15,25 @@ from audit.models import AuditEvent, Outcome
 
 PAGE_SIZE = 50
 # Offered in the action filter; any other dotted action can be typed.
-COMMON_ACTIONS = ["model.", "version.", "build.", "rollout.", "promotion.", "environment.", "registry.", "token.",
-                  "membership.", "audit.", "promotion.request", "promotion.approve", "promotion.reject",
-                  "rollout.start", "rollout.rollback", "build.start", "build.cancel"]
+COMMON_ACTIONS = [
+    "model.",
+    "version.",
+    "build.",
+    "rollout.",
+    "promotion.",
+    "environment.",
+    "registry.",
+    "token.",
+    "membership.",
+    "audit.",
+    "promotion.request",
+    "promotion.approve",
+    "promotion.reject",
+    "rollout.start",
+    "rollout.rollback",
+    "build.start",
+    "build.cancel",
+]
 
 
 @dataclass(frozen=True)
@@ -32,9 +48,12 @@ class RequestActor:
     @classmethod
     def of(cls, request) -> "RequestActor":
         forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
-        return cls(user=request.user, token=getattr(request, "auth", None),
-                   ip_address=forwarded or request.META.get("REMOTE_ADDR"),
-                   user_agent=request.META.get("HTTP_USER_AGENT", ""))
+        return cls(
+            user=request.user,
+            token=getattr(request, "auth", None),
+            ip_address=forwarded or request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
 
 
 def _filters(request) -> dict:
@@ -68,8 +87,9 @@ def event_list(request):
         "common_actions": COMMON_ACTIONS,
         "query": _query_string(request),
         "object_history": object_history,
-        "object_label": (page[0].object_repr if object_history and len(page) else
-                         f"{filters['object_type']} #{filters['object_id']}"),
+        "object_label": (
+            page[0].object_repr if object_history and len(page) else f"{filters['object_type']} #{filters['object_id']}"
+        ),
         "time_zone": timezone.get_current_timezone_name(),
         "may_review": selectors.may_review(request.user),
         "sees_everything": selectors.sees_everything(request.user),
@@ -82,13 +102,19 @@ def _export(request, *, extension: str, content_type: str, lines):
     try:
         events = selectors.event_list(user=request.user, filters=filters)
     except ValidationError as error:
-        return HttpResponse("\n".join(f"{key}: {' '.join(msgs)}" for key, msgs in error.message_dict.items()),
-                        status=400, content_type="text/plain; charset=utf-8")
+        return HttpResponse(
+            "\n".join(f"{key}: {' '.join(msgs)}" for key, msgs in error.message_dict.items()),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
     # The export is a snapshot: events written while it streams (its own included) are left out.
     last = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
     events = events.filter(id__lte=last)
-    services.record(actor=RequestActor.of(request), action="audit.export",
-                    after={"format": extension, "filters": {key: value for key, value in filters.items() if value}})
+    services.record(
+        actor=RequestActor.of(request),
+        action="audit.export",
+        after={"format": extension, "filters": {key: value for key, value in filters.items() if value}},
+    )
     response = StreamingHttpResponse(lines(events, viewer=request.user), content_type=content_type)
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="slipway-audit-{stamp}.{extension}"'
@@ -103,8 +129,9 @@ def export_csv(request):
 
 @login_required
 def export_jsonl(request):
-    return _export(request, extension="jsonl", content_type="application/x-ndjson; charset=utf-8",
-                   lines=exports.jsonl_lines)
+    return _export(
+        request, extension="jsonl", content_type="application/x-ndjson; charset=utf-8", lines=exports.jsonl_lines
+    )
 
 
 @login_required

@@ -38,7 +38,8 @@ def exception_handler(exc, context):
         if isinstance(response.data, list):
             response.data = {"non_field_errors": response.data}
         # Always a list of reasons per field, however the error was raised.
-        response.data = {field: reasons if isinstance(reasons, list | dict) else [reasons]
-                         for field, reasons in response.data.items()}
+        response.data = {
+            field: reasons if isinstance(reasons, list | dict) else [reasons]
+            for field, reasons in response.data.items()
+        }
     return response
-

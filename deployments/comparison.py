@@ -10,8 +10,14 @@ def _diff(before: dict, after: dict) -> list[dict]:
     for key in sorted(set(before) | set(after)):
         old, new = before.get(key), after.get(key)
         if old != new:
-            rows.append({"key": key, "before": old, "after": new,
-                         "change": "added" if key not in before else "removed" if key not in after else "changed"})
+            rows.append(
+                {
+                    "key": key,
+                    "before": old,
+                    "after": new,
+                    "change": "added" if key not in before else "removed" if key not in after else "changed",
+                }
+            )
     return rows
 
 
@@ -23,24 +29,37 @@ def compare(promotion: PromotionRequest) -> dict:
     current = current_release(promotion.environment, promotion.model)
     current_build = current.build if current else None
     wanted_settings = effective_settings(promotion.environment, promotion.model)
-    runs = (Rollout.objects.filter(image=promotion.image).select_related("environment")
-            .order_by("environment__position", "-created_at"))
+    runs = (
+        Rollout.objects.filter(image=promotion.image)
+        .select_related("environment")
+        .order_by("environment__position", "-created_at")
+    )
     history = {}
     for rollout in runs:
-        entry = history.setdefault(rollout.environment.name, {"environment": rollout.environment.name,
-                                                              "succeeded": 0, "failed": 0, "running_now": False})
+        entry = history.setdefault(
+            rollout.environment.name,
+            {"environment": rollout.environment.name, "succeeded": 0, "failed": 0, "running_now": False},
+        )
         if rollout.state in RolloutState.released():
             entry["succeeded"] += 1
         elif rollout.state == RolloutState.FAILED:
             entry["failed"] += 1
         entry["running_now"] = entry["running_now"] or rollout.state == RolloutState.SUCCEEDED
     return {
-        "current": None if current is None else {
-            "rollout": current.pk, "version": current.version.number, "image": current.image,
-            "framework": current.version.framework, "since": current.finished_at,
+        "current": None
+        if current is None
+        else {
+            "rollout": current.pk,
+            "version": current.version.number,
+            "image": current.image,
+            "framework": current.version.framework,
+            "since": current.finished_at,
         },
-        "proposed": {"version": promotion.version.number, "image": promotion.image,
-                     "framework": promotion.version.framework},
+        "proposed": {
+            "version": promotion.version.number,
+            "image": promotion.image,
+            "framework": promotion.version.framework,
+        },
         "same_image": current is not None and current.image == promotion.image,
         "dependencies": _diff(_packages(current_build), _packages(promotion.build)),
         "metrics": _diff(current.version.metrics if current else {}, promotion.version.metrics),
@@ -51,6 +70,7 @@ def compare(promotion: PromotionRequest) -> dict:
 
 def compare_versions(older, newer) -> dict:
     """Two versions of a model side by side: metrics, parameters, packages, deployment settings."""
+
     def latest_build(version):
         return version.builds.filter(state="succeeded").order_by("-finished_at").first()
 
@@ -59,8 +79,10 @@ def compare_versions(older, newer) -> dict:
         return rollout.deployment_settings if rollout else {}
 
     def requirements(version):
-        return {line.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].strip().lower(): line
-                for line in version.requirements}
+        return {
+            line.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].strip().lower(): line
+            for line in version.requirements
+        }
 
     return {
         "metrics": _diff(older.metrics, newer.metrics),

@@ -25,8 +25,9 @@ TRANSIENT_PATTERNS = re.compile(
     r"temporarily unavailable|TLS handshake|broken pipe|server misbehaving",
     re.IGNORECASE,
 )
-AUTH_PATTERNS = re.compile(r"unauthorized|authentication required|denied|incorrect username or password|401",
-                           re.IGNORECASE)
+AUTH_PATTERNS = re.compile(
+    r"unauthorized|authentication required|denied|incorrect username or password|401", re.IGNORECASE
+)
 
 
 class TransientError(Exception):
@@ -57,8 +58,9 @@ class _ResponseCapturingClient(docker.APIClient):
 
 def engine() -> _ResponseCapturingClient:
     try:
-        client = _ResponseCapturingClient(base_url=settings.DOCKER_HOST, timeout=settings.DOCKER_TIMEOUT,
-                                          version="auto")
+        client = _ResponseCapturingClient(
+            base_url=settings.DOCKER_HOST, timeout=settings.DOCKER_TIMEOUT, version="auto"
+        )
     except docker.errors.DockerException as exc:
         raise TransientError(f"the Docker engine at {settings.DOCKER_HOST} does not answer: {exc}") from None
     return client
@@ -77,8 +79,16 @@ def _close_stream(client: _ResponseCapturingClient) -> None:
     response.close()
 
 
-def build_image(*, context: Path, dockerfile: str, tag: str, labels: dict[str, str], log: Callable[[str], None],
-                should_stop: Callable[[], str | None], poll_seconds: float = 0.5) -> str:
+def build_image(
+    *,
+    context: Path,
+    dockerfile: str,
+    tag: str,
+    labels: dict[str, str],
+    log: Callable[[str], None],
+    should_stop: Callable[[], str | None],
+    poll_seconds: float = 0.5,
+) -> str:
     """Build with the classic builder, streaming its output to `log`; returns the image id.
 
     `should_stop` is asked about every half second, even while a step prints nothing; when it
@@ -91,8 +101,14 @@ def build_image(*, context: Path, dockerfile: str, tag: str, labels: dict[str, s
     def read() -> None:
         try:
             stream = client.build(
-                path=str(context), dockerfile=dockerfile, tag=tag, labels=labels, rm=True, forcerm=True,
-                pull=False, decode=True,
+                path=str(context),
+                dockerfile=dockerfile,
+                tag=tag,
+                labels=labels,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
             )
             for chunk in stream:
                 chunks.put(chunk)
@@ -156,8 +172,9 @@ def check_registry_login(registry) -> None:
     """Fail early, before an image is built, if the registry is down or refuses the credentials."""
     url = f"{'http' if registry.insecure else 'https'}://{registry.host}/v2/"
     try:
-        response = requests.get(url, timeout=10, auth=(registry.username, registry.password)
-                                if registry.username else None)
+        response = requests.get(
+            url, timeout=10, auth=(registry.username, registry.password) if registry.username else None
+        )
     except requests.RequestException as exc:
         raise TransientError(f"The registry {registry.host} is unreachable: {_short(exc)}.") from None
     if response.status_code == 401:

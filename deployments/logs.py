@@ -63,8 +63,15 @@ class LogWriter:
         self.write(text)
 
 
-def read_window(lines, *, after: int | None = None, before: int | None = None, tail: int | None = None,
-                search: str = "", limit: int = 1000) -> list[dict]:
+def read_window(
+    lines,
+    *,
+    after: int | None = None,
+    before: int | None = None,
+    tail: int | None = None,
+    search: str = "",
+    limit: int = 1000,
+) -> list[dict]:
     """A window of a log, never the whole of it. `lines` is the parent's line queryset."""
     limit = max(1, min(limit, MAX_WINDOW))
     if search:

@@ -8,9 +8,11 @@ from deployments.models import Build, ContainerRegistry
 
 
 def build_list(*, user) -> QuerySet:
-    return restrict(Build.objects.all(), user).select_related(
-        "version__model__team", "started_by", "registry"
-    ).defer("bill_of_materials")
+    return (
+        restrict(Build.objects.all(), user)
+        .select_related("version__model__team", "started_by", "registry")
+        .defer("bill_of_materials")
+    )
 
 
 def latest_builds_for_versions(version_ids) -> dict[int, Build]:
@@ -27,5 +29,3 @@ def registry_list(*, user) -> QuerySet:
         return registries
     admin_of = Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id")
     return registries.filter(Q(team_id__in=admin_of) | Q(team__isnull=True))
-
-

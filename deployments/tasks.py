@@ -14,8 +14,7 @@ def run_build(build_id: int, **_ignored) -> None:
     build_runner.execute(build_id=build_id)
 
 
-@shared_task(acks_late=True, soft_time_limit=settings.ROLLOUT_TIMEOUT + 60,
-             time_limit=settings.ROLLOUT_TIMEOUT + 120)
+@shared_task(acks_late=True, soft_time_limit=settings.ROLLOUT_TIMEOUT + 60, time_limit=settings.ROLLOUT_TIMEOUT + 120)
 def run_rollout(rollout_id: int, **_ignored) -> None:
     rollout_runner.execute(rollout_id=rollout_id)
 
@@ -40,7 +39,15 @@ def expire_promotions() -> int:
     return promotions.expire_promotions()
 
 
-@shared_task(bind=True, acks_late=True, soft_time_limit=30, autoretry_for=(Exception,), retry_backoff=2,
-             retry_backoff_max=600, retry_jitter=True, max_retries=8)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    soft_time_limit=30,
+    autoretry_for=(Exception,),
+    retry_backoff=2,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
+)
 def deliver_webhook(self, delivery_id: int, **_ignored) -> None:
     notifications.deliver(delivery_id)

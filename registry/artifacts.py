@@ -92,9 +92,7 @@ def inspect_archive(path: Path, name: str) -> ArtifactInfo:
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ArtifactRejected(f"The archive could not be read: {exc}.") from None
     files.sort()
-    return ArtifactInfo(
-        kind="archive", files=files, file_count=len(files), has_dockerfile="Dockerfile" in files
-    )
+    return ArtifactInfo(kind="archive", files=files, file_count=len(files), has_dockerfile="Dockerfile" in files)
 
 
 def _check_count(files: list[str]) -> None:
@@ -104,8 +102,19 @@ def _check_count(files: list[str]) -> None:
 
 # ONNX TensorProto element types, as named by the Open Inference Protocol.
 ONNX_DATATYPES = {
-    1: "FP32", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 7: "INT64", 8: "BYTES",
-    9: "BOOL", 10: "FP16", 11: "FP64", 12: "UINT32", 13: "UINT64",
+    1: "FP32",
+    2: "UINT8",
+    3: "INT8",
+    4: "UINT16",
+    5: "INT16",
+    6: "INT32",
+    7: "INT64",
+    8: "BYTES",
+    9: "BOOL",
+    10: "FP16",
+    11: "FP64",
+    12: "UINT32",
+    13: "UINT64",
 }
 
 

@@ -59,7 +59,8 @@ class VersionUploadForm(forms.Form):
     label = forms.CharField(required=False, max_length=128, help_text="Optional, e.g. 1.4.0 or a git tag.")
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     requirements = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": "scikit-learn==1.5.2"}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono", "placeholder": "scikit-learn==1.5.2"}),
         help_text="pip requirement lines, one per line.",
     )
     metrics = JSONTextField(empty={}, help_text='JSON, e.g. {"accuracy": 0.94}')

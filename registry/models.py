@@ -33,7 +33,8 @@ class RegisteredModel(models.Model):
         ordering = ["team__slug", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["team", "name"], name="model_name_unique_in_team",
+                fields=["team", "name"],
+                name="model_name_unique_in_team",
                 violation_error_message="The team already has a model with this name.",
             )
         ]

@@ -38,8 +38,12 @@ def model_create(
     try:
         with transaction.atomic():
             model.save()
-            record(actor=actor, action="model.create", obj=model,
-                   after={"name": name, "task": task, "auto_build": auto_build})
+            record(
+                actor=actor,
+                action="model.create",
+                obj=model,
+                after={"name": name, "task": task, "auto_build": auto_build},
+            )
     except IntegrityError:
         raise ValidationError({"name": f"Team '{team.slug}' already has a model named '{name}'."}) from None
     return model
@@ -68,8 +72,13 @@ def model_set_archived(*, actor: Actor, model: RegisteredModel, archived: bool) 
     model.archived_at = timezone.now() if archived else None
     with transaction.atomic():
         model.save(update_fields=["archived", "archived_at", "updated_at"])
-        record(actor=actor, action="model.archive" if archived else "model.unarchive", obj=model,
-               before={"archived": before}, after={"archived": archived})
+        record(
+            actor=actor,
+            action="model.archive" if archived else "model.unarchive",
+            obj=model,
+            before={"archived": before},
+            after={"archived": archived},
+        )
     return model
 
 
@@ -104,8 +113,9 @@ def version_create(
 
     fields = {
         "label": validation.clean_label(label),
-        "requirements": validation.clean_requirements(list(requirements) if not isinstance(requirements, str)
-                                                      else requirements),
+        "requirements": validation.clean_requirements(
+            list(requirements) if not isinstance(requirements, str) else requirements
+        ),
         "metrics": validation.clean_metrics(metrics or {}),
         "parameters": validation.clean_parameters(parameters or {}),
         "signature": validation.clean_signature(signature),
@@ -135,8 +145,7 @@ def version_create(
         raise ValidationError({"artifact": str(exc)}) from None
     if info.signature and not fields["signature"]:
         fields["signature"] = info.signature
-    fields.update(artifact_name=name, artifact_sha256=sha256, artifact_size=artifact.size,
-                  artifact_info=info.as_json())
+    fields.update(artifact_name=name, artifact_sha256=sha256, artifact_size=artifact.size, artifact_info=info.as_json())
 
     # Stored before the row exists, outside the transaction: object storage may be remote, and a
     # transaction should not wait on it. A random folder keeps concurrent uploads apart.
@@ -160,11 +169,18 @@ def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVer
             if stored_name:
                 version.artifact.name = stored_name
             version.save()
-            record(actor=actor, action="version.create", obj=version, after={
-                "number": number, "framework": framework, "label": fields["label"],
-                "artifact_sha256": fields.get("artifact_sha256", ""),
-                "image_reference": fields.get("image_reference", ""),
-            })
+            record(
+                actor=actor,
+                action="version.create",
+                obj=version,
+                after={
+                    "number": number,
+                    "framework": framework,
+                    "label": fields["label"],
+                    "artifact_sha256": fields.get("artifact_sha256", ""),
+                    "image_reference": fields.get("image_reference", ""),
+                },
+            )
             transaction.on_commit(lambda: version_created.send(sender=ModelVersion, version=version, actor=actor))
     except IntegrityError:
         raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None

@@ -11,8 +11,19 @@ from django.core.exceptions import ValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 
 DATATYPES = (
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-    "FP16", "FP32", "FP64", "BYTES",
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
 )
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{7,64}$")
@@ -49,8 +60,10 @@ def clean_requirements(value) -> list[str]:
             continue
         if line.startswith("-"):
             raise ValidationError(
-                {"requirements": f"Line {number}: pip options such as '{line.split()[0]}' are not allowed; "
-                                 "list packages only."}
+                {
+                    "requirements": f"Line {number}: pip options such as '{line.split()[0]}' are not allowed; "
+                    "list packages only."
+                }
             )
         try:
             requirement = Requirement(line)
@@ -100,8 +113,10 @@ def _clean_tensors(tensors, side: str) -> list[dict]:
             raise ValidationError({"signature": f"{where} needs a 'name'."})
         if tensor.get("datatype") not in DATATYPES:
             raise ValidationError(
-                {"signature": f"{where}: datatype must be one of {', '.join(DATATYPES)}, "
-                              f"not {tensor.get('datatype')!r}."}
+                {
+                    "signature": f"{where}: datatype must be one of {', '.join(DATATYPES)}, "
+                    f"not {tensor.get('datatype')!r}."
+                }
             )
         shape = tensor.get("shape", [])
         if not isinstance(shape, list) or not all(

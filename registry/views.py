@@ -18,9 +18,7 @@ def creatable_teams(user):
     if user.is_superuser:
         return visible_teams(user)
     roles = ["developer", "approver", "admin"]
-    return visible_teams(user).filter(
-        pk__in=Membership.objects.filter(user=user, role__in=roles).values("team_id")
-    )
+    return visible_teams(user).filter(pk__in=Membership.objects.filter(user=user, role__in=roles).values("team_id"))
 
 
 @login_required
@@ -108,11 +106,20 @@ def version_create(request, team, name):
                 data = form.cleaned_data
                 try:
                     version = services.version_create(
-                        actor=actor, model=model, framework=data["framework"], artifact=data["artifact"],
-                        image_reference=data["image_reference"], label=data["label"],
-                        description=data["description"], requirements=data["requirements"],
-                        metrics=data["metrics"], parameters=data["parameters"], signature=data["signature"],
-                        source_url=data["source_url"], source_commit=data["source_commit"], tags=data["tags"],
+                        actor=actor,
+                        model=model,
+                        framework=data["framework"],
+                        artifact=data["artifact"],
+                        image_reference=data["image_reference"],
+                        label=data["label"],
+                        description=data["description"],
+                        requirements=data["requirements"],
+                        metrics=data["metrics"],
+                        parameters=data["parameters"],
+                        signature=data["signature"],
+                        source_url=data["source_url"],
+                        source_commit=data["source_commit"],
+                        tags=data["tags"],
                     )
                 except ValidationError as error:
                     apply_service_errors(form, error)

@@ -116,8 +116,9 @@ def api():
 @pytest.fixture
 def token_for():
     def make(user, scopes=("read", "deploy"), days=None):
-        _, secret = account_services.token_create(user=user, name=f"t-{len(user.api_tokens.all())}",
-                                                  scopes=list(scopes), expires_in_days=days)
+        _, secret = account_services.token_create(
+            user=user, name=f"t-{len(user.api_tokens.all())}", scopes=list(scopes), expires_in_days=days
+        )
         return secret
 
     return make

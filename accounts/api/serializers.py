@@ -11,8 +11,19 @@ class TokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "scopes", "teams", "environments", "created_at", "expires_at",
-                  "last_used_at", "revoked_at", "active"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "teams",
+            "environments",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "active",
+        ]
         read_only_fields = fields
 
 
@@ -20,10 +31,16 @@ class TokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(min_value=1, max_value=settings.API_TOKEN_MAX_DAYS, required=False)
     scopes = serializers.ListField(child=serializers.ChoiceField(choices=TokenScope.choices), required=False)
-    teams = serializers.ListField(child=serializers.SlugField(), required=False,
-                                  help_text="Limit the token to these teams (slugs); empty for all of yours.")
-    environments = serializers.ListField(child=serializers.SlugField(), required=False,
-                                         help_text="Limit the token to these environments (names); empty for all.")
+    teams = serializers.ListField(
+        child=serializers.SlugField(),
+        required=False,
+        help_text="Limit the token to these teams (slugs); empty for all of yours.",
+    )
+    environments = serializers.ListField(
+        child=serializers.SlugField(),
+        required=False,
+        help_text="Limit the token to these environments (names); empty for all.",
+    )
 
 
 class TokenCreatedSerializer(TokenSerializer):

@@ -9,8 +9,7 @@ from accounts.models import ApiToken
 from accounts.permissions import Actor
 
 
-class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
-                   viewsets.GenericViewSet):
+class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
     """Your own API tokens. DELETE revokes a token (it stays listed, marked revoked)."""
 
     serializer_class = serializers.TokenSerializer

@@ -4,20 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apitoken',
-            name='environment_names',
-            field=models.JSONField(blank=True, default=list, help_text='Empty: every environment.'),
+            model_name="apitoken",
+            name="environment_names",
+            field=models.JSONField(blank=True, default=list, help_text="Empty: every environment."),
         ),
         migrations.AddField(
-            model_name='apitoken',
-            name='teams',
-            field=models.ManyToManyField(blank=True, help_text="Empty: all of the user's teams.", related_name='+', to='accounts.team'),
+            model_name="apitoken",
+            name="teams",
+            field=models.ManyToManyField(
+                blank=True, help_text="Empty: all of the user's teams.", related_name="+", to="accounts.team"
+            ),
         ),
     ]

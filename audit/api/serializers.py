@@ -11,9 +11,28 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "created_at", "actor", "actor_id", "token_name", "action", "outcome", "object_type",
-                  "object_id", "object_repr", "team", "environment", "reason", "flagged", "reviewed", "before",
-                  "after", "ip_address", "user_agent", "request_id"]
+        fields = [
+            "id",
+            "created_at",
+            "actor",
+            "actor_id",
+            "token_name",
+            "action",
+            "outcome",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "team",
+            "environment",
+            "reason",
+            "flagged",
+            "reviewed",
+            "before",
+            "after",
+            "ip_address",
+            "user_agent",
+            "request_id",
+        ]
         read_only_fields = fields
 
     def to_representation(self, instance):

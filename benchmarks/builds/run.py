@@ -38,8 +38,9 @@ def main() -> None:
     from registry.models import RegisteredModel
 
     subprocess.run(["bash", str(SCRIPTS / "ensure-docker.sh")], check=True)
-    base = subprocess.run(["bash", str(SCRIPTS / "base-image.sh")], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    base = subprocess.run(
+        ["bash", str(SCRIPTS / "base-image.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-"))
     port = 5098
     subprocess.run(["bash", str(SCRIPTS / "ensure-registry.sh"), str(port), str(work / "registry")], check=True)
@@ -74,11 +75,13 @@ def main() -> None:
         upload.write(data)
         upload.seek(0)
         upload.sha256 = hashlib.sha256(data).hexdigest()
-        version = services.version_create(actor=actor, model=model, framework="sklearn", artifact=upload,
-                                          requirements=["scikit-learn==1.9.1"])
+        version = services.version_create(
+            actor=actor, model=model, framework="sklearn", artifact=upload, requirements=["scikit-learn==1.9.1"]
+        )
         upload.close()
-        build = Build.objects.create(version=version, registry=ContainerRegistry.objects.get(team=team),
-                                     started_by=user)
+        build = Build.objects.create(
+            version=version, registry=ContainerRegistry.objects.get(team=team), started_by=user
+        )
         started = time.monotonic()
         build_runner.execute(build_id=build.pk)
         elapsed = time.monotonic() - started
@@ -94,20 +97,26 @@ def main() -> None:
     print(f"## Build benchmark ({time.strftime('%Y-%m-%d')}, base {base})\n")
     print("| build | start to pushed | building step | pushing step |\n|---|---|---|---|")
     for label, elapsed, build, _ in results:
-        print(f"| {label} | {elapsed:.1f} s | {build.steps['building']['seconds']:.1f} s | "
-              f"{build.steps['pushing']['seconds']:.1f} s |")
+        print(
+            f"| {label} | {elapsed:.1f} s | {build.steps['building']['seconds']:.1f} s | "
+            f"{build.steps['pushing']['seconds']:.1f} s |"
+        )
     print(f"\nwarm / cold = {warm / cold:.1%} (target: at most 15 %, and warm at most 10 s)\n")
     print(f"image {image.attrs['Size'] / 1e6:.1f} MB = base {base_size / 1e6:.1f} MB + layers:\n")
     print("| layer | size | created by |\n|---|---|---|")
     for layer in image.history():
         if layer["Size"]:
-            print(f"| {layer['Id'][7:19] if layer['Id'] != '<missing>' else '—'} | {layer['Size'] / 1e6:.2f} MB | "
-                  f"`{(layer.get('CreatedBy') or '')[-70:].replace('|', '/')}` |")
+            print(
+                f"| {layer['Id'][7:19] if layer['Id'] != '<missing>' else '—'} | {layer['Size'] / 1e6:.2f} MB | "
+                f"`{(layer.get('CreatedBy') or '')[-70:].replace('|', '/')}` |"
+            )
     deps = venv_layer["Size"] if venv_layer else 0
     budget = base_size + deps + artifact_size + 20e6
-    print(f"\nbudget: base + dependencies ({deps / 1e6:.1f} MB) + artifact ({artifact_size / 1e3:.1f} KB) + 20 MB = "
-          f"{budget / 1e6:.1f} MB; image {image.attrs['Size'] / 1e6:.1f} MB: "
-          f"{'within' if image.attrs['Size'] <= budget else 'OVER'} budget")
+    print(
+        f"\nbudget: base + dependencies ({deps / 1e6:.1f} MB) + artifact ({artifact_size / 1e3:.1f} KB) + 20 MB = "
+        f"{budget / 1e6:.1f} MB; image {image.attrs['Size'] / 1e6:.1f} MB: "
+        f"{'within' if image.attrs['Size'] <= budget else 'OVER'} budget"
+    )
     subprocess.run(["bash", str(SCRIPTS / "stop-registry.sh"), str(work / "registry")], check=False)
     shutil.rmtree(work, ignore_errors=True)
 

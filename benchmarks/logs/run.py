@@ -31,16 +31,22 @@ def main() -> None:
     Membership.objects.get_or_create(team=team, user=user, defaults={"role": Role.VIEWER})
     model, _ = RegisteredModel.objects.get_or_create(team=team, name="noisy", defaults={"created_by": user})
     version = ModelVersion.objects.filter(model=model).first() or ModelVersion.objects.create(
-        model=model, number=1, framework="sklearn", created_by=user)
+        model=model, number=1, framework="sklearn", created_by=user
+    )
     build = Build.objects.filter(version=version, log_line_count=LINES).first()
     if build is None:
         build = Build.objects.create(version=version, state=BuildState.BUILDING)
         started = time.monotonic()
         for offset in range(0, LINES, 10_000):
             BuildLogLine.objects.bulk_create(
-                BuildLogLine(build=build, seq=n, text=f"Step {n}: \x1b[32mcompiling\x1b[0m module_{n % 977}.py "
-                                                        f"{'ERROR boom' if n == 73_210 else 'ok'}")
-                for n in range(offset + 1, offset + 10_001))
+                BuildLogLine(
+                    build=build,
+                    seq=n,
+                    text=f"Step {n}: \x1b[32mcompiling\x1b[0m module_{n % 977}.py "
+                    f"{'ERROR boom' if n == 73_210 else 'ok'}",
+                )
+                for n in range(offset + 1, offset + 10_001)
+            )
         Build.objects.filter(pk=build.pk).update(log_line_count=LINES)
         print(f"(wrote {LINES:,} lines in {time.monotonic() - started:.1f} s)\n")
 

@@ -31,27 +31,56 @@ def seed():
     if not created and RegisteredModel.objects.filter(team=team).count() == MODELS:
         return user
     started = time.monotonic()
-    environments = [Environment.objects.get_or_create(name=f"bench-env-{n}", team=team,
-                                                      defaults={"position": n * 10})[0] for n in range(ENVIRONMENTS)]
+    environments = [
+        Environment.objects.get_or_create(name=f"bench-env-{n}", team=team, defaults={"position": n * 10})[0]
+        for n in range(ENVIRONMENTS)
+    ]
     models = RegisteredModel.objects.bulk_create(
-        RegisteredModel(team=team, name=f"model-{n:03d}", created_by=user, task="classification")
-        for n in range(MODELS))
+        RegisteredModel(team=team, name=f"model-{n:03d}", created_by=user, task="classification") for n in range(MODELS)
+    )
     versions = ModelVersion.objects.bulk_create(
         ModelVersion(model=m, number=v, framework="sklearn", created_by=user, metrics={"accuracy": 0.9})
-        for m in models for v in range(1, VERSIONS_PER_MODEL + 1))
+        for m in models
+        for v in range(1, VERSIONS_PER_MODEL + 1)
+    )
     latest = {v.model_id: v for v in versions if v.number == VERSIONS_PER_MODEL}
     builds = Build.objects.bulk_create(
-        Build(version=v, state=BuildState.SUCCEEDED, image_reference=f"r/{v.model_id}:v{v.number}",
-              image_digest="sha256:" + f"{v.model_id:064x}") for v in latest.values())
+        Build(
+            version=v,
+            state=BuildState.SUCCEEDED,
+            image_reference=f"r/{v.model_id}:v{v.number}",
+            image_digest="sha256:" + f"{v.model_id:064x}",
+        )
+        for v in latest.values()
+    )
     now = timezone.now()
     Rollout.objects.bulk_create(
-        Rollout(environment=e, model_id=b.version.model_id, version=b.version, build=b, image=b.digest_reference,
-                state=RolloutState.SUCCEEDED, finished_at=now, requested_by=user)
-        for b in builds for e in environments[:4])
+        Rollout(
+            environment=e,
+            model_id=b.version.model_id,
+            version=b.version,
+            build=b,
+            image=b.digest_reference,
+            state=RolloutState.SUCCEEDED,
+            finished_at=now,
+            requested_by=user,
+        )
+        for b in builds
+        for e in environments[:4]
+    )
     PromotionRequest.objects.bulk_create(
-        PromotionRequest(environment=environments[4], model_id=b.version.model_id, version=b.version, build=b,
-                         image=b.digest_reference, requested_by=user, reason="bench", expires_at=now)
-        for b in builds[:20])
+        PromotionRequest(
+            environment=environments[4],
+            model_id=b.version.model_id,
+            version=b.version,
+            build=b,
+            image=b.digest_reference,
+            requested_by=user,
+            reason="bench",
+            expires_at=now,
+        )
+        for b in builds[:20]
+    )
     print(f"(seeded {MODELS} models, {len(versions):,} versions in {time.monotonic() - started:.1f} s)\n")
     return user
 
@@ -71,10 +100,18 @@ def small_team(user):
     environment = Environment.objects.create(name="bench-small-env", team=team, position=10)
     model = RegisteredModel.objects.create(team=team, name="lonely", created_by=user)
     version = ModelVersion.objects.create(model=model, number=1, framework="sklearn", created_by=user)
-    build = Build.objects.create(version=version, state=BuildState.SUCCEEDED, image_reference="r/l:v1",
-                                 image_digest="sha256:" + "1" * 64)
-    Rollout.objects.create(environment=environment, model=model, version=version, build=build,
-                           image=build.digest_reference, state=RolloutState.SUCCEEDED, finished_at=timezone.now())
+    build = Build.objects.create(
+        version=version, state=BuildState.SUCCEEDED, image_reference="r/l:v1", image_digest="sha256:" + "1" * 64
+    )
+    Rollout.objects.create(
+        environment=environment,
+        model=model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
 
 
 def main() -> None:
@@ -98,11 +135,15 @@ def main() -> None:
     small_team(user)
     with CaptureQueriesContext(connection) as small:
         client.get("/?team=bench-small")
-    print(f"## Overview page: {MODELS} models by {ENVIRONMENTS} environments, "
-          f"{MODELS * VERSIONS_PER_MODEL:,} versions ({REQUESTS} renders)\n")
+    print(
+        f"## Overview page: {MODELS} models by {ENVIRONMENTS} environments, "
+        f"{MODELS * VERSIONS_PER_MODEL:,} versions ({REQUESTS} renders)\n"
+    )
     print("| p50 | p95 | max | queries (this data) | queries (a team with 1 model) |\n|---|---|---|---|---|")
-    print(f"| {percentile(timings, 50):.0f} ms | {percentile(timings, 95):.0f} ms | {max(timings):.0f} ms | "
-          f"{len(large)} | {len(small)} |")
+    print(
+        f"| {percentile(timings, 50):.0f} ms | {percentile(timings, 95):.0f} ms | {max(timings):.0f} ms | "
+        f"{len(large)} | {len(small)} |"
+    )
     print(f"\ntarget: p95 at most 200 ms: {'met' if percentile(timings, 95) <= 200 else 'NOT met'}")
 
 

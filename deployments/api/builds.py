@@ -42,8 +42,7 @@ class LogActions:
     def log(self, request, pk=None):
         parent = self.get_object()
         try:
-            data = log_response(parent, parent.log_lines.all(), request.query_params,
-                                finished_states=self.final_states)
+            data = log_response(parent, parent.log_lines.all(), request.query_params, finished_states=self.final_states)
         except ValueError as exc:
             raise ValidationError({"after": [str(exc)]}) from None
         return Response(data)
@@ -81,9 +80,11 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         incoming = serializers.BuildCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        version = restrict(ModelVersion.objects.select_related("model__team"), request.user).filter(
-            pk=incoming.validated_data["version"]
-        ).first()
+        version = (
+            restrict(ModelVersion.objects.select_related("model__team"), request.user)
+            .filter(pk=incoming.validated_data["version"])
+            .first()
+        )
         if version is None:
             raise ValidationError({"version": "No such version in your teams."})
         build = builds.build_start(actor=Actor.from_request(request), version=version)
@@ -101,15 +102,26 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
         """The packages installed in the image, as a CycloneDX 1.5 document."""
         build = self.get_object()
         components = [
-            {"type": "library", "name": item["name"], "version": item["version"],
-             "purl": f"pkg:pypi/{item['name'].lower()}@{item['version']}",
-             "hashes": [{"alg": "SHA-256", "content": item["sha256"]}]}
+            {
+                "type": "library",
+                "name": item["name"],
+                "version": item["version"],
+                "purl": f"pkg:pypi/{item['name'].lower()}@{item['version']}",
+                "hashes": [{"alg": "SHA-256", "content": item["sha256"]}],
+            }
             for item in build.bill_of_materials
         ]
         document = {
-            "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-            "metadata": {"component": {"type": "container", "name": build.image_reference or f"build-{build.pk}",
-                                       "version": build.image_digest}},
+            "bomFormat": "CycloneDX",
+            "specVersion": "1.5",
+            "version": 1,
+            "metadata": {
+                "component": {
+                    "type": "container",
+                    "name": build.image_reference or f"build-{build.pk}",
+                    "version": build.image_digest,
+                }
+            },
             "components": components,
         }
         response = JsonResponse(document, json_dumps_params={"indent": 2})
@@ -118,8 +130,9 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
         return response
 
 
-class RegistryViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
-                      viewsets.ReadOnlyModelViewSet):
+class RegistryViewSet(
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet
+):
     """Container registries. Passwords are write-only and stored encrypted."""
 
     serializer_class = serializers.RegistrySerializer
@@ -145,10 +158,9 @@ class RegistryViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.D
             raise ValidationError({"team": "A registry cannot move to another team; create a new one."})
         for field, value in data.items():
             setattr(serializer.instance, field, value)
-        registries.registry_save(actor=Actor.from_request(self.request), registry=serializer.instance,
-                                 password=password)
+        registries.registry_save(
+            actor=Actor.from_request(self.request), registry=serializer.instance, password=password
+        )
 
     def perform_destroy(self, instance):
         registries.registry_delete(actor=Actor.from_request(self.request), registry=instance)
-
-

@@ -14,13 +14,19 @@ from deployments.services.environments import environments_for
 from registry.models import ModelVersion, RegisteredModel
 
 OBJECTS = {
-    "team": lambda user, pk: visible_teams(user).filter(slug=pk).first() or visible_teams(user).filter(
-        pk=int(pk) if pk.isdigit() else 0).first(),
+    "team": lambda user, pk: (
+        visible_teams(user).filter(slug=pk).first()
+        or visible_teams(user).filter(pk=int(pk) if pk.isdigit() else 0).first()
+    ),
     "model": lambda user, pk: restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first(),
-    "version": lambda user, pk: restrict(ModelVersion.objects.select_related("model__team"), user).filter(
-        pk=pk).first(),
-    "promotion": lambda user, pk: restrict(PromotionRequest.objects.select_related(
-        "environment", "model__team", "requested_by"), user).filter(pk=pk).first(),
+    "version": lambda user, pk: (
+        restrict(ModelVersion.objects.select_related("model__team"), user).filter(pk=pk).first()
+    ),
+    "promotion": lambda user, pk: (
+        restrict(PromotionRequest.objects.select_related("environment", "model__team", "requested_by"), user)
+        .filter(pk=pk)
+        .first()
+    ),
 }
 
 
@@ -33,13 +39,17 @@ def team_of(obj) -> Team:
 
 
 class CanIView(APIView):
-    @extend_schema(parameters=[
-        OpenApiParameter("action", str, required=True, description=", ".join(a.value for a in Action)),
-        OpenApiParameter("object", str, required=True, description="team:<slug>, model:<id>, version:<id> or "
-                                                                  "promotion:<id>"),
-        OpenApiParameter("environment", int, description="For deploy: the environment's id."),
-        OpenApiParameter("user", str, description="Ask about someone else (admins only)."),
-    ], responses={200: dict})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("action", str, required=True, description=", ".join(a.value for a in Action)),
+            OpenApiParameter(
+                "object", str, required=True, description="team:<slug>, model:<id>, version:<id> or promotion:<id>"
+            ),
+            OpenApiParameter("environment", int, description="For deploy: the environment's id."),
+            OpenApiParameter("user", str, description="Ask about someone else (admins only)."),
+        ],
+        responses={200: dict},
+    )
     def get(self, request):
         params = request.query_params
         try:
@@ -61,8 +71,15 @@ class CanIView(APIView):
                 raise NotFound(f"No user {params['user']}.")
         actor = Actor(user=subject, token=request.auth if subject == request.user else None)
         allowed, reason = self.decide(actor, action, obj, params.get("environment"))
-        return Response({"user": subject.get_username(), "action": action.value, "object": f"{kind}:{pk}",
-                         "allowed": allowed, "reason": reason})
+        return Response(
+            {
+                "user": subject.get_username(),
+                "action": action.value,
+                "object": f"{kind}:{pk}",
+                "allowed": allowed,
+                "reason": reason,
+            }
+        )
 
     def decide(self, actor, action, obj, environment_id):
         if action == Action.APPROVE and isinstance(obj, PromotionRequest):

@@ -16,8 +16,9 @@ from registry.models import ModelVersion, RegisteredModel
 SECRET_FIELDS = ("kube_token", "kubeconfig")
 
 
-class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
-                         viewsets.ReadOnlyModelViewSet):
+class EnvironmentViewSet(
+    mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet
+):
     """Environments in the promotion path. Credentials are write-only and stored encrypted."""
 
     serializer_class = serializers.EnvironmentSerializer
@@ -32,8 +33,9 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         groups = data.pop("approver_groups", None)
         for field, value in data.items():
             setattr(environment, field, value)
-        return environments.environment_save(actor=Actor.from_request(self.request), environment=environment,
-                                             secrets=secrets, approver_groups=groups)
+        return environments.environment_save(
+            actor=Actor.from_request(self.request), environment=environment, secrets=secrets, approver_groups=groups
+        )
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -61,8 +63,10 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         report = environments.environment_check(actor=Actor.from_request(request), environment=self.get_object())
         return Response(report)
 
-    @extend_schema(parameters=[OpenApiParameter("at", str, description="An ISO 8601 time; now when left out.")],
-                   responses=serializers.RolloutSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("at", str, description="An ISO 8601 time; now when left out.")],
+        responses=serializers.RolloutSerializer(many=True),
+    )
     @action(detail=True, methods=["get"])
     def releases(self, request, pk=None):
         """What ran in this environment at a time (now by default), one release per model, with drift."""
@@ -79,21 +83,33 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         """Per-model overrides of this environment's deployment settings (GET: all of them)."""
         environment = self.get_object()
         if request.method == "GET":
-            overrides = restrict(RegisteredModel.objects.filter(environment_settings__environment=environment),
-                                 request.user).values_list("pk", "name", "environment_settings__deployment_settings")
-            return Response([{"model": pk, "name": name, "deployment_settings": data}
-                             for pk, name, data in overrides])
+            overrides = restrict(
+                RegisteredModel.objects.filter(environment_settings__environment=environment), request.user
+            ).values_list("pk", "name", "environment_settings__deployment_settings")
+            return Response([{"model": pk, "name": name, "deployment_settings": data} for pk, name, data in overrides])
         incoming = serializers.ModelSettingsSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = restrict(RegisteredModel.objects.select_related("team"), request.user).filter(
-            pk=incoming.validated_data["model"]).first()
+        model = (
+            restrict(RegisteredModel.objects.select_related("team"), request.user)
+            .filter(pk=incoming.validated_data["model"])
+            .first()
+        )
         if model is None:
             raise ValidationError({"model": ["No such model in your teams."]})
         override = environments.model_settings_save(
-            actor=Actor.from_request(request), environment=environment, model=model,
-            deployment_settings=incoming.validated_data["deployment_settings"])
-        return Response({"model": model.pk, "name": model.name, "deployment_settings": override.deployment_settings,
-                         "effective": environments.effective_settings(environment, model)})
+            actor=Actor.from_request(request),
+            environment=environment,
+            model=model,
+            deployment_settings=incoming.validated_data["deployment_settings"],
+        )
+        return Response(
+            {
+                "model": model.pk,
+                "name": model.name,
+                "deployment_settings": override.deployment_settings,
+                "effective": environments.effective_settings(environment, model),
+            }
+        )
 
     @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.RolloutSerializer})
     @action(detail=True, methods=["post"])
@@ -101,12 +117,19 @@ class EnvironmentViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, mixin
         """Redeploy the release that ran before the current one of a model."""
         incoming = serializers.RollbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = restrict(RegisteredModel.objects.select_related("team"), request.user).filter(
-            pk=incoming.validated_data["model"]).first()
+        model = (
+            restrict(RegisteredModel.objects.select_related("team"), request.user)
+            .filter(pk=incoming.validated_data["model"])
+            .first()
+        )
         if model is None:
             raise ValidationError({"model": "No such model in your teams."})
-        rollout = rollouts.rollout_rollback(actor=Actor.from_request(request), environment=self.get_object(),
-                                            model=model, reason=incoming.validated_data["reason"])
+        rollout = rollouts.rollout_rollback(
+            actor=Actor.from_request(request),
+            environment=self.get_object(),
+            model=model,
+            reason=incoming.validated_data["reason"],
+        )
         return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
 
 
@@ -128,9 +151,12 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "finished_at"]
 
     def get_queryset(self):
-        return restrict(Rollout.objects.select_related(
-            "environment", "model__team", "version", "requested_by").prefetch_related(
-            "promotion__approvals__approver"), self.request.user).order_by("-created_at")
+        return restrict(
+            Rollout.objects.select_related("environment", "model__team", "version", "requested_by").prefetch_related(
+                "promotion__approvals__approver"
+            ),
+            self.request.user,
+        ).order_by("-created_at")
 
     def get_serializer_class(self):
         return serializers.RolloutDetailSerializer if self.action == "retrieve" else serializers.RolloutSerializer
@@ -139,16 +165,24 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         incoming = serializers.RolloutCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        version = restrict(ModelVersion.objects.select_related("model__team"), request.user).filter(
-            pk=incoming.validated_data["version"]).first()
+        version = (
+            restrict(ModelVersion.objects.select_related("model__team"), request.user)
+            .filter(pk=incoming.validated_data["version"])
+            .first()
+        )
         if version is None:
             raise ValidationError({"version": "No such version in your teams."})
-        environment = environments.environments_for(request.user).filter(
-            pk=incoming.validated_data["environment"]).first()
+        environment = (
+            environments.environments_for(request.user).filter(pk=incoming.validated_data["environment"]).first()
+        )
         if environment is None:
             raise ValidationError({"environment": "No such environment."})
-        rollout = rollouts.rollout_start(actor=Actor.from_request(request), version=version,
-                                         environment=environment, reason=incoming.validated_data["reason"])
+        rollout = rollouts.rollout_start(
+            actor=Actor.from_request(request),
+            version=version,
+            environment=environment,
+            reason=incoming.validated_data["reason"],
+        )
         return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
 
 
@@ -159,17 +193,23 @@ class FreezeWindowViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, vie
     filterset_fields = ["environment"]
 
     def get_queryset(self):
-        return FreezeWindow.objects.filter(
-            environment__in=environments.environments_for(self.request.user)).select_related(
-            "environment", "created_by").order_by("-starts_at")
+        return (
+            FreezeWindow.objects.filter(environment__in=environments.environments_for(self.request.user))
+            .select_related("environment", "created_by")
+            .order_by("-starts_at")
+        )
 
     def perform_create(self, serializer):
         data = serializer.validated_data
         if not environments.environments_for(self.request.user).filter(pk=data["environment"].pk).exists():
             raise ValidationError({"environment": ["No such environment."]})
         serializer.instance = environments.freeze_window_create(
-            actor=Actor.from_request(self.request), environment=data["environment"], starts_at=data["starts_at"],
-            ends_at=data["ends_at"], reason=data["reason"])
+            actor=Actor.from_request(self.request),
+            environment=data["environment"],
+            starts_at=data["starts_at"],
+            ends_at=data["ends_at"],
+            reason=data["reason"],
+        )
 
     def perform_destroy(self, instance):
         environments.freeze_window_delete(actor=Actor.from_request(self.request), window=instance)

@@ -32,28 +32,38 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self):
-        return restrict(PromotionRequest.objects.select_related(
-            "environment", "model__team", "version", "requested_by").prefetch_related("approvals__approver"),
-            self.request.user).order_by("-created_at")
+        return restrict(
+            PromotionRequest.objects.select_related(
+                "environment", "model__team", "version", "requested_by"
+            ).prefetch_related("approvals__approver"),
+            self.request.user,
+        ).order_by("-created_at")
 
     @extend_schema(request=serializers.PromotionCreateSerializer, responses={201: serializers.PromotionSerializer})
     def create(self, request):
         incoming = serializers.PromotionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        version = restrict(ModelVersion.objects.select_related("model__team"), request.user).filter(
-            pk=data["version"]).first()
+        version = (
+            restrict(ModelVersion.objects.select_related("model__team"), request.user)
+            .filter(pk=data["version"])
+            .first()
+        )
         if version is None:
             raise ValidationError({"version": "No such version in your teams."})
         environment = environments_for(request.user).filter(pk=data["environment"]).first()
         if environment is None:
             raise ValidationError({"environment": "No such environment."})
         promotion = promotions.promotion_request(
-            actor=Actor.from_request(request), version=version, environment=environment, reason=data["reason"],
+            actor=Actor.from_request(request),
+            version=version,
+            environment=environment,
+            reason=data["reason"],
             break_glass_justification=data["break_glass_justification"],
         )
-        return Response(self.get_serializer(self.get_queryset().get(pk=promotion.pk)).data,
-                        status=status.HTTP_201_CREATED)
+        return Response(
+            self.get_serializer(self.get_queryset().get(pk=promotion.pk)).data, status=status.HTTP_201_CREATED
+        )
 
     @extend_schema(parameters=[OpenApiParameter("inbox", bool, description="Only the requests you may decide.")])
     def list(self, request, *args, **kwargs):
@@ -70,29 +80,41 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     def approve(self, request, pk=None):
         incoming = serializers.DecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._decided(promotions.promotion_approve(
-            actor=Actor.from_request(request), promotion=self.get_object(), comment=incoming.validated_data["comment"]))
+        return self._decided(
+            promotions.promotion_approve(
+                actor=Actor.from_request(request),
+                promotion=self.get_object(),
+                comment=incoming.validated_data["comment"],
+            )
+        )
 
     @extend_schema(request=serializers.DecisionSerializer, responses=serializers.PromotionSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         incoming = serializers.DecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        return self._decided(promotions.promotion_reject(
-            actor=Actor.from_request(request), promotion=self.get_object(), comment=incoming.validated_data["comment"]))
+        return self._decided(
+            promotions.promotion_reject(
+                actor=Actor.from_request(request),
+                promotion=self.get_object(),
+                comment=incoming.validated_data["comment"],
+            )
+        )
 
     @extend_schema(request=None, responses=serializers.PromotionSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        return self._decided(promotions.promotion_cancel(actor=Actor.from_request(request),
-                                                         promotion=self.get_object()))
+        return self._decided(
+            promotions.promotion_cancel(actor=Actor.from_request(request), promotion=self.get_object())
+        )
 
     @extend_schema(request=None, responses=serializers.PromotionSerializer)
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
         """Deploy an approved request that was held back (a freeze window, another rollout)."""
-        return self._decided(promotions.promotion_deploy(actor=Actor.from_request(request),
-                                                         promotion=self.get_object()))
+        return self._decided(
+            promotions.promotion_deploy(actor=Actor.from_request(request), promotion=self.get_object())
+        )
 
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
@@ -120,8 +142,12 @@ class WebhookViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets
         if not visible_teams(request.user).filter(pk=data["team"].pk).exists():
             raise ValidationError({"team": [f"Object with slug={data['team'].slug} does not exist."]})
         webhook, secret = notifications.webhook_create(
-            actor=Actor.from_request(request), team=data["team"], url=data["url"], events=data.get("events", []),
-            active=data.get("active", True))
+            actor=Actor.from_request(request),
+            team=data["team"],
+            url=data["url"],
+            events=data.get("events", []),
+            active=data.get("active", True),
+        )
         webhook.secret = secret
         return Response(serializers.WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
 

@@ -25,9 +25,25 @@ class BuildSerializer(serializers.ModelSerializer):
     class Meta:
         model = Build
         fields = [
-            "id", "version", "version_number", "model", "team", "state", "finished", "started_by",
-            "created_at", "started_at", "finished_at", "steps", "image_reference", "image_digest",
-            "digest_reference", "image_size", "failure_reason", "cancel_requested", "log_line_count",
+            "id",
+            "version",
+            "version_number",
+            "model",
+            "team",
+            "state",
+            "finished",
+            "started_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "steps",
+            "image_reference",
+            "image_digest",
+            "digest_reference",
+            "image_size",
+            "failure_reason",
+            "cancel_requested",
+            "log_line_count",
         ]
         read_only_fields = fields
 
@@ -49,17 +65,30 @@ class LogWindowSerializer(serializers.Serializer):
 
 
 class RegistrySerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True,
-                                        required=False)
-    password = serializers.CharField(write_only=True, required=False, allow_blank=True,
-                                     style={"input_type": "password"},
-                                     help_text="Write-only: stored encrypted and never returned.")
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True, required=False)
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        style={"input_type": "password"},
+        help_text="Write-only: stored encrypted and never returned.",
+    )
     has_password = serializers.SerializerMethodField()
 
     class Meta:
         model = ContainerRegistry
-        fields = ["id", "name", "team", "url", "username", "password", "has_password", "insecure",
-                  "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "team",
+            "url",
+            "username",
+            "password",
+            "has_password",
+            "insecure",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
 
     def get_has_password(self, obj) -> bool:
@@ -67,23 +96,49 @@ class RegistrySerializer(serializers.ModelSerializer):
 
 
 class EnvironmentSerializer(serializers.ModelSerializer):
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True,
-                                        required=False)
-    kube_token = serializers.CharField(write_only=True, required=False, allow_blank=True,
-                                       help_text="Write-only: stored encrypted, never returned.")
-    kubeconfig = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False,
-                                       help_text="Write-only: stored encrypted, never returned.")
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True, required=False)
+    kube_token = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, help_text="Write-only: stored encrypted, never returned."
+    )
+    kubeconfig = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Write-only: stored encrypted, never returned.",
+    )
     has_credentials = serializers.BooleanField(read_only=True)
-    approver_groups = serializers.SlugRelatedField(slug_field="name", many=True, required=False,
-                                                   queryset=Group.objects.all())
+    approver_groups = serializers.SlugRelatedField(
+        slug_field="name", many=True, required=False, queryset=Group.objects.all()
+    )
 
     class Meta:
         model = Environment
         fields = [
-            "id", "name", "team", "description", "position", "protected", "auto_rollback", "required_approvals",
-            "approver_groups", "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "target",
-            "kube_api_url", "kube_ca_cert", "kube_token", "kubeconfig", "has_credentials", "namespace",
-            "docker_url", "bind_address", "deployment_settings", "created_at", "updated_at",
+            "id",
+            "name",
+            "team",
+            "description",
+            "position",
+            "protected",
+            "auto_rollback",
+            "required_approvals",
+            "approver_groups",
+            "reject_requires_comment",
+            "approval_expiry_hours",
+            "requires_previous_stage",
+            "target",
+            "kube_api_url",
+            "kube_ca_cert",
+            "kube_token",
+            "kubeconfig",
+            "has_credentials",
+            "namespace",
+            "docker_url",
+            "bind_address",
+            "deployment_settings",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         validators = []
@@ -103,10 +158,35 @@ class RolloutSerializer(serializers.ModelSerializer):
     class Meta:
         model = Rollout
         fields = [
-            "id", "environment", "environment_id", "team", "model", "version", "version_number", "build", "image",
-            "kind", "replaces", "requested_by", "reason", "state", "finished", "created_at", "started_at",
-            "finished_at", "ended_at", "progress", "endpoint", "failure_reason", "deployment_settings",
-            "drift", "drift_detail", "drift_checked_at", "log_line_count", "promotion", "approved_by",
+            "id",
+            "environment",
+            "environment_id",
+            "team",
+            "model",
+            "version",
+            "version_number",
+            "build",
+            "image",
+            "kind",
+            "replaces",
+            "requested_by",
+            "reason",
+            "state",
+            "finished",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "ended_at",
+            "progress",
+            "endpoint",
+            "failure_reason",
+            "deployment_settings",
+            "drift",
+            "drift_detail",
+            "drift_checked_at",
+            "log_line_count",
+            "promotion",
+            "approved_by",
         ]
         read_only_fields = fields
 
@@ -127,8 +207,11 @@ class RolloutSerializer(serializers.ModelSerializer):
         promotion = self._promotion(obj)
         if promotion is None:
             return []
-        return [a.approver.username for a in promotion.approvals.all()
-                if a.decision == "approve" and a.digest == promotion.digest]
+        return [
+            a.approver.username
+            for a in promotion.approvals.all()
+            if a.decision == "approve" and a.digest == promotion.digest
+        ]
 
 
 class RolloutDetailSerializer(RolloutSerializer):
@@ -170,9 +253,28 @@ class PromotionSerializer(serializers.ModelSerializer):
     class Meta:
         model = PromotionRequest
         fields = [
-            "id", "environment", "environment_id", "team", "model", "version", "version_number", "build", "image",
-            "requested_by", "requested_with_token", "reason", "state", "required_approvals", "approvals_counted",
-            "approvals", "created_at", "expires_at", "decided_at", "rollout", "break_glass_justification", "note",
+            "id",
+            "environment",
+            "environment_id",
+            "team",
+            "model",
+            "version",
+            "version_number",
+            "build",
+            "image",
+            "requested_by",
+            "requested_with_token",
+            "reason",
+            "state",
+            "required_approvals",
+            "approvals_counted",
+            "approvals",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "rollout",
+            "break_glass_justification",
+            "note",
         ]
         read_only_fields = fields
 
@@ -184,8 +286,9 @@ class PromotionCreateSerializer(serializers.Serializer):
     version = serializers.IntegerField()
     environment = serializers.IntegerField()
     reason = serializers.CharField(max_length=2000)
-    break_glass_justification = serializers.CharField(required=False, allow_blank=True, default="",
-                                                      help_text="Admins only: deploy through a freeze window.")
+    break_glass_justification = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Admins only: deploy through a freeze window."
+    )
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -224,5 +327,6 @@ class WebhookCreatedSerializer(WebhookSerializer):
 
 class ModelSettingsSerializer(serializers.Serializer):
     model = serializers.IntegerField(help_text="The id of the model whose settings in this environment change.")
-    deployment_settings = serializers.JSONField(help_text="Overrides of the environment's settings, e.g. "
-                                                          '{"replicas": 4}. An empty object removes them.')
+    deployment_settings = serializers.JSONField(
+        help_text='Overrides of the environment\'s settings, e.g. {"replicas": 4}. An empty object removes them.'
+    )

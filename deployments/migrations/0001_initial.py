@@ -10,80 +10,143 @@ import deployments.crypto
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('registry', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ContainerRegistry',
+            name="ContainerRegistry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('url', models.CharField(help_text='host[:port][/path], e.g. registry.example.com/ml', max_length=255)),
-                ('username', models.CharField(blank=True, max_length=255)),
-                ('password', deployments.crypto.EncryptedTextField(blank=True)),
-                ('insecure', models.BooleanField(default=False, help_text='Plain HTTP; only for a registry on loopback.')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('team', models.ForeignKey(blank=True, help_text='Empty for the global registry used by every team without its own.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='registries', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=100)),
+                ("url", models.CharField(help_text="host[:port][/path], e.g. registry.example.com/ml", max_length=255)),
+                ("username", models.CharField(blank=True, max_length=255)),
+                ("password", deployments.crypto.EncryptedTextField(blank=True)),
+                (
+                    "insecure",
+                    models.BooleanField(default=False, help_text="Plain HTTP; only for a registry on loopback."),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for the global registry used by every team without its own.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="registries",
+                        to="accounts.team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'container registries',
-                'ordering': ['team__slug', 'name'],
+                "verbose_name_plural": "container registries",
+                "ordering": ["team__slug", "name"],
             },
         ),
         migrations.CreateModel(
-            name='Build',
+            name="Build",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('preparing', 'Preparing'), ('building', 'Building'), ('pushing', 'Pushing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('steps', models.JSONField(blank=True, default=dict)),
-                ('image_reference', models.CharField(blank=True, max_length=500)),
-                ('image_digest', models.CharField(blank=True, max_length=100)),
-                ('image_size', models.BigIntegerField(blank=True, null=True)),
-                ('bill_of_materials', models.JSONField(blank=True, default=list)),
-                ('failure_reason', models.CharField(blank=True, max_length=500)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('log_line_count', models.PositiveIntegerField(default=0)),
-                ('started_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='builds', to='registry.modelversion')),
-                ('registry', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='builds', to='deployments.containerregistry')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("preparing", "Preparing"),
+                            ("building", "Building"),
+                            ("pushing", "Pushing"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("steps", models.JSONField(blank=True, default=dict)),
+                ("image_reference", models.CharField(blank=True, max_length=500)),
+                ("image_digest", models.CharField(blank=True, max_length=100)),
+                ("image_size", models.BigIntegerField(blank=True, null=True)),
+                ("bill_of_materials", models.JSONField(blank=True, default=list)),
+                ("failure_reason", models.CharField(blank=True, max_length=500)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("log_line_count", models.PositiveIntegerField(default=0)),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="builds", to="registry.modelversion"
+                    ),
+                ),
+                (
+                    "registry",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="builds",
+                        to="deployments.containerregistry",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='BuildLogLine',
+            name="BuildLogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('build', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='deployments.build')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "build",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="log_lines", to="deployments.build"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['build', 'seq'],
-                'constraints': [models.UniqueConstraint(fields=('build', 'seq'), name='build_log_seq_unique')],
+                "ordering": ["build", "seq"],
+                "constraints": [models.UniqueConstraint(fields=("build", "seq"), name="build_log_seq_unique")],
             },
         ),
         migrations.AddConstraint(
-            model_name='containerregistry',
-            constraint=models.UniqueConstraint(django.db.models.functions.comparison.Coalesce('team', models.Value(0)), name='one_registry_per_team', violation_error_message='This team already has a registry.'),
+            model_name="containerregistry",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.comparison.Coalesce("team", models.Value(0)),
+                name="one_registry_per_team",
+                violation_error_message="This team already has a registry.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='build',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ['queued', 'preparing', 'building', 'pushing'])), fields=('version',), name='one_active_build_per_version', violation_error_message='This version already has a build in progress.'),
+            model_name="build",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ["queued", "preparing", "building", "pushing"])),
+                fields=("version",),
+                name="one_active_build_per_version",
+                violation_error_message="This version already has a build in progress.",
+            ),
         ),
     ]

@@ -10,120 +10,280 @@ import deployments.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
-        ('deployments', '0001_initial'),
-        ('registry', '0001_initial'),
+        ("accounts", "0001_initial"),
+        ("deployments", "0001_initial"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Environment',
+            name="Environment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, validators=[django.core.validators.RegexValidator('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.")])),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('position', models.PositiveIntegerField(default=10, help_text='Order in the promotion path.')),
-                ('protected', models.BooleanField(default=False, help_text='Deploying needs an approved promotion.')),
-                ('auto_rollback', models.BooleanField(default=True, help_text='Redeploy the previous release when a rollout fails.')),
-                ('target', models.CharField(choices=[('kubernetes', 'Kubernetes'), ('docker', 'Docker host')], default='docker', max_length=16)),
-                ('kube_api_url', models.URLField(blank=True, max_length=300)),
-                ('kube_ca_cert', models.TextField(blank=True)),
-                ('kube_token', deployments.crypto.EncryptedTextField(blank=True)),
-                ('kubeconfig', deployments.crypto.EncryptedTextField(blank=True)),
-                ('namespace', models.CharField(blank=True, max_length=63, validators=[django.core.validators.RegexValidator('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.")])),
-                ('docker_url', models.CharField(blank=True, default='unix:///var/run/docker.sock', max_length=300)),
-                ('bind_address', models.GenericIPAddressField(default='127.0.0.1')),
-                ('deployment_settings', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('team', models.ForeignKey(blank=True, help_text='Empty for an environment every team deploys to.', null=True, on_delete=django.db.models.deletion.CASCADE, related_name='environments', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=63,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=300)),
+                ("position", models.PositiveIntegerField(default=10, help_text="Order in the promotion path.")),
+                ("protected", models.BooleanField(default=False, help_text="Deploying needs an approved promotion.")),
+                (
+                    "auto_rollback",
+                    models.BooleanField(default=True, help_text="Redeploy the previous release when a rollout fails."),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        choices=[("kubernetes", "Kubernetes"), ("docker", "Docker host")],
+                        default="docker",
+                        max_length=16,
+                    ),
+                ),
+                ("kube_api_url", models.URLField(blank=True, max_length=300)),
+                ("kube_ca_cert", models.TextField(blank=True)),
+                ("kube_token", deployments.crypto.EncryptedTextField(blank=True)),
+                ("kubeconfig", deployments.crypto.EncryptedTextField(blank=True)),
+                (
+                    "namespace",
+                    models.CharField(
+                        blank=True,
+                        max_length=63,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.",
+                            )
+                        ],
+                    ),
+                ),
+                ("docker_url", models.CharField(blank=True, default="unix:///var/run/docker.sock", max_length=300)),
+                ("bind_address", models.GenericIPAddressField(default="127.0.0.1")),
+                ("deployment_settings", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for an environment every team deploys to.",
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="environments",
+                        to="accounts.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position', 'name'],
+                "ordering": ["position", "name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelEnvironmentSettings',
+            name="ModelEnvironmentSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('deployment_settings', models.JSONField(blank=True, default=dict)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='model_settings', to='deployments.environment')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='environment_settings', to='registry.registeredmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("deployment_settings", models.JSONField(blank=True, default=dict)),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="model_settings",
+                        to="deployments.environment",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="environment_settings",
+                        to="registry.registeredmodel",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Rollout',
+            name="Rollout",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.CharField(help_text='The image by digest: repository@sha256:…', max_length=500)),
-                ('kind', models.CharField(choices=[('deploy', 'Deploy'), ('rollback', 'Rollback'), ('auto_rollback', 'Automatic rollback')], default='deploy', max_length=16)),
-                ('reason', models.CharField(blank=True, max_length=500)),
-                ('state', models.CharField(choices=[('queued', 'Queued'), ('applying', 'Applying'), ('progressing', 'Progressing'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('rolled_back', 'Rolled back'), ('superseded', 'Superseded')], db_index=True, default='queued', max_length=16)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, help_text='When another release replaced this one.', null=True)),
-                ('deployment_settings', models.JSONField(blank=True, default=dict)),
-                ('manifests', models.JSONField(blank=True, default=list)),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('endpoint', models.CharField(blank=True, max_length=300)),
-                ('failure_reason', models.CharField(blank=True, max_length=1000)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('worker', models.CharField(blank=True, max_length=200)),
-                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
-                ('log_line_count', models.PositiveIntegerField(default=0)),
-                ('drift', models.CharField(blank=True, choices=[('', 'Not checked'), ('in_sync', 'In sync'), ('drifted', 'Drifted'), ('missing', 'Missing')], default='', max_length=16)),
-                ('drift_detail', models.CharField(blank=True, max_length=500)),
-                ('drift_checked_at', models.DateTimeField(blank=True, null=True)),
-                ('build', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='deployments.build')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='deployments.environment')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='registry.registeredmodel')),
-                ('replaces', models.ForeignKey(blank=True, help_text='For a rollback: the rollout it undoes.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='replaced_by', to='deployments.rollout')),
-                ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='rollouts', to='registry.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("image", models.CharField(help_text="The image by digest: repository@sha256:…", max_length=500)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("deploy", "Deploy"),
+                            ("rollback", "Rollback"),
+                            ("auto_rollback", "Automatic rollback"),
+                        ],
+                        default="deploy",
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.CharField(blank=True, max_length=500)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("applying", "Applying"),
+                            ("progressing", "Progressing"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("rolled_back", "Rolled back"),
+                            ("superseded", "Superseded"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "ended_at",
+                    models.DateTimeField(blank=True, help_text="When another release replaced this one.", null=True),
+                ),
+                ("deployment_settings", models.JSONField(blank=True, default=dict)),
+                ("manifests", models.JSONField(blank=True, default=list)),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                ("endpoint", models.CharField(blank=True, max_length=300)),
+                ("failure_reason", models.CharField(blank=True, max_length=1000)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("worker", models.CharField(blank=True, max_length=200)),
+                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
+                ("log_line_count", models.PositiveIntegerField(default=0)),
+                (
+                    "drift",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Not checked"),
+                            ("in_sync", "In sync"),
+                            ("drifted", "Drifted"),
+                            ("missing", "Missing"),
+                        ],
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("drift_detail", models.CharField(blank=True, max_length=500)),
+                ("drift_checked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "build",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="rollouts", to="deployments.build"
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="rollouts",
+                        to="deployments.environment",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="rollouts",
+                        to="registry.registeredmodel",
+                    ),
+                ),
+                (
+                    "replaces",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="For a rollback: the rollout it undoes.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="replaced_by",
+                        to="deployments.rollout",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="rollouts", to="registry.modelversion"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='RolloutLogLine',
+            name="RolloutLogLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('rollout', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='log_lines', to='deployments.rollout')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("seq", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "rollout",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="log_lines", to="deployments.rollout"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['rollout', 'seq'],
+                "ordering": ["rollout", "seq"],
             },
         ),
         migrations.AddConstraint(
-            model_name='environment',
-            constraint=models.UniqueConstraint(condition=models.Q(('team__isnull', True)), fields=('name',), name='global_environment_name_unique', violation_error_message='There is already a global environment with this name.'),
+            model_name="environment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("team__isnull", True)),
+                fields=("name",),
+                name="global_environment_name_unique",
+                violation_error_message="There is already a global environment with this name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='environment',
-            constraint=models.UniqueConstraint(fields=('team', 'name'), name='team_environment_name_unique', violation_error_message='The team already has an environment with this name.'),
+            model_name="environment",
+            constraint=models.UniqueConstraint(
+                fields=("team", "name"),
+                name="team_environment_name_unique",
+                violation_error_message="The team already has an environment with this name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelenvironmentsettings',
-            constraint=models.UniqueConstraint(fields=('environment', 'model'), name='one_override_per_model'),
+            model_name="modelenvironmentsettings",
+            constraint=models.UniqueConstraint(fields=("environment", "model"), name="one_override_per_model"),
         ),
         migrations.AddIndex(
-            model_name='rollout',
-            index=models.Index(fields=['environment', 'model', '-finished_at'], name='rollout_history'),
+            model_name="rollout",
+            index=models.Index(fields=["environment", "model", "-finished_at"], name="rollout_history"),
         ),
         migrations.AddConstraint(
-            model_name='rollout',
-            constraint=models.UniqueConstraint(condition=models.Q(('state__in', ['queued', 'applying', 'progressing'])), fields=('environment', 'model'), name='one_active_rollout_per_environment_and_model', violation_error_message='A rollout of this model is already in progress in this environment.'),
+            model_name="rollout",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state__in", ["queued", "applying", "progressing"])),
+                fields=("environment", "model"),
+                name="one_active_rollout_per_environment_and_model",
+                violation_error_message="A rollout of this model is already in progress in this environment.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='rolloutlogline',
-            constraint=models.UniqueConstraint(fields=('rollout', 'seq'), name='rollout_log_seq_unique'),
+            model_name="rolloutlogline",
+            constraint=models.UniqueConstraint(fields=("rollout", "seq"), name="rollout_log_seq_unique"),
         ),
     ]

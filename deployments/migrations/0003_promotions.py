@@ -9,133 +9,253 @@ import deployments.crypto
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0002_token_limits'),
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('deployments', '0002_environments_rollouts'),
-        ('registry', '0001_initial'),
+        ("accounts", "0002_token_limits"),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("deployments", "0002_environments_rollouts"),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='environment',
-            name='approval_expiry_hours',
-            field=models.PositiveIntegerField(default=72, help_text='A request not approved in time expires.'),
+            model_name="environment",
+            name="approval_expiry_hours",
+            field=models.PositiveIntegerField(default=72, help_text="A request not approved in time expires."),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='approver_groups',
-            field=models.ManyToManyField(blank=True, help_text="Who may approve. Empty: the team's approvers and admins.", related_name='+', to='auth.group'),
+            model_name="environment",
+            name="approver_groups",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Who may approve. Empty: the team's approvers and admins.",
+                related_name="+",
+                to="auth.group",
+            ),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='reject_requires_comment',
+            model_name="environment",
+            name="reject_requires_comment",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='required_approvals',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Distinct approvals needed.'),
+            model_name="environment",
+            name="required_approvals",
+            field=models.PositiveSmallIntegerField(default=1, help_text="Distinct approvals needed."),
         ),
         migrations.AddField(
-            model_name='environment',
-            name='requires_previous_stage',
-            field=models.BooleanField(default=False, help_text='The same image digest must have succeeded in the environment before this one.'),
+            model_name="environment",
+            name="requires_previous_stage",
+            field=models.BooleanField(
+                default=False, help_text="The same image digest must have succeeded in the environment before this one."
+            ),
         ),
         migrations.CreateModel(
-            name='PromotionRequest',
+            name="PromotionRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.CharField(help_text='The image by digest the approvals are bound to.', max_length=500)),
-                ('requested_with_token', models.CharField(blank=True, max_length=100)),
-                ('reason', models.TextField()),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('approved', 'Approved'), ('rejected', 'Rejected'), ('expired', 'Expired'), ('cancelled', 'Cancelled'), ('deployed', 'Deployed')], db_index=True, default='pending', max_length=16)),
-                ('required_approvals', models.PositiveSmallIntegerField(default=1)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('expires_at', models.DateTimeField()),
-                ('decided_at', models.DateTimeField(blank=True, null=True)),
-                ('break_glass_justification', models.TextField(blank=True)),
-                ('note', models.CharField(blank=True, help_text='Why the request is where it is.', max_length=500)),
-                ('build', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='promotion_requests', to='deployments.build')),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='promotion_requests', to='deployments.environment')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='promotion_requests', to='registry.registeredmodel')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('rollout', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='promotion', to='deployments.rollout')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='promotion_requests', to='registry.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "image",
+                    models.CharField(help_text="The image by digest the approvals are bound to.", max_length=500),
+                ),
+                ("requested_with_token", models.CharField(blank=True, max_length=100)),
+                ("reason", models.TextField()),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("approved", "Approved"),
+                            ("rejected", "Rejected"),
+                            ("expired", "Expired"),
+                            ("cancelled", "Cancelled"),
+                            ("deployed", "Deployed"),
+                        ],
+                        db_index=True,
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("required_approvals", models.PositiveSmallIntegerField(default=1)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("expires_at", models.DateTimeField()),
+                ("decided_at", models.DateTimeField(blank=True, null=True)),
+                ("break_glass_justification", models.TextField(blank=True)),
+                ("note", models.CharField(blank=True, help_text="Why the request is where it is.", max_length=500)),
+                (
+                    "build",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="promotion_requests",
+                        to="deployments.build",
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="promotion_requests",
+                        to="deployments.environment",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="promotion_requests",
+                        to="registry.registeredmodel",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "rollout",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="promotion",
+                        to="deployments.rollout",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="promotion_requests",
+                        to="registry.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Approval',
+            name="Approval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('decision', models.CharField(choices=[('approve', 'Approved'), ('reject', 'Rejected')], max_length=8)),
-                ('digest', models.CharField(max_length=100)),
-                ('comment', models.TextField(blank=True)),
-                ('token_name', models.CharField(blank=True, max_length=100)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('approver', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('request', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approvals', to='deployments.promotionrequest')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("decision", models.CharField(choices=[("approve", "Approved"), ("reject", "Rejected")], max_length=8)),
+                ("digest", models.CharField(max_length=100)),
+                ("comment", models.TextField(blank=True)),
+                ("token_name", models.CharField(blank=True, max_length=100)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "approver",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "request",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approvals",
+                        to="deployments.promotionrequest",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Webhook',
+            name="Webhook",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=500)),
-                ('secret', deployments.crypto.EncryptedTextField(help_text='Shared secret for the signature; shown once, stored encrypted.')),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event names; empty for all.')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='webhooks', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("url", models.URLField(max_length=500)),
+                (
+                    "secret",
+                    deployments.crypto.EncryptedTextField(
+                        help_text="Shared secret for the signature; shown once, stored encrypted."
+                    ),
+                ),
+                ("events", models.JSONField(blank=True, default=list, help_text="Event names; empty for all.")),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="webhooks", to="accounts.team"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='WebhookDelivery',
+            name="WebhookDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=64)),
-                ('payload', models.JSONField()),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('last_status', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('last_error', models.CharField(blank=True, max_length=500)),
-                ('webhook', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='deployments.webhook')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("event", models.CharField(max_length=64)),
+                ("payload", models.JSONField()),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("last_status", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("last_error", models.CharField(blank=True, max_length=500)),
+                (
+                    "webhook",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="deliveries", to="deployments.webhook"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='FreezeWindow',
+            name="FreezeWindow",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField()),
-                ('reason', models.CharField(max_length=300)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('environment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='freeze_windows', to='deployments.environment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("starts_at", models.DateTimeField()),
+                ("ends_at", models.DateTimeField()),
+                ("reason", models.CharField(max_length=300)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "environment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="freeze_windows",
+                        to="deployments.environment",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['starts_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('ends_at__gt', models.F('starts_at'))), name='freeze_window_ends_after_it_starts')],
+                "ordering": ["starts_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("ends_at__gt", models.F("starts_at"))),
+                        name="freeze_window_ends_after_it_starts",
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='promotionrequest',
-            constraint=models.UniqueConstraint(condition=models.Q(('state', 'pending')), fields=('environment', 'model'), name='one_pending_promotion_per_environment_and_model', violation_error_message='This model already has a pending promotion to this environment.'),
+            model_name="promotionrequest",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("state", "pending")),
+                fields=("environment", "model"),
+                name="one_pending_promotion_per_environment_and_model",
+                violation_error_message="This model already has a pending promotion to this environment.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.UniqueConstraint(fields=('request', 'approver', 'digest'), name='one_decision_per_person_and_digest'),
+            model_name="approval",
+            constraint=models.UniqueConstraint(
+                fields=("request", "approver", "digest"), name="one_decision_per_person_and_digest"
+            ),
         ),
     ]

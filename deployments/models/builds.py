@@ -43,8 +43,9 @@ class Build(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="builds")
     state = models.CharField(max_length=16, choices=BuildState.choices, default=BuildState.QUEUED, db_index=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    registry = models.ForeignKey("deployments.ContainerRegistry", null=True, on_delete=models.SET_NULL,
-                                 related_name="builds")
+    registry = models.ForeignKey(
+        "deployments.ContainerRegistry", null=True, on_delete=models.SET_NULL, related_name="builds"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -65,7 +66,8 @@ class Build(models.Model):
         constraints = [
             # Two builds of one version at once would race to push the same image.
             models.UniqueConstraint(
-                fields=["version"], condition=models.Q(state__in=BuildState.active()),
+                fields=["version"],
+                condition=models.Q(state__in=BuildState.active()),
                 name="one_active_build_per_version",
                 violation_error_message="This version already has a build in progress.",
             )

@@ -36,8 +36,14 @@ class Environment(models.Model):
     TEAM_LOOKUP = "team"
 
     name = models.CharField(max_length=63, validators=[dns_label_validator])
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="environments",
-                             help_text="Empty for an environment every team deploys to.")
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="environments",
+        help_text="Empty for an environment every team deploys to.",
+    )
     description = models.CharField(max_length=300, blank=True)
     position = models.PositiveIntegerField(default=10, help_text="Order in the promotion path.")
     protected = models.BooleanField(default=False, help_text="Deploying needs an approved promotion.")
@@ -45,7 +51,9 @@ class Environment(models.Model):
     # Protection policy (used when `protected`).
     required_approvals = models.PositiveSmallIntegerField(default=1, help_text="Distinct approvals needed.")
     approver_groups = models.ManyToManyField(
-        "auth.Group", blank=True, related_name="+",
+        "auth.Group",
+        blank=True,
+        related_name="+",
         help_text="Who may approve. Empty: the team's approvers and admins.",
     )
     reject_requires_comment = models.BooleanField(default=True)
@@ -72,11 +80,17 @@ class Environment(models.Model):
     class Meta:
         ordering = ["position", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["name"], condition=models.Q(team__isnull=True),
-                                    name="global_environment_name_unique",
-                                    violation_error_message="There is already a global environment with this name."),
-            models.UniqueConstraint(fields=["team", "name"], name="team_environment_name_unique",
-                                    violation_error_message="The team already has an environment with this name."),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(team__isnull=True),
+                name="global_environment_name_unique",
+                violation_error_message="There is already a global environment with this name.",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "name"],
+                name="team_environment_name_unique",
+                violation_error_message="The team already has an environment with this name.",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,8 +21,11 @@ class FreezeWindow(models.Model):
 
     class Meta:
         ordering = ["starts_at"]
-        constraints = [models.CheckConstraint(condition=models.Q(ends_at__gt=models.F("starts_at")),
-                                              name="freeze_window_ends_after_it_starts")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_window_ends_after_it_starts"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"freeze of {self.environment} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%Y-%m-%d %H:%M}"
@@ -50,14 +53,14 @@ class PromotionRequest(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     requested_with_token = models.CharField(max_length=100, blank=True)
     reason = models.TextField()
-    state = models.CharField(max_length=16, choices=PromotionState.choices, default=PromotionState.PENDING,
-                             db_index=True)
+    state = models.CharField(
+        max_length=16, choices=PromotionState.choices, default=PromotionState.PENDING, db_index=True
+    )
     required_approvals = models.PositiveSmallIntegerField(default=1)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
-    rollout = models.OneToOneField(Rollout, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="promotion")
+    rollout = models.OneToOneField(Rollout, null=True, blank=True, on_delete=models.SET_NULL, related_name="promotion")
     break_glass_justification = models.TextField(blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="Why the request is where it is.")
 
@@ -65,7 +68,8 @@ class PromotionRequest(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["environment", "model"], condition=models.Q(state="pending"),
+                fields=["environment", "model"],
+                condition=models.Q(state="pending"),
                 name="one_pending_promotion_per_environment_and_model",
                 violation_error_message="This model already has a pending promotion to this environment.",
             )

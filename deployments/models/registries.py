@@ -13,8 +13,14 @@ class ContainerRegistry(models.Model):
     TEAM_LOOKUP = "team"
 
     name = models.CharField(max_length=100)
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="registries",
-                             help_text="Empty for the global registry used by every team without its own.")
+    team = models.ForeignKey(
+        Team,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="registries",
+        help_text="Empty for the global registry used by every team without its own.",
+    )
     url = models.CharField(max_length=255, help_text="host[:port][/path], e.g. registry.example.com/ml")
     username = models.CharField(max_length=255, blank=True)
     password = EncryptedTextField(blank=True)
@@ -26,8 +32,11 @@ class ContainerRegistry(models.Model):
         ordering = ["team__slug", "name"]
         constraints = [
             # One registry per team, and one global one (team NULL counts as team 0 here).
-            models.UniqueConstraint(Coalesce("team", Value(0)), name="one_registry_per_team",
-                                    violation_error_message="This team already has a registry."),
+            models.UniqueConstraint(
+                Coalesce("team", Value(0)),
+                name="one_registry_per_team",
+                violation_error_message="This team already has a registry.",
+            ),
         ]
         verbose_name_plural = "container registries"
 

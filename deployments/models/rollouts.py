@@ -58,10 +58,15 @@ class Rollout(models.Model):
     build = models.ForeignKey(Build, on_delete=models.PROTECT, related_name="rollouts")
     image = models.CharField(max_length=500, help_text="The image by digest: repository@sha256:…")
     kind = models.CharField(max_length=16, choices=RolloutKind.choices, default=RolloutKind.DEPLOY)
-    replaces = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by",
-                                 help_text="For a rollback: the rollout it undoes.")
-    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                     related_name="+")
+    replaces = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replaced_by",
+        help_text="For a rollback: the rollout it undoes.",
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     reason = models.CharField(max_length=500, blank=True)
     state = models.CharField(max_length=16, choices=RolloutState.choices, default=RolloutState.QUEUED, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -86,7 +91,8 @@ class Rollout(models.Model):
         indexes = [models.Index(fields=["environment", "model", "-finished_at"], name="rollout_history")]
         constraints = [
             models.UniqueConstraint(
-                fields=["environment", "model"], condition=models.Q(state__in=RolloutState.active()),
+                fields=["environment", "model"],
+                condition=models.Q(state__in=RolloutState.active()),
                 name="one_active_rollout_per_environment_and_model",
                 violation_error_message="A rollout of this model is already in progress in this environment.",
             )

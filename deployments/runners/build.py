@@ -45,8 +45,10 @@ class BuildRunner:
 
     def run(self) -> None:
         version = self.version
-        self.say(f"Build #{self.build.pk} of {version.model.team.slug}/{version.model.name} "
-                 f"{version.display_name} ({version.get_framework_display()}) on {socket.gethostname()}")
+        self.say(
+            f"Build #{self.build.pk} of {version.model.team.slug}/{version.model.name} "
+            f"{version.display_name} ({version.get_framework_display()}) on {socket.gethostname()}"
+        )
         if version.framework == Framework.IMAGE:
             return self.record_prebuilt_image()
 
@@ -64,8 +66,12 @@ class BuildRunner:
         reference = f"{repository}:{tag}"
         self.say(f"Building {reference} from {settings.BASE_IMAGE}")
         image_id = images.build_image(
-            context=context.path, dockerfile=context.dockerfile, tag=reference, labels=context.labels,
-            log=self.log, should_stop=self.should_stop,
+            context=context.path,
+            dockerfile=context.dockerfile,
+            tag=reference,
+            labels=context.labels,
+            log=self.log,
+            should_stop=self.should_stop,
         )
         size = images.image_size(image_id)
         self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
@@ -79,8 +85,9 @@ class BuildRunner:
             "pushing the image", lambda: images.push_image(repository=repository, tag=tag, auth=auth, log=self.log)
         )
         self.say(f"Pushed {repository}@{digest}")
-        self.succeed(image_reference=reference, image_digest=digest, image_size=size,
-                     bill_of_materials=context.bill_of_materials)
+        self.succeed(
+            image_reference=reference, image_digest=digest, image_size=size, bill_of_materials=context.bill_of_materials
+        )
 
     def prepare(self):
         version = self.version
@@ -92,16 +99,24 @@ class BuildRunner:
         with version.artifact.open("rb") as source, open(artifact_path, "wb") as target:
             shutil.copyfileobj(source, target, 1024 * 1024)
         spec = BuildSpec(
-            team=version.model.team.slug, model=version.model.name, version=version.number,
-            framework=version.framework, artifact_path=artifact_path, artifact_name=version.artifact_name,
-            artifact_sha256=version.artifact_sha256, requirements=tuple(version.requirements),
-            signature=version.signature, source_commit=version.source_commit, build_id=self.build.pk,
+            team=version.model.team.slug,
+            model=version.model.name,
+            version=version.number,
+            framework=version.framework,
+            artifact_path=artifact_path,
+            artifact_name=version.artifact_name,
+            artifact_sha256=version.artifact_sha256,
+            requirements=tuple(version.requirements),
+            signature=version.signature,
+            source_commit=version.source_commit,
+            build_id=self.build.pk,
             base_image=settings.BASE_IMAGE,
         )
         self.say("Resolving dependencies and preparing the build context")
         try:
-            context = prepare_context(spec, self.workdir / "context", wheel_cache=Path(settings.WHEEL_CACHE),
-                                      log=self.log)
+            context = prepare_context(
+                spec, self.workdir / "context", wheel_cache=Path(settings.WHEEL_CACHE), log=self.log
+            )
         except BuildContextError as exc:
             raise images.ImageError(str(exc)) from None
         if context.bill_of_materials:
@@ -198,7 +213,10 @@ class BuildRunner:
 def execute(*, build_id: int) -> None:
     now = timezone.now()
     claimed = Build.objects.filter(pk=build_id, state=BuildState.QUEUED).update(
-        state=BuildState.PREPARING, started_at=now, heartbeat_at=now, worker=socket.gethostname(),
+        state=BuildState.PREPARING,
+        started_at=now,
+        heartbeat_at=now,
+        worker=socket.gethostname(),
         steps={BuildState.PREPARING: {"started": now.isoformat()}},
     )
     if not claimed:

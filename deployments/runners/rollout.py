@@ -32,14 +32,24 @@ def deploy_spec(rollout: Rollout) -> "targets.DeploySpec":
     config = rollout.deployment_settings
     scaling = config.get("autoscaling")
     return targets.DeploySpec(
-        name=rollout.resource_name, image=rollout.image, model=rollout.model.name, team=rollout.model.team.slug,
-        version=rollout.version.number, deployment_id=rollout.pk, replicas=config["replicas"],
+        name=rollout.resource_name,
+        image=rollout.image,
+        model=rollout.model.name,
+        team=rollout.model.team.slug,
+        version=rollout.version.number,
+        deployment_id=rollout.pk,
+        replicas=config["replicas"],
         resources=targets.Resources(
-            cpu_request=config["cpu_request"], memory_request=config["memory_request"],
-            cpu_limit=config["cpu_limit"], memory_limit=config["memory_limit"], gpus=config["gpus"],
+            cpu_request=config["cpu_request"],
+            memory_request=config["memory_request"],
+            cpu_limit=config["cpu_limit"],
+            memory_limit=config["memory_limit"],
+            gpus=config["gpus"],
         ),
         autoscaling=targets.Autoscaling(**scaling) if scaling else None,
-        env=dict(config["env"]), secret_refs=tuple(config["secret_refs"]), port=config["port"],
+        env=dict(config["env"]),
+        secret_refs=tuple(config["secret_refs"]),
+        port=config["port"],
         progress_deadline_seconds=config["progress_deadline_seconds"],
     )
 
@@ -58,11 +68,14 @@ class RolloutRunner:
         rollout = self.rollout
         verb = {"deploy": "Deploying", "rollback": "Rolling back to", "auto_rollback": "Automatically rolling back to"}
         environment = rollout.environment
-        self.say(f"{verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} {rollout.version.display_name} "
-                 f"in {environment.name} ({environment.get_target_display()})")
+        self.say(
+            f"{verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} {rollout.version.display_name} "
+            f"in {environment.name} ({environment.get_target_display()})"
+        )
         self.say(f"Image {rollout.image}")
-        target = target_for(rollout.environment,
-                            ready_timeout=rollout.deployment_settings.get("progress_deadline_seconds"))
+        target = target_for(
+            rollout.environment, ready_timeout=rollout.deployment_settings.get("progress_deadline_seconds")
+        )
         spec = deploy_spec(rollout)
         manifests = target.render(spec)
         Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests)
@@ -73,8 +86,13 @@ class RolloutRunner:
         self.say(f"{rollout.version.display_name} is serving at {endpoint}")
 
     def progress(self, progress: "targets.Progress") -> None:
-        data = {"desired": progress.desired, "updated": progress.updated, "ready": progress.ready,
-                "available": progress.available, "message": progress.message}
+        data = {
+            "desired": progress.desired,
+            "updated": progress.updated,
+            "ready": progress.ready,
+            "available": progress.available,
+            "message": progress.message,
+        }
         updated = Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
             state=RolloutState.PROGRESSING, progress=data, heartbeat_at=timezone.now()
         )
@@ -136,5 +154,3 @@ def execute(*, rollout_id: int) -> None:
             logger.exception("rollout %s crashed", rollout_id)
             runner.log(traceback.format_exc())
             runner.fail(f"Internal error in the rollout worker: {type(exc).__name__}: {exc}")
-
-

@@ -18,9 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 def registry_for(team) -> ContainerRegistry | None:
-    return ContainerRegistry.objects.filter(team=team).first() or ContainerRegistry.objects.filter(
-        team__isnull=True
-    ).first()
+    return (
+        ContainerRegistry.objects.filter(team=team).first()
+        or ContainerRegistry.objects.filter(team__isnull=True).first()
+    )
 
 
 def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
@@ -35,8 +36,9 @@ def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
         raise ValidationError("No container registry is configured; an admin must add one under Registries.")
     try:
         with transaction.atomic():
-            build = Build.objects.create(version=version, registry=registry,
-                                         started_by=actor.user if actor else version.created_by)
+            build = Build.objects.create(
+                version=version, registry=registry, started_by=actor.user if actor else version.created_by
+            )
             record(actor=actor, action="build.start", obj=build, after={"version": version.number})
             transaction.on_commit(lambda: run_build.delay(build.pk))
     except IntegrityError:
@@ -53,7 +55,9 @@ def build_cancel(*, actor: Actor, build: Build) -> Build:
     now = timezone.now()
     with transaction.atomic():
         if Build.objects.filter(pk=build.pk, state=BuildState.QUEUED).update(
-            state=BuildState.CANCELLED, cancel_requested=True, finished_at=now,
+            state=BuildState.CANCELLED,
+            cancel_requested=True,
+            finished_at=now,
             failure_reason=f"Cancelled by {actor.user.get_username()} before it started.",
         ):
             append_line(build, f"Cancelled by {actor.user.get_username()} before it started.")
@@ -73,9 +77,14 @@ def reap_stale_builds() -> dict:
     """Fail builds whose worker died; enqueue again queued builds whose message may be lost."""
     from deployments.tasks import run_build
 
-    reaped = supervision.reap_stale(Build, BuildLogLine, running_states=BuildState.running(),
-                                    failed_state=BuildState.FAILED, stale_after=settings.BUILD_STALE_AFTER,
-                                    what="build")
+    reaped = supervision.reap_stale(
+        Build,
+        BuildLogLine,
+        running_states=BuildState.running(),
+        failed_state=BuildState.FAILED,
+        stale_after=settings.BUILD_STALE_AFTER,
+        what="build",
+    )
     requeued = 0
     for build_id in Build.objects.filter(
         state=BuildState.QUEUED, created_at__lt=timezone.now() - timedelta(seconds=settings.BUILD_REQUEUE_AFTER)

@@ -25,16 +25,23 @@ def compare(release: Rollout, live: "targets.LiveState") -> tuple[str, str]:
     if digest_of(live.image) != digest_of(release.image):
         return Drift.DRIFTED, f"Running {live.image}, but the release is {release.image}."
     wanted = release.deployment_settings.get("replicas")
-    if not release.deployment_settings.get("autoscaling") and wanted is not None and live.replicas != wanted \
-            and release.environment.target == "kubernetes":
+    if (
+        not release.deployment_settings.get("autoscaling")
+        and wanted is not None
+        and live.replicas != wanted
+        and release.environment.target == "kubernetes"
+    ):
         return Drift.DRIFTED, f"{live.replicas} replicas instead of {wanted}."
     return Drift.IN_SYNC, ""
 
 
 def check_environment(environment: Environment) -> dict[str, int]:
     counts = {state: 0 for state in Drift.values}
-    releases = list(Rollout.objects.filter(environment=environment, state=RolloutState.SUCCEEDED)
-                    .select_related("model__team", "environment"))
+    releases = list(
+        Rollout.objects.filter(environment=environment, state=RolloutState.SUCCEEDED).select_related(
+            "model__team", "environment"
+        )
+    )
     if not releases:
         return counts
     try:

@@ -12,19 +12,31 @@ from deployments.services.builds import registry_for
 from registry.models import RegisteredModel
 
 SECRET_FIELDS = ("kube_token", "kubeconfig")
-AUDITED_FIELDS = ("name", "description", "position", "protected", "auto_rollback", "required_approvals",
-                  "approver_groups",
-                  "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "target",
-                  "namespace", "kube_api_url", "docker_url", "bind_address", "deployment_settings")
+AUDITED_FIELDS = (
+    "name",
+    "description",
+    "position",
+    "protected",
+    "auto_rollback",
+    "required_approvals",
+    "approver_groups",
+    "reject_requires_comment",
+    "approval_expiry_hours",
+    "requires_previous_stage",
+    "target",
+    "namespace",
+    "kube_api_url",
+    "docker_url",
+    "bind_address",
+    "deployment_settings",
+)
 
 
 def environments_for(user):
     """Environments a user can deploy to or look at: the global ones and their teams' own."""
     if user.is_authenticated and user.is_superuser:
         return Environment.objects.select_related("team")
-    return Environment.objects.select_related("team").filter(
-        Q(team__isnull=True) | Q(team__in=visible_teams(user))
-    )
+    return Environment.objects.select_related("team").filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
 
 
 def require_admin(actor: Actor, environment: Environment) -> None:
@@ -35,8 +47,9 @@ def require_admin(actor: Actor, environment: Environment) -> None:
         require(actor, Action.MANAGE_TEAM, environment.team)
 
 
-def environment_save(*, actor: Actor, environment: Environment, secrets: dict | None = None,
-                     approver_groups=None) -> Environment:
+def environment_save(
+    *, actor: Actor, environment: Environment, secrets: dict | None = None, approver_groups=None
+) -> Environment:
     """Create or update. Secrets (token, kubeconfig) are only replaced when given: they are never
     shown back, so a form cannot send them again."""
     require_admin(actor, environment)
@@ -55,10 +68,18 @@ def environment_save(*, actor: Actor, environment: Environment, secrets: dict | 
             environment.save()
             if approver_groups is not None:
                 environment.approver_groups.set(approver_groups)
-            record(actor=actor, action="environment.create" if created else "environment.update", obj=environment,
-                   team_id=environment.team_id, environment=environment.name, before=before,
-                   after={**model_snapshot(environment, AUDITED_FIELDS),
-                          "credentials_changed": any(secrets.values()) if secrets else False})
+            record(
+                actor=actor,
+                action="environment.create" if created else "environment.update",
+                obj=environment,
+                team_id=environment.team_id,
+                environment=environment.name,
+                before=before,
+                after={
+                    **model_snapshot(environment, AUDITED_FIELDS),
+                    "credentials_changed": any(secrets.values()) if secrets else False,
+                },
+            )
     except IntegrityError:
         raise ValidationError({"name": f"There is already an environment named '{environment.name}' here."}) from None
     return environment
@@ -74,22 +95,32 @@ def _check_target(environment: Environment) -> None:
         raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
 
 
-def model_settings_save(*, actor: Actor, environment: Environment, model: RegisteredModel,
-                        deployment_settings: dict) -> ModelEnvironmentSettings:
+def model_settings_save(
+    *, actor: Actor, environment: Environment, model: RegisteredModel, deployment_settings: dict
+) -> ModelEnvironmentSettings:
     require(actor, Action.MANAGE_TEAM, model.team, obj=model)
     cleaned = clean_deployment_settings(deployment_settings)
     with transaction.atomic():
         override, _ = ModelEnvironmentSettings.objects.update_or_create(
             environment=environment, model=model, defaults={"deployment_settings": cleaned}
         )
-        record(actor=actor, action="environment.model_settings", obj=override, team_id=model.team_id,
-               environment=environment.name, after=cleaned)
+        record(
+            actor=actor,
+            action="environment.model_settings",
+            obj=override,
+            team_id=model.team_id,
+            environment=environment.name,
+            after=cleaned,
+        )
     return override
 
 
 def effective_settings(environment: Environment, model: RegisteredModel) -> dict:
-    override = ModelEnvironmentSettings.objects.filter(environment=environment, model=model).values_list(
-        "deployment_settings", flat=True).first()
+    override = (
+        ModelEnvironmentSettings.objects.filter(environment=environment, model=model)
+        .values_list("deployment_settings", flat=True)
+        .first()
+    )
     return environment.settings_for(model, override)
 
 
@@ -105,7 +136,8 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None):
         return targets.KubernetesTarget(kubeconfig, environment.namespace)
     registry = registry_for(environment.team)
     return targets.DockerHostTarget(
-        environment.docker_url, bind_address=environment.bind_address,
+        environment.docker_url,
+        bind_address=environment.bind_address,
         registry_auth=registry.auth_config if registry else None,
         ready_timeout=ready_timeout or environment.settings_for(None)["progress_deadline_seconds"],
     )
@@ -129,17 +161,29 @@ def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, e
     if not reason.strip():
         raise ValidationError({"reason": "Say why deployments are frozen."})
     with transaction.atomic():
-        window = FreezeWindow.objects.create(environment=environment, starts_at=starts_at, ends_at=ends_at,
-                                             reason=reason.strip(), created_by=actor.user)
-        record(actor=actor, action="freeze.create", obj=window, team_id=environment.team_id,
-               environment=environment.name, after={"starts_at": starts_at, "ends_at": ends_at, "reason": reason})
+        window = FreezeWindow.objects.create(
+            environment=environment, starts_at=starts_at, ends_at=ends_at, reason=reason.strip(), created_by=actor.user
+        )
+        record(
+            actor=actor,
+            action="freeze.create",
+            obj=window,
+            team_id=environment.team_id,
+            environment=environment.name,
+            after={"starts_at": starts_at, "ends_at": ends_at, "reason": reason},
+        )
     return window
 
 
 def freeze_window_delete(*, actor: Actor, window) -> None:
     require_admin(actor, window.environment)
     with transaction.atomic():
-        record(actor=actor, action="freeze.delete", obj=window, team_id=window.environment.team_id,
-               environment=window.environment.name, before={"starts_at": window.starts_at, "ends_at": window.ends_at,
-                                                            "reason": window.reason})
+        record(
+            actor=actor,
+            action="freeze.delete",
+            obj=window,
+            team_id=window.environment.team_id,
+            environment=window.environment.name,
+            before={"starts_at": window.starts_at, "ends_at": window.ends_at, "reason": window.reason},
+        )
         window.delete()

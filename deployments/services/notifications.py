@@ -48,11 +48,17 @@ def promotion_payload(event: str, promotion: PromotionRequest) -> dict:
     return {
         "event": event,
         "promotion": {
-            "id": promotion.pk, "state": promotion.state, "environment": promotion.environment.name,
-            "team": promotion.model.team.slug, "model": promotion.model.name,
-            "version": promotion.version.number, "image": promotion.image,
-            "requested_by": promotion.requested_by.get_username(), "reason": promotion.reason,
-            "rollout": promotion.rollout_id, "note": promotion.note,
+            "id": promotion.pk,
+            "state": promotion.state,
+            "environment": promotion.environment.name,
+            "team": promotion.model.team.slug,
+            "model": promotion.model.name,
+            "version": promotion.version.number,
+            "image": promotion.image,
+            "requested_by": promotion.requested_by.get_username(),
+            "reason": promotion.reason,
+            "rollout": promotion.rollout_id,
+            "note": promotion.note,
         },
     }
 
@@ -64,8 +70,12 @@ def approver_emails(promotion: PromotionRequest) -> list[str]:
 
         users = get_user_model().objects.filter(groups__in=groups)
     else:
-        users = [m.user for m in Membership.objects.filter(
-            team=promotion.model.team, role__in=[Role.APPROVER, Role.ADMIN]).select_related("user")]
+        users = [
+            m.user
+            for m in Membership.objects.filter(
+                team=promotion.model.team, role__in=[Role.APPROVER, Role.ADMIN]
+            ).select_related("user")
+        ]
     return sorted({u.email for u in users if u.email and u.pk != promotion.requested_by_id})
 
 
@@ -73,13 +83,21 @@ def promotion_event(event: str, promotion: PromotionRequest) -> None:
     """Queue the email and webhooks for an event; they leave after the current transaction commits."""
     payload = promotion_payload(event, promotion)
     url = f"{settings.SLIPWAY_BASE_URL}/promotions/{promotion.pk}/"
-    subject = f"[Slipway] {promotion.model.name} v{promotion.version.number} to {promotion.environment.name}: " \
-              f"{event.split('.', 1)[1].replace('_', ' ')}"
-    recipients = approver_emails(promotion) if event == "promotion.requested" else (
-        [promotion.requested_by.email] if promotion.requested_by.email else [])
+    subject = (
+        f"[Slipway] {promotion.model.name} v{promotion.version.number} to {promotion.environment.name}: "
+        f"{event.split('.', 1)[1].replace('_', ' ')}"
+    )
+    recipients = (
+        approver_emails(promotion)
+        if event == "promotion.requested"
+        else ([promotion.requested_by.email] if promotion.requested_by.email else [])
+    )
     body = f"{promotion.reason}\n\nState: {promotion.state}. {promotion.note}\n\n{url}"
-    webhooks = list(Webhook.objects.filter(team=promotion.model.team, active=True).filter(
-        Q(events=[]) | Q(events__icontains=f'"{event}"')))
+    webhooks = list(
+        Webhook.objects.filter(team=promotion.model.team, active=True).filter(
+            Q(events=[]) | Q(events__icontains=f'"{event}"')
+        )
+    )
 
     def send() -> None:
         from deployments.tasks import deliver_webhook
@@ -106,10 +124,17 @@ def deliver(delivery_id: int) -> None:
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     try:
-        response = requests.post(delivery.webhook.url, data=body, timeout=10, headers={
-            "Content-Type": "application/json", "X-Slipway-Event": delivery.event,
-            "X-Slipway-Delivery": str(delivery.pk), SIGNATURE_HEADER: sign(delivery.webhook.secret, body),
-        })
+        response = requests.post(
+            delivery.webhook.url,
+            data=body,
+            timeout=10,
+            headers={
+                "Content-Type": "application/json",
+                "X-Slipway-Event": delivery.event,
+                "X-Slipway-Delivery": str(delivery.pk),
+                SIGNATURE_HEADER: sign(delivery.webhook.secret, body),
+            },
+        )
     except requests.RequestException as exc:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=str(exc)[:500])
         raise

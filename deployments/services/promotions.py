@@ -33,6 +33,7 @@ from registry.models import ModelVersion
 
 # -- policy ---------------------------------------------------------------------------------
 
+
 def active_freeze(environment: Environment, when=None) -> FreezeWindow | None:
     when = when or timezone.now()
     return environment.freeze_windows.filter(starts_at__lte=when, ends_at__gt=when).first()
@@ -43,8 +44,12 @@ def is_admin_of(user, team) -> bool:
 
 
 def previous_stage(environment: Environment, team) -> Environment | None:
-    return (Environment.objects.filter(position__lt=environment.position)
-            .filter(Q(team=team) | Q(team__isnull=True)).order_by("-position").first())
+    return (
+        Environment.objects.filter(position__lt=environment.position)
+        .filter(Q(team=team) | Q(team__isnull=True))
+        .order_by("-position")
+        .first()
+    )
 
 
 def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Decision:
@@ -53,11 +58,15 @@ def previous_stage_verdict(environment: Environment, version: ModelVersion, imag
     before = previous_stage(environment, version.model.team)
     if before is None:
         return Decision(True, "no environment comes before this one")
-    ran = Rollout.objects.filter(environment=before, model=version.model, image=image,
-                                 state__in=RolloutState.released()).exists()
+    ran = Rollout.objects.filter(
+        environment=before, model=version.model, image=image, state__in=RolloutState.released()
+    ).exists()
     if not ran:
-        return Decision(False, f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
-                              f"deploy it there first")
+        return Decision(
+            False,
+            f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
+            f"deploy it there first",
+        )
     return Decision(True, f"the same digest succeeded in {before.name}")
 
 
@@ -78,16 +87,19 @@ def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) ->
     if groups:
         if user.groups.filter(pk__in=[g.pk for g in groups]).exists():
             return Decision(True, f"member of the approver group {', '.join(g.name for g in groups)}")
-        return Decision(False, f"only members of {', '.join(g.name for g in groups)} approve in "
-                              f"{promotion.environment.name}")
+        return Decision(
+            False, f"only members of {', '.join(g.name for g in groups)} approve in {promotion.environment.name}"
+        )
     decision = decide(actor, Action.APPROVE, promotion.model.team, role=role)
     return Decision(decision.allowed, decision.reason)
 
 
 # -- requesting -------------------------------------------------------------------------------
 
-def promotion_request(*, actor: Actor, version: ModelVersion, environment: Environment, reason: str,
-                      break_glass_justification: str = "") -> PromotionRequest:
+
+def promotion_request(
+    *, actor: Actor, version: ModelVersion, environment: Environment, reason: str, break_glass_justification: str = ""
+) -> PromotionRequest:
     team = version.model.team
     require(actor, Action.REQUEST_PROMOTION, team, obj=version)  # records its own refusals
     try:
@@ -106,26 +118,45 @@ def promotion_request(*, actor: Actor, version: ModelVersion, environment: Envir
             raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
         check_freeze(actor, environment, team, break_glass_justification)
     except (PermissionDenied, ValidationError) as exc:
-        record(actor=actor, action="promotion.request", obj=version, outcome="refused",
-               reason=_message(exc), team_id=team.pk, environment=environment.name)
+        record(
+            actor=actor,
+            action="promotion.request",
+            obj=version,
+            outcome="refused",
+            reason=_message(exc),
+            team_id=team.pk,
+            environment=environment.name,
+        )
         raise
     try:
         with transaction.atomic():
             promotion = PromotionRequest.objects.create(
-                environment=environment, model=version.model, version=version, build=build, image=image,
-                requested_by=actor.user, requested_with_token=actor.token.name if actor.token else "",
-                reason=reason.strip(), required_approvals=environment.required_approvals,
+                environment=environment,
+                model=version.model,
+                version=version,
+                build=build,
+                image=image,
+                requested_by=actor.user,
+                requested_with_token=actor.token.name if actor.token else "",
+                reason=reason.strip(),
+                required_approvals=environment.required_approvals,
                 expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
                 break_glass_justification=break_glass_justification.strip(),
             )
-            record(actor=actor, action="promotion.request", obj=promotion, environment=environment.name,
-                   after={"version": version.number, "image": image, "reason": promotion.reason},
-                   flagged=bool(promotion.break_glass_justification),
-                   reason=promotion.break_glass_justification)
+            record(
+                actor=actor,
+                action="promotion.request",
+                obj=promotion,
+                environment=environment.name,
+                after={"version": version.number, "image": image, "reason": promotion.reason},
+                flagged=bool(promotion.break_glass_justification),
+                reason=promotion.break_glass_justification,
+            )
             notifications.promotion_event("promotion.requested", promotion)
     except IntegrityError:
-        existing = PromotionRequest.objects.filter(environment=environment, model=version.model,
-                                                   state=PromotionState.PENDING).first()
+        existing = PromotionRequest.objects.filter(
+            environment=environment, model=version.model, state=PromotionState.PENDING
+        ).first()
         raise ValidationError(
             f"{version.model.name} already has a pending promotion to {environment.name}"
             + (f" (request #{existing.pk}); cancel it first." if existing else ".")
@@ -138,8 +169,12 @@ def check_freeze(actor: Actor, environment: Environment, team, justification: st
     if window is None:
         return
     if not justification.strip():
-        raise ValidationError({"environment": f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} "
-                                              f"({window.reason}). An admin may override with a justification."})
+        raise ValidationError(
+            {
+                "environment": f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} "
+                f"({window.reason}). An admin may override with a justification."
+            }
+        )
     if not is_admin_of(actor.user, team) or actor.token is not None:
         raise PermissionDenied(f"{environment.name} is frozen; only an admin, signed in, may override the freeze.")
 
@@ -151,6 +186,7 @@ def _message(exc) -> str:
 
 
 # -- deciding ---------------------------------------------------------------------------------------
+
 
 def promotion_approve(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
     return _decide(actor, promotion, ApprovalDecision.APPROVE, comment)
@@ -164,19 +200,35 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
     action = f"promotion.{decision}"
     refusal = None
     with transaction.atomic():
-        locked = (PromotionRequest.objects.select_for_update(of=("self",))
-                  .select_related("environment", "model__team", "version", "build", "requested_by")
-                  .get(pk=promotion.pk))
+        locked = (
+            PromotionRequest.objects.select_for_update(of=("self",))
+            .select_related("environment", "model__team", "version", "build", "requested_by")
+            .get(pk=promotion.pk)
+        )
         refusal = _decision_refusal(actor, locked, decision, comment)
         if refusal is None:
             _apply_decision(actor, locked, decision, comment)
-            record(actor=actor, action=action, obj=locked, environment=locked.environment.name, reason=comment,
-                   after={"state": locked.state, "approvals": _approval_count(locked), "digest": locked.digest})
-            notifications.promotion_event(f"promotion.{locked.state}" if locked.state != PromotionState.PENDING
-                                          else "promotion.approval_added", locked)
+            record(
+                actor=actor,
+                action=action,
+                obj=locked,
+                environment=locked.environment.name,
+                reason=comment,
+                after={"state": locked.state, "approvals": _approval_count(locked), "digest": locked.digest},
+            )
+            notifications.promotion_event(
+                f"promotion.{locked.state}" if locked.state != PromotionState.PENDING else "promotion.approval_added",
+                locked,
+            )
     if refusal is not None:
-        record(actor=actor, action=action, obj=promotion, outcome="refused", reason=_message(refusal),
-               environment=promotion.environment.name)
+        record(
+            actor=actor,
+            action=action,
+            obj=promotion,
+            outcome="refused",
+            reason=_message(refusal),
+            environment=promotion.environment.name,
+        )
         raise refusal
     return locked
 
@@ -197,8 +249,14 @@ def _decision_refusal(actor, promotion, decision, comment):
 
 
 def _apply_decision(actor, promotion, decision, comment) -> None:
-    Approval.objects.create(request=promotion, approver=actor.user, decision=decision, digest=promotion.digest,
-                            comment=comment.strip(), token_name=actor.token.name if actor.token else "")
+    Approval.objects.create(
+        request=promotion,
+        approver=actor.user,
+        decision=decision,
+        digest=promotion.digest,
+        comment=comment.strip(),
+        token_name=actor.token.name if actor.token else "",
+    )
     now = timezone.now()
     if decision == ApprovalDecision.REJECT:
         promotion.state, promotion.decided_at = PromotionState.REJECTED, now
@@ -218,13 +276,18 @@ def _approval_count(promotion: PromotionRequest) -> int:
 def _deploy(promotion: PromotionRequest) -> None:
     window = active_freeze(promotion.environment)
     if window is not None and not promotion.break_glass_justification:
-        promotion.note = (f"Approved, but {promotion.environment.name} is frozen until "
-                          f"{window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); deploy it after.")
+        promotion.note = (
+            f"Approved, but {promotion.environment.name} is frozen until "
+            f"{window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); deploy it after."
+        )
         return
     try:
         promotion.rollout = queue_rollout(
-            version=promotion.version, environment=promotion.environment, requested_by=promotion.requested_by,
-            reason=f"Promotion #{promotion.pk}: {promotion.reason}"[:500], build=promotion.build,
+            version=promotion.version,
+            environment=promotion.environment,
+            requested_by=promotion.requested_by,
+            reason=f"Promotion #{promotion.pk}: {promotion.reason}"[:500],
+            build=promotion.build,
         )
     except ValidationError as exc:
         promotion.note = "Approved, but not deployed: " + " ".join(exc.messages)
@@ -234,25 +297,40 @@ def promotion_deploy(*, actor: Actor, promotion: PromotionRequest) -> PromotionR
     """Deploy an approved request that could not deploy at once (a freeze, a rollout in progress)."""
     require(actor, Action.REQUEST_PROMOTION, promotion.model.team)
     with transaction.atomic():
-        locked = PromotionRequest.objects.select_for_update(of=("self",)).select_related(
-            "environment", "version", "build", "model__team", "requested_by").get(pk=promotion.pk)
+        locked = (
+            PromotionRequest.objects.select_for_update(of=("self",))
+            .select_related("environment", "version", "build", "model__team", "requested_by")
+            .get(pk=promotion.pk)
+        )
         if locked.state != PromotionState.APPROVED or locked.rollout_id:
             raise ValidationError(f"Request #{locked.pk} has nothing left to deploy ({locked.state}).")
         _deploy(locked)
         locked.save()
-        record(actor=actor, action="promotion.deploy", obj=locked, environment=locked.environment.name,
-               after={"rollout": locked.rollout_id, "note": locked.note})
+        record(
+            actor=actor,
+            action="promotion.deploy",
+            obj=locked,
+            environment=locked.environment.name,
+            after={"rollout": locked.rollout_id, "note": locked.note},
+        )
     return locked
 
 
 def promotion_cancel(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
     if actor.user.pk != promotion.requested_by_id and not is_admin_of(actor.user, promotion.model.team):
-        record(actor=actor, action="promotion.cancel", obj=promotion, outcome="refused",
-               reason="only the requester or an admin cancels a request", environment=promotion.environment.name)
+        record(
+            actor=actor,
+            action="promotion.cancel",
+            obj=promotion,
+            outcome="refused",
+            reason="only the requester or an admin cancels a request",
+            environment=promotion.environment.name,
+        )
         raise PermissionDenied("Only the requester or a team admin may cancel this request.")
     with transaction.atomic():
         if not PromotionRequest.objects.filter(pk=promotion.pk, state=PromotionState.PENDING).update(
-            state=PromotionState.CANCELLED, decided_at=timezone.now(),
+            state=PromotionState.CANCELLED,
+            decided_at=timezone.now(),
             note=f"Cancelled by {actor.user.get_username()}.",
         ):
             raise ValidationError(f"Request #{promotion.pk} is no longer pending.")
@@ -263,22 +341,30 @@ def promotion_cancel(*, actor: Actor, promotion: PromotionRequest) -> PromotionR
 
 # -- housekeeping -------------------------------------------------------------------------------
 
+
 def _expire(promotion: PromotionRequest) -> None:
     promotion.state, promotion.decided_at = PromotionState.EXPIRED, timezone.now()
     promotion.note = "Expired before enough approvals arrived."
     promotion.save(update_fields=["state", "decided_at", "note"])
-    record(actor=None, action="promotion.expire", obj=promotion, environment=promotion.environment.name,
-           after={"state": "expired"})
+    record(
+        actor=None,
+        action="promotion.expire",
+        obj=promotion,
+        environment=promotion.environment.name,
+        after={"state": "expired"},
+    )
     notifications.promotion_event("promotion.expired", promotion)
 
 
 def expire_promotions() -> int:
     expired = 0
-    for pk in PromotionRequest.objects.filter(state=PromotionState.PENDING,
-                                              expires_at__lte=timezone.now()).values_list("pk", flat=True):
+    for pk in PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__lte=timezone.now()).values_list(
+        "pk", flat=True
+    ):
         with transaction.atomic():
-            promotion = PromotionRequest.objects.select_for_update(of=("self",)).select_related("environment").get(
-                pk=pk)
+            promotion = (
+                PromotionRequest.objects.select_for_update(of=("self",)).select_related("environment").get(pk=pk)
+            )
             if promotion.state == PromotionState.PENDING:
                 _expire(promotion)
                 expired += 1
@@ -289,14 +375,24 @@ def rebind_to_new_build(build) -> int:
     """A rebuild changed the version's digest: pending requests follow it, and the approvals given
     for the old digest stop counting (they approved something else)."""
     rebound = 0
-    for promotion in PromotionRequest.objects.filter(version=build.version, state=PromotionState.PENDING).exclude(
-            image=build.digest_reference).select_related("environment"):
+    for promotion in (
+        PromotionRequest.objects.filter(version=build.version, state=PromotionState.PENDING)
+        .exclude(image=build.digest_reference)
+        .select_related("environment")
+    ):
         before = promotion.image
         promotion.build, promotion.image = build, build.digest_reference
         promotion.note = "The image was rebuilt: earlier approvals are void."
         promotion.save(update_fields=["build", "image", "note"])
-        record(actor=None, action="promotion.rebind", obj=promotion, environment=promotion.environment.name,
-               before={"image": before}, after={"image": promotion.image}, reason=promotion.note)
+        record(
+            actor=None,
+            action="promotion.rebind",
+            obj=promotion,
+            environment=promotion.environment.name,
+            before={"image": before},
+            after={"image": promotion.image},
+            reason=promotion.note,
+        )
         rebound += 1
     return rebound
 
@@ -308,7 +404,8 @@ def release_deployed(rollout: Rollout) -> None:
         return
     if rollout.state == RolloutState.SUCCEEDED:
         PromotionRequest.objects.filter(pk=promotion.pk, state=PromotionState.APPROVED).update(
-            state=PromotionState.DEPLOYED, note="Deployed.")
+            state=PromotionState.DEPLOYED, note="Deployed."
+        )
         notifications.promotion_event("promotion.deployed", promotion)
     else:
         PromotionRequest.objects.filter(pk=promotion.pk).update(note=f"The rollout failed: {rollout.failure_reason}")
@@ -319,13 +416,16 @@ def inbox(actor: Actor) -> list[PromotionRequest]:
     """Pending requests this person may decide and has not decided yet for their current image."""
     user = actor.user
     roles = roles_by_team(user)
-    pending = (PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
-               .exclude(requested_by=user)
-               .select_related("environment", "model__team", "version", "requested_by")
-               .prefetch_related("environment__approver_groups", "approvals")
-               .order_by("created_at"))
+    pending = (
+        PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
+        .exclude(requested_by=user)
+        .select_related("environment", "model__team", "version", "requested_by")
+        .prefetch_related("environment__approver_groups", "approvals")
+        .order_by("created_at")
+    )
     return [
-        promotion for promotion in pending
+        promotion
+        for promotion in pending
         if (user.is_superuser or promotion.model.team_id in roles)
         and not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
         and approver_verdict(actor, promotion, role=roles.get(promotion.model.team_id))

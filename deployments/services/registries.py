@@ -44,10 +44,19 @@ def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | 
     try:
         with transaction.atomic():
             registry.save()
-            record(actor=actor, action="registry.create" if created else "registry.update", obj=registry,
-                   team_id=registry.team_id, after={"name": registry.name, "url": registry.url,
-                                                    "username": registry.username, "insecure": registry.insecure,
-                                                    "password_changed": password is not None})
+            record(
+                actor=actor,
+                action="registry.create" if created else "registry.update",
+                obj=registry,
+                team_id=registry.team_id,
+                after={
+                    "name": registry.name,
+                    "url": registry.url,
+                    "username": registry.username,
+                    "insecure": registry.insecure,
+                    "password_changed": password is not None,
+                },
+            )
     except IntegrityError:
         where = f"Team '{registry.team.slug}'" if registry.team else "The platform"
         raise ValidationError({"team": f"{where} already has a registry; edit it instead."}) from None
@@ -57,6 +66,11 @@ def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | 
 def registry_delete(*, actor: Actor, registry: ContainerRegistry) -> None:
     _require_admin(actor, registry.team)
     with transaction.atomic():
-        record(actor=actor, action="registry.delete", obj=registry, team_id=registry.team_id,
-               before={"name": registry.name, "url": registry.url})
+        record(
+            actor=actor,
+            action="registry.delete",
+            obj=registry,
+            team_id=registry.team_id,
+            before={"name": registry.name, "url": registry.url},
+        )
         registry.delete()

@@ -34,8 +34,14 @@ def deployable_build(version: ModelVersion) -> Build:
     return build
 
 
-def rollout_start(*, actor: Actor, version: ModelVersion, environment: Environment, reason: str = "",
-                  break_glass_justification: str = "") -> Rollout:
+def rollout_start(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    environment: Environment,
+    reason: str = "",
+    break_glass_justification: str = "",
+) -> Rollout:
     """Deploy to an unprotected environment. Protected ones go through a promotion request."""
     from deployments.services.promotions import check_freeze, previous_stage_verdict
 
@@ -55,26 +61,51 @@ def rollout_start(*, actor: Actor, version: ModelVersion, environment: Environme
             raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
         check_freeze(actor, environment, version.model.team, break_glass_justification)
     except (PermissionDenied, ValidationError) as exc:
-        record(actor=actor, action="rollout.start", obj=version, outcome="refused", environment=environment.name,
-               reason=" ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc))
+        record(
+            actor=actor,
+            action="rollout.start",
+            obj=version,
+            outcome="refused",
+            environment=environment.name,
+            reason=" ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc),
+        )
         raise
     try:
         with transaction.atomic():
-            rollout = queue_rollout(version=version, environment=environment, requested_by=actor.user,
-                                    reason=reason, build=build)
-            record(actor=actor, action="rollout.start", obj=rollout, environment=environment.name,
-                   after={"version": version.number, "image": rollout.image},
-                   flagged=bool(break_glass_justification), reason=break_glass_justification or reason)
+            rollout = queue_rollout(
+                version=version, environment=environment, requested_by=actor.user, reason=reason, build=build
+            )
+            record(
+                actor=actor,
+                action="rollout.start",
+                obj=rollout,
+                environment=environment.name,
+                after={"version": version.number, "image": rollout.image},
+                flagged=bool(break_glass_justification),
+                reason=break_glass_justification or reason,
+            )
     except ValidationError as exc:  # another rollout of this model runs there: refused, and recorded
-        record(actor=actor, action="rollout.start", obj=version, outcome="refused", environment=environment.name,
-               reason=" ".join(exc.messages))
+        record(
+            actor=actor,
+            action="rollout.start",
+            obj=version,
+            outcome="refused",
+            environment=environment.name,
+            reason=" ".join(exc.messages),
+        )
         raise
     return rollout
 
 
 def queue_rollout(
-    *, version: ModelVersion, environment: Environment, requested_by, reason: str = "",
-    kind: str = RolloutKind.DEPLOY, replaces: Rollout | None = None, build: Build | None = None,
+    *,
+    version: ModelVersion,
+    environment: Environment,
+    requested_by,
+    reason: str = "",
+    kind: str = RolloutKind.DEPLOY,
+    replaces: Rollout | None = None,
+    build: Build | None = None,
 ) -> Rollout:
     """Record and enqueue a rollout. Callers have checked who may ask for it."""
     from deployments.tasks import run_rollout
@@ -83,16 +114,29 @@ def queue_rollout(
     try:
         with transaction.atomic():
             rollout = Rollout.objects.create(
-                environment=environment, model=version.model, version=version, build=build,
-                image=build.digest_reference, kind=kind, replaces=replaces, requested_by=requested_by,
-                reason=reason[:500], deployment_settings=effective_settings(environment, version.model),
+                environment=environment,
+                model=version.model,
+                version=version,
+                build=build,
+                image=build.digest_reference,
+                kind=kind,
+                replaces=replaces,
+                requested_by=requested_by,
+                reason=reason[:500],
+                deployment_settings=effective_settings(environment, version.model),
             )
             transaction.on_commit(lambda: run_rollout.delay(rollout.pk))
     except IntegrityError:
-        running = Rollout.objects.filter(environment=environment, model=version.model,
-                                         state__in=RolloutState.active()).select_related("version").first()
-        detail = (f"rollout #{running.pk} of {running.version.display_name} is still {running.state}" if running
-                  else "another rollout is in progress")
+        running = (
+            Rollout.objects.filter(environment=environment, model=version.model, state__in=RolloutState.active())
+            .select_related("version")
+            .first()
+        )
+        detail = (
+            f"rollout #{running.pk} of {running.version.display_name} is still {running.state}"
+            if running
+            else "another rollout is in progress"
+        )
         raise ValidationError(
             f"{version.model.name} cannot be deployed to {environment.name} now: {detail}. Wait for it to finish."
         ) from None
@@ -105,9 +149,18 @@ def current_release(environment: Environment, model: RegisteredModel) -> Rollout
 
 def previous_release(current: Rollout) -> Rollout | None:
     """The release before `current` in the same environment, running another image."""
-    return (Rollout.objects.filter(environment=current.environment, model=current.model,
-                                   state__in=RolloutState.released(), finished_at__lt=current.finished_at)
-            .exclude(image=current.image).select_related("version", "build").order_by("-finished_at").first())
+    return (
+        Rollout.objects.filter(
+            environment=current.environment,
+            model=current.model,
+            state__in=RolloutState.released(),
+            finished_at__lt=current.finished_at,
+        )
+        .exclude(image=current.image)
+        .select_related("version", "build")
+        .order_by("-finished_at")
+        .first()
+    )
 
 
 def rollout_rollback(*, actor: Actor, environment: Environment, model: RegisteredModel, reason: str = "") -> Rollout:
@@ -123,12 +176,24 @@ def rollout_rollback(*, actor: Actor, environment: Environment, model: Registere
         # Going back to what already ran there is allowed to the team's approvers without a new request.
         require(actor, Action.APPROVE, model.team)
     with transaction.atomic():
-        rollout = queue_rollout(version=previous.version, environment=environment, requested_by=actor.user,
-                                reason=reason or f"Roll back to {previous.version.display_name}",
-                                kind=RolloutKind.ROLLBACK, replaces=current, build=previous.build)
-        record(actor=actor, action="rollout.rollback", obj=rollout, environment=environment.name,
-               before={"version": current.version.number, "image": current.image},
-               after={"version": previous.version.number, "image": previous.image}, reason=rollout.reason)
+        rollout = queue_rollout(
+            version=previous.version,
+            environment=environment,
+            requested_by=actor.user,
+            reason=reason or f"Roll back to {previous.version.display_name}",
+            kind=RolloutKind.ROLLBACK,
+            replaces=current,
+            build=previous.build,
+        )
+        record(
+            actor=actor,
+            action="rollout.rollback",
+            obj=rollout,
+            environment=environment.name,
+            before={"version": current.version.number, "image": current.image},
+            after={"version": previous.version.number, "image": previous.image},
+            reason=rollout.reason,
+        )
     return rollout
 
 
@@ -136,9 +201,11 @@ def release_succeeded(rollout: Rollout) -> None:
     """Make `rollout` the current release; the one it replaces is superseded or rolled back."""
     now = timezone.now()
     with transaction.atomic():
-        earlier = Rollout.objects.select_for_update().filter(
-            environment=rollout.environment, model=rollout.model, state=RolloutState.SUCCEEDED
-        ).exclude(pk=rollout.pk)
+        earlier = (
+            Rollout.objects.select_for_update()
+            .filter(environment=rollout.environment, model=rollout.model, state=RolloutState.SUCCEEDED)
+            .exclude(pk=rollout.pk)
+        )
         for release in earlier:
             rolled_back = rollout.kind != RolloutKind.DEPLOY and rollout.replaces_id == release.pk
             release.state = RolloutState.ROLLED_BACK if rolled_back else RolloutState.SUPERSEDED
@@ -154,9 +221,15 @@ def auto_rollback(failed: Rollout) -> Rollout | None:
     if current is None or current.image == failed.image:
         return None
     try:
-        return queue_rollout(version=current.version, environment=failed.environment, requested_by=None,
-                             reason=f"Automatic rollback after rollout #{failed.pk} failed",
-                             kind=RolloutKind.AUTO_ROLLBACK, replaces=failed, build=current.build)
+        return queue_rollout(
+            version=current.version,
+            environment=failed.environment,
+            requested_by=None,
+            reason=f"Automatic rollback after rollout #{failed.pk} failed",
+            kind=RolloutKind.AUTO_ROLLBACK,
+            replaces=failed,
+            build=current.build,
+        )
     except ValidationError as exc:
         logger.warning("no automatic rollback after rollout %s: %s", failed.pk, exc.messages)
         return None
@@ -166,16 +239,24 @@ def releases_at(environment: Environment, when: datetime | None = None):
     """What ran in the environment at `when` (now by default): per model, the last release that
     had finished rolling out by then."""
     when = when or timezone.now()
-    released = Rollout.objects.filter(environment=environment, state__in=RolloutState.released(),
-                                      finished_at__lte=when)
+    released = Rollout.objects.filter(environment=environment, state__in=RolloutState.released(), finished_at__lte=when)
     latest_of_its_model = released.filter(model=OuterRef("model")).order_by("-finished_at").values("pk")[:1]
-    return (released.filter(pk=Subquery(latest_of_its_model))
-            .select_related("model__team", "version", "requested_by", "environment", "build")
-            .prefetch_related("promotion__approvals__approver")
-            .order_by("model__name"))
+    return (
+        released.filter(pk=Subquery(latest_of_its_model))
+        .select_related("model__team", "version", "requested_by", "environment", "build")
+        .prefetch_related("promotion__approvals__approver")
+        .order_by("model__name")
+    )
 
 
 def reap_stale_rollouts() -> int:
-    return len(supervision.reap_stale(Rollout, RolloutLogLine, running_states=RolloutState.running(),
-                                      failed_state=RolloutState.FAILED, stale_after=settings.BUILD_STALE_AFTER,
-                                      what="rollout"))
+    return len(
+        supervision.reap_stale(
+            Rollout,
+            RolloutLogLine,
+            running_states=RolloutState.running(),
+            failed_state=RolloutState.FAILED,
+            stale_after=settings.BUILD_STALE_AFTER,
+            what="rollout",
+        )
+    )

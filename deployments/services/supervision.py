@@ -25,9 +25,7 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.seconds):
-                self.model.objects.filter(pk=self.pk, state__in=self.running_states).update(
-                    heartbeat_at=timezone.now()
-                )
+                self.model.objects.filter(pk=self.pk, state__in=self.running_states).update(heartbeat_at=timezone.now())
         finally:
             connection.close()
 
@@ -50,8 +48,15 @@ def append_line(parent: models.Model, line_model: type[models.Model], text: str)
         parent_model.objects.filter(pk=parent.pk).update(log_line_count=seq)
 
 
-def reap_stale(model: type[models.Model], line_model: type[models.Model], *, running_states: list[str],
-               failed_state: str, stale_after: int, what: str) -> list[models.Model]:
+def reap_stale(
+    model: type[models.Model],
+    line_model: type[models.Model],
+    *,
+    running_states: list[str],
+    failed_state: str,
+    stale_after: int,
+    what: str,
+) -> list[models.Model]:
     """Fail the running rows whose heartbeat is older than `stale_after` seconds; returns them."""
     now = timezone.now()
     reaped = []

@@ -22,8 +22,9 @@ from registry.models import RegisteredModel
 def can_administer(user, environment: Environment) -> bool:
     if environment.team_id is None:
         return user.is_superuser
-    return user.is_superuser or Membership.objects.filter(user=user, team_id=environment.team_id,
-                                                          role=Role.ADMIN).exists()
+    return (
+        user.is_superuser or Membership.objects.filter(user=user, team_id=environment.team_id, role=Role.ADMIN).exists()
+    )
 
 
 @login_required
@@ -31,12 +32,18 @@ def environment_list(request):
     envs = environments.environments_for(request.user).order_by("position", "name")
     counts = {}
     for env_id in restrict(Rollout.objects.filter(state=RolloutState.SUCCEEDED), request.user).values_list(
-            "environment_id", flat=True):
+        "environment_id", flat=True
+    ):
         counts[env_id] = counts.get(env_id, 0) + 1
     can_add = request.user.is_superuser or Membership.objects.filter(user=request.user, role=Role.ADMIN).exists()
-    return render(request, "deployments/environment_list.html", {
-        "environments": [(env, counts.get(env.pk, 0)) for env in envs], "can_add": can_add,
-    })
+    return render(
+        request,
+        "deployments/environment_list.html",
+        {
+            "environments": [(env, counts.get(env.pk, 0)) for env in envs],
+            "can_add": can_add,
+        },
+    )
 
 
 @login_required
@@ -47,41 +54,80 @@ def environment_detail(request, pk):
     if at is not None and timezone.is_naive(at):
         at = timezone.make_aware(at)
     releases = restrict(rollouts.releases_at(environment, at), request.user)
-    history = Paginator(restrict(environment.rollouts.select_related("model__team", "version", "requested_by"),
-                                 request.user).order_by("-created_at"), 25).get_page(request.GET.get("page"))
-    return render(request, "deployments/environment_detail.html", {
-        "environment": environment, "releases": releases, "history": history, "at": at, "at_text": at_text,
-        "at_invalid": bool(at_text) and at is None, "can_admin": can_administer(request.user, environment),
-        "check": request.session.pop(f"environment-check-{pk}", None),
-        "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
-        "freeze_form": FreezeForm(),
-    })
+    history = Paginator(
+        restrict(environment.rollouts.select_related("model__team", "version", "requested_by"), request.user).order_by(
+            "-created_at"
+        ),
+        25,
+    ).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "deployments/environment_detail.html",
+        {
+            "environment": environment,
+            "releases": releases,
+            "history": history,
+            "at": at,
+            "at_text": at_text,
+            "at_invalid": bool(at_text) and at is None,
+            "can_admin": can_administer(request.user, environment),
+            "check": request.session.pop(f"environment-check-{pk}", None),
+            "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
+            "freeze_form": FreezeForm(),
+        },
+    )
 
 
 class EnvironmentForm(forms.ModelForm):
-    kube_token = forms.CharField(required=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                 help_text="Stored encrypted; never shown again. Leave empty to keep the current one.")
-    kubeconfig = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
-                                 help_text="Paste a kubeconfig instead of URL + token. Stored encrypted, never shown.")
+    kube_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted; never shown again. Leave empty to keep the current one.",
+    )
+    kubeconfig = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="Paste a kubeconfig instead of URL + token. Stored encrypted, never shown.",
+    )
     deployment_settings = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),
         help_text='JSON, e.g. {"replicas": 2, "memory_limit": "2Gi", "autoscaling": {"min_replicas": 2, '
-                  '"max_replicas": 6, "target_cpu_percent": 70}}',
+        '"max_replicas": 6, "target_cpu_percent": 70}}',
     )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
     kube_api_url = forms.URLField(required=False, assume_scheme="https", label="Kubernetes API URL")
 
     class Meta:
         model = Environment
-        fields = ["name", "team", "description", "position", "protected", "required_approvals", "approver_groups",
-                  "reject_requires_comment", "approval_expiry_hours", "requires_previous_stage", "auto_rollback",
-                  "target", "namespace", "kube_api_url", "kube_ca_cert", "docker_url", "bind_address"]
+        fields = [
+            "name",
+            "team",
+            "description",
+            "position",
+            "protected",
+            "required_approvals",
+            "approver_groups",
+            "reject_requires_comment",
+            "approval_expiry_hours",
+            "requires_previous_stage",
+            "auto_rollback",
+            "target",
+            "namespace",
+            "kube_api_url",
+            "kube_ca_cert",
+            "docker_url",
+            "bind_address",
+        ]
         widgets = {"kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"})}
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["team"].queryset = Team.objects.all() if user.is_superuser else Team.objects.filter(
-            pk__in=Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id"))
+        self.fields["team"].queryset = (
+            Team.objects.all()
+            if user.is_superuser
+            else Team.objects.filter(pk__in=Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id"))
+        )
         if not user.is_superuser:
             self.fields["team"].required, self.fields["team"].empty_label = True, None
         if self.instance.pk:
@@ -114,15 +160,23 @@ def environment_edit(request, pk=None):
         environment.deployment_settings = form.cleaned_data["deployment_settings"]
         secrets = {"kube_token": form.cleaned_data["kube_token"], "kubeconfig": form.cleaned_data["kubeconfig"]}
         try:
-            environments.environment_save(actor=Actor.from_request(request), environment=environment, secrets=secrets,
-                                          approver_groups=form.cleaned_data["approver_groups"])
+            environments.environment_save(
+                actor=Actor.from_request(request),
+                environment=environment,
+                secrets=secrets,
+                approver_groups=form.cleaned_data["approver_groups"],
+            )
         except ValidationError as error:
             apply_service_errors(form, error)
         else:
             messages.success(request, f"Environment '{environment.name}' saved.")
             return redirect("deployments:environment-detail", environment.pk)
-    return render(request, "deployments/environment_form.html", {"form": form, "environment": instance},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "deployments/environment_form.html",
+        {"form": form, "environment": instance},
+        status=400 if form.errors else 200,
+    )
 
 
 class FreezeForm(forms.Form):
@@ -146,8 +200,9 @@ def freeze_create(request, pk):
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
     else:
         try:
-            environments.freeze_window_create(actor=Actor.from_request(request), environment=environment,
-                                              **form.cleaned_data)
+            environments.freeze_window_create(
+                actor=Actor.from_request(request), environment=environment, **form.cleaned_data
+            )
         except ValidationError as error:
             messages.error(request, " ".join(error.messages))
         else:
@@ -176,8 +231,15 @@ def environment_test(request, pk):
 
 @login_required
 def rollout_detail(request, pk):
-    rollout = get_object_or_404(restrict(Rollout.objects.select_related(
-        "environment", "model__team", "version", "build", "requested_by", "replaces"), request.user), pk=pk)
+    rollout = get_object_or_404(
+        restrict(
+            Rollout.objects.select_related(
+                "environment", "model__team", "version", "build", "requested_by", "replaces"
+            ),
+            request.user,
+        ),
+        pk=pk,
+    )
     actor = Actor.from_request(request)
     is_current = rollout.state == RolloutState.SUCCEEDED
     context = {
@@ -197,8 +259,12 @@ def rollout_start(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
     environment = get_object_or_404(environments.environments_for(request.user), pk=request.POST.get("environment"))
     try:
-        rollout = rollouts.rollout_start(actor=Actor.from_request(request), version=version, environment=environment,
-                                         reason=request.POST.get("reason", ""))
+        rollout = rollouts.rollout_start(
+            actor=Actor.from_request(request),
+            version=version,
+            environment=environment,
+            reason=request.POST.get("reason", ""),
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("version-detail", team, name, number)
@@ -212,8 +278,12 @@ def rollout_rollback(request, pk):
     environment = get_object_or_404(environments.environments_for(request.user), pk=pk)
     model = get_object_or_404(restrict(RegisteredModel.objects.all(), request.user), pk=request.POST.get("model"))
     try:
-        rollout = rollouts.rollout_rollback(actor=Actor.from_request(request), environment=environment, model=model,
-                                            reason=request.POST.get("reason", ""))
+        rollout = rollouts.rollout_rollback(
+            actor=Actor.from_request(request),
+            environment=environment,
+            model=model,
+            reason=request.POST.get("reason", ""),
+        )
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
         return redirect("deployments:environment-detail", pk)

@@ -17,8 +17,12 @@ MAX_MODELS = 500
 
 
 def overview_models(user, team: str):
-    models = (restrict(RegisteredModel.objects.filter(archived=False), user).select_related("team")
-              .annotate(latest_number=Max("versions__number")).order_by("team__slug", "name"))
+    models = (
+        restrict(RegisteredModel.objects.filter(archived=False), user)
+        .select_related("team")
+        .annotate(latest_number=Max("versions__number"))
+        .order_by("team__slug", "name")
+    )
     return models.filter(team__slug=team) if team else models
 
 
@@ -31,18 +35,30 @@ def matrix(models, environments, user):
     """Rows of (model, [cell per environment]); a fixed number of queries whatever the size."""
     rollout_url, promotion_url = url_pattern("deployments:rollout-detail"), url_pattern("deployments:promotion-detail")
     model_ids = [m.pk for m in models]
-    current = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
-        model_id__in=model_ids, state=RolloutState.SUCCEEDED).select_related("version").only(
-        "pk", "model_id", "environment_id", "image", "finished_at", "drift", "drift_detail", "version__number")}
-    active = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
-        model_id__in=model_ids, state__in=RolloutState.active()).select_related("version").only(
-        "pk", "model_id", "environment_id", "state", "version__number")}
-    pending = {(p.model_id, p.environment_id): p for p in PromotionRequest.objects.filter(
-        model_id__in=model_ids, state=PromotionState.PENDING).select_related("version").only(
-        "pk", "model_id", "environment_id", "version__number")}
-    failed = {(r.model_id, r.environment_id): r for r in Rollout.objects.filter(
-        model_id__in=model_ids, state=RolloutState.FAILED).order_by("model_id", "environment_id", "created_at")
-        .only("pk", "model_id", "environment_id", "created_at")}
+    current = {
+        (r.model_id, r.environment_id): r
+        for r in Rollout.objects.filter(model_id__in=model_ids, state=RolloutState.SUCCEEDED)
+        .select_related("version")
+        .only("pk", "model_id", "environment_id", "image", "finished_at", "drift", "drift_detail", "version__number")
+    }
+    active = {
+        (r.model_id, r.environment_id): r
+        for r in Rollout.objects.filter(model_id__in=model_ids, state__in=RolloutState.active())
+        .select_related("version")
+        .only("pk", "model_id", "environment_id", "state", "version__number")
+    }
+    pending = {
+        (p.model_id, p.environment_id): p
+        for p in PromotionRequest.objects.filter(model_id__in=model_ids, state=PromotionState.PENDING)
+        .select_related("version")
+        .only("pk", "model_id", "environment_id", "version__number")
+    }
+    failed = {
+        (r.model_id, r.environment_id): r
+        for r in Rollout.objects.filter(model_id__in=model_ids, state=RolloutState.FAILED)
+        .order_by("model_id", "environment_id", "created_at")
+        .only("pk", "model_id", "environment_id", "created_at")
+    }
     model_url = reverse("model-detail", args=["TEAM-SLUG", "MODEL-NAME"])
     rows = []
     for model in models:
@@ -53,16 +69,24 @@ def matrix(models, environments, user):
             release, running = current.get(key), active.get(key)
             last_failure = failed.get(key)
             waiting = pending.get(key)
-            failure = last_failure if last_failure and (
-                release is None or last_failure.created_at > release.finished_at) else None
-            cells.append({
-                "environment": environment, "release": release, "active": running, "pending": waiting,
-                "failed": failure,
-                "release_url": rollout_url.format(release.pk) if release else "",
-                "active_url": rollout_url.format(running.pk) if running else "",
-                "failed_url": rollout_url.format(failure.pk) if failure else "",
-                "pending_url": promotion_url.format(waiting.pk) if waiting else "",
-            })
+            failure = (
+                last_failure
+                if last_failure and (release is None or last_failure.created_at > release.finished_at)
+                else None
+            )
+            cells.append(
+                {
+                    "environment": environment,
+                    "release": release,
+                    "active": running,
+                    "pending": waiting,
+                    "failed": failure,
+                    "release_url": rollout_url.format(release.pk) if release else "",
+                    "active_url": rollout_url.format(running.pk) if running else "",
+                    "failed_url": rollout_url.format(failure.pk) if failure else "",
+                    "pending_url": promotion_url.format(waiting.pk) if waiting else "",
+                }
+            )
         rows.append((model, cells))
     return rows
 
@@ -77,10 +101,14 @@ def overview(request):
     rows = matrix(models, environments, request.user)
     activity = recent_activity(request.user)
     context = {
-        "rows": rows, "environments": environments, "teams": visible_teams(request.user).order_by("slug"),
-        "team": team, "activity": activity,
-        "drifted": sum(1 for _, cells in rows for c in cells if c["release"] and c["release"].drift in
-                       ("drifted", "missing")),
+        "rows": rows,
+        "environments": environments,
+        "teams": visible_teams(request.user).order_by("slug"),
+        "team": team,
+        "activity": activity,
+        "drifted": sum(
+            1 for _, cells in rows for c in cells if c["release"] and c["release"].drift in ("drifted", "missing")
+        ),
         "pending": sum(1 for _, cells in rows for c in cells if c["pending"]),
         "running": sum(1 for _, cells in rows for c in cells if c["active"]),
     }
@@ -89,12 +117,15 @@ def overview(request):
 
 
 def recent_activity(user) -> list[dict]:
-    rollouts = restrict(Rollout.objects.select_related("model", "version", "environment", "requested_by"),
-                        user).order_by("-created_at")[:ACTIVITY_ITEMS]
-    builds = restrict(Build.objects.select_related("version__model", "started_by").defer("bill_of_materials"),
-                      user).order_by("-created_at")[:ACTIVITY_ITEMS]
-    promotions = restrict(PromotionRequest.objects.select_related("model", "version", "environment", "requested_by"),
-                          user).order_by("-created_at")[:ACTIVITY_ITEMS]
+    rollouts = restrict(
+        Rollout.objects.select_related("model", "version", "environment", "requested_by"), user
+    ).order_by("-created_at")[:ACTIVITY_ITEMS]
+    builds = restrict(
+        Build.objects.select_related("version__model", "started_by").defer("bill_of_materials"), user
+    ).order_by("-created_at")[:ACTIVITY_ITEMS]
+    promotions = restrict(
+        PromotionRequest.objects.select_related("model", "version", "environment", "requested_by"), user
+    ).order_by("-created_at")[:ACTIVITY_ITEMS]
     items = chain(
         ({"kind": "rollout", "at": r.created_at, "object": r} for r in rollouts),
         ({"kind": "build", "at": b.created_at, "object": b} for b in builds),

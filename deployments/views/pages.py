@@ -14,8 +14,11 @@ from registry import selectors as registry_selectors
 
 def current_releases(model):
     """Every environment's current release of the model, in promotion order."""
-    return list(Rollout.objects.filter(model=model, state=RolloutState.SUCCEEDED)
-                .select_related("environment", "version", "requested_by").order_by("environment__position"))
+    return list(
+        Rollout.objects.filter(model=model, state=RolloutState.SUCCEEDED)
+        .select_related("environment", "version", "requested_by")
+        .order_by("environment__position")
+    )
 
 
 @login_required
@@ -29,16 +32,20 @@ def model_detail(request, team, name):
         running_in.setdefault(release.version_id, []).append(release)
     latest_builds = selectors.latest_builds_for_versions(v.pk for v in versions)
     rows = [(v, latest_builds.get(v.pk), running_in.get(v.pk, [])) for v in versions]
-    return render(request, "deployments/model_detail.html", {
-        "model": model,
-        "versions": versions,
-        "rows": rows,
-        "releases": releases,
-        "metric_names": sorted({key for version in versions for key in version.metrics}),
-        "can_upload": decide(actor, Action.UPLOAD_VERSION, model.team).allowed and not model.archived,
-        "can_edit": decide(actor, Action.CHANGE_MODEL, model.team).allowed,
-        "can_archive": decide(actor, Action.ARCHIVE_MODEL, model.team).allowed,
-    })
+    return render(
+        request,
+        "deployments/model_detail.html",
+        {
+            "model": model,
+            "versions": versions,
+            "rows": rows,
+            "releases": releases,
+            "metric_names": sorted({key for version in versions for key in version.metrics}),
+            "can_upload": decide(actor, Action.UPLOAD_VERSION, model.team).allowed and not model.archived,
+            "can_edit": decide(actor, Action.CHANGE_MODEL, model.team).allowed,
+            "can_archive": decide(actor, Action.ARCHIVE_MODEL, model.team).allowed,
+        },
+    )
 
 
 @login_required

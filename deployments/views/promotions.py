@@ -15,8 +15,10 @@ from registry import selectors as registry_selectors
 
 
 def _promotions(user):
-    return restrict(PromotionRequest.objects.select_related(
-        "environment", "model__team", "version", "requested_by", "rollout"), user)
+    return restrict(
+        PromotionRequest.objects.select_related("environment", "model__team", "version", "requested_by", "rollout"),
+        user,
+    )
 
 
 @login_required
@@ -26,11 +28,16 @@ def promotion_list(request):
     history = _promotions(request.user).order_by("-created_at")
     if state in PromotionState.values:
         history = history.filter(state=state)
-    return render(request, "deployments/promotion_list.html", {
-        "inbox": promotions.inbox(actor),
-        "history": Paginator(history, 25).get_page(request.GET.get("page")),
-        "state": state, "states": PromotionState.choices,
-    })
+    return render(
+        request,
+        "deployments/promotion_list.html",
+        {
+            "inbox": promotions.inbox(actor),
+            "history": Paginator(history, 25).get_page(request.GET.get("page")),
+            "state": state,
+            "states": PromotionState.choices,
+        },
+    )
 
 
 @login_required
@@ -40,15 +47,22 @@ def promotion_detail(request, pk):
     verdict = promotions.approver_verdict(actor, promotion)
     approvals = promotion.approvals.all()
     decided = any(a.approver_id == request.user.pk and a.digest == promotion.digest for a in approvals)
-    return render(request, "deployments/promotion_detail.html", {
-        "promotion": promotion,
-        "changes": compare(promotion),
-        "verdict": verdict,
-        "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
-        "can_cancel": promotion.state == PromotionState.PENDING and (
-            promotion.requested_by_id == request.user.pk or promotions.is_admin_of(request.user, promotion.model.team)),
-        "counted": sum(1 for a in approvals if a.decision == "approve" and a.digest == promotion.digest),
-    })
+    return render(
+        request,
+        "deployments/promotion_detail.html",
+        {
+            "promotion": promotion,
+            "changes": compare(promotion),
+            "verdict": verdict,
+            "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
+            "can_cancel": promotion.state == PromotionState.PENDING
+            and (
+                promotion.requested_by_id == request.user.pk
+                or promotions.is_admin_of(request.user, promotion.model.team)
+            ),
+            "counted": sum(1 for a in approvals if a.decision == "approve" and a.digest == promotion.digest),
+        },
+    )
 
 
 @login_required
@@ -58,7 +72,9 @@ def promotion_create(request, team, name, number):
     environment = get_object_or_404(environments_for(request.user), pk=request.POST.get("environment"))
     try:
         promotion = promotions.promotion_request(
-            actor=Actor.from_request(request), version=version, environment=environment,
+            actor=Actor.from_request(request),
+            version=version,
+            environment=environment,
             reason=request.POST.get("reason", ""),
             break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
@@ -88,6 +104,13 @@ def promotion_decide(request, pk, decision):
     except (ValidationError, PermissionDenied) as error:
         messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
     else:
-        messages.success(request, {"approve": "Approval recorded.", "reject": "Request rejected.",
-                                   "cancel": "Request cancelled.", "deploy": "Deploying."}[decision])
+        messages.success(
+            request,
+            {
+                "approve": "Approval recorded.",
+                "reject": "Request rejected.",
+                "cancel": "Request cancelled.",
+                "deploy": "Deploying.",
+            }[decision],
+        )
     return redirect("deployments:promotion-detail", pk)

@@ -15,7 +15,8 @@ from deployments.services import registries
 
 class RegistryForm(forms.ModelForm):
     password = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        required=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
         help_text="Stored encrypted; never shown again. Leave empty to keep the current one.",
     )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
@@ -26,8 +27,11 @@ class RegistryForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        teams = Team.objects.all() if user.is_superuser else Team.objects.filter(
-            pk__in=Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id"))
+        teams = (
+            Team.objects.all()
+            if user.is_superuser
+            else Team.objects.filter(pk__in=Membership.objects.filter(user=user, role=Role.ADMIN).values("team_id"))
+        )
         self.fields["team"].queryset = teams
         if not user.is_superuser:
             self.fields["team"].required = True
@@ -68,8 +72,12 @@ def registry_edit(request, pk=None):
         else:
             messages.success(request, f"Registry '{form.instance.name}' saved.")
             return redirect("deployments:registry-list")
-    return render(request, "deployments/registry_form.html", {"form": form, "registry": instance},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "deployments/registry_form.html",
+        {"form": form, "registry": instance},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required

@@ -49,8 +49,20 @@ class ModelSerializer(serializers.ModelSerializer):
     class Meta:
         model = RegisteredModel
         fields = [
-            "id", "team", "name", "description", "task", "auto_build", "archived", "archived_at",
-            "created_by", "created_at", "updated_at", "version_count", "latest_version", "url",
+            "id",
+            "team",
+            "name",
+            "description",
+            "task",
+            "auto_build",
+            "archived",
+            "archived_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+            "version_count",
+            "latest_version",
+            "url",
         ]
         read_only_fields = ["archived", "archived_at", "created_at", "updated_at"]
         # Uniqueness is checked by the service, which knows the team the caller may use.
@@ -84,10 +96,29 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = ModelVersion
         fields = [
-            "id", "model", "model_name", "team", "number", "label", "framework", "description",
-            "artifact_name", "artifact_sha256", "artifact_size", "artifact_info", "artifact_url",
-            "image_reference", "requirements", "metrics", "parameters", "signature",
-            "source_url", "source_commit", "tags", "created_by", "created_at",
+            "id",
+            "model",
+            "model_name",
+            "team",
+            "number",
+            "label",
+            "framework",
+            "description",
+            "artifact_name",
+            "artifact_sha256",
+            "artifact_size",
+            "artifact_info",
+            "artifact_url",
+            "image_reference",
+            "requirements",
+            "metrics",
+            "parameters",
+            "signature",
+            "source_url",
+            "source_commit",
+            "tags",
+            "created_by",
+            "created_at",
         ]
         read_only_fields = fields
 
@@ -105,8 +136,9 @@ class VersionCreateSerializer(serializers.Serializer):
     image_reference = serializers.CharField(required=False, allow_blank=True, default="")
     label = serializers.CharField(required=False, allow_blank=True, default="", max_length=128)
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    requirements = RequirementsField(required=False, default=list,
-                                     help_text="pip requirement lines: a JSON list, or text with one per line")
+    requirements = RequirementsField(
+        required=False, default=list, help_text="pip requirement lines: a JSON list, or text with one per line"
+    )
     metrics = JSONValueField(required=False, default=dict)
     parameters = JSONValueField(required=False, default=dict)
     signature = JSONValueField(required=False, default=dict)

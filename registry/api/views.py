@@ -51,8 +51,11 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = services.model_create(
-            actor=Actor.from_request(self.request), team=data["team"], name=data["name"],
-            description=data.get("description", ""), task=data.get("task", ""),
+            actor=Actor.from_request(self.request),
+            team=data["team"],
+            name=data["name"],
+            description=data.get("description", ""),
+            task=data.get("task", ""),
             auto_build=data.get("auto_build", True),
         )
 
@@ -78,7 +81,8 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         return Response(serializers.ModelSerializer(self.get_object()).data)
 
     @extend_schema(
-        methods=["post"], request={"multipart/form-data": serializers.VersionCreateSerializer},
+        methods=["post"],
+        request={"multipart/form-data": serializers.VersionCreateSerializer},
         responses={201: serializers.VersionSerializer},
     )
     @extend_schema(methods=["get"], responses=serializers.VersionSerializer(many=True))

@@ -8,73 +8,128 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RegisteredModel',
+            name="RegisteredModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=63, validators=[django.core.validators.RegexValidator('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.")])),
-                ('description', models.TextField(blank=True)),
-                ('task', models.CharField(blank=True, help_text='A free label, e.g. classification.', max_length=64)),
-                ('auto_build', models.BooleanField(default=True, help_text='Build an image when a version is uploaded.')),
-                ('archived', models.BooleanField(default=False)),
-                ('archived_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='accounts.team')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=63,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$",
+                                message="Use a DNS-1123 label: lowercase letters, digits and '-', starting with a letter, at most 63 characters, not ending with '-'.",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("task", models.CharField(blank=True, help_text="A free label, e.g. classification.", max_length=64)),
+                (
+                    "auto_build",
+                    models.BooleanField(default=True, help_text="Build an image when a version is uploaded."),
+                ),
+                ("archived", models.BooleanField(default=False)),
+                ("archived_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="models", to="accounts.team"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['team__slug', 'name'],
+                "ordering": ["team__slug", "name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('label', models.CharField(blank=True, max_length=128)),
-                ('framework', models.CharField(choices=[('sklearn', 'scikit-learn'), ('onnx', 'ONNX'), ('python', 'Python class'), ('custom', 'Custom Dockerfile'), ('image', 'Prebuilt image')], max_length=16)),
-                ('artifact', models.FileField(blank=True, max_length=500, upload_to='artifacts/')),
-                ('artifact_name', models.CharField(blank=True, max_length=255)),
-                ('artifact_sha256', models.CharField(blank=True, max_length=64)),
-                ('artifact_size', models.BigIntegerField(default=0)),
-                ('artifact_info', models.JSONField(blank=True, default=dict)),
-                ('image_reference', models.CharField(blank=True, max_length=500)),
-                ('requirements', models.JSONField(blank=True, default=list)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('parameters', models.JSONField(blank=True, default=dict)),
-                ('signature', models.JSONField(blank=True, default=dict)),
-                ('source_url', models.URLField(blank=True, max_length=500)),
-                ('source_commit', models.CharField(blank=True, max_length=64)),
-                ('tags', models.JSONField(blank=True, default=list)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='registry.registeredmodel')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("number", models.PositiveIntegerField()),
+                ("label", models.CharField(blank=True, max_length=128)),
+                (
+                    "framework",
+                    models.CharField(
+                        choices=[
+                            ("sklearn", "scikit-learn"),
+                            ("onnx", "ONNX"),
+                            ("python", "Python class"),
+                            ("custom", "Custom Dockerfile"),
+                            ("image", "Prebuilt image"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("artifact", models.FileField(blank=True, max_length=500, upload_to="artifacts/")),
+                ("artifact_name", models.CharField(blank=True, max_length=255)),
+                ("artifact_sha256", models.CharField(blank=True, max_length=64)),
+                ("artifact_size", models.BigIntegerField(default=0)),
+                ("artifact_info", models.JSONField(blank=True, default=dict)),
+                ("image_reference", models.CharField(blank=True, max_length=500)),
+                ("requirements", models.JSONField(blank=True, default=list)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("parameters", models.JSONField(blank=True, default=dict)),
+                ("signature", models.JSONField(blank=True, default=dict)),
+                ("source_url", models.URLField(blank=True, max_length=500)),
+                ("source_commit", models.CharField(blank=True, max_length=64)),
+                ("tags", models.JSONField(blank=True, default=list)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="registry.registeredmodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['model', '-number'],
+                "ordering": ["model", "-number"],
             },
         ),
         migrations.AddConstraint(
-            model_name='registeredmodel',
-            constraint=models.UniqueConstraint(fields=('team', 'name'), name='model_name_unique_in_team', violation_error_message='The team already has a model with this name.'),
+            model_name="registeredmodel",
+            constraint=models.UniqueConstraint(
+                fields=("team", "name"),
+                name="model_name_unique_in_team",
+                violation_error_message="The team already has a model with this name.",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('model', 'number'), name='version_number_unique_in_model'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("model", "number"), name="version_number_unique_in_model"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('label', ''), _negated=True), fields=('model', 'label'), name='version_label_unique_in_model'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("label", ""), _negated=True),
+                fields=("model", "label"),
+                name="version_label_unique_in_model",
+            ),
         ),
     ]

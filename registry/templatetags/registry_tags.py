@@ -36,7 +36,7 @@ def metric(value) -> str:
 
 @register.filter
 def ago(moment) -> str:
-    """"5 min ago": like naturaltime, but cheap enough for a page with a thousand cells."""
+    """ "5 min ago": like naturaltime, but cheap enough for a page with a thousand cells."""
     if moment is None:
         return ""
     from django.utils import timezone

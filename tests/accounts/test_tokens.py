@@ -51,7 +51,7 @@ def test_an_unknown_token_is_refused(api, secret):
 
 def test_a_token_with_a_right_prefix_but_wrong_secret_is_refused(api, teammate, token_for):
     secret = token_for(teammate)
-    forged = secret[: -4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
+    forged = secret[:-4] + ("AAAA" if not secret.endswith("AAAA") else "BBBB")
     assert api.with_token(forged).get("/api/v1/models/").status_code == 401
 
 
@@ -94,8 +94,9 @@ def test_tokens_expire_after_90_days_by_default(api, teammate):
 
 def test_bad_token_requests_name_the_field(api, teammate):
     client = api.as_user(teammate)
-    response = client.post("/api/v1/tokens/", {"name": "x", "expires_in_days": 100000, "scopes": ["root"]},
-                           format="json")
+    response = client.post(
+        "/api/v1/tokens/", {"name": "x", "expires_in_days": 100000, "scopes": ["root"]}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.json()) == {"expires_in_days", "scopes"}
 
@@ -110,7 +111,7 @@ def test_the_tokens_page_shows_a_new_secret_once(client, teammate):
     assert f"slw_{token.prefix}_" in page and "Copy it now" in page
     again = client.get("/settings/tokens/").content.decode()
     secret_start = page.index(f"slw_{token.prefix}_")
-    assert page[secret_start:secret_start + 40] not in again
+    assert page[secret_start : secret_start + 40] not in again
 
 
 def test_revoking_someone_elses_token_is_not_found(client, teammate, approver, token_for):
@@ -126,8 +127,11 @@ def test_a_token_limited_to_a_team_reaches_only_that_team(api, teammate, model, 
 
     MembershipFactory(team=other_team, user=teammate)
     theirs = ModelFactory(team=other_team, name="other-model")
-    created = api.as_user(teammate).post("/api/v1/tokens/", {"name": "vision-ci", "teams": ["vision"],
-                                                              "environments": ["dev"]}, format="json").json()
+    created = (
+        api.as_user(teammate)
+        .post("/api/v1/tokens/", {"name": "vision-ci", "teams": ["vision"], "environments": ["dev"]}, format="json")
+        .json()
+    )
     assert created["teams"] == ["vision"] and created["environments"] == ["dev"]
     client = api.with_token(created["token"])
     allowed = client.patch(f"/api/v1/models/{model.pk}/", {"task": "ranking"}, format="json")

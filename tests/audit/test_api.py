@@ -13,14 +13,35 @@ def listed(response):
 def test_a_member_lists_their_teams_events_newest_first(api, teammate, events):
     data = api.as_user(teammate).get(URL).json()
     assert data["count"] == 3
-    assert [record["id"] for record in data["results"]] == [events[name].pk for name in ("approve", "refused",
-                                                                                           "create")]
+    assert [record["id"] for record in data["results"]] == [
+        events[name].pk for name in ("approve", "refused", "create")
+    ]
     approve = data["results"][0]
-    assert {key: approve[key] for key in ("actor", "token_name", "action", "outcome", "team", "environment",
-                                          "object_type", "object_id", "before", "after")} == {
-        "actor": "approver", "token_name": "release-bot", "action": "promotion.approve", "outcome": "succeeded",
-        "team": "vision", "environment": "prod", "object_type": "deployments.promotionrequest", "object_id": "7",
-        "before": {"state": "pending"}, "after": {"state": "approved"},
+    assert {
+        key: approve[key]
+        for key in (
+            "actor",
+            "token_name",
+            "action",
+            "outcome",
+            "team",
+            "environment",
+            "object_type",
+            "object_id",
+            "before",
+            "after",
+        )
+    } == {
+        "actor": "approver",
+        "token_name": "release-bot",
+        "action": "promotion.approve",
+        "outcome": "succeeded",
+        "team": "vision",
+        "environment": "prod",
+        "object_type": "deployments.promotionrequest",
+        "object_id": "7",
+        "before": {"state": "pending"},
+        "after": {"state": "approved"},
     }
     assert approve["ip_address"] is None  # another person's address
 
@@ -38,28 +59,35 @@ def test_a_site_admin_lists_everything(api, site_admin, events):
 
 def test_retrieve(api, teammate, events):
     record = api.as_user(teammate).get(f"{URL}{events['refused'].pk}/").json()
-    assert (record["outcome"], record["reason"], record["ip_address"]) == ("refused",
-                                                                           "you never approve your own request",
-                                                                           "10.0.0.5")
+    assert (record["outcome"], record["reason"], record["ip_address"]) == (
+        "refused",
+        "you never approve your own request",
+        "10.0.0.5",
+    )
 
 
-@pytest.mark.parametrize(("params", "expected"), [
-    ({"action": "promotion."}, ["approve", "platform", "refused"]),
-    ({"outcome": "refused"}, ["other_refused", "refused"]),
-    ({"actor": "stranger", "flagged": "true"}, ["other"]),
-    ({"object_type": "deployments.promotionrequest", "object_id": "7"}, ["approve", "refused"]),
-    ({"q": "break glass"}, ["other"]),
-    ({"environment": "staging"}, ["other"]),
-])
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        ({"action": "promotion."}, ["approve", "platform", "refused"]),
+        ({"outcome": "refused"}, ["other_refused", "refused"]),
+        ({"actor": "stranger", "flagged": "true"}, ["other"]),
+        ({"object_type": "deployments.promotionrequest", "object_id": "7"}, ["approve", "refused"]),
+        ({"q": "break glass"}, ["other"]),
+        ({"environment": "staging"}, ["other"]),
+    ],
+)
 def test_filters(api, site_admin, events, params, expected):
     assert listed(api.as_user(site_admin).get(URL, params)) == [events[name].pk for name in expected]
 
 
 def test_since_until_filters(api, site_admin, events):
     client = api.as_user(site_admin)
-    assert listed(client.get(URL, {"since": events["platform"].created_at.isoformat(),
-                                   "until": events["other"].created_at.isoformat()})) == [
-        events["other"].pk, events["other_refused"].pk, events["platform"].pk]
+    assert listed(
+        client.get(
+            URL, {"since": events["platform"].created_at.isoformat(), "until": events["other"].created_at.isoformat()}
+        )
+    ) == [events["other"].pk, events["other_refused"].pk, events["platform"].pk]
 
 
 def test_an_unreadable_filter_is_a_400_naming_it(api, site_admin, events):
@@ -72,13 +100,18 @@ def test_pages_of_the_project_default_size(api, site_admin, events):
     assert data["count"] == len(events) and len(data["results"]) == 2 and data["next"]
 
 
-@pytest.mark.parametrize(("method", "path"), [
-    ("post", ""), ("put", "{pk}/"), ("patch", "{pk}/"), ("delete", "{pk}/"),
-])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", ""),
+        ("put", "{pk}/"),
+        ("patch", "{pk}/"),
+        ("delete", "{pk}/"),
+    ],
+)
 def test_the_trail_cannot_be_written_through_the_api(api, site_admin, events, method, path):
     event = events["approve"]
-    response = getattr(api.as_user(site_admin), method)(URL + path.format(pk=event.pk), {"reason": "x"},
-                                                        format="json")
+    response = getattr(api.as_user(site_admin), method)(URL + path.format(pk=event.pk), {"reason": "x"}, format="json")
     assert response.status_code == 405
     event.refresh_from_db()
     assert event.reason == ""

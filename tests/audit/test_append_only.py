@@ -43,12 +43,15 @@ def test_queryset_update_and_delete_raise(event):
     assert reason_in_database(event) == "original"
 
 
-@pytest.mark.parametrize("sql", [
-    "UPDATE audit_auditevent SET reason = 'x'",
-    "DELETE FROM audit_auditevent",
-    "UPDATE audit_auditreview SET note = 'x'",
-    "DELETE FROM audit_auditreview",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET reason = 'x'",
+        "DELETE FROM audit_auditevent",
+        "UPDATE audit_auditreview SET note = 'x'",
+        "DELETE FROM audit_auditreview",
+    ],
+)
 def test_the_database_refuses_raw_update_and_delete(event, site_admin, sql):
     AuditReview.objects.create(event=event, reviewer=site_admin, reviewer_username="root", note="seen")
     with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:

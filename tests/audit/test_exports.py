@@ -85,9 +85,9 @@ def test_an_unreadable_filter_refuses_the_export_rather_than_export_everything(c
 
 
 def test_a_large_export_streams_in_batches(client, site_admin, team, make_event):
-    AuditEvent.objects.bulk_create([
-        AuditEvent(actor_username="platform", action="build.start", team=team, object_id=str(n)) for n in range(1200)
-    ])
+    AuditEvent.objects.bulk_create(
+        [AuditEvent(actor_username="platform", action="build.start", team=team, object_id=str(n)) for n in range(1200)]
+    )
     client.force_login(site_admin)
     response = client.get("/audit/export.csv")
     chunks = list(response.streaming_content)

@@ -16,8 +16,14 @@ from tests.factories import TeamFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -31,37 +37,121 @@ def a_realistic_trail(team, alice, bob):
         fields.setdefault("actor_username", fields["actor"].username if fields["actor"] else "platform")
         return AuditEvent.objects.create(created_at=now - datetime.timedelta(minutes=minutes_ago), **fields)
 
-    event(2900, action="model.create", object_type="registry.registeredmodel", object_id="4",
-          object_repr="vision/resnet-classifier", after={"name": "resnet-classifier", "task": "classification"})
-    event(2880, action="version.create", object_type="registry.modelversion", object_id="31", token_name="ci-main",
-          object_repr="resnet-classifier v7", after={"number": 7, "framework": "onnx", "artifact_sha256": "9f2c…e41"})
-    event(2870, action="build.start", object_type="deployments.build", object_id="88", object_repr="Build #88",
-          token_name="ci-main", after={"version": 7})
-    event(1440, action="environment.update", actor=bob, object_type="deployments.environment", object_id="3",
-          object_repr="prod", environment="prod",
-          before={"required_approvals": 1, "protected": True, "approval_expiry_hours": 72},
-          after={"required_approvals": 2, "protected": True, "approval_expiry_hours": 24})
-    event(300, action="promotion.request", object_type="deployments.promotionrequest", object_id="12",
-          object_repr="resnet-classifier v7 → prod", environment="prod",
-          after={"version": 7, "image": "registry.local/vision/resnet@sha256:9f2c"}, reason="Q3 accuracy fix")
-    event(290, action="promotion.approve", outcome="refused", object_type="deployments.promotionrequest",
-          object_id="12", object_repr="resnet-classifier v7 → prod", environment="prod",
-          reason="the requester never approves their own request", ip_address="10.4.0.17")
-    event(240, action="promotion.approve", actor=bob, object_type="deployments.promotionrequest", object_id="12",
-          object_repr="resnet-classifier v7 → prod", environment="prod", reason="Looks good; metrics attached.",
-          before={"state": "pending", "approvals": 0}, after={"state": "approved", "approvals": 1})
-    event(180, action="rollout.start", object_type="deployments.rollout", object_id="57", environment="staging",
-          object_repr="resnet-classifier v7 → staging", flagged=True,
-          reason="Break glass during freeze: incident INC-4411, customer-facing outage", after={"version": 7})
-    event(90, action="deploy", outcome="refused", actor=UserFactory(username="carol"),
-          object_type="registry.modelversion", object_id="31", object_repr="resnet-classifier v7", environment="prod",
-          token_name="laptop",
-          reason="the API token 'laptop' lacks the 'deploy' scope")
-    event(45, action="promotion.expire", actor=None, object_type="deployments.promotionrequest", object_id="9",
-          object_repr="detector v2 → prod", environment="prod", after={"state": "expired"})
-    event(12, action="rollout.rollback", actor=bob, object_type="deployments.rollout", object_id="58",
-          object_repr="resnet-classifier v6 → prod", environment="prod", reason="Latency regression after v7",
-          before={"version": 7, "image": "…@sha256:9f2c"}, after={"version": 6, "image": "…@sha256:51ab"})
+    event(
+        2900,
+        action="model.create",
+        object_type="registry.registeredmodel",
+        object_id="4",
+        object_repr="vision/resnet-classifier",
+        after={"name": "resnet-classifier", "task": "classification"},
+    )
+    event(
+        2880,
+        action="version.create",
+        object_type="registry.modelversion",
+        object_id="31",
+        token_name="ci-main",
+        object_repr="resnet-classifier v7",
+        after={"number": 7, "framework": "onnx", "artifact_sha256": "9f2c…e41"},
+    )
+    event(
+        2870,
+        action="build.start",
+        object_type="deployments.build",
+        object_id="88",
+        object_repr="Build #88",
+        token_name="ci-main",
+        after={"version": 7},
+    )
+    event(
+        1440,
+        action="environment.update",
+        actor=bob,
+        object_type="deployments.environment",
+        object_id="3",
+        object_repr="prod",
+        environment="prod",
+        before={"required_approvals": 1, "protected": True, "approval_expiry_hours": 72},
+        after={"required_approvals": 2, "protected": True, "approval_expiry_hours": 24},
+    )
+    event(
+        300,
+        action="promotion.request",
+        object_type="deployments.promotionrequest",
+        object_id="12",
+        object_repr="resnet-classifier v7 → prod",
+        environment="prod",
+        after={"version": 7, "image": "registry.local/vision/resnet@sha256:9f2c"},
+        reason="Q3 accuracy fix",
+    )
+    event(
+        290,
+        action="promotion.approve",
+        outcome="refused",
+        object_type="deployments.promotionrequest",
+        object_id="12",
+        object_repr="resnet-classifier v7 → prod",
+        environment="prod",
+        reason="the requester never approves their own request",
+        ip_address="10.4.0.17",
+    )
+    event(
+        240,
+        action="promotion.approve",
+        actor=bob,
+        object_type="deployments.promotionrequest",
+        object_id="12",
+        object_repr="resnet-classifier v7 → prod",
+        environment="prod",
+        reason="Looks good; metrics attached.",
+        before={"state": "pending", "approvals": 0},
+        after={"state": "approved", "approvals": 1},
+    )
+    event(
+        180,
+        action="rollout.start",
+        object_type="deployments.rollout",
+        object_id="57",
+        environment="staging",
+        object_repr="resnet-classifier v7 → staging",
+        flagged=True,
+        reason="Break glass during freeze: incident INC-4411, customer-facing outage",
+        after={"version": 7},
+    )
+    event(
+        90,
+        action="deploy",
+        outcome="refused",
+        actor=UserFactory(username="carol"),
+        object_type="registry.modelversion",
+        object_id="31",
+        object_repr="resnet-classifier v7",
+        environment="prod",
+        token_name="laptop",
+        reason="the API token 'laptop' lacks the 'deploy' scope",
+    )
+    event(
+        45,
+        action="promotion.expire",
+        actor=None,
+        object_type="deployments.promotionrequest",
+        object_id="9",
+        object_repr="detector v2 → prod",
+        environment="prod",
+        after={"state": "expired"},
+    )
+    event(
+        12,
+        action="rollout.rollback",
+        actor=bob,
+        object_type="deployments.rollout",
+        object_id="58",
+        object_repr="resnet-classifier v6 → prod",
+        environment="prod",
+        reason="Latency regression after v7",
+        before={"version": 7, "image": "…@sha256:9f2c"},
+        after={"version": 6, "image": "…@sha256:51ab"},
+    )
 
 
 def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client):
@@ -93,7 +183,8 @@ def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client):
             ARTIFACTS.mkdir(exist_ok=True)
             page.screenshot(path=ARTIFACTS / "audit-page.png", full_page=True)
             page.locator("tbody.audit-event", has_text="environment.update").screenshot(
-                path=ARTIFACTS / "audit-event-detail.png")
+                path=ARTIFACTS / "audit-event-detail.png"
+            )
             page.goto(f"{live_server.url}/audit/?object_type=deployments.promotionrequest&object_id=12")
             assert page.locator("tbody.audit-event").count() == 3
             page.screenshot(path=ARTIFACTS / "audit-object-history.png", full_page=True)

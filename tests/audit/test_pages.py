@@ -111,8 +111,9 @@ def test_reviewing_needs_the_permission(client, owner, team, events):
     client.force_login(owner)  # a team admin, not a reviewer
     assert client.post(f"/audit/{events['approve'].pk}/review/").status_code == 403
     officer = UserFactory(username="officer")
-    officer.user_permissions.add(Permission.objects.get(codename="add_auditreview"),
-                                 Permission.objects.get(codename="view_auditevent"))
+    officer.user_permissions.add(
+        Permission.objects.get(codename="add_auditreview"), Permission.objects.get(codename="view_auditevent")
+    )
     client.force_login(officer)
     assert client.post(f"/audit/{events['approve'].pk}/review/").status_code == 302
     assert AuditReview.objects.filter(reviewer=officer).count() == 1

@@ -7,16 +7,30 @@ from django.test.utils import CaptureQueriesContext
 from audit.models import AuditReview
 from tests.factories import UserFactory
 
-URLS = ["/audit/", "/audit/?action=promotion.&outcome=refused", "/api/v1/audit/", "/audit/export.csv",
-        "/audit/export.jsonl"]
+URLS = [
+    "/audit/",
+    "/audit/?action=promotion.&outcome=refused",
+    "/api/v1/audit/",
+    "/audit/export.csv",
+    "/audit/export.jsonl",
+]
 
 
 def add_events(make_event, team, count, reviewer):
     for number in range(count):
         actor = UserFactory(username=f"actor{number}-{team.pk}-{count}")
-        event = make_event(actor=actor, team=team, action="promotion.approve", outcome="refused",
-                           token_name="ci", object_type="deployments.promotionrequest", object_id=str(number),
-                           before={"state": "pending"}, after={"state": "approved"}, reason="no")
+        event = make_event(
+            actor=actor,
+            team=team,
+            action="promotion.approve",
+            outcome="refused",
+            token_name="ci",
+            object_type="deployments.promotionrequest",
+            object_id=str(number),
+            before={"state": "pending"},
+            after={"state": "approved"},
+            reason="no",
+        )
         AuditReview.objects.create(event=event, reviewer=reviewer, reviewer_username=reviewer.username)
 
 

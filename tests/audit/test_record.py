@@ -31,21 +31,36 @@ class FakeActor:
 def test_it_fills_every_field_from_an_actor_with_a_token(teammate, model):
     actor = FakeActor(user=teammate, token=FakeToken("ci"), ip_address="10.1.2.3", user_agent="curl/8.5")
     moment = datetime.datetime(2025, 3, 1, 12, 30, tzinfo=datetime.UTC)
-    event = record(actor=actor, action="model.update", obj=model, before={"description": "old"},
-                   after={"description": "new", "at": moment, "price": Decimal("1.50"), "id": uuid.UUID(int=7)},
-                   reason="tidy up", environment="prod", flagged=True, request_id="req-1")
+    event = record(
+        actor=actor,
+        action="model.update",
+        obj=model,
+        before={"description": "old"},
+        after={"description": "new", "at": moment, "price": Decimal("1.50"), "id": uuid.UUID(int=7)},
+        reason="tidy up",
+        environment="prod",
+        flagged=True,
+        request_id="req-1",
+    )
 
     event = AuditEvent.objects.get(pk=event.pk)
     assert event.created_at is not None
     assert (event.actor, event.actor_username, event.token_name) == (teammate, "teammate", "ci")
     assert (event.action, event.outcome) == ("model.update", "succeeded")
-    assert (event.object_type, event.object_id, event.object_repr) == ("registry.registeredmodel", str(model.pk),
-                                                                       str(model))
+    assert (event.object_type, event.object_id, event.object_repr) == (
+        "registry.registeredmodel",
+        str(model.pk),
+        str(model),
+    )
     assert event.team_id == model.team_id
     assert event.environment == "prod"
     assert event.before == {"description": "old"}
-    assert event.after == {"description": "new", "at": "2025-03-01T12:30:00Z", "price": "1.50",
-                           "id": "00000000-0000-0000-0000-000000000007"}
+    assert event.after == {
+        "description": "new",
+        "at": "2025-03-01T12:30:00Z",
+        "price": "1.50",
+        "id": "00000000-0000-0000-0000-000000000007",
+    }
     assert (event.reason, event.flagged, event.request_id) == ("tidy up", True, "req-1")
     assert (event.ip_address, event.user_agent) == ("10.1.2.3", "curl/8.5")
 
@@ -81,8 +96,9 @@ def test_no_actor_is_the_platform():
 
 
 def test_an_anonymous_visitor_is_named_so():
-    event = record(actor=FakeActor(user=AnonymousUser()), action="deploy", outcome="refused",
-                   reason="you are not signed in")
+    event = record(
+        actor=FakeActor(user=AnonymousUser()), action="deploy", outcome="refused", reason="you are not signed in"
+    )
     assert (event.actor, event.actor_username, event.outcome) == (None, "anonymous", "refused")
 
 
@@ -106,7 +122,9 @@ def test_a_long_repr_is_cut_to_200_characters(teammate, model):
 
 def test_model_snapshot_takes_ids_of_relations_and_json_safe_values(model):
     assert model_snapshot(model, ["name", "team", "created_at"]) == {
-        "name": "iris", "team": model.team_id, "created_at": model.created_at.isoformat().replace("+00:00", "Z"),
+        "name": "iris",
+        "team": model.team_id,
+        "created_at": model.created_at.isoformat().replace("+00:00", "Z"),
     }
 
 
@@ -121,8 +139,12 @@ def test_the_accounts_actor_of_a_request_is_read_as_is(rf, teammate, token_for):
     request.user = SimpleLazyObject(lambda: teammate)  # as AuthenticationMiddleware sets it
     request.auth = ApiToken.objects.get(user=teammate)
     event = record(actor=Actor.from_request(request), action="model.create")
-    assert (event.actor_id, event.token_name, event.ip_address, event.user_agent) == (teammate.pk, "t-0",
-                                                                                        "203.0.113.9", "pytest")
+    assert (event.actor_id, event.token_name, event.ip_address, event.user_agent) == (
+        teammate.pk,
+        "t-0",
+        "203.0.113.9",
+        "pytest",
+    )
 
 
 def test_a_change_recorded_in_a_transaction_that_rolls_back_is_gone_with_it(teammate, model):
@@ -148,6 +170,10 @@ def test_the_require_check_of_accounts_records_a_refused_attempt(viewer, team):
     with pytest.raises(PermissionDenied):
         require(Actor(user=viewer), Action.DEPLOY, team)
     event = AuditEvent.objects.get()
-    assert (event.actor, event.outcome, event.team_id, event.object_type) == (viewer, "refused", team.pk,
-                                                                              "accounts.team")
+    assert (event.actor, event.outcome, event.team_id, event.object_type) == (
+        viewer,
+        "refused",
+        team.pk,
+        "accounts.team",
+    )
     assert "developer role" in event.reason

@@ -48,23 +48,26 @@ def test_the_newest_event_comes_first(site_admin, events):
     assert [event.created_at for event in listed] == sorted((event.created_at for event in listed), reverse=True)
 
 
-@pytest.mark.parametrize(("filters", "expected"), [
-    ({"action": "promotion."}, ["refused", "approve", "platform"]),
-    ({"action": "promotion.*"}, ["refused", "approve", "platform"]),
-    ({"action": "promotion.approve"}, ["refused", "approve"]),
-    ({"action": "promotion"}, []),
-    ({"outcome": "refused"}, ["refused", "other_refused"]),
-    ({"actor": "stranger"}, ["other", "other_refused"]),
-    ({"actor": "platform"}, ["platform"]),
-    ({"team": "other"}, ["other", "other_refused"]),
-    ({"environment": "prod"}, ["refused", "approve"]),
-    ({"flagged": "true"}, ["other"]),
-    ({"flagged": "0"}, ["create", "refused", "approve", "other_refused", "platform"]),
-    ({"object_type": "deployments.promotionrequest", "object_id": "7"}, ["refused", "approve"]),
-    ({"q": "INCIDENT 4411"}, ["other"]),
-    ({"q": "iris"}, ["create", "refused", "approve"]),
-    ({"action": "promotion.", "outcome": "succeeded"}, ["approve", "platform"]),
-])
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"action": "promotion."}, ["refused", "approve", "platform"]),
+        ({"action": "promotion.*"}, ["refused", "approve", "platform"]),
+        ({"action": "promotion.approve"}, ["refused", "approve"]),
+        ({"action": "promotion"}, []),
+        ({"outcome": "refused"}, ["refused", "other_refused"]),
+        ({"actor": "stranger"}, ["other", "other_refused"]),
+        ({"actor": "platform"}, ["platform"]),
+        ({"team": "other"}, ["other", "other_refused"]),
+        ({"environment": "prod"}, ["refused", "approve"]),
+        ({"flagged": "true"}, ["other"]),
+        ({"flagged": "0"}, ["create", "refused", "approve", "other_refused", "platform"]),
+        ({"object_type": "deployments.promotionrequest", "object_id": "7"}, ["refused", "approve"]),
+        ({"q": "INCIDENT 4411"}, ["other"]),
+        ({"q": "iris"}, ["create", "refused", "approve"]),
+        ({"action": "promotion.", "outcome": "succeeded"}, ["approve", "platform"]),
+    ],
+)
 def test_filters(site_admin, events, filters, expected):
     assert visible(site_admin, **filters) == ids(events[name] for name in expected)
 
@@ -73,8 +76,9 @@ def test_since_and_until_take_dates_as_whole_days_and_datetimes_exactly(site_adm
     day_of = events["other"].created_at.date().isoformat()  # 2 days ago
     assert visible(site_admin, since=day_of, until=day_of) == ids([events["other"]])
     moment = events["other_refused"].created_at.isoformat()  # 3 days ago, exactly
-    assert visible(site_admin, until=moment) == ids([events["create"], events["refused"], events["platform"],
-                                                     events["other_refused"]])
+    assert visible(site_admin, until=moment) == ids(
+        [events["create"], events["refused"], events["platform"], events["other_refused"]]
+    )
     assert visible(site_admin, since=moment) == ids([events["approve"], events["other"], events["other_refused"]])
 
 
@@ -84,12 +88,15 @@ def test_an_offset_whose_plus_became_a_space_in_the_url_still_reads(site_admin, 
     assert visible(site_admin, since=moment.replace("+", " ")) == visible(site_admin, since=moment)
 
 
-@pytest.mark.parametrize(("filters", "field"), [
-    ({"since": "yesterday"}, "since"),
-    ({"until": "2025-13-45"}, "until"),
-    ({"outcome": "maybe"}, "outcome"),
-    ({"flagged": "perhaps"}, "flagged"),
-])
+@pytest.mark.parametrize(
+    ("filters", "field"),
+    [
+        ({"since": "yesterday"}, "since"),
+        ({"until": "2025-13-45"}, "until"),
+        ({"outcome": "maybe"}, "outcome"),
+        ({"flagged": "perhaps"}, "flagged"),
+    ],
+)
 def test_a_filter_that_cannot_be_read_is_an_error_not_ignored(site_admin, filters, field):
     with pytest.raises(ValidationError) as raised:
         event_list(user=site_admin, filters=filters)

@@ -14,16 +14,18 @@ from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-MODEL_SOURCE = b'''
+MODEL_SOURCE = b"""
 import numpy as np
 
 
 class Model:
     def predict(self, inputs):
         return {"score": np.asarray(inputs["features"], dtype=np.float64).sum(axis=-1)}
-'''
-SIGNATURE = ('{"inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 3]}], '
-             '"outputs": [{"name": "score", "datatype": "FP64", "shape": [-1]}]}')
+"""
+SIGNATURE = (
+    '{"inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 3]}], '
+    '"outputs": [{"name": "score", "datatype": "FP64", "shape": [-1]}]}'
+)
 PASSWORDS = {"alice": "alice-journey-pw", "bob": "bob-journey-pw", "carol": "carol-journey-pw"}
 
 
@@ -34,8 +36,13 @@ def platform(registry_row, build_settings, celery_worker, docker_engine):
         user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORDS[username])
         Membership.objects.create(team=team, user=user, role=role)
     for name, position, protected in (("dev", 10, False), ("prod", 30, True)):
-        Environment.objects.create(name=name, position=position, protected=protected, target=TargetKind.DOCKER,
-                                   deployment_settings={"progress_deadline_seconds": 60})
+        Environment.objects.create(
+            name=name,
+            position=position,
+            protected=protected,
+            target=TargetKind.DOCKER,
+            deployment_settings={"progress_deadline_seconds": 60},
+        )
     yield team
     for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=face-score"}):
         container.remove(force=True)
@@ -82,8 +89,11 @@ def test_alice_registers_uploads_watches_the_build_and_deploys_to_dev(platform, 
     page.wait_for_selector(".build-header >> text=Succeeded", timeout=90_000)
     alice.shot("journey1-rollout")
     endpoint = Rollout.objects.get().endpoint
-    answer = requests.post(f"{endpoint}/v2/models/face-score/infer", json={"inputs": [
-        {"name": "features", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]}, timeout=10)
+    answer = requests.post(
+        f"{endpoint}/v2/models/face-score/infer",
+        json={"inputs": [{"name": "features", "shape": [1, 3], "datatype": "FP64", "data": [1, 2, 3]}]},
+        timeout=10,
+    )
     assert answer.json()["outputs"][0]["data"] == [6.0]
 
     page = alice.go("/models/vision/face-score/")
@@ -102,8 +112,9 @@ def test_alice_requests_prod_bob_approves_carol_sees_history(platform, signed_in
     page.click("button:has-text('Register model')")
     page.wait_for_url(re.compile(r".*/versions/new/$"))
     page.select_option("#id_framework", "python")
-    page.set_input_files("#id_artifact", files=[{"name": "model.py", "mimeType": "text/x-python",
-                                                  "buffer": MODEL_SOURCE}])
+    page.set_input_files(
+        "#id_artifact", files=[{"name": "model.py", "mimeType": "text/x-python", "buffer": MODEL_SOURCE}]
+    )
     page.fill("#id_signature", SIGNATURE)
     page.click("button:has-text('Upload version')")
     built(1)
@@ -128,8 +139,11 @@ def test_alice_requests_prod_bob_approves_carol_sees_history(platform, signed_in
     promotion = PromotionRequest.objects.get()
     # Alice's page, still open, shows bob's approval without a reload.
     alice.page.wait_for_selector("#promotion-status >> text=Approved for the Thursday release.", timeout=10_000)
-    wait_until(lambda: PromotionRequest.objects.get().state == "deployed", timeout=120,
-               message="the approved promotion to deploy")
+    wait_until(
+        lambda: PromotionRequest.objects.get().state == "deployed",
+        timeout=120,
+        message="the approved promotion to deploy",
+    )
     page.reload()
     assert page.locator("h1 >> text=Deployed").is_visible()
     bob.shot("journey2-approved")
@@ -145,7 +159,8 @@ def test_alice_requests_prod_bob_approves_carol_sees_history(platform, signed_in
     assert page.locator("text=promotion.approve").count() >= 1
     carol.shot("journey2-audit")
     refused = api.as_user(get_user_model().objects.get(username="carol")).post(
-        f"/api/v1/promotions/{promotion.pk}/approve/", {}, format="json")
+        f"/api/v1/promotions/{promotion.pk}/approve/", {}, format="json"
+    )
     assert refused.status_code in (400, 403)
 
 
@@ -159,29 +174,44 @@ def test_a_script_with_a_token_drives_a_release_and_the_ui_shows_each_step(platf
     headers = {"Authorization": f"Bearer {token}"}
     api = f"{live_server.url}/api/v1"
 
-    model = requests.post(f"{api}/models/", json={"team": "vision", "name": "face-score"}, headers=headers,
-                          timeout=30).json()
-    version = requests.post(f"{api}/models/{model['id']}/versions/", headers=headers, timeout=60, data={
-        "framework": "python", "signature": SIGNATURE, "source_commit": "4f2a9c1"},
-        files={"artifact": ("model.py", MODEL_SOURCE)}).json()
+    model = requests.post(
+        f"{api}/models/", json={"team": "vision", "name": "face-score"}, headers=headers, timeout=30
+    ).json()
+    version = requests.post(
+        f"{api}/models/{model['id']}/versions/",
+        headers=headers,
+        timeout=60,
+        data={"framework": "python", "signature": SIGNATURE, "source_commit": "4f2a9c1"},
+        files={"artifact": ("model.py", MODEL_SOURCE)},
+    ).json()
     assert version["number"] == 1, version
 
     # Tail the build log as a CI job would, then read the result.
-    build = wait_until(lambda: requests.get(f"{api}/builds/", params={"version": version["id"]}, headers=headers,
-                                            timeout=30).json()["results"], timeout=30, message="the build")[0]
+    build = wait_until(
+        lambda: requests.get(f"{api}/builds/", params={"version": version["id"]}, headers=headers, timeout=30).json()[
+            "results"
+        ],
+        timeout=30,
+        message="the build",
+    )[0]
     after, finished = 0, False
     deadline = time.monotonic() + 240
     while not finished and time.monotonic() < deadline:
-        body = requests.get(f"{api}/builds/{build['id']}/log/", params={"after": after}, headers=headers,
-                            timeout=30).json()
+        body = requests.get(
+            f"{api}/builds/{build['id']}/log/", params={"after": after}, headers=headers, timeout=30
+        ).json()
         after, finished = body["next_after"], body["finished"]
         time.sleep(0.5)
     build = requests.get(f"{api}/builds/{build['id']}/", headers=headers, timeout=30).json()
     assert build["state"] == "succeeded" and build["image_digest"].startswith("sha256:")
 
     prod = Environment.objects.get(name="prod")
-    promotion = requests.post(f"{api}/promotions/", headers=headers, timeout=30, json={
-        "version": version["id"], "environment": prod.pk, "reason": "Nightly pipeline #812"}).json()
+    promotion = requests.post(
+        f"{api}/promotions/",
+        headers=headers,
+        timeout=30,
+        json={"version": version["id"], "environment": prod.pk, "reason": "Nightly pipeline #812"},
+    ).json()
     assert promotion["state"] == "pending", promotion
 
     page = alice.go(f"/builds/{build['id']}/")

@@ -25,8 +25,8 @@ class BuildFactory(factory.django.DjangoModelFactory):
 
 def add_log_lines(build, count, text="line {n}"):
     BuildLogLine.objects.bulk_create(
-        BuildLogLine(build=build, seq=n, text=text.format(n=n)) for n in range(build.log_line_count + 1,
-                                                                             build.log_line_count + count + 1)
+        BuildLogLine(build=build, seq=n, text=text.format(n=n))
+        for n in range(build.log_line_count + 1, build.log_line_count + count + 1)
     )
     Build.objects.filter(pk=build.pk).update(log_line_count=build.log_line_count + count)
     build.refresh_from_db()
@@ -44,7 +44,9 @@ class EnvironmentFactory(factory.django.DjangoModelFactory):
 def succeeded_build(version, digest_char="a"):
     """A build as the runner leaves it after pushing: succeeded, with an image digest."""
     return BuildFactory(
-        version=version, state=BuildState.SUCCEEDED, finished_at=timezone.now(),
+        version=version,
+        state=BuildState.SUCCEEDED,
+        finished_at=timezone.now(),
         image_reference=f"127.0.0.1:5000/{version.model.team.slug}/{version.model.name}:v{version.number}-b1",
         image_digest="sha256:" + digest_char * 64,
     )

@@ -18,19 +18,32 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def upload_custom(api, model, dockerfile: str) -> int:
-    response = api.post(f"/api/v1/models/{model.pk}/versions/", {
-        "framework": "custom", "artifact": SimpleUploadedFile("ctx.tar.gz", custom_context(dockerfile)),
-    }, format="multipart")
+    response = api.post(
+        f"/api/v1/models/{model.pk}/versions/",
+        {
+            "framework": "custom",
+            "artifact": SimpleUploadedFile("ctx.tar.gz", custom_context(dockerfile)),
+        },
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     return response.json()["id"]
 
 
 def test_builds_of_different_versions_run_in_parallel(
-    api, teammate, model, registry_row, build_settings, celery_worker, base_image,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    base_image,
 ):
     client = api.as_user(teammate)
-    versions = [upload_custom(client, model, f"FROM {base_image}\nRUN sleep 4 && echo build-{n}-{time.time_ns()}\n")
-                for n in range(2)]
+    versions = [
+        upload_custom(client, model, f"FROM {base_image}\nRUN sleep 4 && echo build-{n}-{time.time_ns()}\n")
+        for n in range(2)
+    ]
     first, second = (wait_for_build(v, timeout=120) for v in versions)
     assert first.state == second.state == BuildState.SUCCEEDED, (first.failure_reason, second.failure_reason)
 
@@ -43,7 +56,15 @@ def test_builds_of_different_versions_run_in_parallel(
 
 
 def test_a_worker_killed_mid_build_leaves_the_build_failed_not_running(
-    api, teammate, model, registry_row, build_settings, celery_worker, base_image, docker_engine, settings,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    base_image,
+    docker_engine,
+    settings,
 ):
     marker = f"sleep 90 # killed-{time.time_ns()}"
     version_id = upload_custom(api.as_user(teammate), model, f"FROM {base_image}\nRUN {marker}\n")

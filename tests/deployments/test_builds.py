@@ -29,8 +29,9 @@ def test_a_developer_starts_a_build_through_the_api(api, teammate, version, djan
 
 @pytest.mark.parametrize(("caller", "status"), [("viewer", 403), ("stranger", 400), ("approver", 201)])
 def test_who_may_start_a_build(request, api, version, caller, status):
-    response = api.as_user(request.getfixturevalue(caller)).post("/api/v1/builds/", {"version": version.pk},
-                                                                  format="json")
+    response = api.as_user(request.getfixturevalue(caller)).post(
+        "/api/v1/builds/", {"version": version.pk}, format="json"
+    )
     assert response.status_code == status
 
 
@@ -49,9 +50,14 @@ def test_uploading_a_version_starts_its_build(api, teammate, model, django_captu
 
     RegistryFactory()
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.as_user(teammate).post(f"/api/v1/models/{model.pk}/versions/", {
-            "framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m"),
-        }, format="multipart")
+        response = api.as_user(teammate).post(
+            f"/api/v1/models/{model.pk}/versions/",
+            {
+                "framework": "sklearn",
+                "artifact": SimpleUploadedFile("m.joblib", b"m"),
+            },
+            format="multipart",
+        )
     build = Build.objects.get(version_id=response.json()["id"])
     assert build.state == BuildState.QUEUED and build.started_by == teammate
 
@@ -63,9 +69,14 @@ def test_no_automatic_build_when_the_model_says_so(api, teammate, model, django_
     model.auto_build = False
     model.save()
     with django_capture_on_commit_callbacks(execute=True):
-        api.as_user(teammate).post(f"/api/v1/models/{model.pk}/versions/", {
-            "framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m"),
-        }, format="multipart")
+        api.as_user(teammate).post(
+            f"/api/v1/models/{model.pk}/versions/",
+            {
+                "framework": "sklearn",
+                "artifact": SimpleUploadedFile("m.joblib", b"m"),
+            },
+            format="multipart",
+        )
     assert not Build.objects.exists()
 
 
@@ -99,10 +110,14 @@ def test_a_viewer_cannot_cancel(api, viewer, version):
 
 def test_the_reaper_fails_builds_whose_worker_is_silent(version, settings):
     settings.BUILD_STALE_AFTER = 30
-    silent = BuildFactory(version=version, state=BuildState.BUILDING,
-                          heartbeat_at=timezone.now() - timedelta(seconds=31))
-    alive = BuildFactory(version=VersionFactory(model=version.model, number=2), state=BuildState.PUSHING,
-                         heartbeat_at=timezone.now() - timedelta(seconds=5))
+    silent = BuildFactory(
+        version=version, state=BuildState.BUILDING, heartbeat_at=timezone.now() - timedelta(seconds=31)
+    )
+    alive = BuildFactory(
+        version=VersionFactory(model=version.model, number=2),
+        state=BuildState.PUSHING,
+        heartbeat_at=timezone.now() - timedelta(seconds=5),
+    )
     assert builds.reap_stale_builds()["reaped"] == 1
     silent.refresh_from_db()
     alive.refresh_from_db()
@@ -143,8 +158,9 @@ class TestLogWindows:
     def test_tail_before_and_search_read_windows(self, api, viewer, build):
         assert [line["seq"] for line in self.get(api, viewer, build, tail=3)["lines"]] == [2498, 2499, 2500]
         assert [line["seq"] for line in self.get(api, viewer, build, before=100, limit=2)["lines"]] == [98, 99]
-        assert [line["seq"] for line in self.get(api, viewer, build, search="line 250", after=300)["lines"]][:2] == \
-            [2500]
+        assert [line["seq"] for line in self.get(api, viewer, build, search="line 250", after=300)["lines"]][:2] == [
+            2500
+        ]
 
     def test_a_window_is_capped(self, api, viewer, build):
         assert len(self.get(api, viewer, build, after=0, limit=100000)["lines"]) == 2500  # capped at 5000
@@ -173,9 +189,12 @@ class TestLogWindows:
 
 
 def test_the_bill_of_materials_downloads_as_cyclonedx(api, viewer, version):
-    build = BuildFactory(version=version, state=BuildState.SUCCEEDED, image_digest="sha256:" + "a" * 64,
-                         bill_of_materials=[{"name": "numpy", "version": "2.4.6", "sha256": "b" * 64,
-                                             "filename": "numpy.whl"}])
+    build = BuildFactory(
+        version=version,
+        state=BuildState.SUCCEEDED,
+        image_digest="sha256:" + "a" * 64,
+        bill_of_materials=[{"name": "numpy", "version": "2.4.6", "sha256": "b" * 64, "filename": "numpy.whl"}],
+    )
     document = api.as_user(viewer).get(f"/api/v1/builds/{build.pk}/bom/").json()
     assert document["bomFormat"] == "CycloneDX"
     assert document["components"][0]["purl"] == "pkg:pypi/numpy@2.4.6"

@@ -19,8 +19,10 @@ from tests.support.services import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SIGNATURE = {"inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 4]}],
-             "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}]}
+SIGNATURE = {
+    "inputs": [{"name": "features", "datatype": "FP64", "shape": [-1, 4]}],
+    "outputs": [{"name": "predict", "datatype": "INT64", "shape": [-1]}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +32,15 @@ def iris():
 
 
 def upload(api, model, *, name, content, framework, **fields):
-    response = api.post(f"/api/v1/models/{model.pk}/versions/", {
-        "framework": framework, "artifact": SimpleUploadedFile(name, content), **fields,
-    }, format="multipart")
+    response = api.post(
+        f"/api/v1/models/{model.pk}/versions/",
+        {
+            "framework": framework,
+            "artifact": SimpleUploadedFile(name, content),
+            **fields,
+        },
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -83,28 +91,55 @@ def running_container(docker_engine):
 
 
 def infer(url, model_name, features, datatype):
-    response = requests.post(f"{url}/v2/models/{model_name}/infer", json={"inputs": [{
-        "name": "features", "shape": list(features.shape), "datatype": datatype,
-        "data": features.flatten().tolist(),
-    }]}, timeout=30)
+    response = requests.post(
+        f"{url}/v2/models/{model_name}/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": list(features.shape),
+                    "datatype": datatype,
+                    "data": features.flatten().tolist(),
+                }
+            ]
+        },
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
-    api, teammate, model, registry_row, oci_registry, build_settings, celery_worker, iris, tmp_path,
+    api,
+    teammate,
+    model,
+    registry_row,
+    oci_registry,
+    build_settings,
+    celery_worker,
+    iris,
+    tmp_path,
     running_container,
 ):
     features, estimator = iris
     path = tmp_path / "model.joblib"
     joblib.dump(estimator, path)
     client = api.as_user(teammate)
-    version = upload(client, model, name="model.joblib", content=path.read_bytes(), framework="sklearn",
-                     signature=json.dumps(SIGNATURE))
+    version = upload(
+        client,
+        model,
+        name="model.joblib",
+        content=path.read_bytes(),
+        framework="sklearn",
+        signature=json.dumps(SIGNATURE),
+    )
 
     # A script tails the log while the build runs: every line once, in order.
-    build_id = wait_until(lambda: Build.objects.filter(version_id=version["id"]).values_list("pk", flat=True).first(),
-                          timeout=10, message="the automatic build")
+    build_id = wait_until(
+        lambda: Build.objects.filter(version_id=version["id"]).values_list("pk", flat=True).first(),
+        timeout=10,
+        message="the automatic build",
+    )
     seen, stop = [], threading.Event()
     tailer = threading.Thread(target=tail_log, args=(client, build_id, seen, stop))
     tailer.start()
@@ -133,8 +168,15 @@ def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
     assert answer["outputs"][0]["data"] == estimator.predict(features[:10]).tolist()
 
     # The same dependencies again: only the model layer is rebuilt.
-    second = upload(client, model, name="model.joblib", content=path.read_bytes() + b"", framework="sklearn",
-                    signature=json.dumps(SIGNATURE), label="again")
+    second = upload(
+        client,
+        model,
+        name="model.joblib",
+        content=path.read_bytes() + b"",
+        framework="sklearn",
+        signature=json.dumps(SIGNATURE),
+        label="again",
+    )
     warm = wait_for_build(second["id"])
     assert warm.state == BuildState.SUCCEEDED, warm.failure_reason
     # The dependency layer comes from the cache; only later layers are rebuilt (timings: benchmarks/builds).
@@ -144,31 +186,56 @@ def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
 
 
 def test_an_onnx_version_serves_the_same_predictions(
-    api, teammate, model, registry_row, build_settings, celery_worker, iris, running_container,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    iris,
+    running_container,
 ):
     from skl2onnx import to_onnx
 
     features, estimator = iris
-    onnx_model = to_onnx(estimator, features[:1].astype(np.float32), target_opset=15,
-                         options={id(estimator): {"zipmap": False}})
-    version = upload(api.as_user(teammate), model, name="model.onnx", content=onnx_model.SerializeToString(),
-                     framework="onnx")
+    onnx_model = to_onnx(
+        estimator, features[:1].astype(np.float32), target_opset=15, options={id(estimator): {"zipmap": False}}
+    )
+    version = upload(
+        api.as_user(teammate), model, name="model.onnx", content=onnx_model.SerializeToString(), framework="onnx"
+    )
     assert version["signature"]["inputs"][0]["datatype"] == "FP32"
     build = wait_for_build(version["id"])
     assert build.state == BuildState.SUCCEEDED, f"{build.failure_reason}\n{log_text(build)[-3000:]}"
     url = running_container(build.digest_reference)
     input_name = version["signature"]["inputs"][0]["name"]
-    response = requests.post(f"{url}/v2/models/iris/infer", json={"inputs": [{
-        "name": input_name, "shape": [10, 4], "datatype": "FP32",
-        "data": features[:10].astype(np.float32).flatten().tolist(),
-    }]}, timeout=30)
+    response = requests.post(
+        f"{url}/v2/models/iris/infer",
+        json={
+            "inputs": [
+                {
+                    "name": input_name,
+                    "shape": [10, 4],
+                    "datatype": "FP32",
+                    "data": features[:10].astype(np.float32).flatten().tolist(),
+                }
+            ]
+        },
+        timeout=30,
+    )
     assert response.status_code == 200, response.text
     labels = next(o for o in response.json()["outputs"] if o["datatype"].startswith("INT"))
     assert labels["data"] == estimator.predict(features[:10]).tolist()
 
 
 def test_a_failing_custom_dockerfile_ends_failed_with_the_engine_error(
-    api, teammate, model, registry_row, build_settings, celery_worker, base_image,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    base_image,
 ):
     content = custom_context(f"FROM {base_image}\nRUN echo about to fail && exit 3\n")
     version = upload(api.as_user(teammate), model, name="ctx.tar.gz", content=content, framework="custom")
@@ -181,7 +248,11 @@ def test_a_failing_custom_dockerfile_ends_failed_with_the_engine_error(
 
 
 def test_an_unreachable_registry_fails_after_retries(
-    api, teammate, model, build_settings, celery_worker,
+    api,
+    teammate,
+    model,
+    build_settings,
+    celery_worker,
 ):
     ContainerRegistry.objects.create(name="down", url=f"127.0.0.1:{free_port()}", insecure=True)
     version = upload(api.as_user(teammate), model, name="m.joblib", content=b"x", framework="sklearn")
@@ -192,10 +263,16 @@ def test_an_unreachable_registry_fails_after_retries(
 
 
 def test_refused_credentials_fail_the_build_with_that_reason(
-    api, teammate, model, oci_registry, build_settings, celery_worker,
+    api,
+    teammate,
+    model,
+    oci_registry,
+    build_settings,
+    celery_worker,
 ):
-    ContainerRegistry.objects.create(name="wrong", url=oci_registry.host, username="ci", password="wrong",
-                                     insecure=True)
+    ContainerRegistry.objects.create(
+        name="wrong", url=oci_registry.host, username="ci", password="wrong", insecure=True
+    )
     version = upload(api.as_user(teammate), model, name="m.joblib", content=b"x", framework="sklearn")
     build = wait_for_build(version["id"], timeout=60)
     assert build.state == BuildState.FAILED
@@ -203,7 +280,14 @@ def test_refused_credentials_fail_the_build_with_that_reason(
 
 
 def test_cancel_stops_the_build_and_removes_its_containers(
-    api, teammate, model, registry_row, build_settings, celery_worker, base_image, docker_engine,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    base_image,
+    docker_engine,
 ):
     marker = f"sleep 120 # {time.monotonic_ns()}"
     content = custom_context(f"FROM {base_image}\nRUN echo started && {marker}\n")
@@ -224,7 +308,15 @@ def test_cancel_stops_the_build_and_removes_its_containers(
 
 
 def test_a_prebuilt_image_is_looked_up_not_built(
-    api, teammate, model, registry_row, oci_registry, build_settings, celery_worker, base_image, docker_engine,
+    api,
+    teammate,
+    model,
+    registry_row,
+    oci_registry,
+    build_settings,
+    celery_worker,
+    base_image,
+    docker_engine,
 ):
     reference = f"{oci_registry.host}/vision/prebuilt:1.0"
     docker_engine.images.get(base_image).tag(reference)
@@ -241,7 +333,8 @@ def test_a_prebuilt_image_is_looked_up_not_built(
     assert build.digest_reference == f"{oci_registry.host}/vision/prebuilt@{expected}"
     assert "nothing is built" in log_text(build)
 
-    missing = client.post(url, {"framework": "image", "image_reference": f"{oci_registry.host}/vision/nope:1"},
-                          format="json").json()
+    missing = client.post(
+        url, {"framework": "image", "image_reference": f"{oci_registry.host}/vision/nope:1"}, format="json"
+    ).json()
     build = wait_for_build(missing["id"], timeout=60)
     assert build.state == BuildState.FAILED and "does not exist" in build.failure_reason

@@ -16,10 +16,19 @@ def stored(environment, column):
 
 
 def test_a_team_admin_adds_a_kubernetes_environment_whose_credentials_stay_secret(api, owner, team):
-    response = api.as_user(owner).post("/api/v1/environments/", {
-        "name": "staging", "team": "vision", "position": 20, "target": "kubernetes", "namespace": "ml-staging",
-        "kubeconfig": KUBECONFIG, "deployment_settings": {"replicas": 2, "memory_limit": "2Gi"},
-    }, format="json")
+    response = api.as_user(owner).post(
+        "/api/v1/environments/",
+        {
+            "name": "staging",
+            "team": "vision",
+            "position": 20,
+            "target": "kubernetes",
+            "namespace": "ml-staging",
+            "kubeconfig": KUBECONFIG,
+            "deployment_settings": {"replicas": 2, "memory_limit": "2Gi"},
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert "kubeconfig" not in body and "kube_token" not in body and body["has_credentials"] is True
@@ -32,24 +41,30 @@ def test_a_team_admin_adds_a_kubernetes_environment_whose_credentials_stay_secre
     assert "super-secret-token" not in page
 
 
-@pytest.mark.parametrize(("deployment_settings", "field_text"), [
-    ({"replicas": -1}, "replicas: must be a whole number"),
-    ({"memory_limit": "lots"}, "memory_limit: use a Kubernetes quantity"),
-    ({"autoscaling": {"min_replicas": 5, "max_replicas": 2}}, "min_replicas cannot be more than max_replicas"),
-    ({"env": {"BAD-NAME": "x"}}, "not a valid variable name"),
-    ({"colour": "blue"}, "colour: unknown setting"),
-])
+@pytest.mark.parametrize(
+    ("deployment_settings", "field_text"),
+    [
+        ({"replicas": -1}, "replicas: must be a whole number"),
+        ({"memory_limit": "lots"}, "memory_limit: use a Kubernetes quantity"),
+        ({"autoscaling": {"min_replicas": 5, "max_replicas": 2}}, "min_replicas cannot be more than max_replicas"),
+        ({"env": {"BAD-NAME": "x"}}, "not a valid variable name"),
+        ({"colour": "blue"}, "colour: unknown setting"),
+    ],
+)
 def test_bad_deployment_settings_name_the_setting(api, owner, team, deployment_settings, field_text):
-    response = api.as_user(owner).post("/api/v1/environments/", {
-        "name": "dev", "team": "vision", "target": "docker", "deployment_settings": deployment_settings},
-        format="json")
+    response = api.as_user(owner).post(
+        "/api/v1/environments/",
+        {"name": "dev", "team": "vision", "target": "docker", "deployment_settings": deployment_settings},
+        format="json",
+    )
     assert response.status_code == 400
     assert field_text in response.json()["deployment_settings"][0]
 
 
 def test_a_kubernetes_environment_needs_credentials_and_a_namespace(api, owner, team):
-    response = api.as_user(owner).post("/api/v1/environments/", {
-        "name": "prod", "team": "vision", "target": "kubernetes"}, format="json")
+    response = api.as_user(owner).post(
+        "/api/v1/environments/", {"name": "prod", "team": "vision", "target": "kubernetes"}, format="json"
+    )
     assert response.status_code == 400
     assert "namespace" in response.json()
 
@@ -58,10 +73,15 @@ def test_a_kubernetes_environment_needs_credentials_and_a_namespace(api, owner, 
 def test_only_admins_change_environments(request, api, team, caller):
     environment = EnvironmentFactory(team=team, name="dev")
     client = api.as_user(request.getfixturevalue(caller))
-    assert client.patch(f"/api/v1/environments/{environment.pk}/", {"protected": True}, format="json").status_code \
+    assert (
+        client.patch(f"/api/v1/environments/{environment.pk}/", {"protected": True}, format="json").status_code == 403
+    )
+    assert (
+        client.post(
+            "/api/v1/environments/", {"name": "x", "team": "vision", "target": "docker"}, format="json"
+        ).status_code
         == 403
-    assert client.post("/api/v1/environments/", {"name": "x", "team": "vision", "target": "docker"},
-                       format="json").status_code == 403
+    )
 
 
 def test_global_environments_are_for_site_admins(api, owner, site_admin):
@@ -89,10 +109,20 @@ def test_the_protection_policy_is_set_through_the_api(api, owner, team):
     from django.contrib.auth.models import Group
 
     Group.objects.create(name="release-managers")
-    response = api.as_user(owner).post("/api/v1/environments/", {
-        "name": "prod", "team": "vision", "target": "docker", "protected": True, "required_approvals": 2,
-        "approver_groups": ["release-managers"], "approval_expiry_hours": 24, "requires_previous_stage": True,
-    }, format="json")
+    response = api.as_user(owner).post(
+        "/api/v1/environments/",
+        {
+            "name": "prod",
+            "team": "vision",
+            "target": "docker",
+            "protected": True,
+            "required_approvals": 2,
+            "approver_groups": ["release-managers"],
+            "approval_expiry_hours": 24,
+            "requires_previous_stage": True,
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     environment = Environment.objects.get()
     assert environment.required_approvals == 2 and environment.requires_previous_stage
@@ -103,13 +133,18 @@ def test_freeze_windows_are_managed_by_admins_and_audited(api, owner, teammate, 
     from audit.models import AuditEvent
 
     environment = EnvironmentFactory(team=team, name="prod")
-    body = {"environment": environment.pk, "starts_at": "2026-12-20T00:00:00Z", "ends_at": "2027-01-03T00:00:00Z",
-            "reason": "year-end freeze"}
+    body = {
+        "environment": environment.pk,
+        "starts_at": "2026-12-20T00:00:00Z",
+        "ends_at": "2027-01-03T00:00:00Z",
+        "reason": "year-end freeze",
+    }
     assert api.as_user(teammate).post("/api/v1/freeze-windows/", body, format="json").status_code == 403
     created = api.as_user(owner).post("/api/v1/freeze-windows/", body, format="json")
     assert created.status_code == 201, created.json()
-    backwards = api.as_user(owner).post("/api/v1/freeze-windows/", {**body, "ends_at": "2026-01-01T00:00:00Z"},
-                                        format="json")
+    backwards = api.as_user(owner).post(
+        "/api/v1/freeze-windows/", {**body, "ends_at": "2026-01-01T00:00:00Z"}, format="json"
+    )
     assert backwards.status_code == 400 and "end after it starts" in backwards.json()["ends_at"][0]
     assert AuditEvent.objects.filter(action="freeze.create", outcome="succeeded").count() == 1
 
@@ -126,17 +161,18 @@ def test_webhooks_show_their_secret_once(api, owner, teammate, team):
 def test_a_team_admin_overrides_settings_for_one_model(api, owner, teammate, team, model):
     environment = EnvironmentFactory(name="prod", deployment_settings={"replicas": 2, "memory_limit": "2Gi"})
     url = f"/api/v1/environments/{environment.pk}/model-settings/"
-    refused = api.as_user(teammate).post(url, {"model": model.pk, "deployment_settings": {"replicas": 6}},
-                                        format="json")
+    refused = api.as_user(teammate).post(
+        url, {"model": model.pk, "deployment_settings": {"replicas": 6}}, format="json"
+    )
     assert refused.status_code == 403
-    response = api.as_user(owner).post(url, {"model": model.pk, "deployment_settings": {"replicas": 6}},
-                                      format="json")
+    response = api.as_user(owner).post(url, {"model": model.pk, "deployment_settings": {"replicas": 6}}, format="json")
     assert response.status_code == 200, response.json()
     assert response.json()["effective"]["replicas"] == 6 and response.json()["effective"]["memory_limit"] == "2Gi"
     bad = api.as_user(owner).post(url, {"model": model.pk, "deployment_settings": {"gpus": 99}}, format="json")
     assert bad.status_code == 400 and "gpus" in bad.json()["deployment_settings"][0]
-    assert api.as_user(owner).get(url).json() == [{"model": model.pk, "name": "iris",
-                                                   "deployment_settings": {"replicas": 6}}]
+    assert api.as_user(owner).get(url).json() == [
+        {"model": model.pk, "name": "iris", "deployment_settings": {"replicas": 6}}
+    ]
 
 
 def test_an_admin_sets_and_removes_a_freeze_window_from_the_page(client, owner, teammate, team):

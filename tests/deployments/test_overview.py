@@ -10,9 +10,16 @@ from tests.factories import ModelFactory, VersionFactory
 def release(model, environment, number, digest="a", **fields):
     version = model.versions.filter(number=number).first() or VersionFactory(model=model, number=number)
     build = version.builds.first() or succeeded_build(version, digest)
-    return Rollout.objects.create(environment=environment, model=model, version=version, build=build,
-                                  image=build.digest_reference, state=RolloutState.SUCCEEDED,
-                                  finished_at=timezone.now(), **fields)
+    return Rollout.objects.create(
+        environment=environment,
+        model=model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=timezone.now(),
+        **fields,
+    )
 
 
 def add_models(team, environments, count, start):
@@ -24,14 +31,23 @@ def add_models(team, environments, count, start):
 
 def test_the_overview_shows_each_model_in_each_environment(client, viewer, team, model):
     RegistryFactory()
-    dev, prod = EnvironmentFactory(name="dev", position=10), EnvironmentFactory(name="prod", position=30,
-                                                                               protected=True)
+    dev, prod = (
+        EnvironmentFactory(name="dev", position=10),
+        EnvironmentFactory(name="prod", position=30, protected=True),
+    )
     current = release(model, dev, 3, drift=Drift.DRIFTED, drift_detail="Running something else")
     version = VersionFactory(model=model, number=4)
     build = succeeded_build(version, "b")
-    PromotionRequest.objects.create(environment=prod, model=model, version=version, build=build,
-                                    image=build.digest_reference, requested_by=viewer, reason="r",
-                                    expires_at=timezone.now())
+    PromotionRequest.objects.create(
+        environment=prod,
+        model=model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        requested_by=viewer,
+        reason="r",
+        expires_at=timezone.now(),
+    )
     client.force_login(viewer)
     page = client.get("/").content.decode()
     assert f'href="/rollouts/{current.pk}/" class="cell-version">v3' in page

@@ -17,14 +17,35 @@ def world(model, teammate, viewer, approver, owner, stranger):
     build = succeeded_build(version)
     dev = EnvironmentFactory(name="dev", position=10)
     prod = EnvironmentFactory(name="prod", position=30, protected=True)
-    rollout = Rollout.objects.create(environment=dev, model=model, version=version, build=build,
-                                     image=build.digest_reference, state=RolloutState.SUCCEEDED,
-                                     finished_at=timezone.now(), requested_by=teammate)
+    rollout = Rollout.objects.create(
+        environment=dev,
+        model=model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=timezone.now(),
+        requested_by=teammate,
+    )
     promotion = PromotionRequest.objects.create(
-        environment=prod, model=model, version=version, build=build, image=build.digest_reference,
-        requested_by=teammate, reason="ship", expires_at=timezone.now() + timezone.timedelta(hours=1))
-    return {"model": model, "version": version, "build": build, "dev": dev, "prod": prod, "rollout": rollout,
-            "promotion": promotion}
+        environment=prod,
+        model=model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        requested_by=teammate,
+        reason="ship",
+        expires_at=timezone.now() + timezone.timedelta(hours=1),
+    )
+    return {
+        "model": model,
+        "version": version,
+        "build": build,
+        "dev": dev,
+        "prod": prod,
+        "rollout": rollout,
+        "promotion": promotion,
+    }
 
 
 def call(client, method, url, body, world):
@@ -40,8 +61,12 @@ API_CASES = [
     ("post", "/api/v1/builds/", {"version": "@version"}, [403, 201, 201, 201, 400, 401]),
     ("get", "/api/v1/environments/{dev}/", None, [200, 200, 200, 200, 200, 401]),
     ("get", "/api/v1/environments/{dev}/releases/", None, [200, 200, 200, 200, 200, 401]),
-    ("post", "/api/v1/environments/", {"name": "qa", "team": "vision", "target": "docker"},
-     [403, 403, 403, 201, 400, 401]),
+    (
+        "post",
+        "/api/v1/environments/",
+        {"name": "qa", "team": "vision", "target": "docker"},
+        [403, 403, 403, 201, 400, 401],
+    ),
     ("get", "/api/v1/rollouts/{rollout}/", None, [200, 200, 200, 200, 404, 401]),
     ("post", "/api/v1/rollouts/", {"version": "@version", "environment": "@dev"}, [403, 201, 201, 201, 400, 401]),
     ("post", "/api/v1/rollouts/", {"version": "@version", "environment": "@prod"}, [403, 403, 403, 403, 400, 401]),
@@ -53,8 +78,9 @@ API_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "url", "body", "expected"), API_CASES,
-                         ids=[f"{c[0]} {c[1]} {i}" for i, c in enumerate(API_CASES)])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "expected"), API_CASES, ids=[f"{c[0]} {c[1]} {i}" for i, c in enumerate(API_CASES)]
+)
 @pytest.mark.parametrize("caller", CALLERS)
 def test_api_roles_matrix(request, api, world, caller, method, url, body, expected):
     client = api if caller == "anonymous" else api.as_user(request.getfixturevalue(caller))
@@ -71,8 +97,9 @@ TOKEN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("method", "url", "body", "expected"), TOKEN_CASES,
-                         ids=[f"{c[0]} {c[1]}" for c in TOKEN_CASES])
+@pytest.mark.parametrize(
+    ("method", "url", "body", "expected"), TOKEN_CASES, ids=[f"{c[0]} {c[1]}" for c in TOKEN_CASES]
+)
 @pytest.mark.parametrize("scope", ["read", "deploy", "approve"])
 def test_token_scope_matrix(api, world, owner, token_for, scope, method, url, body, expected):
     client = api.with_token(token_for(owner, scopes=[scope]))

@@ -34,17 +34,23 @@ def second_approver(team):
 
 
 def request_promotion(api, user, version, environment, reason="Better recall on the March data"):
-    return api.as_user(user).post("/api/v1/promotions/", {
-        "version": version.pk, "environment": environment.pk, "reason": reason}, format="json")
+    return api.as_user(user).post(
+        "/api/v1/promotions/", {"version": version.pk, "environment": environment.pk, "reason": reason}, format="json"
+    )
 
 
 def decide(api, user, promotion_id, decision="approve", comment=""):
-    return api.as_user(user).post(f"/api/v1/promotions/{promotion_id}/{decision}/", {"comment": comment},
-                                  format="json")
+    return api.as_user(user).post(f"/api/v1/promotions/{promotion_id}/{decision}/", {"comment": comment}, format="json")
 
 
 def test_a_developer_requests_and_approvers_are_emailed(
-    api, teammate, approver, owner, version, prod, django_capture_on_commit_callbacks,
+    api,
+    teammate,
+    approver,
+    owner,
+    version,
+    prod,
+    django_capture_on_commit_callbacks,
 ):
     approver.email, owner.email = "approver@example.com", "owner@example.com"
     approver.save()
@@ -84,7 +90,13 @@ def test_a_token_without_the_approve_scope_never_approves(api, teammate, approve
 
 
 def test_n_approvals_from_different_people_queue_one_deployment(
-    api, teammate, approver, second_approver, version, prod, django_capture_on_commit_callbacks,
+    api,
+    teammate,
+    approver,
+    second_approver,
+    version,
+    prod,
+    django_capture_on_commit_callbacks,
 ):
     promotion = request_promotion(api, teammate, version, prod).json()
     first = decide(api, approver, promotion["id"], comment="looks fine")
@@ -166,17 +178,30 @@ def test_requests_expire_after_the_policy_s_hours(api, teammate, version, prod):
 
 
 def test_a_freeze_window_blocks_requests_unless_an_admin_breaks_the_glass(api, teammate, owner, version, prod):
-    FreezeWindow.objects.create(environment=prod, starts_at=timezone.now() - timedelta(hours=1),
-                                ends_at=timezone.now() + timedelta(hours=1), reason="quarter-end close")
+    FreezeWindow.objects.create(
+        environment=prod,
+        starts_at=timezone.now() - timedelta(hours=1),
+        ends_at=timezone.now() + timedelta(hours=1),
+        reason="quarter-end close",
+    )
     frozen = request_promotion(api, teammate, version, prod)
     assert frozen.status_code == 400 and "quarter-end close" in frozen.json()["environment"][0]
-    not_admin = api.as_user(teammate).post("/api/v1/promotions/", {
-        "version": version.pk, "environment": prod.pk, "reason": "hotfix",
-        "break_glass_justification": "please"}, format="json")
+    not_admin = api.as_user(teammate).post(
+        "/api/v1/promotions/",
+        {"version": version.pk, "environment": prod.pk, "reason": "hotfix", "break_glass_justification": "please"},
+        format="json",
+    )
     assert not_admin.status_code == 403
-    override = api.as_user(owner).post("/api/v1/promotions/", {
-        "version": version.pk, "environment": prod.pk, "reason": "hotfix for incident 4411",
-        "break_glass_justification": "Incident 4411: fraud model rejects all EU cards"}, format="json")
+    override = api.as_user(owner).post(
+        "/api/v1/promotions/",
+        {
+            "version": version.pk,
+            "environment": prod.pk,
+            "reason": "hotfix for incident 4411",
+            "break_glass_justification": "Incident 4411: fraud model rejects all EU cards",
+        },
+        format="json",
+    )
     assert override.status_code == 201
     event = AuditEvent.objects.get(action="promotion.request", outcome="succeeded")
     assert event.flagged and "Incident 4411" in event.reason
@@ -190,14 +215,22 @@ def test_the_previous_stage_must_have_run_the_same_digest(api, teammate, version
     assert refused.status_code == 400
     assert "has not succeeded in staging" in refused.json()["version"][0]
     build = version.builds.get()
-    Rollout.objects.create(environment=staging, model=version.model, version=version, build=build,
-                           image=build.digest_reference, state=RolloutState.SUCCEEDED, finished_at=timezone.now())
+    Rollout.objects.create(
+        environment=staging,
+        model=version.model,
+        version=version,
+        build=build,
+        image=build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
     assert request_promotion(api, teammate, version, prod).status_code == 201
 
 
 def test_protected_environments_refuse_direct_deploys(api, teammate, version, prod):
-    response = api.as_user(teammate).post("/api/v1/rollouts/", {"version": version.pk, "environment": prod.pk},
-                                          format="json")
+    response = api.as_user(teammate).post(
+        "/api/v1/rollouts/", {"version": version.pk, "environment": prod.pk}, format="json"
+    )
     assert response.status_code == 403
     assert "request a promotion" in response.json()["detail"]
 
@@ -208,12 +241,21 @@ def test_the_changes_show_dependency_and_metric_differences(api, teammate, appro
     old_build = succeeded_build(old, "c")
     old_build.bill_of_materials = [{"name": "numpy", "version": "2.0.0", "sha256": "x", "filename": "n.whl"}]
     old_build.save()
-    Rollout.objects.create(environment=prod, model=model, version=old, build=old_build,
-                           image=old_build.digest_reference, state=RolloutState.SUCCEEDED, finished_at=timezone.now())
+    Rollout.objects.create(
+        environment=prod,
+        model=model,
+        version=old,
+        build=old_build,
+        image=old_build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=timezone.now(),
+    )
     new = VersionFactory(model=model, number=2, metrics={"accuracy": 0.95})
     new_build = succeeded_build(new, "d")
-    new_build.bill_of_materials = [{"name": "numpy", "version": "2.4.6", "sha256": "y", "filename": "n.whl"},
-                                   {"name": "scipy", "version": "1.17.1", "sha256": "z", "filename": "s.whl"}]
+    new_build.bill_of_materials = [
+        {"name": "numpy", "version": "2.4.6", "sha256": "y", "filename": "n.whl"},
+        {"name": "scipy", "version": "1.17.1", "sha256": "z", "filename": "s.whl"},
+    ]
     new_build.save()
     promotion = request_promotion(api, teammate, new, prod).json()
     changes = api.as_user(approver).get(f"/api/v1/promotions/{promotion['id']}/changes/").json()
@@ -237,14 +279,22 @@ def test_the_inbox_lists_what_i_may_decide(api, client, teammate, approver, view
 def test_can_i_explains_the_decision(api, teammate, approver, owner, version, prod):
     promotion = request_promotion(api, teammate, version, prod).json()
     mine = api.as_user(teammate).get("/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}"})
-    assert mine.json() == {"user": "teammate", "action": "approve", "object": f"promotion:{promotion['id']}",
-                           "allowed": False, "reason": "you requested this promotion; someone else must approve it"}
-    theirs = api.as_user(owner).get("/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}",
-                                                       "user": "approver"})
+    assert mine.json() == {
+        "user": "teammate",
+        "action": "approve",
+        "object": f"promotion:{promotion['id']}",
+        "allowed": False,
+        "reason": "you requested this promotion; someone else must approve it",
+    }
+    theirs = api.as_user(owner).get(
+        "/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}", "user": "approver"}
+    )
     assert theirs.json()["allowed"] is True and "approver" in theirs.json()["reason"]
-    nosy = api.as_user(teammate).get("/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}",
-                                                        "user": "approver"})
+    nosy = api.as_user(teammate).get(
+        "/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}", "user": "approver"}
+    )
     assert nosy.status_code == 403
-    deploy = api.as_user(teammate).get("/api/v1/can-i/", {"action": "deploy", "object": f"version:{version.pk}",
-                                                          "environment": prod.pk})
+    deploy = api.as_user(teammate).get(
+        "/api/v1/can-i/", {"action": "deploy", "object": f"version:{version.pk}", "environment": prod.pk}
+    )
     assert deploy.json()["allowed"] is False and "protected" in deploy.json()["reason"]

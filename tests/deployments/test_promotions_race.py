@@ -25,9 +25,12 @@ def test_twenty_simultaneous_approvals_from_five_approvers_count_two_and_deploy_
         user = member(team, f"approver-{n}", Role.APPROVER)
         tokens.append(account_services.token_create(user=user, name="ci", scopes=["read", "approve"])[1])
     requester_token = account_services.token_create(user=teammate, name="ci", scopes=["read", "deploy"])[1]
-    created = requests.post(f"{live_server.url}/api/v1/promotions/", json={
-        "version": version.pk, "environment": prod.pk, "reason": "ship it"},
-        headers={"Authorization": f"Bearer {requester_token}"}, timeout=30)
+    created = requests.post(
+        f"{live_server.url}/api/v1/promotions/",
+        json={"version": version.pk, "environment": prod.pk, "reason": "ship it"},
+        headers={"Authorization": f"Bearer {requester_token}"},
+        timeout=30,
+    )
     assert created.status_code == 201, created.text
     url = f"{live_server.url}/api/v1/promotions/{created.json()['id']}/approve/"
 
@@ -36,8 +39,7 @@ def test_twenty_simultaneous_approvals_from_five_approvers_count_two_and_deploy_
 
     def approve(token):
         start.wait()
-        response = requests.post(url, json={"comment": "ok"}, headers={"Authorization": f"Bearer {token}"},
-                                 timeout=60)
+        response = requests.post(url, json={"comment": "ok"}, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=approve, args=(tokens[n % 5],)) for n in range(20)]

@@ -13,10 +13,17 @@ def stored_password(registry) -> str:
 
 
 def test_a_team_admin_adds_a_registry_whose_password_is_encrypted_and_never_returned(api, owner, team):
-    response = api.as_user(owner).post("/api/v1/registries/", {
-        "name": "team registry", "team": "vision", "url": "registry.example.com/ml", "username": "robot",
-        "password": "s3cr3t-pass",
-    }, format="json")
+    response = api.as_user(owner).post(
+        "/api/v1/registries/",
+        {
+            "name": "team registry",
+            "team": "vision",
+            "url": "registry.example.com/ml",
+            "username": "robot",
+            "password": "s3cr3t-pass",
+        },
+        format="json",
+    )
     assert response.status_code == 201, response.json()
     assert "password" not in response.json() and response.json()["has_password"] is True
     registry = ContainerRegistry.objects.get()
@@ -27,8 +34,9 @@ def test_a_team_admin_adds_a_registry_whose_password_is_encrypted_and_never_retu
 
 
 def test_the_password_is_kept_when_an_edit_leaves_it_out(api, owner, team):
-    registry = ContainerRegistry.objects.create(name="r", team=team, url="r.example.com", username="u",
-                                                password="keep-me")
+    registry = ContainerRegistry.objects.create(
+        name="r", team=team, url="r.example.com", username="u", password="keep-me"
+    )
     response = api.as_user(owner).patch(f"/api/v1/registries/{registry.pk}/", {"username": "u2"}, format="json")
     assert response.status_code == 200
     registry.refresh_from_db()
@@ -37,8 +45,9 @@ def test_the_password_is_kept_when_an_edit_leaves_it_out(api, owner, team):
 
 @pytest.mark.parametrize("caller", ["teammate", "approver", "viewer"])
 def test_only_admins_manage_registries(request, api, team, caller):
-    response = api.as_user(request.getfixturevalue(caller)).post("/api/v1/registries/", {
-        "name": "r", "team": "vision", "url": "r.example.com"}, format="json")
+    response = api.as_user(request.getfixturevalue(caller)).post(
+        "/api/v1/registries/", {"name": "r", "team": "vision", "url": "r.example.com"}, format="json"
+    )
     assert response.status_code == 403
 
 
@@ -49,8 +58,9 @@ def test_the_global_registry_is_for_site_admins(api, owner, site_admin):
 
 
 def test_plain_http_only_for_loopback(api, site_admin):
-    response = api.as_user(site_admin).post("/api/v1/registries/", {
-        "name": "r", "url": "registry.example.com", "insecure": True}, format="json")
+    response = api.as_user(site_admin).post(
+        "/api/v1/registries/", {"name": "r", "url": "registry.example.com", "insecure": True}, format="json"
+    )
     assert response.status_code == 400
     assert "loopback" in response.json()["insecure"][0]
 
@@ -71,8 +81,9 @@ def test_a_stranger_admin_cannot_see_another_teams_registry(api, other_team, tea
 
 
 def test_the_registry_form_never_shows_the_password(client, owner, team):
-    registry = ContainerRegistry.objects.create(name="r", team=team, url="r.example.com", username="u",
-                                                password="never-shown")
+    registry = ContainerRegistry.objects.create(
+        name="r", team=team, url="r.example.com", username="u", password="never-shown"
+    )
     client.force_login(owner)
     page = client.get(f"/settings/registries/{registry.pk}/").content.decode()
     assert "never-shown" not in page and "A password is stored" in page

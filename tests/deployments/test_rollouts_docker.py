@@ -15,35 +15,48 @@ from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-GOOD_MODEL = b'''
+GOOD_MODEL = b"""
 import numpy as np
 
 
 class Model:
     def predict(self, inputs):
         return {"double": np.asarray(inputs["x"], dtype=np.float64) * %d}
-'''
-BROKEN_MODEL = b'''
+"""
+BROKEN_MODEL = b"""
 raise RuntimeError("this model cannot load: weights missing")
-'''
-SIGNATURE = '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], ' \
-            '"outputs": [{"name": "double", "datatype": "FP64", "shape": [-1]}]}'
+"""
+SIGNATURE = (
+    '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], '
+    '"outputs": [{"name": "double", "datatype": "FP64", "shape": [-1]}]}'
+)
 
 
 @pytest.fixture
 def docker_env(docker_engine):
-    environment = Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER,
-                                             docker_url="unix:///var/run/docker.sock", bind_address="127.0.0.1",
-                                             deployment_settings={"progress_deadline_seconds": 15})
+    environment = Environment.objects.create(
+        name="dev",
+        position=10,
+        target=TargetKind.DOCKER,
+        docker_url="unix:///var/run/docker.sock",
+        bind_address="127.0.0.1",
+        deployment_settings={"progress_deadline_seconds": 15},
+    )
     yield environment
     for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=iris"}):
         container.remove(force=True)
 
 
 def upload(client, model, source: bytes) -> int:
-    response = client.post(f"/api/v1/models/{model.pk}/versions/", {
-        "framework": "python", "artifact": SimpleUploadedFile("model.py", source), "signature": SIGNATURE,
-    }, format="multipart")
+    response = client.post(
+        f"/api/v1/models/{model.pk}/versions/",
+        {
+            "framework": "python",
+            "artifact": SimpleUploadedFile("model.py", source),
+            "signature": SIGNATURE,
+        },
+        format="multipart",
+    )
     assert response.status_code == 201, response.content
     build = wait_for_build(response.json()["id"], timeout=240)
     assert build.state == "succeeded", build.failure_reason
@@ -65,14 +78,24 @@ def finished(rollout_id) -> Rollout:
 
 
 def predict(endpoint, value):
-    response = requests.post(f"{endpoint}/v2/models/iris/infer", json={"inputs": [
-        {"name": "x", "shape": [1], "datatype": "FP64", "data": [value]}]}, timeout=10)
+    response = requests.post(
+        f"{endpoint}/v2/models/iris/infer",
+        json={"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [value]}]},
+        timeout=10,
+    )
     assert response.status_code == 200, response.text
     return response.json()["outputs"][0]["data"][0]
 
 
 def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
-    api, teammate, model, registry_row, build_settings, celery_worker, docker_env, docker_engine,
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    docker_env,
+    docker_engine,
 ):
     client = api.as_user(teammate)
     v1 = upload(client, model, GOOD_MODEL % 2)

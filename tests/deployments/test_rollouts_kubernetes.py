@@ -21,7 +21,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def cluster_env(kube_cluster, settings):  # noqa: F811
     settings.ROLLOUT_TIMEOUT = 60
     return Environment.objects.create(
-        name="dev", position=10, target=TargetKind.KUBERNETES, namespace=kube_cluster.namespace,
+        name="dev",
+        position=10,
+        target=TargetKind.KUBERNETES,
+        namespace=kube_cluster.namespace,
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 2, "progress_deadline_seconds": 30},
     )
@@ -108,11 +111,13 @@ def test_api_errors_are_retried_and_the_rollout_still_succeeds(teammate, model, 
 def test_a_second_rollout_of_the_same_model_is_refused_while_one_runs(teammate, model, cluster_env):
     from accounts.permissions import Actor
 
-    first = rollouts.rollout_start(actor=Actor(user=teammate), version=version_with_image(model, 1),
-                                   environment=cluster_env)
+    first = rollouts.rollout_start(
+        actor=Actor(user=teammate), version=version_with_image(model, 1), environment=cluster_env
+    )
     with pytest.raises(Exception, match=f"rollout #{first.pk} of v1 is still queued"):
-        rollouts.rollout_start(actor=Actor(user=teammate), version=version_with_image(model, 2),
-                               environment=cluster_env)
+        rollouts.rollout_start(
+            actor=Actor(user=teammate), version=version_with_image(model, 2), environment=cluster_env
+        )
     from audit.models import AuditEvent
 
     refusal = AuditEvent.objects.get(action="rollout.start", outcome="refused")
@@ -152,8 +157,9 @@ def test_what_ran_at_a_given_time(teammate, model, cluster_env, api):
 def test_rollback_redeploys_the_previous_release(teammate, model, cluster_env, api):
     deploy(teammate, version_with_image(model, 1), cluster_env)
     current = deploy(teammate, version_with_image(model, 2), cluster_env)
-    response = api.as_user(teammate).post(f"/api/v1/environments/{cluster_env.pk}/rollback/", {"model": model.pk},
-                                          format="json")
+    response = api.as_user(teammate).post(
+        f"/api/v1/environments/{cluster_env.pk}/rollback/", {"model": model.pk}, format="json"
+    )
     assert response.status_code == 201, response.json()
     rollback = Rollout.objects.get(pk=response.json()["id"])
     assert rollback.kind == RolloutKind.ROLLBACK and rollback.replaces == current and rollback.version.number == 1

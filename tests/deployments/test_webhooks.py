@@ -50,8 +50,9 @@ def test_signatures_verify_and_tampering_is_detected():
 def test_a_delivery_is_signed_and_retried_until_it_succeeds(receiver, team):
     url, received, answers = receiver
     webhook = Webhook.objects.create(team=team, url=url, secret=SECRET)
-    delivery = WebhookDelivery.objects.create(webhook=webhook, event="promotion.approved",
-                                              payload={"event": "promotion.approved", "promotion": {"id": 7}})
+    delivery = WebhookDelivery.objects.create(
+        webhook=webhook, event="promotion.approved", payload={"event": "promotion.approved", "promotion": {"id": 7}}
+    )
     answers.append(503)
     with pytest.raises(requests.HTTPError):
         notifications.deliver(delivery.pk)

@@ -134,9 +134,7 @@ class ApiCore:
         self.server_minor, self.validate_schema, self.user = server_minor, validate_schema, user
         self._ips = itertools.count(10)
         for namespace in DEFAULT_NAMESPACES:
-            self.create(
-                self.resource("namespaces"), None, {"metadata": {"name": namespace}}, manager="kube-apiserver"
-            )
+            self.create(self.resource("namespaces"), None, {"metadata": {"name": namespace}}, manager="kube-apiserver")
 
     # --- lookup ---------------------------------------------------------------------------------------
 
@@ -317,9 +315,7 @@ class ApiCore:
     def _check(self, rtype: ResourceType, obj: Obj, old: Obj | None, strictness: str) -> list[str]:
         unknown = semantics.schema_check(obj, self.server_minor) if self.validate_schema else []
         if unknown and strictness == "Strict":
-            raise ApiError(
-                400, "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown)
-            )
+            raise ApiError(400, "strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in unknown))
         semantics.validate(rtype, obj, old)
         return [] if strictness == "Ignore" else [f'unknown field "{path}"' for path in unknown]
 
@@ -467,9 +463,7 @@ class ApiCore:
             claimed = patching.field_paths(config)
             self._raise_conflicts(old, config, claimed, manager, subresource, force)
             mine = _entry_paths(old, manager, "Apply", subresource)
-            others = set().union(
-                *(_paths(e) for e in _entries(old) if not _same(e, manager, "Apply", subresource))
-            )
+            others = set().union(*(_paths(e) for e in _entries(old) if not _same(e, manager, "Apply", subresource)))
             result = copy.deepcopy(old)
             for path in sorted(mine - claimed - others, key=lambda p: (len(p), p[-1] != "."), reverse=True):
                 patching.remove_path(result, path)
@@ -577,18 +571,12 @@ class ApiCore:
     ) -> None:
         """Maintain metadata.managedFields like server-side apply (Update takes changed fields silently)."""
         changed = (
-            claimed
-            if claimed is not None
-            else patching.changed_paths(old, _subresource_part(rtype, new, subresource))
+            claimed if claimed is not None else patching.changed_paths(old, _subresource_part(rtype, new, subresource))
         )
         taken = changed if operation == "Update" or force else set()
-        owned = changed | (
-            _entry_paths(old, manager, operation, subresource) if operation == "Update" else set()
-        )
+        owned = changed | (_entry_paths(old, manager, operation, subresource) if operation == "Update" else set())
         entries = []
-        for entry in (
-            copy.deepcopy(e) for e in _entries(old) if not _same(e, manager, operation, subresource)
-        ):
+        for entry in (copy.deepcopy(e) for e in _entries(old) if not _same(e, manager, operation, subresource)):
             kept = {p for p in _paths(entry) - taken if patching.value_at(new, p) is not None}
             if kept:
                 entries.append({**entry, "fieldsV1": patching.paths_to_fields(kept)})
@@ -780,9 +768,7 @@ def _entry_paths(obj: Obj, manager: str, operation: str, subresource: str | None
 
 
 def _dotted(path: patching.Path) -> str:
-    return "".join(
-        f".{part[2:]}" if part.startswith("f:") else f"[{part[2:]}]" for part in path if part != "."
-    )
+    return "".join(f".{part[2:]}" if part.startswith("f:") else f"[{part[2:]}]" for part in path if part != ".")
 
 
 def _spec_part(obj: Obj) -> Obj:

@@ -182,9 +182,7 @@ class DeploymentController:
             self.autoscaling.list_horizontal_pod_autoscaler_for_all_namespaces,
         ]
         self._threads = [
-            threading.Thread(
-                target=self._watch_loop, args=(lister,), daemon=True, name=f"kube-controller-watch-{i}"
-            )
+            threading.Thread(target=self._watch_loop, args=(lister,), daemon=True, name=f"kube-controller-watch-{i}")
             for i, lister in enumerate(watched)
         ]
         self._threads.append(threading.Thread(target=self._run, daemon=True, name="kube-controller"))
@@ -317,9 +315,7 @@ class DeploymentController:
             if error.status != 409:
                 raise
             self.core.patch_node(self.node_name, {"metadata": {"labels": labels}})
-        self.core.patch_node_status(
-            self.node_name, {"status": status}, _content_type="application/merge-patch+json"
-        )
+        self.core.patch_node_status(self.node_name, {"status": status}, _content_type="application/merge-patch+json")
         self._node_key = key
 
     # --- events ---------------------------------------------------------------------------------------
@@ -391,9 +387,7 @@ class DeploymentController:
         meta, spec = deployment["metadata"], deployment["spec"]
         owned = [rs for rs in replicasets if owner_uid(rs) == meta["uid"]]
         pod_hash = template_hash(spec["template"])
-        new_rs = next(
-            (rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == pod_hash), None
-        )
+        new_rs = next((rs for rs in owned if rs["metadata"]["labels"].get("pod-template-hash") == pod_hash), None)
         if new_rs is None and not spec.get("paused"):
             new_rs = self._create_replicaset(deployment, owned, pod_hash)
             owned.append(new_rs)
@@ -405,10 +399,7 @@ class DeploymentController:
     def _create_replicaset(self, deployment: Obj, owned: list[Obj], pod_hash: str) -> Obj:
         meta, spec = deployment["metadata"], deployment["spec"]
         revision = 1 + max(
-            [
-                int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", 0))
-                for rs in owned
-            ]
+            [int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", 0)) for rs in owned]
             or [0]
         )
         template = copy.deepcopy(spec["template"])
@@ -436,9 +427,7 @@ class DeploymentController:
         spec = deployment["spec"]
         desired = spec.get("replicas", 1)
         ready = {
-            rs["metadata"]["uid"]: sum(
-                1 for p in pods if owner_uid(p) == rs["metadata"]["uid"] and is_ready(p)
-            )
+            rs["metadata"]["uid"]: sum(1 for p in pods if owner_uid(p) == rs["metadata"]["uid"] and is_ready(p))
             for rs in [new_rs, *old_sets]
         }
         new_replicas = new_rs["spec"].get("replicas", 0)
@@ -507,9 +496,7 @@ class DeploymentController:
                 "spec": {"replicas": replicas},
                 "metadata": {
                     "annotations": {
-                        "deployment.kubernetes.io/desired-replicas": str(
-                            deployment["spec"].get("replicas", 1)
-                        )
+                        "deployment.kubernetes.io/desired-replicas": str(deployment["spec"].get("replicas", 1))
                     }
                 },
             },
@@ -527,9 +514,7 @@ class DeploymentController:
             repeat=True,
         )
 
-    def _write_deployment_status(
-        self, deployment: Obj, new_rs: Obj | None, owned: list[Obj], pods: list[Obj]
-    ) -> None:
+    def _write_deployment_status(self, deployment: Obj, new_rs: Obj | None, owned: list[Obj], pods: list[Obj]) -> None:
         meta = deployment["metadata"]
         owned_uids = {rs["metadata"]["uid"] for rs in owned}
         mine = [p for p in pods if owner_uid(p) in owned_uids]
@@ -548,9 +533,7 @@ class DeploymentController:
             **{key: value for key, value in counts.items() if value},
         }
         status["conditions"] = self._deployment_conditions(deployment, new_rs, counts)
-        revision = (
-            (new_rs or {}).get("metadata", {}).get("annotations", {}).get("deployment.kubernetes.io/revision")
-        )
+        revision = (new_rs or {}).get("metadata", {}).get("annotations", {}).get("deployment.kubernetes.io/revision")
         annotations = dict(meta.get("annotations") or {})
         if revision:
             annotations["deployment.kubernetes.io/revision"] = revision
@@ -567,9 +550,7 @@ class DeploymentController:
             _preload_content=False,
         )
 
-    def _deployment_conditions(
-        self, deployment: Obj, new_rs: Obj | None, counts: dict[str, int]
-    ) -> list[Obj]:
+    def _deployment_conditions(self, deployment: Obj, new_rs: Obj | None, counts: dict[str, int]) -> list[Obj]:
         meta, spec = deployment["metadata"], deployment["spec"]
         desired = spec.get("replicas", 1)
         rolling = spec.get("strategy", {}).get("rollingUpdate") or {}
@@ -637,9 +618,7 @@ class DeploymentController:
                 },
                 "spec": copy.deepcopy(template["spec"]),
             }
-            created = json.loads(
-                self.core.create_namespaced_pod(meta["namespace"], body, _preload_content=False).data
-            )
+            created = json.loads(self.core.create_namespaced_pod(meta["namespace"], body, _preload_content=False).data)
             mine.append(created)
             self._event(
                 replicaset,
@@ -653,9 +632,7 @@ class DeploymentController:
                 : len(mine) - desired
             ]
             for pod in doomed:
-                self.core.delete_namespaced_pod(
-                    pod["metadata"]["name"], meta["namespace"], _preload_content=False
-                )
+                self.core.delete_namespaced_pod(pod["metadata"]["name"], meta["namespace"], _preload_content=False)
                 mine.remove(pod)
                 self._event(
                     replicaset,
@@ -789,9 +766,7 @@ class DeploymentController:
             for name, amount in ((container.get("resources") or {}).get("requests") or {}).items():
                 needed[name] = needed.get(name, 0) + parse_quantity(amount)
         short = sorted(
-            name
-            for name, amount in needed.items()
-            if amount > parse_quantity(self.node_capacity.get(name, "0"))
+            name for name, amount in needed.items() if amount > parse_quantity(self.node_capacity.get(name, "0"))
         )
         if not short:
             return None
@@ -906,18 +881,14 @@ class DeploymentController:
         )
         event("Created", f"Created container: {name}")
         event("Started", f"Started container {name}")
-        container_id = (
-            "containerd://" + hashlib.sha256(f"{pod['metadata']['uid']}/{name}".encode()).hexdigest()
-        )
+        container_id = "containerd://" + hashlib.sha256(f"{pod['metadata']['uid']}/{name}".encode()).hexdigest()
         status["containerID"] = container_id
         if outcome == "CrashLoopBackOff":
             return self._crash_loop(pod, memory, status, elapsed, event)
         status.update(ready=True, started=True, state={"running": {"startedAt": memory.started_at}})
         return status
 
-    def _pull_failure(
-        self, status: Obj, image: str, reference: str, elapsed: float, event: Callable[..., None]
-    ) -> Obj:
+    def _pull_failure(self, status: Obj, image: str, reference: str, elapsed: float, event: Callable[..., None]) -> Obj:
         detail = (
             f'rpc error: code = NotFound desc = failed to pull and unpack image "{reference}": failed to '
             f'resolve reference "{reference}": {reference}: not found'
@@ -937,9 +908,7 @@ class DeploymentController:
         }
         return status
 
-    def _crash_loop(
-        self, pod: Obj, memory: PodMemory, status: Obj, elapsed: float, event: Callable[..., None]
-    ) -> Obj:
+    def _crash_loop(self, pod: Obj, memory: PodMemory, status: Obj, elapsed: float, event: Callable[..., None]) -> Obj:
         meta, name = pod["metadata"], status["name"]
         restarts = 1 + int((elapsed - self.ready_delay) / self.crash_interval)
         pod_id = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
@@ -1028,9 +997,7 @@ def merge_diff(old: Any, new: Any) -> Any:
     if not (isinstance(old, dict) and isinstance(new, dict)):
         return new
     patch = {key: None for key in old if key not in new}
-    patch.update(
-        {key: merge_diff(old.get(key), value) for key, value in new.items() if old.get(key) != value}
-    )
+    patch.update({key: merge_diff(old.get(key), value) for key, value in new.items() if old.get(key) != value})
     return patch
 
 
@@ -1045,9 +1012,7 @@ def _owner_ref(owner: Obj, api_version: str, kind: str) -> Obj:
     }
 
 
-def _workload_condition(
-    previous: Obj | None, kind: str, value: tuple[str, str, str], updated: str | None
-) -> Obj:
+def _workload_condition(previous: Obj | None, kind: str, value: tuple[str, str, str], updated: str | None) -> Obj:
     status, reason, message = value
     stable = previous and previous["status"] == status
     transition = previous["lastTransitionTime"] if stable else now_iso()

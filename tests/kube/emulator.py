@@ -153,9 +153,7 @@ class KubeEmulator:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def write_kubeconfig(
-        self, path: str | Path, token: str | None = None, namespace: str = "default"
-    ) -> Path:
+    def write_kubeconfig(self, path: str | Path, token: str | None = None, namespace: str = "default") -> Path:
         """A kubeconfig for this server; `token=""` writes one without credentials."""
         token = self.token if token is None else token
         user: dict[str, Any] = {"token": token} if token else {}
@@ -190,12 +188,8 @@ class KubeEmulator:
         except ApiError:
             return None
 
-    def list(
-        self, resource: str, namespace: str | None = None, label_selector: str | None = None
-    ) -> list[Obj]:
-        return self.core.list(self.core.resource(resource), namespace, parse_label_selector(label_selector))[
-            0
-        ]
+    def list(self, resource: str, namespace: str | None = None, label_selector: str | None = None) -> list[Obj]:
+        return self.core.list(self.core.resource(resource), namespace, parse_label_selector(label_selector))[0]
 
     def put(self, obj: Obj) -> Obj:
         """Create or overwrite an object as given (status too), notifying watches: a change behind the back"""
@@ -364,9 +358,7 @@ class KubeEmulator:
                     "shortNames": list(rtype.short_names),
                 }
             )
-            subresources = (["status"] if rtype.has_status else []) + (
-                ["scale"] if rtype.plural in SCALABLE else []
-            )
+            subresources = (["status"] if rtype.has_status else []) + (["scale"] if rtype.plural in SCALABLE else [])
             subresources += ["log"] if rtype.plural == "pods" else []
             resources += [
                 {
@@ -532,9 +524,7 @@ class KubeEmulator:
             return web.json_response(_list(rtype, items, str(revision)))
         raise ApiError(405, f"the server does not allow this method on the requested resource ({method})")
 
-    def _list_body(
-        self, rtype: ResourceType, namespace: str | None, matches: Callable[[Obj], bool], query: Any
-    ) -> Obj:
+    def _list_body(self, rtype: ResourceType, namespace: str | None, matches: Callable[[Obj], bool], query: Any) -> Obj:
         items, revision = self.core.list(rtype, namespace, matches)
         offset, list_revision = 0, str(revision)
         if token := query.get("continue"):

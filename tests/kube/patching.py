@@ -132,9 +132,7 @@ def _strip_directives(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip_directives(v) for k, v in value.items() if not k.startswith("$") and v is not None}
     if isinstance(value, list):
-        return [
-            _strip_directives(item) for item in value if not (isinstance(item, dict) and "$patch" in item)
-        ]
+        return [_strip_directives(item) for item in value if not (isinstance(item, dict) and "$patch" in item)]
     return copy.deepcopy(value)
 
 
@@ -219,11 +217,7 @@ def _step(value: Any, part: str) -> Any:
     wanted = json.loads(part[2:])
     if isinstance(value, list):
         return next(
-            (
-                item
-                for item in value
-                if isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items())
-            ),
+            (item for item in value if isinstance(item, dict) and all(item.get(k) == v for k, v in wanted.items())),
             None,
         )
     return None

@@ -64,9 +64,7 @@ RESOURCES = [
         tracks_generation=True,
         short_names=("hpa",),
     ),
-    ResourceType(
-        "networking.k8s.io", "v1", "ingresses", "Ingress", tracks_generation=True, short_names=("ing",)
-    ),
+    ResourceType("networking.k8s.io", "v1", "ingresses", "Ingress", tracks_generation=True, short_names=("ing",)),
     ResourceType(
         "policy",
         "v1",
@@ -120,9 +118,7 @@ class ApiError(Exception):
 
 
 def not_found(rtype: ResourceType, name: str) -> ApiError:
-    return ApiError(
-        404, f'{rtype.qualified} "{name}" not found', name=name, group=rtype.group, kind=rtype.plural
-    )
+    return ApiError(404, f'{rtype.qualified} "{name}" not found', name=name, group=rtype.group, kind=rtype.plural)
 
 
 # --- defaulting -------------------------------------------------------------------------------------
@@ -331,9 +327,7 @@ def _check_pod_spec(problems: Problems, spec: dict[str, Any], field: str) -> Non
         path = f"{field}.containers[{index}]"
         name = container.get("name") or ""
         if name in seen:
-            problems.append(
-                (f"{path}.name", "FieldValueDuplicate", f'{path}.name: Duplicate value: "{name}"')
-            )
+            problems.append((f"{path}.name", "FieldValueDuplicate", f'{path}.name: Duplicate value: "{name}"'))
         elif not _DNS_LABEL.match(name):
             problems.invalid(
                 f"{path}.name",
@@ -374,9 +368,7 @@ def _check_workload(problems: Problems, obj: dict[str, Any], old: dict[str, Any]
     if not selector or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         problems.required("spec.selector")
     elif not selector_matches(selector, labels):
-        problems.invalid(
-            "spec.template.metadata.labels", labels, "`selector` does not match template `labels`"
-        )
+        problems.invalid("spec.template.metadata.labels", labels, "`selector` does not match template `labels`")
     if old is not None and selector != old.get("spec", {}).get("selector"):
         problems.invalid("spec.selector", selector, "field is immutable")
     if (spec.get("replicas") or 0) < 0:
@@ -387,8 +379,7 @@ def _check_workload(problems: Problems, obj: dict[str, Any], old: dict[str, Any]
             (
                 "spec.template.spec.restartPolicy",
                 "FieldValueNotSupported",
-                f'spec.template.spec.restartPolicy: Unsupported value: "{restart}": '
-                'supported values: "Always"',
+                f'spec.template.spec.restartPolicy: Unsupported value: "{restart}": supported values: "Always"',
             )
         )
     _check_labels(problems, labels, "spec.template.metadata.labels")
@@ -429,8 +420,7 @@ def _check_kind_rules(problems: Problems, obj: dict[str, Any], old: dict[str, An
             except (binascii.Error, TypeError) as error:
                 raise ApiError(
                     400,
-                    f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data in '
-                    f"data[{key}]",
+                    f'Secret in version "v1" cannot be handled as a Secret: illegal base64 data in data[{key}]',
                 ) from error
 
 
@@ -502,9 +492,7 @@ def _validator(kind: str, api_version: str, schema_version: str, strict: bool) -
         )
     except FileNotFoundError:
         return None
-    definitions = kv_utils.schema_contents(
-        f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_version
-    )
+    definitions = kv_utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", schema_version)
     registry = referencing.Resource.from_contents(schema) @ referencing.Registry()
     registry = referencing.Resource.from_contents(definitions) @ registry
     return jsonschema.validators.Draft202012Validator(schema, registry=registry)

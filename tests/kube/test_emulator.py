@@ -36,9 +36,7 @@ def deployment(name: str, image: str = IMAGE, replicas: int = 1, **spec: Any) ->
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
-                "spec": {
-                    "containers": [{"name": "model", "image": image, "ports": [{"containerPort": 8080}]}]
-                },
+                "spec": {"containers": [{"name": "model", "image": image, "ports": [{"containerPort": 8080}]}]},
             },
             **spec,
         },
@@ -134,9 +132,7 @@ def test_list_is_empty_not_404_and_label_selectors_filter(kube_cluster: KubeClus
         core.create_namespaced_config_map(namespace, {"metadata": {"name": name, "labels": labels}})
 
     def names(selector: str) -> list[str]:
-        return [
-            m.metadata.name for m in core.list_namespaced_config_map(namespace, label_selector=selector).items
-        ]
+        return [m.metadata.name for m in core.list_namespaced_config_map(namespace, label_selector=selector).items]
 
     assert names("app=demo,tier=web") == ["a"]
     assert names("tier in (web,batch)") == ["a", "b"]
@@ -169,9 +165,7 @@ def test_server_side_apply_creates_then_updates_and_bumps_generation_on_spec_onl
     manifest = deployment("iris", replicas=0)
     created = apply(manifest)
     assert created.metadata.generation == 1
-    assert any(
-        entry.manager == "slipway" and entry.operation == "Apply" for entry in created.metadata.managed_fields
-    )
+    assert any(entry.manager == "slipway" and entry.operation == "Apply" for entry in created.metadata.managed_fields)
 
     same = apply(manifest)
     assert same.metadata.generation == 1 and same.spec == created.spec  # a no-op changes nothing
@@ -180,10 +174,12 @@ def test_server_side_apply_creates_then_updates_and_bumps_generation_on_spec_onl
     # writing Deployment status and annotations, which would make that check racy here.
     core = kube_cluster.core
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings"}, "data": {"a": "1"}}
-    first = core.patch_namespaced_config_map("settings", namespace, config_map, field_manager="slipway",
-                                             _content_type=APPLY)
-    again = core.patch_namespaced_config_map("settings", namespace, config_map, field_manager="slipway",
-                                             _content_type=APPLY)
+    first = core.patch_namespaced_config_map(
+        "settings", namespace, config_map, field_manager="slipway", _content_type=APPLY
+    )
+    again = core.patch_namespaced_config_map(
+        "settings", namespace, config_map, field_manager="slipway", _content_type=APPLY
+    )
     assert again.metadata.resource_version == first.metadata.resource_version
 
     manifest["metadata"]["labels"]["team"] = "ml"
@@ -201,9 +197,7 @@ def test_server_side_apply_creates_then_updates_and_bumps_generation_on_spec_onl
 def test_apply_conflicts_with_another_manager_unless_forced(kube_cluster: KubeCluster) -> None:
     apps, namespace = kube_cluster.apps, kube_cluster.namespace
     manifest = deployment("iris", replicas=0)
-    apps.patch_namespaced_deployment(
-        "iris", namespace, manifest, field_manager="slipway", _content_type=APPLY
-    )
+    apps.patch_namespaced_deployment("iris", namespace, manifest, field_manager="slipway", _content_type=APPLY)
     apps.patch_namespaced_deployment("iris", namespace, {"spec": {"replicas": 3}}, field_manager="ops")
 
     manifest["spec"]["replicas"] = 1
@@ -225,27 +219,18 @@ def test_apply_conflicts_with_another_manager_unless_forced(kube_cluster: KubeCl
 def test_patch_flavours(kube_cluster: KubeCluster) -> None:
     apps, namespace = kube_cluster.apps, kube_cluster.namespace
     manifest = deployment("iris", replicas=0)
-    manifest["spec"]["template"]["spec"]["containers"].append(
-        {"name": "sidecar", "image": "registry.local/proxy:1"}
-    )
+    manifest["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "registry.local/proxy:1"})
     apps.create_namespaced_deployment(namespace, manifest)
 
     # A dict body goes out as a strategic merge patch: containers merge by name, env by name.
-    patch = {
-        "spec": {
-            "template": {"spec": {"containers": [{"name": "model", "env": [{"name": "A", "value": "1"}]}]}}
-        }
-    }
+    patch = {"spec": {"template": {"spec": {"containers": [{"name": "model", "env": [{"name": "A", "value": "1"}]}]}}}}
     merged = apps.patch_namespaced_deployment("iris", namespace, patch)
     containers = {c.name: c for c in merged.spec.template.spec.containers}
     assert set(containers) == {"model", "sidecar"} and containers["model"].env[0].value == "1"
     assert containers["model"].image == IMAGE
 
     # A JSON merge patch replaces lists whole (so a container without its image is invalid).
-    assert (
-        error_of(apps.patch_namespaced_deployment, "iris", namespace, patch, _content_type=MERGE).status
-        == 422
-    )
+    assert error_of(apps.patch_namespaced_deployment, "iris", namespace, patch, _content_type=MERGE).status == 422
     only_model = [{"name": "model", "image": IMAGE}]
     merge = {"spec": {"template": {"spec": {"containers": only_model}}}}
     replaced = apps.patch_namespaced_deployment("iris", namespace, merge, _content_type=MERGE)
@@ -263,13 +248,8 @@ def test_status_subresource_semantics(kube_cluster: KubeCluster) -> None:
     kube_cluster.require_emulator()  # a real controller would overwrite the status we write
     created = apps.create_namespaced_deployment(namespace, deployment("iris", replicas=0, paused=True))
 
-    ignored = apps.patch_namespaced_deployment(
-        "iris", namespace, {"status": {"replicas": 42}}, _content_type=MERGE
-    )
-    assert (
-        ignored.status.replicas is None
-        and ignored.metadata.resource_version == created.metadata.resource_version
-    )
+    ignored = apps.patch_namespaced_deployment("iris", namespace, {"status": {"replicas": 42}}, _content_type=MERGE)
+    assert ignored.status.replicas is None and ignored.metadata.resource_version == created.metadata.resource_version
 
     written = apps.patch_namespaced_deployment_status(
         "iris", namespace, {"status": {"replicas": 7}, "spec": {"replicas": 9}}, _content_type=MERGE
@@ -290,10 +270,7 @@ def test_put_replace_checks_resource_version(kube_cluster: KubeCluster) -> None:
     stale = error_of(core.replace_namespaced_config_map, "cfg", namespace, body)
     assert stale.status == 409 and "the object has been modified" in json.loads(stale.body)["message"]
     assert (
-        error_of(
-            core.replace_namespaced_config_map, "other", namespace, {"metadata": {"name": "other"}}
-        ).status
-        == 404
+        error_of(core.replace_namespaced_config_map, "other", namespace, {"metadata": {"name": "other"}}).status == 404
     )
 
 
@@ -339,9 +316,7 @@ def test_watch_streams_changes_and_honours_timeout(kube_cluster: KubeCluster) ->
     core.delete_namespaced_config_map("cfg", namespace)
 
     began = time.monotonic()
-    stream = watch.Watch().stream(
-        core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=1
-    )
+    stream = watch.Watch().stream(core.list_namespaced_config_map, namespace, resource_version=start, timeout_seconds=1)
     seen = [(event["type"], event["object"].metadata.name) for event in stream]
     assert seen == [("ADDED", "cfg"), ("MODIFIED", "cfg"), ("DELETED", "cfg")]
     assert 0.9 < time.monotonic() - began < 3
@@ -353,9 +328,7 @@ def test_namespace_delete_removes_its_objects(kube_cluster: KubeCluster) -> None
     core.create_namespaced_config_map(f"{kube_cluster.namespace}-x", {"metadata": {"name": "cfg"}})
     deleted = core.delete_namespace(f"{kube_cluster.namespace}-x")  # client 37 returns deletes as dicts
     assert deleted["kind"] == "Namespace" and deleted["status"]["phase"] == "Terminating"
-    kube_cluster.wait_for(
-        lambda: not [n for n in core.list_namespace().items if n.metadata.name.endswith("-x")]
-    )
+    kube_cluster.wait_for(lambda: not [n for n in core.list_namespace().items if n.metadata.name.endswith("-x")])
 
 
 # --- credentials, authorization and injected faults ---------------------------------------------------
@@ -364,9 +337,7 @@ def test_namespace_delete_removes_its_objects(kube_cluster: KubeCluster) -> None
 def test_requests_without_the_token_get_401(kube_cluster: KubeCluster, tmp_path: Any) -> None:
     emulator, _ = kube_cluster.require_emulator()
     for token in ("wrong-token", ""):
-        api = config.new_client_from_config(
-            str(emulator.write_kubeconfig(tmp_path / f"kc{token}", token=token))
-        )
+        api = config.new_client_from_config(str(emulator.write_kubeconfig(tmp_path / f"kc{token}", token=token)))
         assert error_of(client.CoreV1Api(api).list_namespace).status == 401
         api.close()
     assert urllib3.request("GET", emulator.url + "/version").status == 200  # anonymous may read /version
@@ -401,16 +372,12 @@ def test_access_review_and_denied_verbs(kube_cluster: KubeCluster) -> None:
             "resource": "deployments",
             "namespace": kube_cluster.namespace,
         }
-        return reviews.create_self_subject_access_review(
-            {"spec": {"resourceAttributes": attributes}}
-        ).status.allowed
+        return reviews.create_self_subject_access_review({"spec": {"resourceAttributes": attributes}}).status.allowed
 
     assert allowed("create")
     emulator.deny("create", "deployments", namespace=kube_cluster.namespace)
     assert not allowed("create") and allowed("get")
-    forbidden = error_of(
-        kube_cluster.apps.create_namespaced_deployment, kube_cluster.namespace, deployment("iris")
-    )
+    forbidden = error_of(kube_cluster.apps.create_namespaced_deployment, kube_cluster.namespace, deployment("iris"))
     assert forbidden.status == 403 and json.loads(forbidden.body)["reason"] == "Forbidden"
 
 
@@ -470,9 +437,7 @@ def test_rollout_reaches_available_then_rolls_a_new_template(kube_cluster: KubeC
     assert sorted(rs.spec.replicas for rs in replica_sets) == [0, 2]
     assert "ScalingReplicaSet" in {e.reason for e in events_for(kube_cluster, "iris")}
     pod_name = live_pods_of(kube_cluster, "iris")[0].metadata.name
-    assert {"Scheduled", "Pulled", "Created", "Started"} <= {
-        e.reason for e in events_for(kube_cluster, pod_name)
-    }
+    assert {"Scheduled", "Pulled", "Created", "Started"} <= {e.reason for e in events_for(kube_cluster, pod_name)}
 
     status = apps.delete_namespaced_deployment("iris", namespace)  # client 37 returns deletes as dicts
     assert (status["kind"], status["status"]) == ("Status", "Success")
@@ -482,9 +447,7 @@ def test_rollout_reaches_available_then_rolls_a_new_template(kube_cluster: KubeC
 def test_image_pull_backoff_is_visible(kube_cluster: KubeCluster) -> None:
     kube_cluster.require_emulator()
     core, namespace = kube_cluster.core, kube_cluster.namespace
-    kube_cluster.apps.create_namespaced_deployment(
-        namespace, deployment("iris", image="registry.local/bad-image:1")
-    )
+    kube_cluster.apps.create_namespaced_deployment(namespace, deployment("iris", image="registry.local/bad-image:1"))
 
     def waiting_reason() -> str | None:
         pods = pods_of(kube_cluster, "iris")
@@ -505,9 +468,7 @@ def test_crash_loop_backoff_is_visible_with_logs(kube_cluster: KubeCluster) -> N
     _, controller = kube_cluster.require_emulator()
     controller.crash_interval = 0.2
     core, namespace = kube_cluster.core, kube_cluster.namespace
-    kube_cluster.apps.create_namespaced_deployment(
-        namespace, deployment("iris", image="registry.local/crashloop:1")
-    )
+    kube_cluster.apps.create_namespaced_deployment(namespace, deployment("iris", image="registry.local/crashloop:1"))
 
     def restarted_twice() -> Any:
         pods = pods_of(kube_cluster, "iris")
@@ -530,9 +491,7 @@ def test_progress_deadline_exceeded(kube_cluster: KubeCluster) -> None:
     kube_cluster.apps.create_namespaced_deployment(kube_cluster.namespace, manifest)
 
     def timed_out() -> Any:
-        current = kube_cluster.apps.read_namespaced_deployment(
-            manifest["metadata"]["name"], kube_cluster.namespace
-        )
+        current = kube_cluster.apps.read_namespaced_deployment(manifest["metadata"]["name"], kube_cluster.namespace)
         progressing = conditions(current).get("Progressing")
         return progressing if progressing and progressing.status == "False" else None
 

@@ -35,8 +35,14 @@ def tar_gz(entries: dict[str, bytes], links: dict[str, str] | None = None) -> by
 
 def test_it_stores_the_artifact_with_its_checksum_and_size(api, teammate, model, _media_root):
     content = b"\x80\x04 a pickled model, never loaded by the platform" * 1000
-    response = upload(api.as_user(teammate), model, content=content, label="1.0.0",
-                      metrics='{"accuracy": 0.97}', requirements="scikit-learn==1.5.2\nnumpy>=1.26")
+    response = upload(
+        api.as_user(teammate),
+        model,
+        content=content,
+        label="1.0.0",
+        metrics='{"accuracy": 0.97}',
+        requirements="scikit-learn==1.5.2\nnumpy>=1.26",
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["number"] == 1
@@ -99,8 +105,9 @@ def test_a_zip_with_an_absolute_path_is_refused(api, teammate, model):
 
 
 def test_a_safe_archive_is_listed(api, teammate, model):
-    archive = tar_gz({"model/model.py": b"class Model: ...", "model/weights.bin": b"w"},
-                     links={"model/latest": "weights.bin"})
+    archive = tar_gz(
+        {"model/model.py": b"class Model: ...", "model/weights.bin": b"w"}, links={"model/latest": "weights.bin"}
+    )
     response = upload(api.as_user(teammate), model, content=archive, name="model.tar.gz", framework="python")
     assert response.status_code == 201, response.json()
     assert response.json()["artifact_info"]["files"] == ["model/model.py", "model/weights.bin"]
@@ -122,17 +129,20 @@ def test_a_label_is_unique_within_the_model(api, teammate, model):
     assert ModelVersion.objects.count() == 1
 
 
-@pytest.mark.parametrize(("field", "value", "reason"), [
-    ("requirements", "numpy; rm -rf /", "not a valid requirement"),
-    ("requirements", "--index-url http://evil/simple", "pip options"),
-    ("requirements", "pkg @ https://example.com/pkg.whl", "direct URLs"),
-    ("metrics", '{"accuracy": "high"}', "must be a number"),
-    ("metrics", "{not json", "Not valid JSON"),
-    ("signature", '{"inputs": [{"name": "x", "datatype": "FLOAT", "shape": [1]}]}', "datatype must be one of"),
-    ("label", "has space", "semver or git tag"),
-    ("source_commit", "zzz", "hexadecimal"),
-    ("framework", "tensorflow", "is not a valid choice"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("requirements", "numpy; rm -rf /", "not a valid requirement"),
+        ("requirements", "--index-url http://evil/simple", "pip options"),
+        ("requirements", "pkg @ https://example.com/pkg.whl", "direct URLs"),
+        ("metrics", '{"accuracy": "high"}', "must be a number"),
+        ("metrics", "{not json", "Not valid JSON"),
+        ("signature", '{"inputs": [{"name": "x", "datatype": "FLOAT", "shape": [1]}]}', "datatype must be one of"),
+        ("label", "has space", "semver or git tag"),
+        ("source_commit", "zzz", "hexadecimal"),
+        ("framework", "tensorflow", "is not a valid choice"),
+    ],
+)
 def test_bad_metadata_is_refused_naming_the_field(api, teammate, model, field, value, reason):
     response = upload(api.as_user(teammate), model, **{field: value})
     assert response.status_code == 400
@@ -146,8 +156,9 @@ def test_a_prebuilt_image_version_needs_a_valid_reference(api, teammate, model):
     bad = client.post(url, {"framework": "image", "image_reference": "Not An Image!"}, format="json")
     assert bad.status_code == 400
     assert "not a valid image reference" in bad.json()["image_reference"][0]
-    good = client.post(url, {"framework": "image", "image_reference": "registry.local:5000/vision/det:1.0"},
-                       format="json")
+    good = client.post(
+        url, {"framework": "image", "image_reference": "registry.local:5000/vision/det:1.0"}, format="json"
+    )
     assert good.status_code == 201
     assert good.json()["artifact_url"] is None
 

@@ -9,8 +9,9 @@ from tests.factories import ModelFactory, VersionFactory
 
 def test_a_developer_registers_a_model_from_the_form(client, teammate, team):
     client.force_login(teammate)
-    response = client.post("/models/new/", {"team": team.pk, "name": "face-detector", "task": "detection",
-                                            "auto_build": "on"})
+    response = client.post(
+        "/models/new/", {"team": team.pk, "name": "face-detector", "task": "detection", "auto_build": "on"}
+    )
     assert response.status_code == 302
     assert response["Location"] == "/models/vision/face-detector/versions/new/"
     assert RegisteredModel.objects.get(name="face-detector").created_by == teammate
@@ -36,10 +37,16 @@ def test_a_duplicate_name_is_explained(client, teammate, team, model):
 def test_a_version_uploads_from_the_form(client, teammate, model):
     client.force_login(teammate)
     content = b"weights" * 50
-    response = client.post("/models/vision/iris/versions/new/", {
-        "framework": "sklearn", "artifact": SimpleUploadedFile("model.joblib", content),
-        "label": "2024.1", "metrics": '{"f1": 0.81}', "tags": "baseline, nightly",
-    })
+    response = client.post(
+        "/models/vision/iris/versions/new/",
+        {
+            "framework": "sklearn",
+            "artifact": SimpleUploadedFile("model.joblib", content),
+            "label": "2024.1",
+            "metrics": '{"f1": 0.81}',
+            "tags": "baseline, nightly",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     version = ModelVersion.objects.get()
     assert version.artifact_sha256 == hashlib.sha256(content).hexdigest()
@@ -51,9 +58,13 @@ def test_a_version_uploads_from_the_form(client, teammate, model):
 def test_a_too_large_upload_from_the_form_shows_the_limit(client, teammate, model, settings):
     settings.MAX_ARTIFACT_SIZE = 10 * 1024
     client.force_login(teammate)
-    response = client.post("/models/vision/iris/versions/new/", {
-        "framework": "sklearn", "artifact": SimpleUploadedFile("big.joblib", b"x" * 20 * 1024),
-    })
+    response = client.post(
+        "/models/vision/iris/versions/new/",
+        {
+            "framework": "sklearn",
+            "artifact": SimpleUploadedFile("big.joblib", b"x" * 20 * 1024),
+        },
+    )
     assert response.status_code == 413
     assert "larger than the limit" in response.content.decode()
     assert not ModelVersion.objects.exists()
@@ -61,9 +72,14 @@ def test_a_too_large_upload_from_the_form_shows_the_limit(client, teammate, mode
 
 def test_bad_json_metrics_are_shown_beside_the_field(client, teammate, model):
     client.force_login(teammate)
-    response = client.post("/models/vision/iris/versions/new/", {
-        "framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m"), "metrics": "{oops",
-    })
+    response = client.post(
+        "/models/vision/iris/versions/new/",
+        {
+            "framework": "sklearn",
+            "artifact": SimpleUploadedFile("m.joblib", b"m"),
+            "metrics": "{oops",
+        },
+    )
     assert response.status_code == 400
     assert 'id="id_metrics_errors"' in response.content.decode()
 

@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = os.environ.get("SLIPWAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -16,8 +22,10 @@ def chromium():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"needs Chromium at {CHROMIUM}: `make test` installs it (platform/scripts/ensure-chromium.sh)",
-                    pytrace=False)
+        pytest.fail(
+            f"needs Chromium at {CHROMIUM}: `make test` installs it (platform/scripts/ensure-chromium.sh)",
+            pytrace=False,
+        )
     # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still
     # synchronous code, which Django would otherwise refuse to run "from an async context".
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"

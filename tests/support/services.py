@@ -43,8 +43,10 @@ def docker_engine():
         client = docker.from_env(timeout=30)
         client.ping()
     except docker.errors.DockerException as exc:
-        pytest.fail(f"The Docker engine does not answer ({exc}); `make test` starts it with "
-                    "platform/scripts/ensure-docker.sh", pytrace=False)
+        pytest.fail(
+            f"The Docker engine does not answer ({exc}); `make test` starts it with platform/scripts/ensure-docker.sh",
+            pytrace=False,
+        )
     yield client
     client.close()
 
@@ -53,8 +55,9 @@ def docker_engine():
 def base_image(docker_engine):
     name = os.environ.get("SLIPWAY_BASE_IMAGE", "")
     if not name:
-        name = subprocess.run(["bash", str(SCRIPTS / "base-image.sh")], check=True, capture_output=True,
-                              text=True).stdout.strip()
+        name = subprocess.run(
+            ["bash", str(SCRIPTS / "base-image.sh")], check=True, capture_output=True, text=True
+        ).stdout.strip()
     docker_engine.images.get(name)
     return name
 
@@ -71,14 +74,15 @@ class OciRegistry:
         return f"127.0.0.1:{self.port}"
 
     def api(self, path: str, **kwargs) -> requests.Response:
-        return requests.get(f"http://{self.host}/v2/{path}", auth=(self.username, self.password), timeout=10,
-                            **kwargs)
+        return requests.get(f"http://{self.host}/v2/{path}", auth=(self.username, self.password), timeout=10, **kwargs)
 
     def manifest(self, repository: str, reference: str) -> requests.Response:
-        accept = ", ".join([
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.oci.image.manifest.v1+json",
-        ])
+        accept = ", ".join(
+            [
+                "application/vnd.docker.distribution.manifest.v2+json",
+                "application/vnd.oci.image.manifest.v1+json",
+            ]
+        )
         return self.api(f"{repository}/manifests/{reference}", headers={"Accept": accept})
 
 
@@ -86,8 +90,17 @@ class OciRegistry:
 def oci_registry(tmp_path_factory, docker_engine):
     """A CNCF Distribution registry on loopback with htpasswd authentication."""
     registry = OciRegistry(free_port(), "ci", "ci-registry-password", tmp_path_factory.mktemp("registry"))
-    subprocess.run(["bash", str(SCRIPTS / "ensure-registry.sh"), str(registry.port), str(registry.data_dir),
-                    registry.username, registry.password], check=True)
+    subprocess.run(
+        [
+            "bash",
+            str(SCRIPTS / "ensure-registry.sh"),
+            str(registry.port),
+            str(registry.data_dir),
+            registry.username,
+            registry.password,
+        ],
+        check=True,
+    )
     yield registry
     subprocess.run(["bash", str(SCRIPTS / "stop-registry.sh"), str(registry.data_dir)], check=False)
 
@@ -115,13 +128,33 @@ class CeleryWorker:
         }
         self.log = open(log_path, "ab")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--concurrency",
-             str(concurrency), "--hostname", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-             "--without-mingle", "--without-gossip"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                str(concurrency),
+                "--hostname",
+                f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
-        wait_until(lambda: b"ready." in log_path.read_bytes() or self.process.poll() is not None, timeout=60,
-                   message="the Celery worker to be ready")
+        wait_until(
+            lambda: b"ready." in log_path.read_bytes() or self.process.poll() is not None,
+            timeout=60,
+            message="the Celery worker to be ready",
+        )
         if self.process.poll() is not None:
             raise RuntimeError(f"the Celery worker exited at start:\n{log_path.read_text()[-3000:]}")
 
@@ -145,5 +178,3 @@ def purge_queue(redis_url: str) -> None:
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
-
-

@@ -34,10 +34,15 @@ def celery_worker(request, django_db_setup, django_db_blocker, build_dirs, base_
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]
     purge_queue(settings.REDIS_URL)
-    overrides = {"SLIPWAY_MEDIA_ROOT": str(build_dirs["media"]), "SLIPWAY_BUILD_WORKDIR": str(build_dirs["work"]),
-                 "SLIPWAY_WHEEL_CACHE": str(build_dirs["wheels"]), "SLIPWAY_BASE_IMAGE": base_image,
-                 "SLIPWAY_BUILD_RETRY_BACKOFF": "0.2", "SLIPWAY_BUILD_HEARTBEAT": "1",
-                 **getattr(request.module, "WORKER_ENV", {})}
+    overrides = {
+        "SLIPWAY_MEDIA_ROOT": str(build_dirs["media"]),
+        "SLIPWAY_BUILD_WORKDIR": str(build_dirs["work"]),
+        "SLIPWAY_WHEEL_CACHE": str(build_dirs["wheels"]),
+        "SLIPWAY_BASE_IMAGE": base_image,
+        "SLIPWAY_BUILD_RETRY_BACKOFF": "0.2",
+        "SLIPWAY_BUILD_HEARTBEAT": "1",
+        **getattr(request.module, "WORKER_ENV", {}),
+    }
     worker = CeleryWorker(database_name, tmp_path_factory.mktemp("worker") / "worker.log", extra_env=overrides)
     yield worker
     worker.stop()
@@ -46,6 +51,9 @@ def celery_worker(request, django_db_setup, django_db_blocker, build_dirs, base_
 @pytest.fixture
 def registry_row(oci_registry):
     return ContainerRegistry.objects.create(
-        name="test registry", url=oci_registry.host, username=oci_registry.username,
-        password=oci_registry.password, insecure=True,
+        name="test registry",
+        url=oci_registry.host,
+        username=oci_registry.username,
+        password=oci_registry.password,
+        insecure=True,
     )

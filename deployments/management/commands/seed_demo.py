@@ -58,8 +58,11 @@ class Command(BaseCommand):
             Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
 
         if settings.DEFAULT_REGISTRY_URL and not ContainerRegistry.objects.filter(team__isnull=True).exists():
-            ContainerRegistry.objects.create(name="local", url=settings.DEFAULT_REGISTRY_URL,
-                                             insecure=settings.DEFAULT_REGISTRY_URL.startswith(("127.", "localhost")))
+            ContainerRegistry.objects.create(
+                name="local",
+                url=settings.DEFAULT_REGISTRY_URL,
+                insecure=settings.DEFAULT_REGISTRY_URL.startswith(("127.", "localhost")),
+            )
         self.seed_environments()
         self.seed_model(team, User.objects.get(username="alice"))
 
@@ -71,18 +74,29 @@ class Command(BaseCommand):
     def seed_environments(self) -> None:
         """dev, staging and prod (protected) on this machine's Docker engine: no cluster needed."""
         for name, position, protected in (("dev", 10, False), ("staging", 20, False), ("prod", 30, True)):
-            Environment.objects.get_or_create(name=name, team=None, defaults={
-                "position": position, "protected": protected, "requires_previous_stage": protected,
-                "target": TargetKind.DOCKER, "docker_url": settings.DOCKER_HOST, "bind_address": "127.0.0.1",
-                "description": "Local Docker host" + (" · needs an approved promotion" if protected else ""),
-            })
+            Environment.objects.get_or_create(
+                name=name,
+                team=None,
+                defaults={
+                    "position": position,
+                    "protected": protected,
+                    "requires_previous_stage": protected,
+                    "target": TargetKind.DOCKER,
+                    "docker_url": settings.DOCKER_HOST,
+                    "bind_address": "127.0.0.1",
+                    "description": "Local Docker host" + (" · needs an approved promotion" if protected else ""),
+                },
+            )
 
     def seed_model(self, team, alice) -> None:
         actor = Actor(user=alice)
         model = RegisteredModel.objects.filter(team=team, name="sensor-score").first()
         if model is None:
             model = registry_services.model_create(
-                actor=actor, team=team, name="sensor-score", task="regression",
+                actor=actor,
+                team=team,
+                name="sensor-score",
+                task="regression",
                 description="A tiny demo model: upload, build, deploy it without any ML library.",
             )
         if model.versions.exists():
@@ -92,7 +106,13 @@ class Command(BaseCommand):
         upload.seek(0)
         upload.sha256 = hashlib.sha256(DEMO_MODEL).hexdigest()
         registry_services.version_create(
-            actor=actor, model=model, framework="python", artifact=upload, label="demo",
-            signature=DEMO_SIGNATURE, metrics={"mae": 0.12}, tags=["demo"],
+            actor=actor,
+            model=model,
+            framework="python",
+            artifact=upload,
+            label="demo",
+            signature=DEMO_SIGNATURE,
+            metrics={"mae": 0.12},
+            tags=["demo"],
         )
         upload.close()
