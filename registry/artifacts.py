@@ -12,7 +12,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+from serving.contract import ARCHIVE_SUFFIXES, ONNX_ELEMENT_DATATYPES
+
 MAX_ARCHIVE_ENTRIES = 100_000
 
 
@@ -76,7 +77,7 @@ def inspect_archive(path: Path, name: str) -> ArtifactInfo:
                         files.append(member)
                     _check_count(files)
         else:
-            with tarfile.open(path, mode="r:gz") as archive:
+            with tarfile.open(path, mode="r:*") as archive:
                 for entry in archive:
                     member = _check_member_path(entry.name)
                     if entry.issym():
@@ -100,22 +101,9 @@ def _check_count(files: list[str]) -> None:
         raise ArtifactRejected(f"The archive has more than {MAX_ARCHIVE_ENTRIES} files.")
 
 
-# ONNX TensorProto element types, as named by the Open Inference Protocol.
-ONNX_DATATYPES = {
-    1: "FP32",
-    2: "UINT8",
-    3: "INT8",
-    4: "UINT16",
-    5: "INT16",
-    6: "INT32",
-    7: "INT64",
-    8: "BYTES",
-    9: "BOOL",
-    10: "FP16",
-    11: "FP64",
-    12: "UINT32",
-    13: "UINT64",
-}
+def onnx_datatype(element_type: str) -> str:
+    """The protocol's name for an ONNX element type name such as "FLOAT"; unknown types travel as BYTES."""
+    return ONNX_ELEMENT_DATATYPES.get(element_type.lower(), "BYTES")
 
 
 def onnx_signature(path: Path) -> dict:
@@ -133,7 +121,11 @@ def onnx_signature(path: Path) -> dict:
         if not value.type.HasField("tensor_type"):
             return None
         shape = [dim.dim_value if dim.HasField("dim_value") else -1 for dim in tensor.shape.dim]
-        return {"name": value.name, "datatype": ONNX_DATATYPES.get(tensor.elem_type, "BYTES"), "shape": shape}
+        return {
+            "name": value.name,
+            "datatype": onnx_datatype(onnx.TensorProto.DataType.Name(tensor.elem_type)),
+            "shape": shape,
+        }
 
     inputs = [d for v in graph.input if v.name not in initializers and (d := describe(v))]
     outputs = [d for v in graph.output if (d := describe(v))]

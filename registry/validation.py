@@ -10,21 +10,8 @@ import re
 from django.core.exceptions import ValidationError
 from packaging.requirements import InvalidRequirement, Requirement
 
-DATATYPES = (
-    "BOOL",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "FP16",
-    "FP32",
-    "FP64",
-    "BYTES",
-)
+from serving.contract import DATATYPES
+
 LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{7,64}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,62}$")

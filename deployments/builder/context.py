@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving.contract import ARCHIVE_SUFFIXES, DATATYPES, ONNX_SUFFIXES, SKLEARN_SUFFIXES
+
 __all__ = [
     "BASE_REQUIREMENTS",
     "FRAMEWORKS",
@@ -48,10 +50,6 @@ PYTHON_VERSION = "3.11"
 PYTHON_IMPLEMENTATION = "cp"
 PIP_TIMEOUT_SECONDS = 900
 MAX_EXTRACTED_BYTES = 20 * 1024**3
-ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
-SKLEARN_SUFFIXES = (".joblib", ".pkl", ".pickle")
-_INTEGER_TYPES = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-DATATYPES = frozenset(("BOOL", *_INTEGER_TYPES, "FP16", "FP32", "FP64", "BYTES"))
 RUNTIME_CONFIG = "slipway.json"
 CACHE_COMPLETE_MARKER = "complete.json"
 
@@ -261,7 +259,7 @@ def _find_artifact(framework: str, model_dir: Path) -> str:
                 f"a python model's archive needs one model.py (at its root), found {len(candidates)}"
             )
         return candidates[0].parent.relative_to(model_dir).as_posix()
-    suffixes = (".onnx",) if framework == "onnx" else SKLEARN_SUFFIXES
+    suffixes = ONNX_SUFFIXES if framework == "onnx" else SKLEARN_SUFFIXES
     candidates = [p for p in files if p.suffix.lower() in suffixes]
     if len(candidates) != 1:
         raise BuildContextError(
