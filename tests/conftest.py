@@ -13,13 +13,13 @@ from accounts.models import Role
 from tests.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
 
 # Real services (Docker engine, OCI registry, Celery workers) as fixtures.
-pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.support.browser"]
+pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.support.browser", "tests.support.serving"]
 
 
 # Tests of parts that never touch the database (the image runtime, the Kubernetes emulator, the
 # log viewer in a browser) run without one; every other test gets the database unless it asks
 # for something else.
-DATABASE_FREE = ("builder", "kube", "browser", "targets")
+DATABASE_FREE = ("builder", "kube", "browser", "targets", "serving")
 
 
 def pytest_collection_modifyitems(items):

@@ -1,1 +1,1 @@
-"""Turns a model version into a container build context, and the runtime that serves it inside."""
+"""Turns a model version into a container build context; the image serves it with the `serving` package."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import serving
 from serving.contract import ARCHIVE_SUFFIXES, DATATYPES, ONNX_SUFFIXES, SKLEARN_SUFFIXES
 
 __all__ = [
@@ -54,7 +55,7 @@ RUNTIME_CONFIG = "slipway.json"
 CACHE_COMPLETE_MARKER = "complete.json"
 
 _HERE = Path(__file__).resolve().parent
-RUNTIME_SOURCE = _HERE / "runtime" / "slipway_serve.py"
+RUNTIME_SOURCE = Path(serving.__file__).resolve().parent  # the serving package, copied whole
 DOCKERFILE_TEMPLATE = _HERE / "templates" / "Dockerfile.template"
 
 # Deliberately narrower than Docker's reference grammar: the value is written into the FROM lines.
@@ -115,8 +116,7 @@ def prepare_context(
     bill = bill_of_materials(wheels_dir)
     (context / "requirements.lock").write_text(_lock_file(bill), encoding="utf-8")
 
-    (context / "runtime").mkdir()
-    shutil.copyfile(RUNTIME_SOURCE, context / "runtime" / "slipway_serve.py")
+    shutil.copytree(RUNTIME_SOURCE, context / "runtime" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     (context / "Dockerfile").write_text(render_dockerfile(spec.base_image), encoding="utf-8")
     _normalise_permissions(context, skip=wheels_dir)
     log(f"build context ready: {len(bill)} wheels, Dockerfile generated")

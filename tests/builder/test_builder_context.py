@@ -140,7 +140,7 @@ def test_final_stage_runs_as_non_root_with_exec_form_cmd(prepared):
     assert users, "the final stage must set a USER"
     assert users[-1].split(":")[0] == "10001"
     cmd = [line for line in stage if line.startswith("CMD ")][-1]
-    assert json.loads(cmd[len("CMD ") :]) == ["python", "/opt/slipway/slipway_serve.py"]
+    assert json.loads(cmd[len("CMD ") :]) == ["python", "-m", "serving"]
     assert any(line.startswith("ENV ") and "PATH=/opt/venv/bin:$PATH" in line for line in stage)
 
 
@@ -149,7 +149,7 @@ def test_layers_go_dependencies_then_runtime_then_model(prepared):
     copies = [line for line in stage if line.startswith("COPY ")]
     assert copies == [
         "COPY --from=builder /opt/venv /opt/venv",
-        "COPY runtime/slipway_serve.py /opt/slipway/slipway_serve.py",
+        "COPY runtime/serving/ /opt/slipway/serving/",
         "COPY model/ /opt/slipway/model/",
     ]
     file_system_changes = [line for line in stage if line.split()[0] in ("COPY", "ADD", "RUN")]
@@ -254,8 +254,8 @@ def test_lock_installs_offline_from_the_context_wheels(prepared):
 
 def test_context_files_serve_with_the_runtime(prepared, start_server):
     context = prepared.result.path
-    # The runtime copied into the context, on the model folder as laid out for the image.
-    server = start_server(context / "model", runtime=context / "runtime" / "slipway_serve.py")
+    # The runtime package copied into the context, on the model folder as laid out for the image.
+    server = start_server(context / "model", runtime_root=context / "runtime")
     server.wait_ready()
 
     answer = server.post("/v2/models/doubler/versions/4/infer", {

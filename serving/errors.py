@@ -1,0 +1,15 @@
+"""The two ways the runtime refuses: a client's mistake, or a configuration it cannot serve."""
+
+from __future__ import annotations
+
+
+class ClientError(Exception):
+    """A mistake in the request: answered with its status and message, never as a 500."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ConfigError(Exception):
+    """slipway.json or an environment variable the runtime cannot start with."""
