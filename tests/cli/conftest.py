@@ -1,5 +1,7 @@
 """The CLI installed as a CI job installs it, run against the live server with the team's tokens."""
 
+import itertools
+
 import pytest
 
 from accounts import services as account_services
@@ -8,13 +10,16 @@ from tests.support.cli import Slipway, install_cli
 
 @pytest.fixture(scope="session")
 def cli_bin(tmp_path_factory):
-    return install_cli(tmp_path_factory.mktemp("slipway-cli") / "venv")
+    return install_cli(tmp_path_factory.mktemp("slipway-cli"))
 
 
 @pytest.fixture
 def token_of():
+    made = itertools.count(1)
+
     def make(user, scopes=("read", "deploy"), **limits):
-        return account_services.token_create(user=user, name=f"ci-{user.username}", scopes=list(scopes), **limits)[1]
+        name = f"ci-{next(made)}"
+        return account_services.token_create(user=user, name=name, scopes=list(scopes), **limits)[1]
 
     return make
 

@@ -5,6 +5,7 @@ And a proxy that fails the way networks do, to test its retries."""
 import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -17,14 +18,20 @@ ROOT = Path(__file__).resolve().parents[2]
 CLI_SOURCE = ROOT / "cli"
 
 
-def install_cli(venv: Path) -> Path:
-    """A new virtualenv with the CLI installed from the repository; the folder of its `slipway`."""
+def install_cli(folder: Path) -> Path:
+    """A new virtualenv with the CLI installed from the repository; the folder of its `slipway`.
+
+    A copy is installed, so the build leaves nothing in the source tree (parallel runs share it)."""
+    source = folder / "source"
+    shutil.copytree(CLI_SOURCE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(CLI_SOURCE)],
-        check=True,
+    installed = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
         capture_output=True,
+        text=True,
     )
+    assert installed.returncode == 0, f"pip install ./cli failed:\n{installed.stdout}\n{installed.stderr}"
     return venv / "bin"
 
 

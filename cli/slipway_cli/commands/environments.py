@@ -25,17 +25,17 @@ def register(cli: click.Group) -> None:
                 out.say("  nothing ran there.")
                 return
             out.table(
-                ["MODEL", "VERSION", "STATE", "SINCE", "REQUESTED BY", "APPROVED BY", "DRIFT", "IMAGE", "ROLLOUT"],
+                ["MODEL", "VERSION", "STATE", "SINCE", "REQUESTED BY", "APPROVED BY", "DRIFT", "DIGEST", "ROLLOUT"],
                 [
                     (
                         f"{r['team']}/{r['model']}",
                         f"v{r['version_number']}",
                         r["state"].replace("_", " "),
-                        r["finished_at"],
+                        (r["finished_at"] or "")[:16].replace("T", " "),
                         r["requested_by"],
                         ", ".join(r["approved_by"]) or "-",
                         r["drift"] or "-",
-                        r["image"],
+                        r["image"].rpartition("@")[2][:19],  # the whole reference is in --json
                         f"#{r['id']}",
                     )
                     for r in found
