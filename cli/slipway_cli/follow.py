@@ -33,12 +33,14 @@ class Deadline:
         time.sleep(interval)
 
 
-def log(api: Api, out: Output, kind: str, pk: int, *, follow: bool, deadline: Deadline, what: str) -> None:
+def log(
+    api: Api, out: Output, kind: str, pk: int, *, follow: bool, deadline: Deadline, what: str, is_result=False
+) -> None:
     """Print the log of `/{kind}/{pk}/`: what there is, or (follow) until the work has finished."""
     after = 0
     while True:
         window = api.get(f"/{kind}/{pk}/log/", {"after": after, "limit": WINDOW})
-        out.log_lines(window["lines"])
+        out.log_lines(window["lines"], is_result=is_result)
         after = window["next_after"]
         if window["finished"]:
             return
@@ -50,16 +52,16 @@ def log(api: Api, out: Output, kind: str, pk: int, *, follow: bool, deadline: De
             deadline.sleep(api.settings.poll_interval)
 
 
-def build(api: Api, out: Output, build_id: int, *, deadline: Deadline) -> dict:
+def build(api: Api, out: Output, build_id: int, *, deadline: Deadline, log_is_result=False) -> dict:
     """Stream a build's log to its end; the finished build, or WorkFailed if it did not succeed."""
     page = resolve.build_page(api, build_id)
-    log(api, out, "builds", build_id, follow=True, deadline=deadline, what=f"build #{build_id}")
+    what = f"build #{build_id}"
+    log(api, out, "builds", build_id, follow=True, deadline=deadline, what=what, is_result=log_is_result)
     finished = api.get(f"/builds/{build_id}/")
     if finished["state"] != "succeeded":
         raise WorkFailed(
             f"build #{build_id} {finished['state']}: {finished['failure_reason'] or 'no reason given'}", page_url=page
         )
-    out.say(f"Build #{build_id} succeeded: {finished['digest_reference']}")
     return finished
 
 

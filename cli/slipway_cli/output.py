@@ -37,17 +37,21 @@ class Output:
     def page(self, url: str) -> None:
         self.say(f"  page: {url}")
 
-    def log_lines(self, lines: Sequence[dict]) -> None:
+    def log_lines(self, lines: Sequence[dict], *, is_result: bool = False) -> None:
+        """Lines of a build or rollout log. Under --json they are JSON lines on stdout when they are
+        the result (`builds logs`), and plain text on stderr when they accompany one (`--wait`)."""
         if not lines:
             return
-        if self.as_json:
-            sys.stdout.write("".join(json.dumps(line) + "\n" for line in lines))
-            sys.stdout.flush()
-            return
+        if self.as_json and is_result:
+            text, stream = "".join(json.dumps(line) + "\n" for line in lines), sys.stdout
+        else:
+            text = "".join(f"{line['text']}\n" for line in lines)
+            stream = sys.stderr if self.as_json else sys.stdout
         # Rich's own buffer first, so a note printed just before is not overtaken.
         self.stdout.file.flush()
-        sys.stdout.write("".join(f"{line['text']}\n" for line in lines))
-        sys.stdout.flush()
+        self.stderr.file.flush()
+        stream.write(text)
+        stream.flush()
 
     def result(self, data, *, human: Callable[[], None]) -> None:
         if self.as_json:

@@ -22,6 +22,8 @@ def register(cli: click.Group) -> None:
         out.note(f"Build #{build_id} of {build['team']}/{build['model']} v{build['version_number']}: {build['state']}")
         out.note(f"  page: {resolve.build_page(api, build_id)}")
         if following:
-            follow.build(api, out, build_id, deadline=deadline(timeout))
+            finished = follow.build(api, out, build_id, deadline=deadline(timeout), log_is_result=True)
+            out.note(f"Build #{build_id} succeeded: {finished['digest_reference']}")
         else:
-            follow.log(api, out, "builds", build_id, follow=False, deadline=deadline(None), what=f"build #{build_id}")
+            what = f"build #{build_id}"
+            follow.log(api, out, "builds", build_id, follow=False, deadline=deadline(None), what=what, is_result=True)

@@ -113,6 +113,7 @@ def register(cli: click.Group) -> None:
             out.page(resolve.build_page(api, build["id"]))
         if rest["wait"] and build is not None:
             build = follow.build(api, out, build["id"], deadline=deadline(rest["timeout"]))
+            out.say(f"Build #{build['id']} succeeded: {build['digest_reference']}")
         app.out.result(
             {
                 "version": {**version, "page_url": version_page},
