@@ -110,7 +110,7 @@ def promotion(api: Api, out: Output, promotion_id: int, *, deadline: Deadline) -
             why = current["note"] or state
             raise WorkFailed(f"promotion #{promotion_id} {state}: {why}", page_url=page)
         if current["rollout"]:
-            out.say(f"Approved; rollout #{current['rollout']} deploys it: {resolve.rollout_page(api, current['rollout'])}")
+            out.say(f"Approved; rollout #{current['rollout']} deploys it")
             return rollout(api, out, current["rollout"], deadline=deadline)
         if state == "approved" and current["note"] and current["note"] != note:
             note = current["note"]

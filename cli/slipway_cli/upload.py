@@ -32,10 +32,13 @@ class MultipartFile:
             + b"\r\n"
             for name, value in fields.items()
         )
-        self.head = head + (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(file_field)}"; '
-            f'filename="{quoted(path.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode("utf-8")
+        self.head = (
+            head
+            + (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{quoted(file_field)}"; '
+                f'filename="{quoted(path.name)}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+            ).encode()
+        )
         self.tail = f"\r\n--{boundary}--\r\n".encode()
         self.length = len(self.head) + self.size + len(self.tail)
 
@@ -81,9 +84,7 @@ class UploadProgress:
         tenth = self.sent * 10 // self.total if self.total else 10
         if tenth > self.reported:
             self.reported = tenth
-            self.out.note(
-                f"Uploading {self.name}: {tenth * 10}% ({megabytes(self.sent)} of {megabytes(self.total)})"
-            )
+            self.out.note(f"Uploading {self.name}: {tenth * 10}% ({size_text(self.sent)} of {size_text(self.total)})")
 
     def __enter__(self):
         if self.bar is not None:
@@ -95,5 +96,9 @@ class UploadProgress:
             self.bar.stop()
 
 
-def megabytes(size: int) -> str:
+def size_text(size: int) -> str:
+    if size < 1000:
+        return f"{size} B"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
     return f"{size / 1_000_000:.1f} MB"

@@ -332,9 +332,7 @@ def test_a_server_failing_every_time_exits_5_after_the_retries(slipway, token_of
 # -- promotions: exit codes 1 (rejected) and 3 (timed out) -----------------------------------------
 
 
-def test_promote_waits_shows_who_approved_and_times_out_with_3(
-    slipway, token_of, teammate, approver, built, stages
-):
+def test_promote_waits_shows_who_approved_and_times_out_with_3(slipway, token_of, teammate, approver, built, stages):
     cli = slipway(token_of(teammate))
     waited = cli("promote", "iris:1", "--env", "prod", "--reason", "pipeline #812", "--wait", "--timeout", "2")
     assert waited.code == 3, waited

@@ -120,7 +120,8 @@ def test_a_ci_job_pushes_deploys_promotes_with_an_approval_and_rolls_back(
         assert f"Rollout #{promotion.rollout_id} succeeded" in promoted.stdout
 
         releases = ci("releases", "prod", "--json")
-        assert [(r["model"], r["version_number"], r["approved_by"]) for r in releases.json()] == [(MODEL, 1, ["approver"])]
+        released = [(r["model"], r["version_number"], r["approved_by"]) for r in releases.json()]
+        assert released == [(MODEL, 1, ["approver"])]
 
         (tmp_path / "model.py").write_text(MODEL_SOURCE % 3)
         pushed = ci("versions", "push", "model.py", "--model", MODEL, "--signature", "@signature.json", "--wait")

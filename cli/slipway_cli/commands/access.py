@@ -35,10 +35,8 @@ def register(cli: click.Group) -> None:
         The token is asked for without echo, or read from stdin; create one under "API tokens" in the UI.
         SLIPWAY_URL and SLIPWAY_TOKEN, when set, take precedence over what is kept."""
         url = config.normalize_url(url)
-        if token_stdin:
-            token = sys.stdin.readline().strip()
-        else:
-            token = click.prompt("API token", hide_input=True).strip()
+        token = sys.stdin.readline() if token_stdin else click.prompt("API token", hide_input=True)
+        token = token.strip()
         if not token:
             raise Usage("no token given")
         settings = config.Settings(url=url, token=token, retries=2, backoff=1.0, poll_interval=1.0)

@@ -30,9 +30,7 @@ def register(cli: click.Group) -> None:
         api = app.api
         version = resolve.version(api, version_spec)
         environment = resolve.environment(api, env_spec, team=version["team"])
-        rollout = api.post(
-            "/rollouts/", {"version": version["id"], "environment": environment["id"], "reason": reason}
-        )
+        rollout = api.post("/rollouts/", {"version": version["id"], "environment": environment["id"], "reason": reason})
         started(app, rollout, wait=wait, timeout=timeout)
 
     @command(cli, "rollback")
