@@ -427,6 +427,23 @@ def test_builds_logs_prints_every_line_once_in_order(slipway, token_of, teammate
     page_shows(teammate, f"http://x/builds/{build.pk}/", "Failed")
 
 
+def test_a_log_read_through_failing_answers_still_has_each_line_once_in_order(
+    slipway, token_of, teammate, model, live_server
+):
+    build = BuildFactory(version=VersionFactory(model=model, number=1), state="succeeded", finished_at=timezone.now())
+    add_log_lines(build, 3500)
+    # The build, the first window, then two failures in the middle of the log, as a restarting server gives.
+    proxy = FlakyProxy(live_server.url, failures=2, status=503, methods=("GET",), passing=2)
+    try:
+        shown = slipway(token_of(teammate), SLIPWAY_URL=proxy.url)("builds", "logs", str(build.pk), "--follow")
+    finally:
+        proxy.close()
+    assert shown.code == 0, shown
+    assert shown.stderr.count("the server answered 503") == 2
+    assert shown.stdout.splitlines() == [f"line {n}" for n in range(1, 3501)]
+    assert [status for _, path, status in proxy.seen if "/log/" in path] == [200, 503, 503, 200, 200, 200]
+
+
 def test_releases_say_what_ran_then_and_who_approved(slipway, token_of, teammate, built, stages):
     dev, _ = stages
     build = Build.objects.get()

@@ -102,12 +102,15 @@ class Slipway:
 
 
 class FlakyProxy:
-    """Forwards to `target`, but first answers `failures` requests with `status` (or, with status
-    None, reads them and hangs up without answering). Records every request it saw."""
+    """Forwards to `target`, but answers `failures` requests (after the first `passing` ones) with
+    `status`, or, with status None, reads them and hangs up. Records every request it saw."""
 
-    def __init__(self, target: str, *, failures: int, status: int | None = 503, methods=("GET", "POST")):
+    def __init__(
+        self, target: str, *, failures: int, status: int | None = 503, methods=("GET", "POST"), passing: int = 0
+    ):
         self.target = urlsplit(target)
         self.failures = failures
+        self.passing = passing
         self.status = status
         self.methods = methods
         self.seen: list[tuple[str, str, int | None]] = []
@@ -124,9 +127,11 @@ class FlakyProxy:
             def handle_any(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with proxy.lock:
-                    failing = self.command in proxy.methods and proxy.failures > 0
+                    failing = self.command in proxy.methods and proxy.failures > 0 and proxy.passing <= 0
                     if failing:
                         proxy.failures -= 1
+                    elif self.command in proxy.methods:
+                        proxy.passing -= 1
                 if failing and proxy.status is None:
                     proxy.seen.append((self.command, self.path, None))
                     self.close_connection = True
