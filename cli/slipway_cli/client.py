@@ -14,7 +14,7 @@ import httpx
 
 from slipway_cli import __version__
 from slipway_cli.config import Settings
-from slipway_cli.errors import ServerError, for_status
+from slipway_cli.errors import ServerError, Usage, for_status
 
 NOT_PROCESSED = {429, 503}
 TRANSIENT_FOR_READS = {500, 502, 504}
@@ -85,8 +85,11 @@ class Api:
                     problem += "; it may or may not have been applied, so it is not repeated"
             else:
                 status = response.status_code
+                if status < 300:
+                    return self.decode(response, method, path)
                 if status < 400:
-                    return response.json() if response.content else None
+                    where = response.headers.get("Location", "elsewhere")
+                    raise Usage(f"{method} {path} was redirected to {where}: point SLIPWAY_URL at the server's address")
                 if status in NOT_PROCESSED or (idempotent and status in TRANSIENT_FOR_READS):
                     problem, retry = f"the server answered {status} to {method} {path}", True
                     wait = retry_after(response)
@@ -98,6 +101,16 @@ class Api:
             self.say(f"{problem}; retrying in {delay:.1f} s (attempt {attempt + 1} of {attempts})")
             time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def decode(self, response: httpx.Response, method: str, path: str):
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise Usage(
+                f"{method} {path} answered with something other than JSON: is {self.settings.url} a Slipway server?"
+            ) from None
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter, so many CI jobs do not retry in step."""

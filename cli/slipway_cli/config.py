@@ -89,7 +89,10 @@ def number(name: str, default: float, *, minimum: float = 0) -> float:
 def load() -> Settings:
     stored = {} if (os.environ.get("SLIPWAY_URL") and os.environ.get("SLIPWAY_TOKEN")) else read_file()
     url = os.environ.get("SLIPWAY_URL") or stored.get("url", "")
-    token = os.environ.get("SLIPWAY_TOKEN") or stored.get("token", "")
+    token = os.environ.get("SLIPWAY_TOKEN", "")
+    if not token and stored.get("url") and normalize_url(stored["url"]) == normalize_url(url or stored["url"]):
+        # A kept token goes only to the server it was kept for, never to another SLIPWAY_URL.
+        token = stored.get("token", "")
     if not url or not token:
         missing = " and ".join(n for n, v in (("SLIPWAY_URL", url), ("SLIPWAY_TOKEN", token)) if not v)
         raise Usage(f"{missing} not set: export them, or run `slipway login URL`.")

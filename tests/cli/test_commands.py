@@ -9,7 +9,9 @@ import json
 import os
 import re
 import subprocess
+import threading
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
@@ -131,6 +133,50 @@ def test_the_environment_wins_over_the_kept_login(slipway, token_of, teammate, s
     assert [m["name"] for m in mine.json()] == ["iris"]
     theirs = cli("models", "list", "--json")
     assert theirs.json() == []  # the stranger's own token: nothing of vision
+
+
+def test_a_kept_token_is_never_sent_to_another_server(slipway, token_of, teammate, model, live_server):
+    cli = slipway().with_env(SLIPWAY_URL="", SLIPWAY_TOKEN="")
+    assert cli("login", live_server.url, "--token-stdin", stdin=token_of(teammate) + "\n").code == 0
+    assert cli("models", "list").code == 0
+    elsewhere = cli("models", "list", SLIPWAY_URL=f"http://127.0.0.1:{free_port()}")
+    assert elsewhere.code == 2 and "SLIPWAY_TOKEN not set" in elsewhere.stderr
+
+
+@pytest.fixture
+def not_slipway():
+    """A web server that is not Slipway: a page for everything, and a redirect under /moved."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            if self.path.startswith("/moved"):
+                self.send_response(301)
+                self.send_header("Location", "https://slipway.example.com/api/v1/models/")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = b"<html><body>Welcome to nginx!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_is_not_slipway_is_a_usage_error(slipway, not_slipway):
+    page = slipway("slw_x", SLIPWAY_URL=not_slipway)("models", "list")
+    assert page.code == 2 and "is http://127.0.0.1" in page.stderr and "a Slipway server?" in page.stderr
+    moved = slipway("slw_x", SLIPWAY_URL=f"{not_slipway}/moved")("models", "list")
+    assert moved.code == 2 and "redirected to https://slipway.example.com/api/v1/models/" in moved.stderr
 
 
 # -- models ----------------------------------------------------------------------------------------
