@@ -8,11 +8,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint venv services docker browser clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml cli/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "slipway: $(PYTHON) is required (install Python 3.11)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' -e ./cli
 	@touch $(STAMP)
 
 venv: $(STAMP)
