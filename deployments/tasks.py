@@ -3,8 +3,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from deployments.runners import build as build_runner
-from deployments.runners import rollout as rollout_runner
+from deployments.runners import builds as build_runner
+from deployments.runners import rollouts as rollout_runner
 from deployments.services import builds, drift, notifications, promotions, rollouts
 
 

@@ -1,4 +1,4 @@
-"""Starting, cancelling and supervising builds. The work itself is in deployments.runners.build."""
+"""Starting, cancelling and supervising builds. The work itself is in deployments.runners.builds."""
 
 import logging
 from datetime import timedelta

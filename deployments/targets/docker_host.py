@@ -19,6 +19,8 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types import DeviceRequest
 
+from deployments.transient import is_transient
+
 from .base import (
     MANAGED_BY,
     DeploySpec,
@@ -44,7 +46,6 @@ LOG_TAIL_LINES = 30
 LOG_READ_LINES = 500  # read more than shown: health-probe records are dropped before the tail is taken
 RUN_AS = "10001:10001"
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
-TRANSIENT_HINTS = ("connection refused", "timeout", "i/o timeout", "temporary failure", "connection reset", "eof")
 
 
 def container_name(name: str, deployment_id: int) -> str:
@@ -219,7 +220,7 @@ class DockerHostTarget:
                 self._raise_pull_error(image, str(error.explanation or error))
 
     def _raise_pull_error(self, image: str, message: str) -> None:
-        error_class = TransientTargetError if _looks_transient(message) else TargetError
+        error_class = TransientTargetError if is_transient(message) else TargetError
         raise error_class(f"The Docker host cannot pull {image}: {message}")
 
     def _start(self, config: dict[str, Any], log: LogFn) -> Container:
@@ -357,7 +358,7 @@ class DockerHostTarget:
             raise
         except APIError as error:
             message = str(error.explanation or error)
-            if (error.status_code or 0) >= 500 and _looks_transient(message):
+            if (error.status_code or 0) >= 500 and is_transient(message):
                 raise TransientTargetError(f"The Docker engine failed while {what}: {message}") from None
             raise TargetError(f"The Docker engine refused {what}: {message}") from None
         except (requests.RequestException, DockerException, OSError) as error:
@@ -451,8 +452,3 @@ def _readable(line: str) -> str:
     detail = record.get("error") or record.get("message") or ""
     event = record.get("event", "")
     return f"{event}: {detail}".strip(": ")[:500] if (event or detail) else line.strip()[:500]
-
-
-def _looks_transient(message: str) -> bool:
-    lowered = message.lower()
-    return any(hint in lowered for hint in TRANSIENT_HINTS)

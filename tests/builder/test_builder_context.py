@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from deployments.builder.context import (
+from deployments.imaging.context import (
     BuildContextError,
     BuildSpec,
     PreparedContext,
@@ -450,7 +450,8 @@ def test_custom_framework_needs_an_archive_with_a_root_dockerfile(tmp_path, name
 
 
 def test_context_module_imports_no_django():
-    code = "import sys, deployments.builder.context; print(sorted(m for m in sys.modules if m.startswith('django')))"
+    modules = "deployments.imaging.context, deployments.imaging.engine"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('django')))"
     repo_root = Path(__file__).resolve().parents[2]
 
     result = subprocess.run(

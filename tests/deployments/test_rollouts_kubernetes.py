@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
-from deployments.runners import rollout as rollout_runner
+from deployments.runners import rollouts as rollout_runner
 from deployments.services import drift, rollouts
 from tests.deployments.factories import RegistryFactory, succeeded_build
 from tests.factories import VersionFactory

@@ -17,8 +17,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from deployments import images
-from deployments.builder.context import BuildContextError, BuildSpec, prepare_context
+from deployments.imaging.context import BuildSpec, prepare_context
+from deployments.imaging.engine import DockerEngine
+from deployments.imaging.errors import Cancelled, ImageError, TransientError
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
 from deployments.services import promotions
@@ -40,6 +41,7 @@ class BuildRunner:
         self.deadline = time.monotonic() + settings.BUILD_TIMEOUT
         self.stop_state = BuildState.CANCELLED
         self.workdir = Path(settings.BUILD_WORKDIR) / str(build.pk)
+        self.engine = DockerEngine(settings.DOCKER_HOST, timeout=settings.DOCKER_TIMEOUT)
 
     # -- the steps -------------------------------------------------------------------------
 
@@ -54,9 +56,9 @@ class BuildRunner:
 
         registry = self.build.registry
         if registry is None:
-            raise images.ImageError("No container registry is configured for this team.")
+            raise ImageError("No container registry is configured for this team.")
         self.say(f"Checking the registry {registry.host} and its credentials")
-        self.with_retries("reaching the registry", lambda: images.check_registry_login(registry))
+        self.with_retries("reaching the registry", lambda: self.engine.check_registry_login(registry))
         self.check_stop()
         context = self.prepare()
 
@@ -65,7 +67,7 @@ class BuildRunner:
         tag = f"v{version.number}-b{self.build.pk}"
         reference = f"{repository}:{tag}"
         self.say(f"Building {reference} from {settings.BASE_IMAGE}")
-        image_id = images.build_image(
+        image_id = self.engine.build_image(
             context=context.path,
             dockerfile=context.dockerfile,
             tag=reference,
@@ -73,16 +75,16 @@ class BuildRunner:
             log=self.log,
             should_stop=self.should_stop,
         )
-        size = images.image_size(image_id)
+        size = self.engine.image_size(image_id)
         self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
 
         self.enter(BuildState.PUSHING)
         auth = registry.auth_config
-        if self.with_retries("checking the tag", lambda: images.tag_exists(reference, auth)):
-            raise images.ImageError(f"The tag {reference} already exists in the registry; tags are never overwritten.")
+        if self.with_retries("checking the tag", lambda: self.engine.tag_exists(reference, auth)):
+            raise ImageError(f"The tag {reference} already exists in the registry; tags are never overwritten.")
         self.say(f"Pushing {reference}")
         digest, _ = self.with_retries(
-            "pushing the image", lambda: images.push_image(repository=repository, tag=tag, auth=auth, log=self.log)
+            "pushing the image", lambda: self.engine.push_image(repository=repository, tag=tag, auth=auth, log=self.log)
         )
         self.say(f"Pushed {repository}@{digest}")
         self.succeed(
@@ -113,12 +115,7 @@ class BuildRunner:
             base_image=settings.BASE_IMAGE,
         )
         self.say("Resolving dependencies and preparing the build context")
-        try:
-            context = prepare_context(
-                spec, self.workdir / "context", wheel_cache=Path(settings.WHEEL_CACHE), log=self.log
-            )
-        except BuildContextError as exc:
-            raise images.ImageError(str(exc)) from None
+        context = prepare_context(spec, self.workdir / "context", wheel_cache=Path(settings.WHEEL_CACHE), log=self.log)
         if context.bill_of_materials:
             self.say(f"{len(context.bill_of_materials)} packages will be installed (see the bill of materials)")
         return context
@@ -128,7 +125,7 @@ class BuildRunner:
         registry = self.build.registry
         auth = registry.auth_config if registry and reference.startswith(registry.host + "/") else None
         self.say(f"Prebuilt image: looking up {reference} in its registry (nothing is built)")
-        digest = self.with_retries("looking up the image", lambda: images.remote_digest(reference, auth))
+        digest = self.with_retries("looking up the image", lambda: self.engine.remote_digest(reference, auth))
         self.say(f"{reference} is {digest}")
         self.succeed(image_reference=reference, image_digest=digest, image_size=None, bill_of_materials=[])
 
@@ -191,16 +188,16 @@ class BuildRunner:
     def check_stop(self) -> None:
         reason = self.should_stop()
         if reason:
-            raise images.Cancelled(reason)
+            raise Cancelled(reason)
 
     def with_retries(self, doing: str, call):
         attempts = settings.BUILD_RETRIES
         for attempt in range(1, attempts + 1):
             try:
                 return call()
-            except images.TransientError as exc:
+            except TransientError as exc:
                 if attempt == attempts:
-                    raise images.ImageError(f"{exc} (gave up after {attempts} attempts)") from None
+                    raise ImageError(f"{exc} (gave up after {attempts} attempts)") from None
                 delay = settings.BUILD_RETRY_BACKOFF * 2 ** (attempt - 1)
                 self.say(f"{exc} Retrying {doing} in {delay:g} s (attempt {attempt + 1} of {attempts}).")
                 end = time.monotonic() + delay
@@ -237,9 +234,9 @@ def _run(runner: BuildRunner) -> None:
         runner.run()
     except StepLost:
         logger.warning("build %s: no longer running here (reaped or finished elsewhere)", runner.build.pk)
-    except images.Cancelled as exc:
+    except Cancelled as exc:
         _finish_quietly(runner, runner.stop_state, str(exc))
-    except images.ImageError as exc:
+    except ImageError as exc:
         _finish_quietly(runner, BuildState.FAILED, str(exc))
     except SoftTimeLimitExceeded:
         _finish_quietly(runner, BuildState.FAILED, f"The build exceeded its time limit of {settings.BUILD_TIMEOUT} s.")
