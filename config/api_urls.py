@@ -3,10 +3,13 @@ from rest_framework.routers import DefaultRouter
 
 from accounts.api.views import TokenViewSet
 from audit.api.views import AuditEventViewSet
-from deployments.api.builds import BuildViewSet, RegistryViewSet
+from deployments.api.builds import BuildViewSet
 from deployments.api.can_i import CanIView
-from deployments.api.environments import EnvironmentViewSet, FreezeWindowViewSet, RolloutViewSet
-from deployments.api.promotions import PromotionViewSet, WebhookViewSet
+from deployments.api.environments import EnvironmentViewSet, FreezeWindowViewSet
+from deployments.api.notifications import WebhookViewSet
+from deployments.api.promotions import PromotionViewSet
+from deployments.api.registries import RegistryViewSet
+from deployments.api.rollouts import RolloutViewSet
 from registry.api.views import ModelViewSet, TeamViewSet, VersionViewSet
 
 router = DefaultRouter()

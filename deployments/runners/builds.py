@@ -23,7 +23,7 @@ from deployments.imaging.errors import Cancelled, ImageError, TransientError
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
 from deployments.services import promotions
-from deployments.services.supervision import Heartbeat
+from deployments.supervision import Heartbeat
 from registry.models import Framework
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from deployments.logs import LogWriter
 from deployments.models import Rollout, RolloutLogLine, RolloutState
 from deployments.services import promotions, rollouts
 from deployments.services.environments import target_for
-from deployments.services.supervision import Heartbeat
+from deployments.supervision import Heartbeat
 
 logger = logging.getLogger(__name__)
 

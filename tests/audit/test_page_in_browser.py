@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
+from playwright import sync_api
 
 from audit.models import AuditEvent
 from tests.factories import TeamFactory, UserFactory
@@ -155,7 +156,6 @@ def a_realistic_trail(team, alice, bob):
 
 
 def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client):
-    from playwright import sync_api
 
     team = TeamFactory(slug="vision", name="Vision")
     alice = UserFactory(username="alice", is_superuser=True, is_staff=True)

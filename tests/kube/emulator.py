@@ -31,6 +31,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from . import patching
 from .apiserver import ApiCore, Denial, Obj, Written
 from .selection import SelectorError, parse_field_selector, parse_label_selector
 from .semantics import RESOURCES, SCALABLE, ApiError, ResourceType
@@ -627,8 +628,6 @@ def _json(body: str) -> Any:
 
 
 def _patch_document(target: Obj, body: str, content_type: str) -> Obj:
-    from . import patching
-
     document = _json(body)
     if content_type == "application/json-patch+json":
         return patching.json_patch(target, document)

@@ -16,6 +16,8 @@ from typing import Any
 
 from kubernetes.utils import parse_quantity
 
+from .selection import selector_matches
+
 try:
     import jsonschema
     import referencing
@@ -359,8 +361,6 @@ def _check_resources(problems: Problems, resources: dict[str, Any], field: str) 
 
 
 def _check_workload(problems: Problems, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
-    from .selection import selector_matches
-
     spec = obj.get("spec") or {}
     selector = spec.get("selector")
     template = spec.get("template") or {}

@@ -1,8 +1,9 @@
-"""What a promotion changes against what runs now: the page and the API show the same facts."""
+"""What changes: a promotion against what runs now (its page and the API show the same facts), and two
+versions of a model side by side (the compare page)."""
 
 from deployments.models import PromotionRequest, Rollout, RolloutState
-from deployments.services.environments import effective_settings
-from deployments.services.rollouts import current_release
+from deployments.selectors.environments import effective_settings
+from deployments.selectors.rollouts import current_release
 
 
 def _diff(before: dict, after: dict) -> list[dict]:

@@ -5,20 +5,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from accounts.permissions import Action, Actor, decide
-from deployments import selectors
-from deployments.comparison import compare_versions
-from deployments.models import Rollout, RolloutState
-from deployments.services.environments import environments_for
+from deployments.selectors.builds import build_list, latest_builds_for_versions
+from deployments.selectors.comparisons import compare_versions
+from deployments.selectors.environments import environment_list
+from deployments.selectors.rollouts import current_releases
 from registry import selectors as registry_selectors
-
-
-def current_releases(model):
-    """Every environment's current release of the model, in promotion order."""
-    return list(
-        Rollout.objects.filter(model=model, state=RolloutState.SUCCEEDED)
-        .select_related("environment", "version", "requested_by")
-        .order_by("environment__position")
-    )
 
 
 @login_required
@@ -30,7 +21,7 @@ def model_detail(request, team, name):
     running_in = {}
     for release in releases:
         running_in.setdefault(release.version_id, []).append(release)
-    latest_builds = selectors.latest_builds_for_versions(v.pk for v in versions)
+    latest_builds = latest_builds_for_versions(v.pk for v in versions)
     rows = [(v, latest_builds.get(v.pk), running_in.get(v.pk, [])) for v in versions]
     return render(
         request,
@@ -51,7 +42,7 @@ def model_detail(request, team, name):
 @login_required
 def version_detail(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
-    version_builds = list(selectors.build_list(user=request.user).filter(version=version).order_by("-created_at")[:20])
+    version_builds = list(build_list(user=request.user).filter(version=version).order_by("-created_at")[:20])
     actor = Actor.from_request(request)
     can_deploy = decide(actor, Action.DEPLOY, version.model.team).allowed
     context = {
@@ -67,7 +58,7 @@ def version_detail(request, team, name, number):
     deployable = any(b.state == "succeeded" for b in version_builds)
     context["environments"] = [
         (environment, releases.get(environment.pk))
-        for environment in environments_for(request.user).order_by("position", "name")
+        for environment in environment_list(user=request.user).order_by("position", "name")
         if environment.team_id in (None, version.model.team_id)
     ]
     context.update(can_deploy=can_deploy, deployable=deployable)
