@@ -1,7 +1,7 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from accounts.models import ApiToken, TokenScope
+from accounts.models import ApiToken, Team, TokenScope
 
 
 class TokenSerializer(serializers.ModelSerializer):
@@ -48,3 +48,9 @@ class TokenCreatedSerializer(TokenSerializer):
 
     class Meta(TokenSerializer.Meta):
         fields = [*TokenSerializer.Meta.fields, "token"]
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "slug", "name", "description", "created_at"]

@@ -33,12 +33,6 @@ class RequirementsField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
-class TeamSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Team
-        fields = ["id", "slug", "name", "description", "created_at"]
-
-
 class ModelSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     created_by = serializers.CharField(source="created_by.username", read_only=True)
