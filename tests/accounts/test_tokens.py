@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken
-from tests.factories import MembershipFactory, ModelFactory
+from tests.support.factories import MembershipFactory, ModelFactory
 
 
 def test_the_secret_is_stored_only_as_a_keyed_digest(teammate, token_for):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright import sync_api
 
 from audit.models import AuditEvent
-from tests.factories import TeamFactory, UserFactory
+from tests.support.factories import TeamFactory, UserFactory
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -15,7 +15,7 @@ from accounts.models import ApiToken
 from accounts.permissions import Action, Actor, require
 from audit.models import AuditEvent
 from audit.services import model_snapshot, record
-from tests.factories import VersionFactory
+from tests.support.factories import VersionFactory
 
 
 @dataclass

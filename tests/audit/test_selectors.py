@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 
 from audit.selectors import event_list
 from tests.audit.conftest import ids
-from tests.factories import UserFactory
+from tests.support.factories import UserFactory
 
 
 def visible(user, **filters):

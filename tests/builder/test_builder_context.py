@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
@@ -68,16 +67,15 @@ def make_spec(artifact: Path, *, requirements: tuple[str, ...] = (), framework: 
 
 
 class Prepared:
-    def __init__(self, result: PreparedContext, log: list[str], seconds: float, spec: BuildSpec) -> None:
-        self.result, self.log, self.seconds, self.spec = result, log, seconds, spec
+    def __init__(self, result: PreparedContext, log: list[str], spec: BuildSpec) -> None:
+        self.result, self.log, self.spec = result, log, spec
         self.dockerfile = (result.path / result.dockerfile).read_text(encoding="utf-8")
 
 
 def run_prepare(spec: BuildSpec, workdir: Path, wheel_cache: Path) -> Prepared:
     log: list[str] = []
-    started = time.monotonic()
     result = prepare_context(spec, workdir, wheel_cache=wheel_cache, log=log.append)
-    return Prepared(result, log, time.monotonic() - started, spec)
+    return Prepared(result, log, spec)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +277,6 @@ def test_wheel_cache_hit_does_not_run_pip(prepared, tmp_path, model_file, requir
         first = (prepared.result.path / "wheels" / item["filename"]).stat()
         second = (again.result.path / "wheels" / item["filename"]).stat()
         assert (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-    assert again.seconds < 1.0
     assert again.dockerfile == prepared.dockerfile  # same dependencies, same cacheable layers
 
 

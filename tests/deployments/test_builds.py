@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from deployments.models import Build, BuildState
 from deployments.services import builds
-from tests.deployments.factories import BuildFactory, RegistryFactory, add_log_lines
-from tests.factories import VersionFactory
+from tests.support.factories import BuildFactory, RegistryFactory, VersionFactory, add_log_lines
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from deployments.runners.rollouts import deploy_spec
 from deployments.selectors.environments import effective_settings
 from deployments.targets import DeploySpec, DockerHostTarget, Resources, TargetError, validate_spec
 from deployments.targets.manifests import render_manifests, validate_manifest
-from tests.deployments.factories import EnvironmentFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import EnvironmentFactory, VersionFactory, succeeded_build
 
 
 def create_environment(api, owner, deployment_settings):

@@ -6,7 +6,7 @@ from django.db import connection
 
 from audit.models import AuditEvent
 from deployments.models import Environment, FreezeWindow, TargetKind
-from tests.deployments.factories import EnvironmentFactory
+from tests.support.factories import EnvironmentFactory
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: super-secret-token}}]\n"
 

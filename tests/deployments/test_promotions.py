@@ -12,8 +12,7 @@ from audit.models import AuditEvent
 from deployments.models import FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
 from deployments.services.promotions import expire_promotions, rebind_to_new_build
 from tests.conftest import member
-from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
 
 @pytest.fixture

@@ -13,9 +13,8 @@ from deployments.models import Drift, Environment, Rollout, RolloutKind, Rollout
 from deployments.runners import drift
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
-from tests.deployments.factories import RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
-from tests.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -7,7 +7,7 @@ objects that do not exist. Members without the role for an action get 403 with t
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.factories import ModelFactory, VersionFactory
+from tests.support.factories import ModelFactory, VersionFactory
 
 CALLERS = ["viewer", "teammate", "approver", "owner", "stranger", "site_admin", "anonymous"]
 

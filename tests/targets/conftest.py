@@ -27,7 +27,7 @@ from django.conf import settings
 from deployments.imaging.context import BuildSpec, prepare_context
 from deployments.imaging.engine import DockerEngine
 from deployments.targets import DeploySpec, DockerHostTarget, KubernetesTarget, Progress
-from tests.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 TEST_LABEL = "slipway.test/targets"
 KEPT_REPOSITORY = "slipway-test/targets-iris"

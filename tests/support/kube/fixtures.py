@@ -2,7 +2,7 @@
 
 Use them from a conftest.py (or a test module):
 
-    pytest_plugins = ["tests.kube.fixtures"]          # or: from tests.kube.fixtures import kube_cluster
+    pytest_plugins = ["tests.support.kube.fixtures"]  # or: from tests.support.kube.fixtures import kube_cluster
 
     def test_deploy(kube_cluster):
         settings.KUBECONFIG = str(kube_cluster.kubeconfig)   # what the platform code loads
