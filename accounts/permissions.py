@@ -9,6 +9,7 @@ Two questions, always in this order:
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -76,7 +77,7 @@ REQUIRED_SCOPE: dict[Action, TokenScope | None] = {
 class Actor:
     """The person behind a request, and the API token they used, if any."""
 
-    user: object
+    user: Any  # a User, or AnonymousUser for a request nobody signed in to
     token: ApiToken | None = None
     ip_address: str | None = None
     user_agent: str = ""

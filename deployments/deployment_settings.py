@@ -160,16 +160,16 @@ def _check_secret_refs(name: str, refs: Any) -> None:
 def _check_autoscaling(name: str, scaling: Any) -> dict[str, int]:
     if not isinstance(scaling, dict) or set(scaling) - set(AUTOSCALING_RANGES):
         raise _fail(name, "give min_replicas, max_replicas and target_cpu_percent, or null")
-    scaling = {"target_cpu_percent": 80, **scaling}
+    checked: dict[str, int] = {"target_cpu_percent": 80, **scaling}
     for key, (low, high) in AUTOSCALING_RANGES.items():
-        if key not in scaling:
+        if key not in checked:
             raise _fail(name, f"{key} is required")
-        value = scaling[key]
+        value = checked[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise _fail(name, f"{key} must be a whole number from {low} to {high}")
-    if scaling["min_replicas"] > scaling["max_replicas"]:
+    if checked["min_replicas"] > checked["max_replicas"]:
         raise _fail(name, "min_replicas cannot be more than max_replicas")
-    return scaling
+    return checked
 
 
 def _check_together(settings: Mapping[str, Any], name: Namer) -> None:

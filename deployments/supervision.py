@@ -7,17 +7,22 @@ and are failed with a clear reason when the heartbeat stops, so nothing stays "r
 import logging
 import threading
 from datetime import timedelta
+from typing import Any
 
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
+
+# A Build or a Rollout (and their log line models): rows with a state, heartbeat_at, worker,
+# failure_reason and log_line_count, which no common base class declares.
+Work = Any
 
 
 class Heartbeat(threading.Thread):
     """Tells the reaper the worker is alive, even while a step prints nothing for minutes."""
 
-    def __init__(self, model: type[models.Model], pk: int, running_states: list[str], seconds: float):
+    def __init__(self, model: type[Work], pk: int, running_states: list[str], seconds: float):
         super().__init__(name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
         self.model, self.pk, self.running_states, self.seconds = model, pk, running_states, seconds
         self.stopped = threading.Event()
@@ -38,7 +43,7 @@ class Heartbeat(threading.Thread):
         self.join(timeout=5)
 
 
-def append_line(parent: models.Model, line_model: type[models.Model], text: str) -> None:
+def append_line(parent: Work, line_model: type[Work], text: str) -> None:
     """A log line from outside the parent's own writer (cancel, reaper), numbered under a row lock."""
     parent_model = type(parent)
     field = next(f.name for f in line_model._meta.fields if f.is_relation and f.related_model is parent_model)
@@ -49,14 +54,14 @@ def append_line(parent: models.Model, line_model: type[models.Model], text: str)
 
 
 def reap_stale(
-    model: type[models.Model],
-    line_model: type[models.Model],
+    model: type[Work],
+    line_model: type[Work],
     *,
     running_states: list[str],
     failed_state: str,
     stale_after: int,
     what: str,
-) -> list[models.Model]:
+) -> list[Work]:
     """Fail the running rows whose heartbeat is older than `stale_after` seconds; returns them."""
     now = timezone.now()
     reaped = []

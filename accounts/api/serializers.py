@@ -6,7 +6,9 @@ from accounts.models import ApiToken, Team, TokenScope
 
 class TokenSerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(source="is_active", read_only=True)
-    teams = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    teams: "serializers.SlugRelatedField[Team]" = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
     environments = serializers.ListField(source="environment_names", child=serializers.CharField(), read_only=True)
 
     class Meta:

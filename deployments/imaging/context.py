@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from deployments.imaging.errors import BuildContextError
 from deployments.imaging.wheels import bill_of_materials, ensure_wheels, link_or_copy_all, lock_file, wheel_cache_key
@@ -53,7 +54,7 @@ class BuildSpec:
     artifact_name: str
     artifact_sha256: str
     requirements: tuple[str, ...]
-    signature: dict
+    signature: dict[str, Any]
     source_commit: str
     build_id: int
     base_image: str
@@ -63,7 +64,7 @@ class BuildSpec:
 class PreparedContext:
     path: Path
     dockerfile: str
-    bill_of_materials: list[dict] = field(default_factory=list)
+    bill_of_materials: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -128,7 +129,7 @@ def _validate_spec(spec: BuildSpec) -> None:
         _validate_signature(spec.signature)
 
 
-def _validate_signature(signature: dict | None) -> None:
+def _validate_signature(signature: dict[str, Any] | None) -> None:
     if signature is None:
         return
     if not isinstance(signature, dict):
@@ -171,7 +172,7 @@ def image_labels(spec: BuildSpec) -> dict[str, str]:
     }
 
 
-def runtime_config(spec: BuildSpec, artifact: str) -> dict:
+def runtime_config(spec: BuildSpec, artifact: str) -> dict[str, Any]:
     signature = spec.signature or {}
     return {
         "name": spec.model,
@@ -191,7 +192,7 @@ def render_dockerfile(base_image: str) -> str:
     return DOCKERFILE_TEMPLATE.read_text(encoding="utf-8").replace("@@BASE_IMAGE@@", base_image)
 
 
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 

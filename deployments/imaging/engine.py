@@ -89,7 +89,7 @@ class DockerEngine:
         returns a reason the build is interrupted and `Cancelled(reason)` raised.
         """
         client = self.client()
-        chunks: queue.Queue = queue.Queue(maxsize=1000)
+        chunks: queue.Queue[Any] = queue.Queue(maxsize=1000)
         done = object()
 
         def read() -> None:
@@ -150,13 +150,13 @@ class DockerEngine:
             client.close()
         if not image_id:
             # Engines that do not send aux report the result on the last "Successfully built" line.
-            image_id = client.inspect_image(tag)["Id"]
+            image_id = str(client.inspect_image(tag)["Id"])  # type: ignore[no-untyped-call]  # docker-py's low-level client has no type hints
         return image_id
 
     def image_size(self, image: str) -> int:
         client = self.client()
         try:
-            return client.inspect_image(image)["Size"]
+            return int(client.inspect_image(image)["Size"])  # type: ignore[no-untyped-call]  # docker-py's low-level client has no type hints
         finally:
             client.close()
 
@@ -178,10 +178,10 @@ class DockerEngine:
         if response.status_code != 200:
             raise ImageError(f"The registry {registry.host} answered {response.status_code} at /v2/.")
 
-    def tag_exists(self, reference: str, auth: dict | None) -> bool:
+    def tag_exists(self, reference: str, auth: dict[str, str] | None) -> bool:
         client = self.client()
         try:
-            client.inspect_distribution(reference, auth_config=auth)
+            client.inspect_distribution(reference, auth_config=auth)  # type: ignore[no-untyped-call]  # docker-py's low-level client has no type hints
             return True
         except docker.errors.NotFound:
             return False
@@ -194,7 +194,7 @@ class DockerEngine:
             client.close()
 
     def push_image(
-        self, *, repository: str, tag: str, auth: dict | None, log: Callable[[str], None]
+        self, *, repository: str, tag: str, auth: dict[str, str] | None, log: Callable[[str], None]
     ) -> tuple[str, int]:
         """Push one tag; returns (digest, size of the manifest). Layer progress is summarised, not streamed."""
         client = self.client()
@@ -226,11 +226,12 @@ class DockerEngine:
             raise ImageError("The registry accepted the push but reported no digest.")
         return digest, size
 
-    def remote_digest(self, reference: str, auth: dict | None) -> str:
+    def remote_digest(self, reference: str, auth: dict[str, str] | None) -> str:
         """The digest a registry holds for a reference, without pulling it (for prebuilt images)."""
         client = self.client()
         try:
-            return client.inspect_distribution(reference, auth_config=auth)["Descriptor"]["digest"]
+            found = client.inspect_distribution(reference, auth_config=auth)  # type: ignore[no-untyped-call]  # docker-py's low-level client has no type hints
+            return str(found["Descriptor"]["digest"])
         except docker.errors.NotFound:
             raise ImageError(f"The image {reference} does not exist in its registry.") from None
         except docker.errors.APIError as exc:

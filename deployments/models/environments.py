@@ -86,7 +86,7 @@ class Environment(models.Model):
     def has_credentials(self) -> bool:
         return bool(self.kubeconfig or self.kube_token)
 
-    def settings_for(self, model: RegisteredModel, override: dict | None = None) -> dict:
+    def settings_for(self, model: RegisteredModel | None, override: dict | None = None) -> dict:
         return {**DEFAULT_DEPLOYMENT_SETTINGS, **self.deployment_settings, **(override or {})}
 
 

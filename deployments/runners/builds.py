@@ -11,6 +11,7 @@ import shutil
 import socket
 import time
 import traceback
+from datetime import datetime
 from pathlib import Path
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -150,7 +151,7 @@ class BuildRunner:
         current = steps.get(self.build.state)
         if current and "finished" not in current:
             current["finished"] = now.isoformat()
-            started = timezone.datetime.fromisoformat(current["started"])
+            started = datetime.fromisoformat(current["started"])
             current["seconds"] = round((now - started).total_seconds(), 2)
         return steps
 

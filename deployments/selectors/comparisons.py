@@ -1,6 +1,8 @@
 """What changes: a promotion against what runs now (its page and the API show the same facts), and two
 versions of a model side by side (the compare page)."""
 
+from typing import Any
+
 from deployments.models import PromotionRequest, Rollout, RolloutState
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release
@@ -35,7 +37,7 @@ def compare(promotion: PromotionRequest) -> dict:
         .select_related("environment")
         .order_by("environment__position", "-created_at")
     )
-    history = {}
+    history: dict[str, dict[str, Any]] = {}
     for rollout in runs:
         entry = history.setdefault(
             rollout.environment.name,

@@ -11,6 +11,8 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -73,7 +75,7 @@ def promotion_payload(event: str, promotion: PromotionRequest) -> dict:
 def approver_emails(promotion: PromotionRequest) -> list[str]:
     groups = list(promotion.environment.approver_groups.all())
     if groups:
-        users = get_user_model().objects.filter(groups__in=groups)
+        users: Iterable[Any] = get_user_model().objects.filter(groups__in=groups)
     else:
         users = [
             m.user

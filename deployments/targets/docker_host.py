@@ -74,7 +74,7 @@ class DockerHostTarget:
         *,
         bind_address: str = "127.0.0.1",
         ready_timeout: float = 120,
-        registry_auth: dict | None = None,
+        registry_auth: dict[str, str] | None = None,
         poll_seconds: float = 0.5,
         stop_timeout: int = 10,
         request_timeout: float = 60,
@@ -111,7 +111,7 @@ class DockerHostTarget:
 
     # --- the Target protocol ----------------------------------------------------------------------
 
-    def check(self) -> dict:
+    def check(self) -> dict[str, Any]:
         try:
             with self._errors("asking the Docker engine for its version"):
                 version = self.engine.version()
@@ -124,7 +124,7 @@ class DockerHostTarget:
             "message": f"Docker Engine {version.get('Version', '?')} answers at {self.base_url}.",
         }
 
-    def render(self, spec: DeploySpec) -> list[dict]:
+    def render(self, spec: DeploySpec) -> list[dict[str, Any]]:
         validate_spec(spec)
         if spec.secret_refs:
             raise TargetError(
@@ -168,7 +168,7 @@ class DockerHostTarget:
             endpoint = self._wait_ready(container, log, on_progress, should_stop, others)
         except _ContainerFailed as failure:
             self._discard(container, log)
-            serving = [c.name for c in others if is_running(c)]
+            serving = [str(c.name) for c in others if is_running(c)]
             log(f"Still serving: {', '.join(serving)}" if serving else "No previous container was serving")
             raise TargetError(str(failure)) from None
         except BaseException:  # stopped, the engine went away, the worker is shutting down: leave nothing behind
@@ -245,7 +245,7 @@ class DockerHostTarget:
             self._discard(existing, log)
         try:
             with self._errors(f"starting the container {name}"):
-                container = self.engine.containers.run(**run_kwargs(config))
+                container: Container = self.engine.containers.run(**run_kwargs(config))
         except (TargetError, TransientTargetError):
             leftover = self._container(name)  # run() creates before it starts: a failed start leaves one
             if leftover is not None:
@@ -273,7 +273,7 @@ class DockerHostTarget:
             status, answer = self._probe(session, port) if port else (0, "the port is not published yet")
             if status == 200:
                 elapsed = time.monotonic() - started
-                still = ", ".join(c.name for c in others if is_running(c)) or "none"
+                still = ", ".join(str(c.name) for c in others if is_running(c)) or "none"
                 log(
                     f"Ready: {container.name} answers {READY_PATH} with 200 after {elapsed:.1f} s "
                     f"(previous containers still serving: {still})"
@@ -323,7 +323,7 @@ class DockerHostTarget:
     def _set_restart_policy(self, container: Container) -> None:
         # Only now: during the readiness wait a crash must stay visible instead of being restarted away.
         with self._errors(f"setting the restart policy of {container.name}"):
-            container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
+            container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})  # type: ignore[arg-type]
 
     def _retire(self, container: Container, log: LogFn) -> None:
         with self._errors(f"removing the container {container.name}"), already_gone():
@@ -352,11 +352,11 @@ class DockerHostTarget:
 
     def _image_as_run(self, container: Container) -> str:
         """The image reference by digest: as given to `run`, or the image's repository digest."""
-        configured = container.attrs["Config"].get("Image", "")
+        configured: str = container.attrs["Config"].get("Image", "")
         if "@sha256:" in configured:
             return configured
         with self._errors("inspecting an image"), contextlib.suppress(ImageNotFound):
-            digests = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
+            digests: list[str] = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
             if digests:
                 return digests[0]
         return configured
