@@ -3,15 +3,14 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import Actor, restrict
+from accounts.permissions import Actor
 from deployments.api.logs import LogActions
+from deployments.api.lookups import version_named
 from deployments.models import Build, BuildState
 from deployments.selectors.builds import build_list
 from deployments.services import builds
-from registry.models import ModelVersion
 
 
 class BuildSerializer(serializers.ModelSerializer):
@@ -78,13 +77,7 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         incoming = BuildCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        version = (
-            restrict(ModelVersion.objects.select_related("model__team"), request.user)
-            .filter(pk=incoming.validated_data["version"])
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": "No such version in your teams."})
+        version = version_named(request, incoming.validated_data["version"])
         build = builds.build_start(actor=Actor.from_request(request), version=version)
         return Response(BuildSerializer(build).data, status=status.HTTP_201_CREATED)
 

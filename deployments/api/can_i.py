@@ -11,17 +11,16 @@ from accounts.permissions import Action, Actor, decide, is_team_admin, restrict,
 from deployments import policy
 from deployments.models import PromotionRequest
 from deployments.selectors.environments import environment_list
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import RegisteredModel
+from registry.selectors import model_by_id, version_by_id
 
 OBJECTS = {
     "team": lambda user, pk: (
         visible_teams(user).filter(slug=pk).first()
         or visible_teams(user).filter(pk=int(pk) if pk.isdigit() else 0).first()
     ),
-    "model": lambda user, pk: restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first(),
-    "version": lambda user, pk: (
-        restrict(ModelVersion.objects.select_related("model__team"), user).filter(pk=pk).first()
-    ),
+    "model": lambda user, pk: model_by_id(user=user, pk=pk),
+    "version": lambda user, pk: version_by_id(user=user, pk=pk),
     "promotion": lambda user, pk: (
         restrict(PromotionRequest.objects.select_related("environment", "model__team", "requested_by"), user)
         .filter(pk=pk)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.models import Team
 from accounts.permissions import Actor, restrict, visible_teams
+from deployments.api.lookups import model_named
 from deployments.api.rollouts import RollbackSerializer, RolloutSerializer
 from deployments.models import Environment, FreezeWindow
 from deployments.selectors.environments import effective_settings, environment_list
@@ -160,13 +161,7 @@ class EnvironmentViewSet(
             return Response([{"model": pk, "name": name, "deployment_settings": data} for pk, name, data in overrides])
         incoming = ModelSettingsSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = (
-            restrict(RegisteredModel.objects.select_related("team"), request.user)
-            .filter(pk=incoming.validated_data["model"])
-            .first()
-        )
-        if model is None:
-            raise ValidationError({"model": ["No such model in your teams."]})
+        model = model_named(request, incoming.validated_data["model"])
         override = environments.model_settings_save(
             actor=Actor.from_request(request),
             environment=environment,
@@ -188,13 +183,7 @@ class EnvironmentViewSet(
         """Redeploy the release that ran before the current one of a model."""
         incoming = RollbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = (
-            restrict(RegisteredModel.objects.select_related("team"), request.user)
-            .filter(pk=incoming.validated_data["model"])
-            .first()
-        )
-        if model is None:
-            raise ValidationError({"model": "No such model in your teams."})
+        model = model_named(request, incoming.validated_data["model"])
         rollout = rollouts.rollout_rollback(
             actor=Actor.from_request(request),
             environment=self.get_object(),

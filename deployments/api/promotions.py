@@ -2,16 +2,14 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import Actor, restrict
+from accounts.permissions import Actor
+from deployments.api.lookups import environment_named, version_named
 from deployments.models import Approval, PromotionRequest, PromotionState
 from deployments.selectors.comparisons import compare
-from deployments.selectors.environments import environment_list
 from deployments.selectors.promotions import inbox, promotion_list
 from deployments.services import promotions
-from registry.models import ModelVersion
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -102,16 +100,8 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
         incoming = PromotionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        version = (
-            restrict(ModelVersion.objects.select_related("model__team"), request.user)
-            .filter(pk=data["version"])
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": "No such version in your teams."})
-        environment = environment_list(user=request.user).filter(pk=data["environment"]).first()
-        if environment is None:
-            raise ValidationError({"environment": "No such environment."})
+        version = version_named(request, data["version"])
+        environment = environment_named(request, data["environment"])
         promotion = promotions.promotion_request(
             actor=Actor.from_request(request),
             version=version,

@@ -1,16 +1,14 @@
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.permissions import Actor, restrict
+from accounts.permissions import Actor
 from deployments.api.logs import LogActions
+from deployments.api.lookups import environment_named, version_named
 from deployments.models import PromotionRequest, Rollout, RolloutState
-from deployments.selectors.environments import environment_list
 from deployments.selectors.rollouts import rollout_list
 from deployments.services import rollouts
-from registry.models import ModelVersion
 
 
 class RolloutSerializer(serializers.ModelSerializer):
@@ -127,16 +125,8 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     def create(self, request):
         incoming = RolloutCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        version = (
-            restrict(ModelVersion.objects.select_related("model__team"), request.user)
-            .filter(pk=incoming.validated_data["version"])
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": "No such version in your teams."})
-        environment = environment_list(user=request.user).filter(pk=incoming.validated_data["environment"]).first()
-        if environment is None:
-            raise ValidationError({"environment": "No such environment."})
+        version = version_named(request, incoming.validated_data["version"])
+        environment = environment_named(request, incoming.validated_data["environment"])
         rollout = rollouts.rollout_start(
             actor=Actor.from_request(request),
             version=version,

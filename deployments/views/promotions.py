@@ -72,7 +72,7 @@ def promotion_create(request, team, name, number):
             break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+        messages.error(request, policy.reason_of(error))
         return redirect("version-detail", team, name, number)
     messages.success(request, f"Promotion to {environment.name} requested; approvers have been told.")
     return redirect("deployments:promotion-detail", promotion.pk)
@@ -95,7 +95,7 @@ def promotion_decide(request, pk, decision):
     try:
         actions[decision]()
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+        messages.error(request, policy.reason_of(error))
     else:
         messages.success(
             request,
