@@ -27,12 +27,15 @@ docker:
 browser:
 	@bash platform/scripts/ensure-chromium.sh
 
-test: venv services docker browser
-	$(BIN)/ruff check .
+test: lint services docker browser
 	SLIPWAY_BASE_IMAGE=$$(bash platform/scripts/base-image.sh) $(BIN)/python -m pytest -q
 
+# Style, formatting, the import contracts of pyproject.toml, and types: what .pre-commit-config.yaml runs too.
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 run: venv
 	@bash platform/scripts/run.sh

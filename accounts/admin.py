@@ -22,7 +22,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "scopes", "expires_at", "last_used_at", "revoked_at"]
     list_filter = ["revoked_at"]
     search_fields = ["name", "user__username", "prefix"]
-    fields = [
+    fields = (
         "user",
         "name",
         "prefix",
@@ -32,7 +32,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "last_used_at",
         "last_used_ip",
         "revoked_at",
-    ]
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request):

@@ -1,4 +1,4 @@
-from accounts.models import Membership, Role
+from accounts.permissions import manages_any_team
 
 
 def navigation(request):
@@ -7,8 +7,5 @@ def navigation(request):
     if user is None or not user.is_authenticated:
         return {}
 
-    def manages_a_team() -> bool:
-        return user.is_superuser or Membership.objects.filter(user=user, role=Role.ADMIN).exists()
-
     # Evaluated lazily: pages that never render the navigation (API, partials) pay nothing.
-    return {"nav_manages_a_team": manages_a_team}
+    return {"nav_manages_a_team": lambda: manages_any_team(user)}

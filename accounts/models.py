@@ -24,7 +24,7 @@ class Role(models.TextChoices):
 
 
 # Each role can do everything the roles below it can.
-ROLE_RANK = {Role.VIEWER: 10, Role.DEVELOPER: 20, Role.APPROVER: 30, Role.ADMIN: 40}
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 10, Role.DEVELOPER: 20, Role.APPROVER: 30, Role.ADMIN: 40}
 
 
 class Team(models.Model):

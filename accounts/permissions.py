@@ -9,11 +9,13 @@ Two questions, always in this order:
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from accounts.models import ROLE_RANK, ApiToken, Membership, Role, Team, TokenScope
+from audit.services import record
 
 
 class Action(StrEnum):
@@ -75,7 +77,7 @@ REQUIRED_SCOPE: dict[Action, TokenScope | None] = {
 class Actor:
     """The person behind a request, and the API token they used, if any."""
 
-    user: object
+    user: Any  # a User, or AnonymousUser for a request nobody signed in to
     token: ApiToken | None = None
     ip_address: str | None = None
     user_agent: str = ""
@@ -151,8 +153,6 @@ def require(actor: Actor, action: Action, team: Team, *, obj=None) -> None:
     """Raise PermissionDenied with the reason, and put the refused attempt on the audit trail."""
     decision = decide(actor, action, team)
     if not decision:
-        from audit.services import record
-
         record(
             actor=actor,
             action=AUDIT_NAME[action],
@@ -162,6 +162,43 @@ def require(actor: Actor, action: Action, team: Team, *, obj=None) -> None:
             team_id=team.pk,
         )
         raise PermissionDenied(f"You may not do this: {decision.reason}.")
+
+
+def require_admin(actor: Actor, team: Team | None, *, global_refusal: str) -> None:
+    """A team's objects are administered by its admins; global ones (team None) by site administrators,
+    signed in to the web UI (never with an API token)."""
+    if team is None:
+        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
+            raise PermissionDenied(global_refusal)
+    else:
+        require(actor, Action.MANAGE_TEAM, team)
+
+
+def is_team_admin(user, team: Team | None) -> bool:
+    """Whether the user administers the team; a global object (team None) only site administrators do."""
+    if not user.is_authenticated:
+        return False
+    if user.is_superuser:
+        return True
+    return team is not None and Membership.objects.filter(user=user, team=team, role=Role.ADMIN).exists()
+
+
+def teams_where(user, action: Action) -> QuerySet[Team]:
+    """The teams in which the user's role allows the action (every team for a site administrator)."""
+    if user.is_authenticated and user.is_superuser:
+        return Team.objects.all()
+    if not user.is_authenticated:
+        return Team.objects.none()
+    enough = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[action]]]
+    return Team.objects.filter(memberships__user=user, memberships__role__in=enough)
+
+
+def admin_teams(user) -> QuerySet[Team]:
+    return teams_where(user, Action.MANAGE_TEAM)
+
+
+def manages_any_team(user) -> bool:
+    return user.is_authenticated and (user.is_superuser or admin_teams(user).exists())
 
 
 def visible_teams(user) -> QuerySet[Team]:

@@ -5,10 +5,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts import services
+from accounts import selectors, services
 from accounts.forms import MemberForm, TokenForm
-from accounts.models import ApiToken, Membership
-from accounts.permissions import Action, Actor, decide, visible_teams
+from accounts.permissions import Action, Actor, decide
 from config.forms import apply_service_errors
 
 
@@ -24,7 +23,7 @@ def token_list(request):
         else:
             form = TokenForm()
             messages.success(request, f"Token '{token.name}' created. Copy it now: it will not be shown again.")
-    tokens = ApiToken.objects.filter(user=request.user).prefetch_related("teams")
+    tokens = selectors.token_list(user=request.user)
     return render(
         request,
         "accounts/tokens.html",
@@ -36,7 +35,7 @@ def token_list(request):
 @login_required
 @require_POST
 def token_revoke(request, pk):
-    token = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    token = selectors.token_get(user=request.user, pk=pk)
     if services.token_revoke(token=token, by=Actor.from_request(request)):
         messages.success(request, f"Token '{token.name}' revoked. Scripts using it will get 401.")
     return redirect("accounts:tokens")
@@ -44,13 +43,13 @@ def token_revoke(request, pk):
 
 @login_required
 def team_list(request):
-    teams = visible_teams(request.user).prefetch_related("memberships")
+    teams = selectors.team_list(user=request.user)
     return render(request, "accounts/team_list.html", {"teams": teams})
 
 
 @login_required
 def team_detail(request, slug):
-    team = get_object_or_404(visible_teams(request.user), slug=slug)
+    team = selectors.team_get(user=request.user, slug=slug)
     actor = Actor.from_request(request)
     can_manage = decide(actor, Action.MANAGE_TEAM, team).allowed
     form = MemberForm(request.POST or None)
@@ -63,7 +62,7 @@ def team_detail(request, slug):
             )
             messages.success(request, f"{membership.user.username} is now {membership.get_role_display().lower()}.")
             return redirect("accounts:team-detail", slug)
-    members = Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+    members = selectors.member_list(team=team)
     return render(
         request,
         "accounts/team_detail.html",
@@ -80,7 +79,7 @@ def team_detail(request, slug):
 @login_required
 @require_POST
 def member_remove(request, slug, username):
-    team = get_object_or_404(visible_teams(request.user), slug=slug)
+    team = selectors.team_get(user=request.user, slug=slug)
     user = get_object_or_404(get_user_model(), username=username)
     try:
         services.membership_remove(actor=Actor.from_request(request), team=team, user=user)

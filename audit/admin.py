@@ -18,7 +18,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 class ReviewInline(admin.TabularInline):
     model = AuditReview
-    fields = ["created_at", "reviewer_username", "note"]
+    fields = ("created_at", "reviewer_username", "note")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -50,7 +50,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
     search_fields = ["actor_username", "action", "object_type", "object_id", "object_repr", "reason"]
     date_hierarchy = "created_at"
     show_full_result_count = False  # counting a large trail twice per page is slow
-    fields = [
+    fields = (
         "created_at",
         "actor",
         "actor_username",
@@ -69,7 +69,7 @@ class AuditEventAdmin(ReadOnlyAdmin):
         "ip_address",
         "user_agent",
         "request_id",
-    ]
+    )
     readonly_fields = fields
     inlines = [ReviewInline]
 
@@ -79,5 +79,5 @@ class AuditReviewAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event", "reviewer_username", "note"]
     list_select_related = ["event"]
     search_fields = ["reviewer_username", "note"]
-    fields = ["created_at", "event", "reviewer", "reviewer_username", "note"]
+    fields = ("created_at", "event", "reviewer", "reviewer_username", "note")
     readonly_fields = fields

@@ -47,7 +47,7 @@ def as_record(event: AuditEvent, *, viewer) -> dict:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "object_repr": event.object_repr,
-        "team": event.team.slug if event.team_id else None,
+        "team": event.team.slug if event.team else None,
         "environment": event.environment,
         "reason": event.reason,
         "flagged": event.flagged,

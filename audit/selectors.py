@@ -9,6 +9,7 @@ are personal data: only those who see everything, and the actor themselves, see 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 
 from django.apps import apps
 from django.core.exceptions import ValidationError
@@ -88,7 +89,8 @@ def event_get(*, user, pk: int) -> AuditEvent:
 
 def clean_filters(params: Mapping[str, str]) -> dict:
     """The known, non-empty filters with typed values; unknown keys (page, format) are ignored."""
-    cleaned, errors = {}, {}
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     for key in FILTERS:
         value = (params.get(key) or "").strip()
         if not value:

@@ -14,7 +14,7 @@ import datetime
 import ipaddress
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
@@ -97,7 +97,7 @@ def model_snapshot(instance: models.Model, fields) -> dict:
         if field.many_to_many:
             snapshot[name] = sorted(getattr(instance, name).values_list("pk", flat=True)) if instance.pk else []
         else:
-            snapshot[name] = getattr(instance, field.attname)
+            snapshot[name] = getattr(instance, cast(models.Field, field).attname)
     return json_safe(snapshot)
 
 

@@ -1,27 +1,16 @@
-from django.urls import path
+"""/api/v1/: every app's routes (each app's api/urls.py) in one router, so the API root lists them all."""
+
 from rest_framework.routers import DefaultRouter
 
-from accounts.api.views import TokenViewSet
-from audit.api.views import AuditEventViewSet
-from deployments.api.builds import BuildViewSet, RegistryViewSet
-from deployments.api.can_i import CanIView
-from deployments.api.environments import EnvironmentViewSet, FreezeWindowViewSet, RolloutViewSet
-from deployments.api.promotions import PromotionViewSet, WebhookViewSet
-from registry.api.views import ModelViewSet, TeamViewSet, VersionViewSet
+from accounts.api import urls as accounts
+from audit.api import urls as audit
+from deployments.api import urls as deployments
+from registry.api import urls as registry
 
 router = DefaultRouter()
-router.register("teams", TeamViewSet, basename="team")
-router.register("models", ModelViewSet, basename="model")
-router.register("versions", VersionViewSet, basename="version")
-router.register("tokens", TokenViewSet, basename="token")
-router.register("builds", BuildViewSet, basename="build")
-router.register("registries", RegistryViewSet, basename="registry")
-router.register("environments", EnvironmentViewSet, basename="environment")
-router.register("rollouts", RolloutViewSet, basename="rollout")
-router.register("promotions", PromotionViewSet, basename="promotion")
-router.register("freeze-windows", FreezeWindowViewSet, basename="freeze-window")
-router.register("webhooks", WebhookViewSet, basename="webhook")
-router.register("audit", AuditEventViewSet, basename="audit-event")
+for app in (accounts, registry, deployments, audit):
+    for prefix, viewset, basename in app.routes:
+        router.register(prefix, viewset, basename=basename)
 
 app_name = "api"
-urlpatterns = [path("can-i/", CanIView.as_view(), name="can-i"), *router.urls]
+urlpatterns = [*deployments.urlpatterns, *router.urls]

@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import health
 from deployments.views.overview import overview
-from deployments.views.pages import model_detail, version_compare, version_detail
+from deployments.views.versions import model_detail, version_compare, version_detail
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -6,8 +6,9 @@ with `after=<seq>` and see every line exactly once, in order. Readers only ever 
 
 import re
 import time
+from typing import Any
 
-from django.db import models, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -25,7 +26,7 @@ def clean_line(text: str) -> str:
 class LogWriter:
     """Buffers lines and writes them in batches: a 100,000-line log is a few hundred INSERTs."""
 
-    def __init__(self, line_model: type[models.Model], parent, *, flush_every: float = 0.3, batch: int = 500):
+    def __init__(self, line_model: type[Any], parent: Any, *, flush_every: float = 0.3, batch: int = 500):
         self.line_model = line_model
         self.parent = parent
         self.parent_field = line_model._meta.get_field(self._parent_field_name()).name

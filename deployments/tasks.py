@@ -1,41 +1,54 @@
-"""Celery tasks: an id in, one call out. The logic lives in runners and services."""
+"""Celery tasks: an id in, one call out. The logic lives in runners and services.
+
+Services import these tasks to enqueue them after their row commits; a task imports what it calls
+inside its body, so that importing a service never imports the runners (the HackSoft styleguide's way
+of keeping the two apart without a cycle).
+"""
 
 from celery import shared_task
 from django.conf import settings
-
-from deployments.runners import build as build_runner
-from deployments.runners import rollout as rollout_runner
-from deployments.services import builds, drift, notifications, promotions, rollouts
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.BUILD_TIMEOUT + 60, time_limit=settings.BUILD_TIMEOUT + 120)
 def run_build(build_id: int, **_ignored) -> None:
     # Unknown keyword arguments are ignored so a newer producer does not break an older worker.
-    build_runner.execute(build_id=build_id)
+    from deployments.runners import builds
+
+    builds.execute(build_id=build_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.ROLLOUT_TIMEOUT + 60, time_limit=settings.ROLLOUT_TIMEOUT + 120)
 def run_rollout(rollout_id: int, **_ignored) -> None:
-    rollout_runner.execute(rollout_id=rollout_id)
+    from deployments.runners import rollouts
+
+    rollouts.execute(rollout_id=rollout_id)
 
 
 @shared_task(soft_time_limit=60)
 def reap_stale_builds() -> dict:
+    from deployments.services import builds
+
     return builds.reap_stale_builds()
 
 
 @shared_task(soft_time_limit=60)
 def reap_stale_rollouts() -> int:
+    from deployments.services import rollouts
+
     return rollouts.reap_stale_rollouts()
 
 
 @shared_task(soft_time_limit=300)
 def check_drift() -> dict:
+    from deployments.runners import drift
+
     return drift.check_all()
 
 
 @shared_task(soft_time_limit=60)
 def expire_promotions() -> int:
+    from deployments.services import promotions
+
     return promotions.expire_promotions()
 
 
@@ -50,4 +63,6 @@ def expire_promotions() -> int:
     max_retries=8,
 )
 def deliver_webhook(self, delivery_id: int, **_ignored) -> None:
+    from deployments.services import notifications
+
     notifications.deliver(delivery_id)

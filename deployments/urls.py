@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import builds, environments, promotions, registries
+from deployments.views import builds, environments, promotions, registries, rollouts
 
 app_name = "deployments"
 urlpatterns = [
@@ -14,9 +14,9 @@ urlpatterns = [
     path("environments/<int:pk>/test/", environments.environment_test, name="environment-test"),
     path("environments/<int:pk>/freezes/", environments.freeze_create, name="freeze-create"),
     path("environments/<int:pk>/freezes/<int:window_pk>/delete/", environments.freeze_delete, name="freeze-delete"),
-    path("environments/<int:pk>/rollback/", environments.rollout_rollback, name="rollout-rollback"),
-    path("rollouts/<int:pk>/", environments.rollout_detail, name="rollout-detail"),
-    path("models/<slug:team>/<slug:name>/v<int:number>/deploy/", environments.rollout_start, name="rollout-start"),
+    path("environments/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
+    path("rollouts/<int:pk>/", rollouts.rollout_detail, name="rollout-detail"),
+    path("models/<slug:team>/<slug:name>/v<int:number>/deploy/", rollouts.rollout_start, name="rollout-start"),
     path("promotions/", promotions.promotion_list, name="promotion-list"),
     path("promotions/<int:pk>/", promotions.promotion_detail, name="promotion-detail"),
     path("promotions/<int:pk>/<str:decision>/", promotions.promotion_decide, name="promotion-decide"),

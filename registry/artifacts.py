@@ -5,16 +5,11 @@ write outside their folder. Here archives are only listed and ONNX files only pa
 data; pickles are never loaded (the image's runtime loads them, inside its own container).
 """
 
-import posixpath
-import stat
-import tarfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.contract import ARCHIVE_SUFFIXES, ONNX_ELEMENT_DATATYPES
-
-MAX_ARCHIVE_ENTRIES = 100_000
+from registry import archives
+from serving.contract import ONNX_ELEMENT_DATATYPES
 
 
 class ArtifactRejected(Exception):
@@ -41,64 +36,13 @@ class ArtifactInfo:
         return data
 
 
-def is_archive(name: str) -> bool:
-    return name.lower().endswith(ARCHIVE_SUFFIXES)
-
-
-def _check_member_path(name: str) -> str:
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise ArtifactRejected(f"The archive entry '{name}' has an absolute path; entries must stay inside it.")
-    normalized = posixpath.normpath(name.replace("\\", "/"))
-    if normalized == ".." or normalized.startswith("../") or "/../" in f"/{name}/":
-        raise ArtifactRejected(f"The archive entry '{name}' escapes its folder with '..'.")
-    return normalized
-
-
-def _check_link_target(name: str, target: str) -> None:
-    if target.startswith("/"):
-        raise ArtifactRejected(f"The archive entry '{name}' links to an absolute path '{target}'.")
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise ArtifactRejected(f"The archive entry '{name}' links outside the archive ('{target}').")
-
-
 def inspect_archive(path: Path, name: str) -> ArtifactInfo:
-    """List an archive's entries and refuse any that would land outside its folder."""
-    files: list[str] = []
+    """List an archive's files once every entry passed the rules the build will apply again."""
     try:
-        if name.lower().endswith(".zip"):
-            with zipfile.ZipFile(path) as archive:
-                for entry in archive.infolist():
-                    member = _check_member_path(entry.filename)
-                    mode = entry.external_attr >> 16
-                    if stat.S_ISLNK(mode):
-                        _check_link_target(member, archive.read(entry).decode("utf-8", "replace"))
-                    if not entry.is_dir():
-                        files.append(member)
-                    _check_count(files)
-        else:
-            with tarfile.open(path, mode="r:*") as archive:
-                for entry in archive:
-                    member = _check_member_path(entry.name)
-                    if entry.issym():
-                        _check_link_target(member, entry.linkname)
-                    elif entry.islnk():
-                        # Hard link targets are named from the archive's root, like members.
-                        _check_member_path(entry.linkname)
-                    elif entry.isdev() or entry.isfifo():
-                        raise ArtifactRejected(f"The archive entry '{entry.name}' is a device or pipe.")
-                    if entry.isfile():
-                        files.append(member)
-                    _check_count(files)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ArtifactRejected(f"The archive could not be read: {exc}.") from None
-    files.sort()
+        files = archives.list_files(path, name)
+    except archives.ArchiveRejected as exc:
+        raise ArtifactRejected(str(exc)) from None
     return ArtifactInfo(kind="archive", files=files, file_count=len(files), has_dockerfile="Dockerfile" in files)
-
-
-def _check_count(files: list[str]) -> None:
-    if len(files) > MAX_ARCHIVE_ENTRIES:
-        raise ArtifactRejected(f"The archive has more than {MAX_ARCHIVE_ENTRIES} files.")
 
 
 def onnx_datatype(element_type: str) -> str:
@@ -133,7 +77,7 @@ def onnx_signature(path: Path) -> dict:
 
 
 def inspect_artifact(path: Path, name: str, framework: str) -> ArtifactInfo:
-    if is_archive(name):
+    if archives.is_archive(name):
         info = inspect_archive(path, name)
         if framework == "custom" and not info.has_dockerfile:
             raise ArtifactRejected("A custom artifact must be an archive with a Dockerfile at its root.")

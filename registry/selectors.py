@@ -43,3 +43,11 @@ def version_get(*, user, team: str, name: str, number: int) -> ModelVersion:
         model__name=name,
         number=number,
     )
+
+
+def model_by_id(*, user, pk) -> RegisteredModel | None:
+    return restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first()
+
+
+def version_by_id(*, user, pk) -> ModelVersion | None:
+    return restrict(ModelVersion.objects.select_related("model__team"), user).filter(pk=pk).first()

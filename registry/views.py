@@ -6,8 +6,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.models import Membership
-from accounts.permissions import Action, Actor, decide, visible_teams
+from accounts.permissions import Action, Actor, decide, teams_where, visible_teams
 from config.forms import apply_service_errors
 from registry import selectors, services
 from registry.forms import ModelEditForm, ModelForm, VersionUploadForm
@@ -15,10 +14,7 @@ from registry.uploads import UploadTooLarge
 
 
 def creatable_teams(user):
-    if user.is_superuser:
-        return visible_teams(user)
-    roles = ["developer", "approver", "admin"]
-    return visible_teams(user).filter(pk__in=Membership.objects.filter(user=user, role__in=roles).values("team_id"))
+    return teams_where(user, Action.CREATE_MODEL)
 
 
 @login_required

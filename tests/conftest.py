@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from accounts import services as account_services
 from accounts.models import Role
-from tests.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
+from tests.support.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
 
 # Real services (Docker engine, OCI registry, Celery workers) as fixtures.
 pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.support.browser", "tests.support.serving"]

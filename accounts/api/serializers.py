@@ -1,12 +1,14 @@
 from django.conf import settings
 from rest_framework import serializers
 
-from accounts.models import ApiToken, TokenScope
+from accounts.models import ApiToken, Team, TokenScope
 
 
 class TokenSerializer(serializers.ModelSerializer):
     active = serializers.BooleanField(source="is_active", read_only=True)
-    teams = serializers.SlugRelatedField(slug_field="slug", many=True, read_only=True)
+    teams: "serializers.SlugRelatedField[Team]" = serializers.SlugRelatedField(
+        slug_field="slug", many=True, read_only=True
+    )
     environments = serializers.ListField(source="environment_names", child=serializers.CharField(), read_only=True)
 
     class Meta:
@@ -48,3 +50,9 @@ class TokenCreatedSerializer(TokenSerializer):
 
     class Meta(TokenSerializer.Meta):
         fields = [*TokenSerializer.Meta.fields, "token"]
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "slug", "name", "description", "created_at"]

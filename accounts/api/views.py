@@ -3,10 +3,10 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
-from accounts import services
+from accounts import selectors, services
 from accounts.api import serializers
 from accounts.models import ApiToken
-from accounts.permissions import Actor
+from accounts.permissions import Actor, visible_teams
 
 
 class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet):
@@ -15,7 +15,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
     serializer_class = serializers.TokenSerializer
 
     def get_queryset(self):
-        return ApiToken.objects.filter(user=self.request.user)
+        return selectors.token_list(user=self.request.user)
 
     @extend_schema(request=serializers.TokenCreateSerializer, responses={201: serializers.TokenCreatedSerializer})
     def create(self, request):
@@ -30,3 +30,13 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
 
     def perform_destroy(self, instance):
         services.token_revoke(token=instance, by=Actor.from_request(self.request))
+
+
+class TeamViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = serializers.TeamSerializer
+    lookup_field = "slug"
+    search_fields = ["slug", "name"]
+    ordering_fields = ["slug", "created_at"]
+
+    def get_queryset(self):
+        return visible_teams(self.request.user).order_by("slug")

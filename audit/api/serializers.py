@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from audit.exports import COLUMNS
 from audit.models import AuditEvent
 from audit.selectors import sees_client
 
@@ -11,28 +12,8 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = [
-            "id",
-            "created_at",
-            "actor",
-            "actor_id",
-            "token_name",
-            "action",
-            "outcome",
-            "object_type",
-            "object_id",
-            "object_repr",
-            "team",
-            "environment",
-            "reason",
-            "flagged",
-            "reviewed",
-            "before",
-            "after",
-            "ip_address",
-            "user_agent",
-            "request_id",
-        ]
+        # The columns of the CSV and JSON Lines exports, and the actor's id for scripts.
+        fields = [*COLUMNS, "actor_id"]
         read_only_fields = fields
 
     def to_representation(self, instance):

@@ -33,7 +33,7 @@ def main() -> None:
     from accounts.models import Membership, Role, Team
     from accounts.permissions import Actor
     from deployments.models import Build, ContainerRegistry
-    from deployments.runners import build as build_runner
+    from deployments.runners import builds as build_runner
     from registry import services
     from registry.models import RegisteredModel
 

@@ -11,45 +11,18 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import LINES, noisy_build
 from _setup import django_ready, percentile
 
-LINES = 100_000
 REQUESTS = 50
 
 
 def main() -> None:
     django_ready()
-    from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from accounts.models import Membership, Role, Team
-    from deployments.models import Build, BuildLogLine, BuildState
-    from registry.models import ModelVersion, RegisteredModel
-
-    user, _ = get_user_model().objects.get_or_create(username="bench-logs")
-    team, _ = Team.objects.get_or_create(slug="bench-logs", defaults={"name": "Bench logs"})
-    Membership.objects.get_or_create(team=team, user=user, defaults={"role": Role.VIEWER})
-    model, _ = RegisteredModel.objects.get_or_create(team=team, name="noisy", defaults={"created_by": user})
-    version = ModelVersion.objects.filter(model=model).first() or ModelVersion.objects.create(
-        model=model, number=1, framework="sklearn", created_by=user
-    )
-    build = Build.objects.filter(version=version, log_line_count=LINES).first()
-    if build is None:
-        build = Build.objects.create(version=version, state=BuildState.BUILDING)
-        started = time.monotonic()
-        for offset in range(0, LINES, 10_000):
-            BuildLogLine.objects.bulk_create(
-                BuildLogLine(
-                    build=build,
-                    seq=n,
-                    text=f"Step {n}: \x1b[32mcompiling\x1b[0m module_{n % 977}.py "
-                    f"{'ERROR boom' if n == 73_210 else 'ok'}",
-                )
-                for n in range(offset + 1, offset + 10_001)
-            )
-        Build.objects.filter(pk=build.pk).update(log_line_count=LINES)
-        print(f"(wrote {LINES:,} lines in {time.monotonic() - started:.1f} s)\n")
-
+    user, build = noisy_build()
     client = Client()
     client.force_login(user)
     url = f"/api/v1/builds/{build.pk}/log/"

@@ -7,21 +7,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import Team
-from accounts.permissions import Action, Actor, decide, restrict, visible_teams
+from accounts.permissions import Action, Actor, decide, is_team_admin, restrict, visible_teams
+from deployments import policy
 from deployments.models import PromotionRequest
-from deployments.services import promotions
-from deployments.services.environments import environments_for
-from registry.models import ModelVersion, RegisteredModel
+from deployments.selectors.environments import environment_list
+from registry.models import RegisteredModel
+from registry.selectors import model_by_id, version_by_id
 
 OBJECTS = {
     "team": lambda user, pk: (
         visible_teams(user).filter(slug=pk).first()
         or visible_teams(user).filter(pk=int(pk) if pk.isdigit() else 0).first()
     ),
-    "model": lambda user, pk: restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first(),
-    "version": lambda user, pk: (
-        restrict(ModelVersion.objects.select_related("model__team"), user).filter(pk=pk).first()
-    ),
+    "model": lambda user, pk: model_by_id(user=user, pk=pk),
+    "version": lambda user, pk: version_by_id(user=user, pk=pk),
     "promotion": lambda user, pk: (
         restrict(PromotionRequest.objects.select_related("environment", "model__team", "requested_by"), user)
         .filter(pk=pk)
@@ -64,7 +63,7 @@ class CanIView(APIView):
             raise NotFound(f"No {kind} {pk} in your teams.")
         subject = request.user
         if params.get("user") and params["user"] != request.user.get_username():
-            if not promotions.is_admin_of(request.user, team_of(obj)):
+            if not is_team_admin(request.user, team_of(obj)):
                 raise PermissionDenied("Only admins ask about other people.")
             subject = get_user_model().objects.filter(username=params["user"]).first()
             if subject is None:
@@ -83,17 +82,13 @@ class CanIView(APIView):
 
     def decide(self, actor, action, obj, environment_id):
         if action == Action.APPROVE and isinstance(obj, PromotionRequest):
-            verdict = promotions.approver_verdict(actor, obj)
+            verdict = policy.approver_verdict(actor, obj)
             return verdict.allowed, verdict.reason
         decision = decide(actor, action, team_of(obj))
         if not decision or action != Action.DEPLOY or not environment_id:
             return decision.allowed, decision.reason
-        environment = environments_for(actor.user).filter(pk=environment_id).first()
+        environment = environment_list(user=actor.user).filter(pk=environment_id).first()
         if environment is None:
             return False, "no such environment for this team"
-        if environment.protected:
-            return False, f"{environment.name} is protected: deploying needs an approved promotion"
-        freeze = promotions.active_freeze(environment)
-        if freeze:
-            return False, f"{environment.name} is frozen until {freeze.ends_at:%Y-%m-%d %H:%M} ({freeze.reason})"
-        return True, decision.reason
+        verdict = policy.direct_deploy_verdict(environment)
+        return (True, decision.reason) if verdict else (False, verdict.reason)

@@ -1,19 +1,94 @@
+from typing import Any
+
+from django.contrib.auth.models import Group
 from django.utils.dateparse import parse_datetime
-from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from accounts.models import Team
 from accounts.permissions import Actor, restrict, visible_teams
-from deployments.api import serializers
-from deployments.api.builds import LogActions
-from deployments.models import Environment, FreezeWindow, Rollout, RolloutState
+from deployments.api.lookups import model_named
+from deployments.api.rollouts import RollbackSerializer, RolloutSerializer
+from deployments.models import Environment, FreezeWindow
+from deployments.selectors.environments import effective_settings, environment_list
+from deployments.selectors.rollouts import releases_at
 from deployments.services import environments, rollouts
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import RegisteredModel
 
-SECRET_FIELDS = ("kube_token", "kubeconfig")
+SECRET_FIELDS = environments.SECRET_FIELDS
+
+
+class EnvironmentSerializer(serializers.ModelSerializer):
+    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True, required=False)
+    kube_token = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, help_text="Write-only: stored encrypted, never returned."
+    )
+    kubeconfig = serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
+        help_text="Write-only: stored encrypted, never returned.",
+    )
+    has_credentials = serializers.BooleanField(read_only=True)
+    approver_groups = serializers.SlugRelatedField(
+        slug_field="name", many=True, required=False, queryset=Group.objects.all()
+    )
+
+    class Meta:
+        model = Environment
+        fields = [
+            "id",
+            "name",
+            "team",
+            "description",
+            "position",
+            "protected",
+            "auto_rollback",
+            "required_approvals",
+            "approver_groups",
+            "reject_requires_comment",
+            "approval_expiry_hours",
+            "requires_previous_stage",
+            "target",
+            "kube_api_url",
+            "kube_ca_cert",
+            "kube_token",
+            "kubeconfig",
+            "has_credentials",
+            "namespace",
+            "docker_url",
+            "bind_address",
+            "deployment_settings",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+        validators: list[Any] = []
+
+
+class ModelSettingsSerializer(serializers.Serializer):
+    model = serializers.IntegerField(help_text="The id of the model whose settings in this environment change.")
+    deployment_settings = serializers.JSONField(
+        help_text='Overrides of the environment\'s settings, e.g. {"replicas": 4}. An empty object removes them.'
+    )
+
+
+class FreezeWindowSerializer(serializers.ModelSerializer):
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = FreezeWindow
+        fields = ["id", "environment", "starts_at", "ends_at", "reason", "created_by", "created_at"]
+        read_only_fields = ["created_by", "created_at"]
+
+    def validate(self, data):
+        if data["ends_at"] <= data["starts_at"]:
+            raise serializers.ValidationError({"ends_at": "The window must end after it starts."})
+        return data
 
 
 class EnvironmentViewSet(
@@ -21,12 +96,12 @@ class EnvironmentViewSet(
 ):
     """Environments in the promotion path. Credentials are write-only and stored encrypted."""
 
-    serializer_class = serializers.EnvironmentSerializer
+    serializer_class = EnvironmentSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     search_fields = ["name", "description"]
 
     def get_queryset(self):
-        return environments.environments_for(self.request.user).order_by("position", "name")
+        return environment_list(user=self.request.user).order_by("position", "name")
 
     def _save(self, environment, data):
         secrets = {field: data.pop(field) for field in SECRET_FIELDS if field in data}
@@ -51,10 +126,7 @@ class EnvironmentViewSet(
         serializer.instance = self._save(serializer.instance, data)
 
     def perform_destroy(self, instance):
-        environments.require_admin(Actor.from_request(self.request), instance)
-        if instance.rollouts.exists():
-            raise ValidationError({"environment": "It has a deployment history, which is kept; it cannot be deleted."})
-        instance.delete()
+        environments.environment_delete(actor=Actor.from_request(self.request), environment=instance)
 
     @extend_schema(request=None, responses={200: dict})
     @action(detail=True, methods=["post"], url_path="test-connection")
@@ -65,7 +137,7 @@ class EnvironmentViewSet(
 
     @extend_schema(
         parameters=[OpenApiParameter("at", str, description="An ISO 8601 time; now when left out.")],
-        responses=serializers.RolloutSerializer(many=True),
+        responses=RolloutSerializer(many=True),
     )
     @action(detail=True, methods=["get"])
     def releases(self, request, pk=None):
@@ -74,10 +146,10 @@ class EnvironmentViewSet(
         when = parse_datetime(at) if at else None
         if at and when is None:
             raise ValidationError({"at": [f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."]})
-        releases = restrict(rollouts.releases_at(self.get_object(), when), request.user)
-        return Response(serializers.RolloutSerializer(releases, many=True).data)
+        releases = restrict(releases_at(self.get_object(), when), request.user)
+        return Response(RolloutSerializer(releases, many=True).data)
 
-    @extend_schema(request=serializers.ModelSettingsSerializer, responses={200: dict})
+    @extend_schema(request=ModelSettingsSerializer, responses={200: dict})
     @action(detail=True, methods=["get", "post"], url_path="model-settings")
     def model_settings(self, request, pk=None):
         """Per-model overrides of this environment's deployment settings (GET: all of them)."""
@@ -87,15 +159,9 @@ class EnvironmentViewSet(
                 RegisteredModel.objects.filter(environment_settings__environment=environment), request.user
             ).values_list("pk", "name", "environment_settings__deployment_settings")
             return Response([{"model": pk, "name": name, "deployment_settings": data} for pk, name, data in overrides])
-        incoming = serializers.ModelSettingsSerializer(data=request.data)
+        incoming = ModelSettingsSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = (
-            restrict(RegisteredModel.objects.select_related("team"), request.user)
-            .filter(pk=incoming.validated_data["model"])
-            .first()
-        )
-        if model is None:
-            raise ValidationError({"model": ["No such model in your teams."]})
+        model = model_named(request, incoming.validated_data["model"])
         override = environments.model_settings_save(
             actor=Actor.from_request(request),
             environment=environment,
@@ -107,101 +173,42 @@ class EnvironmentViewSet(
                 "model": model.pk,
                 "name": model.name,
                 "deployment_settings": override.deployment_settings,
-                "effective": environments.effective_settings(environment, model),
+                "effective": effective_settings(environment, model),
             }
         )
 
-    @extend_schema(request=serializers.RollbackSerializer, responses={201: serializers.RolloutSerializer})
+    @extend_schema(request=RollbackSerializer, responses={201: RolloutSerializer})
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         """Redeploy the release that ran before the current one of a model."""
-        incoming = serializers.RollbackSerializer(data=request.data)
+        incoming = RollbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        model = (
-            restrict(RegisteredModel.objects.select_related("team"), request.user)
-            .filter(pk=incoming.validated_data["model"])
-            .first()
-        )
-        if model is None:
-            raise ValidationError({"model": "No such model in your teams."})
+        model = model_named(request, incoming.validated_data["model"])
         rollout = rollouts.rollout_rollback(
             actor=Actor.from_request(request),
             environment=self.get_object(),
             model=model,
             reason=incoming.validated_data["reason"],
         )
-        return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
-
-
-class RolloutFilter(filters.FilterSet):
-    team = filters.CharFilter(field_name="model__team__slug")
-    state = filters.MultipleChoiceFilter(choices=RolloutState.choices)
-
-    class Meta:
-        model = Rollout
-        fields = ["environment", "model", "version", "state", "kind", "team"]
-
-
-class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
-    """Deployments of a version's image into an environment. POST starts one; `log?after=` tails it."""
-
-    final_states = RolloutState.final()
-    log_name = "rollout"
-    filterset_class = RolloutFilter
-    ordering_fields = ["created_at", "finished_at"]
-
-    def get_queryset(self):
-        return restrict(
-            Rollout.objects.select_related("environment", "model__team", "version", "requested_by").prefetch_related(
-                "promotion__approvals__approver"
-            ),
-            self.request.user,
-        ).order_by("-created_at")
-
-    def get_serializer_class(self):
-        return serializers.RolloutDetailSerializer if self.action == "retrieve" else serializers.RolloutSerializer
-
-    @extend_schema(request=serializers.RolloutCreateSerializer, responses={201: serializers.RolloutSerializer})
-    def create(self, request):
-        incoming = serializers.RolloutCreateSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        version = (
-            restrict(ModelVersion.objects.select_related("model__team"), request.user)
-            .filter(pk=incoming.validated_data["version"])
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": "No such version in your teams."})
-        environment = (
-            environments.environments_for(request.user).filter(pk=incoming.validated_data["environment"]).first()
-        )
-        if environment is None:
-            raise ValidationError({"environment": "No such environment."})
-        rollout = rollouts.rollout_start(
-            actor=Actor.from_request(request),
-            version=version,
-            environment=environment,
-            reason=incoming.validated_data["reason"],
-        )
-        return Response(serializers.RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+        return Response(RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
 
 
 class FreezeWindowViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
     """Deploy freeze windows. Admins of the environment create and delete them."""
 
-    serializer_class = serializers.FreezeWindowSerializer
+    serializer_class = FreezeWindowSerializer
     filterset_fields = ["environment"]
 
     def get_queryset(self):
         return (
-            FreezeWindow.objects.filter(environment__in=environments.environments_for(self.request.user))
+            FreezeWindow.objects.filter(environment__in=environment_list(user=self.request.user))
             .select_related("environment", "created_by")
             .order_by("-starts_at")
         )
 
     def perform_create(self, serializer):
         data = serializer.validated_data
-        if not environments.environments_for(self.request.user).filter(pk=data["environment"].pk).exists():
+        if not environment_list(user=self.request.user).filter(pk=data["environment"].pk).exists():
             raise ValidationError({"environment": ["No such environment."]})
         serializer.instance = environments.freeze_window_create(
             actor=Actor.from_request(self.request),

@@ -1,18 +1,79 @@
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.models import Membership, Role
-from accounts.permissions import Actor, restrict, visible_teams
-from deployments.api import serializers
-from deployments.comparison import compare
-from deployments.models import PromotionRequest, PromotionState, Webhook
-from deployments.services import notifications, promotions
-from deployments.services.environments import environments_for
-from registry.models import ModelVersion
+from accounts.permissions import Actor
+from deployments.api.lookups import environment_named, version_named
+from deployments.models import Approval, PromotionRequest, PromotionState
+from deployments.selectors.comparisons import compare
+from deployments.selectors.promotions import inbox, promotion_list
+from deployments.services import promotions
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.CharField(source="approver.username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = ["id", "approver", "decision", "digest", "comment", "token_name", "created_at"]
+        read_only_fields = fields
+
+
+class PromotionSerializer(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name", read_only=True)
+    environment_id = serializers.IntegerField(read_only=True)
+    team = serializers.CharField(source="model.team.slug", read_only=True)
+    model = serializers.CharField(source="model.name", read_only=True)
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    approvals = ApprovalSerializer(many=True, read_only=True)
+    approvals_counted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PromotionRequest
+        fields = [
+            "id",
+            "environment",
+            "environment_id",
+            "team",
+            "model",
+            "version",
+            "version_number",
+            "build",
+            "image",
+            "requested_by",
+            "requested_with_token",
+            "reason",
+            "state",
+            "required_approvals",
+            "approvals_counted",
+            "approvals",
+            "created_at",
+            "expires_at",
+            "decided_at",
+            "rollout",
+            "break_glass_justification",
+            "note",
+        ]
+        read_only_fields = fields
+
+    def get_approvals_counted(self, obj) -> int:
+        return sum(1 for a in obj.approvals.all() if a.decision == "approve" and a.digest == obj.digest)
+
+
+class PromotionCreateSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    environment = serializers.IntegerField()
+    reason = serializers.CharField(max_length=2000)
+    break_glass_justification = serializers.CharField(
+        required=False, allow_blank=True, default="", help_text="Admins only: deploy through a freeze window."
+    )
+
+
+class DecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
 class PromotionFilter(filters.FilterSet):
@@ -27,33 +88,20 @@ class PromotionFilter(filters.FilterSet):
 class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     """Promotion requests into protected environments, their approvals, and what they change."""
 
-    serializer_class = serializers.PromotionSerializer
+    serializer_class = PromotionSerializer
     filterset_class = PromotionFilter
     ordering_fields = ["created_at", "expires_at"]
 
     def get_queryset(self):
-        return restrict(
-            PromotionRequest.objects.select_related(
-                "environment", "model__team", "version", "requested_by"
-            ).prefetch_related("approvals__approver"),
-            self.request.user,
-        ).order_by("-created_at")
+        return promotion_list(user=self.request.user).prefetch_related("approvals__approver").order_by("-created_at")
 
-    @extend_schema(request=serializers.PromotionCreateSerializer, responses={201: serializers.PromotionSerializer})
+    @extend_schema(request=PromotionCreateSerializer, responses={201: PromotionSerializer})
     def create(self, request):
-        incoming = serializers.PromotionCreateSerializer(data=request.data)
+        incoming = PromotionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         data = incoming.validated_data
-        version = (
-            restrict(ModelVersion.objects.select_related("model__team"), request.user)
-            .filter(pk=data["version"])
-            .first()
-        )
-        if version is None:
-            raise ValidationError({"version": "No such version in your teams."})
-        environment = environments_for(request.user).filter(pk=data["environment"]).first()
-        if environment is None:
-            raise ValidationError({"environment": "No such environment."})
+        version = version_named(request, data["version"])
+        environment = environment_named(request, data["environment"])
         promotion = promotions.promotion_request(
             actor=Actor.from_request(request),
             version=version,
@@ -68,17 +116,17 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(parameters=[OpenApiParameter("inbox", bool, description="Only the requests you may decide.")])
     def list(self, request, *args, **kwargs):
         if request.query_params.get("inbox") in ("1", "true"):
-            page = self.paginate_queryset(promotions.inbox(Actor.from_request(request)))
+            page = self.paginate_queryset(inbox(Actor.from_request(request)))
             return self.get_paginated_response(self.get_serializer(page, many=True).data)
         return super().list(request, *args, **kwargs)
 
     def _decided(self, promotion):
         return Response(self.get_serializer(self.get_queryset().get(pk=promotion.pk)).data)
 
-    @extend_schema(request=serializers.DecisionSerializer, responses=serializers.PromotionSerializer)
+    @extend_schema(request=DecisionSerializer, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        incoming = serializers.DecisionSerializer(data=request.data)
+        incoming = DecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         return self._decided(
             promotions.promotion_approve(
@@ -88,10 +136,10 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
             )
         )
 
-    @extend_schema(request=serializers.DecisionSerializer, responses=serializers.PromotionSerializer)
+    @extend_schema(request=DecisionSerializer, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        incoming = serializers.DecisionSerializer(data=request.data)
+        incoming = DecisionSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         return self._decided(
             promotions.promotion_reject(
@@ -101,14 +149,14 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
             )
         )
 
-    @extend_schema(request=None, responses=serializers.PromotionSerializer)
+    @extend_schema(request=None, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._decided(
             promotions.promotion_cancel(actor=Actor.from_request(request), promotion=self.get_object())
         )
 
-    @extend_schema(request=None, responses=serializers.PromotionSerializer)
+    @extend_schema(request=None, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
         """Deploy an approved request that was held back (a freeze window, another rollout)."""
@@ -121,38 +169,3 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     def changes(self, request, pk=None):
         """What this promotion changes against the environment's current release."""
         return Response(compare(self.get_object()))
-
-
-class WebhookViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Webhooks told about promotions and deployments, signed with HMAC-SHA256 (header
-    X-Slipway-Signature: t=<unix time>,v1=<hex of HMAC(secret, "<t>.<body>")>). Team admins manage them."""
-
-    serializer_class = serializers.WebhookSerializer
-
-    def get_queryset(self):
-        admin_of = Membership.objects.filter(user=self.request.user, role=Role.ADMIN).values("team_id")
-        webhooks = Webhook.objects.select_related("team").order_by("team__slug", "url")
-        return webhooks if self.request.user.is_superuser else webhooks.filter(team_id__in=admin_of)
-
-    @extend_schema(request=serializers.WebhookSerializer, responses={201: serializers.WebhookCreatedSerializer})
-    def create(self, request):
-        incoming = serializers.WebhookSerializer(data=request.data)
-        incoming.is_valid(raise_exception=True)
-        data = incoming.validated_data
-        if not visible_teams(request.user).filter(pk=data["team"].pk).exists():
-            raise ValidationError({"team": [f"Object with slug={data['team'].slug} does not exist."]})
-        webhook, secret = notifications.webhook_create(
-            actor=Actor.from_request(request),
-            team=data["team"],
-            url=data["url"],
-            events=data.get("events", []),
-            active=data.get("active", True),
-        )
-        webhook.secret = secret
-        return Response(serializers.WebhookCreatedSerializer(webhook).data, status=status.HTTP_201_CREATED)
-
-    def perform_destroy(self, instance):
-        from accounts.permissions import Action, require
-
-        require(Actor.from_request(self.request), Action.MANAGE_TEAM, instance.team)
-        instance.delete()

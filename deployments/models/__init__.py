@@ -1,21 +1,16 @@
-"""Environments, builds, rollouts, promotions and approvals: one module per concern."""
+"""Environments, builds, rollouts, promotions, registries and notifications: one module per subject,
+named as in services/, selectors/, api/ and views/."""
 
 from deployments.models.builds import Build, BuildLogLine, BuildState
 from deployments.models.environments import (
     DEFAULT_DEPLOYMENT_SETTINGS,
     Environment,
+    FreezeWindow,
     ModelEnvironmentSettings,
     TargetKind,
 )
-from deployments.models.promotions import (
-    Approval,
-    ApprovalDecision,
-    FreezeWindow,
-    PromotionRequest,
-    PromotionState,
-    Webhook,
-    WebhookDelivery,
-)
+from deployments.models.notifications import Webhook, WebhookDelivery
+from deployments.models.promotions import Approval, ApprovalDecision, PromotionRequest, PromotionState
 from deployments.models.registries import ContainerRegistry
 from deployments.models.rollouts import Drift, Rollout, RolloutKind, RolloutLogLine, RolloutState
 

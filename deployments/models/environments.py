@@ -1,30 +1,16 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 from accounts.models import Team, dns_label_validator
 from deployments.crypto import EncryptedTextField
+from deployments.deployment_settings import DEFAULTS as DEFAULT_DEPLOYMENT_SETTINGS
 from registry.models import RegisteredModel
 
 
 class TargetKind(models.TextChoices):
     KUBERNETES = "kubernetes", "Kubernetes"
     DOCKER = "docker", "Docker host"
-
-
-# What each environment (and, overriding it, each model in it) may set about how a model runs.
-DEFAULT_DEPLOYMENT_SETTINGS = {
-    "replicas": 1,
-    "cpu_request": "100m",
-    "memory_request": "256Mi",
-    "cpu_limit": "",
-    "memory_limit": "1Gi",
-    "gpus": 0,
-    "autoscaling": None,  # {"min_replicas": 2, "max_replicas": 5, "target_cpu_percent": 70}
-    "env": {},
-    "secret_refs": [],
-    "port": 8080,
-    "progress_deadline_seconds": 600,
-}
 
 
 class Environment(models.Model):
@@ -100,7 +86,7 @@ class Environment(models.Model):
     def has_credentials(self) -> bool:
         return bool(self.kubeconfig or self.kube_token)
 
-    def settings_for(self, model: RegisteredModel, override: dict | None = None) -> dict:
+    def settings_for(self, model: RegisteredModel | None, override: dict | None = None) -> dict:
         return {**DEFAULT_DEPLOYMENT_SETTINGS, **self.deployment_settings, **(override or {})}
 
 
@@ -116,3 +102,25 @@ class ModelEnvironmentSettings(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} in {self.environment}"
+
+
+class FreezeWindow(models.Model):
+    """No deployments into the environment between the two times (break-glass aside)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freeze_windows")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_window_ends_after_it_starts"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"freeze of {self.environment} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%Y-%m-%d %H:%M}"

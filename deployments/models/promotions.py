@@ -2,33 +2,10 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from deployments.crypto import EncryptedTextField
 from deployments.models.builds import Build
 from deployments.models.environments import Environment
 from deployments.models.rollouts import Rollout
 from registry.models import ModelVersion, RegisteredModel
-
-
-class FreezeWindow(models.Model):
-    """No deployments into the environment between the two times (break-glass aside)."""
-
-    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="freeze_windows")
-    starts_at = models.DateTimeField()
-    ends_at = models.DateTimeField()
-    reason = models.CharField(max_length=300)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["starts_at"]
-        constraints = [
-            models.CheckConstraint(
-                condition=models.Q(ends_at__gt=models.F("starts_at")), name="freeze_window_ends_after_it_starts"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"freeze of {self.environment} {self.starts_at:%Y-%m-%d %H:%M} to {self.ends_at:%Y-%m-%d %H:%M}"
 
 
 class PromotionState(models.TextChoices):
@@ -108,36 +85,3 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.approver} {self.decision} {self.request}"
-
-
-class Webhook(models.Model):
-    """An HTTPS endpoint told about promotions and deployments, signed with HMAC-SHA256."""
-
-    TEAM_LOOKUP = "team"
-
-    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="webhooks")
-    url = models.URLField(max_length=500)
-    secret = EncryptedTextField(help_text="Shared secret for the signature; shown once, stored encrypted.")
-    events = models.JSONField(default=list, blank=True, help_text="Event names; empty for all.")
-    active = models.BooleanField(default=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    def __str__(self) -> str:
-        return self.url
-
-
-class WebhookDelivery(models.Model):
-    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
-    event = models.CharField(max_length=64)
-    payload = models.JSONField()
-    created_at = models.DateTimeField(default=timezone.now)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    last_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.CharField(max_length=500, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.event} to {self.webhook}"

@@ -1,4 +1,4 @@
-"""Starting, cancelling and supervising builds. The work itself is in deployments.runners.build."""
+"""Starting, cancelling and supervising builds. The work itself is in deployments.runners.builds."""
 
 import logging
 from datetime import timedelta
@@ -10,24 +10,17 @@ from django.utils import timezone
 
 from accounts.permissions import Action, Actor, require
 from audit.services import record
-from deployments.models import Build, BuildLogLine, BuildState, ContainerRegistry
-from deployments.services import supervision
+from deployments import supervision
+from deployments.models import Build, BuildLogLine, BuildState
+from deployments.selectors.registries import registry_for
+from deployments.tasks import run_build
 from registry.models import Framework, ModelVersion
 
 logger = logging.getLogger(__name__)
 
 
-def registry_for(team) -> ContainerRegistry | None:
-    return (
-        ContainerRegistry.objects.filter(team=team).first()
-        or ContainerRegistry.objects.filter(team__isnull=True).first()
-    )
-
-
 def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
     """Queue a build of the version. `actor` is None when the platform starts it (auto build)."""
-    from deployments.tasks import run_build
-
     team = version.model.team
     if actor is not None:
         require(actor, Action.START_BUILD, team, obj=version)
@@ -75,8 +68,6 @@ def append_line(build: Build, text: str) -> None:
 
 def reap_stale_builds() -> dict:
     """Fail builds whose worker died; enqueue again queued builds whose message may be lost."""
-    from deployments.tasks import run_build
-
     reaped = supervision.reap_stale(
         Build,
         BuildLogLine,

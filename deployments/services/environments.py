@@ -1,14 +1,14 @@
-"""Environments: who may change them, and how to reach their target (a cluster or a Docker host)."""
+"""Environments and their freeze windows: who may change them, and how to reach their target (a cluster
+or a Docker host)."""
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 
-from accounts.permissions import Action, Actor, require, visible_teams
+from accounts.permissions import Action, Actor, require, require_admin
 from audit.services import model_snapshot, record
-from deployments.deployment_settings import clean_deployment_settings
-from deployments.models import Environment, ModelEnvironmentSettings, TargetKind
-from deployments.services.builds import registry_for
+from deployments import deployment_settings, targets
+from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettings, TargetKind
+from deployments.selectors.registries import registry_for
 from registry.models import RegisteredModel
 
 SECRET_FIELDS = ("kube_token", "kubeconfig")
@@ -32,19 +32,18 @@ AUDITED_FIELDS = (
 )
 
 
-def environments_for(user):
-    """Environments a user can deploy to or look at: the global ones and their teams' own."""
-    if user.is_authenticated and user.is_superuser:
-        return Environment.objects.select_related("team")
-    return Environment.objects.select_related("team").filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
+def require_environment_admin(actor: Actor, environment: Environment) -> None:
+    require_admin(
+        actor, environment.team, global_refusal="Only site administrators change global environments, from the web UI."
+    )
 
 
-def require_admin(actor: Actor, environment: Environment) -> None:
-    if environment.team is None:
-        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
-            raise PermissionDenied("Only site administrators change global environments, from the web UI.")
-    else:
-        require(actor, Action.MANAGE_TEAM, environment.team)
+def clean_settings(data, *, base: dict | None = None) -> dict:
+    """deployments.deployment_settings.clean, with its refusal as a form and API error."""
+    try:
+        return deployment_settings.clean(data, base=base)
+    except deployment_settings.SettingError as error:
+        raise ValidationError({"deployment_settings": str(error)}) from None
 
 
 def environment_save(
@@ -52,13 +51,13 @@ def environment_save(
 ) -> Environment:
     """Create or update. Secrets (token, kubeconfig) are only replaced when given: they are never
     shown back, so a form cannot send them again."""
-    require_admin(actor, environment)
+    require_environment_admin(actor, environment)
     for field, value in (secrets or {}).items():
         if field not in SECRET_FIELDS:
             raise ValidationError({field: "Not a secret field."})
         if value:
             setattr(environment, field, value)
-    environment.deployment_settings = clean_deployment_settings(environment.deployment_settings)
+    environment.deployment_settings = clean_settings(environment.deployment_settings)
     _check_target(environment)
     environment.full_clean(exclude=["kube_token", "kubeconfig"], validate_unique=False, validate_constraints=False)
     created = environment.pk is None
@@ -99,7 +98,8 @@ def model_settings_save(
     *, actor: Actor, environment: Environment, model: RegisteredModel, deployment_settings: dict
 ) -> ModelEnvironmentSettings:
     require(actor, Action.MANAGE_TEAM, model.team, obj=model)
-    cleaned = clean_deployment_settings(deployment_settings)
+    # Checked with the environment's own settings, so a request never exceeds the limit it inherits.
+    cleaned = clean_settings(deployment_settings, base=environment.settings_for(model))
     with transaction.atomic():
         override, _ = ModelEnvironmentSettings.objects.update_or_create(
             environment=environment, model=model, defaults={"deployment_settings": cleaned}
@@ -115,20 +115,9 @@ def model_settings_save(
     return override
 
 
-def effective_settings(environment: Environment, model: RegisteredModel) -> dict:
-    override = (
-        ModelEnvironmentSettings.objects.filter(environment=environment, model=model)
-        .values_list("deployment_settings", flat=True)
-        .first()
-    )
-    return environment.settings_for(model, override)
-
-
 def target_for(environment: Environment, *, ready_timeout: float | None = None):
     """The object that talks to the environment's cluster or Docker host. `ready_timeout`: how long a
     new container may take to answer ready on a Docker host (a cluster has progressDeadlineSeconds)."""
-    from deployments import targets
-
     if environment.target == TargetKind.KUBERNETES:
         kubeconfig = environment.kubeconfig or targets.kubeconfig_from_token(
             environment.kube_api_url, environment.kube_ca_cert, environment.kube_token, environment.namespace
@@ -145,19 +134,22 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None):
 
 def environment_check(*, actor: Actor, environment: Environment) -> dict:
     """Test the connection: the server's version, the namespace, and what the credentials may do."""
-    require_admin(actor, environment)
-    from deployments import targets
-
+    require_environment_admin(actor, environment)
     try:
         return target_for(environment).check()
     except (targets.TargetError, targets.TransientTargetError) as exc:
         return {"ok": False, "message": str(exc)}
 
 
-def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, ends_at, reason: str):
-    from deployments.models import FreezeWindow
+def environment_delete(*, actor: Actor, environment: Environment) -> None:
+    require_environment_admin(actor, environment)
+    if environment.rollouts.exists():
+        raise ValidationError({"environment": "It has a deployment history, which is kept; it cannot be deleted."})
+    environment.delete()
 
-    require_admin(actor, environment)
+
+def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, ends_at, reason: str) -> FreezeWindow:
+    require_environment_admin(actor, environment)
     if not reason.strip():
         raise ValidationError({"reason": "Say why deployments are frozen."})
     with transaction.atomic():
@@ -175,8 +167,8 @@ def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, e
     return window
 
 
-def freeze_window_delete(*, actor: Actor, window) -> None:
-    require_admin(actor, window.environment)
+def freeze_window_delete(*, actor: Actor, window: FreezeWindow) -> None:
+    require_environment_admin(actor, window.environment)
     with transaction.atomic():
         record(
             actor=actor,

@@ -9,15 +9,24 @@ import hashlib
 import hmac
 import json
 import logging
+import secrets
 import time
+from collections.abc import Iterable
+from typing import Any
 
+import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Membership, Role
+from accounts.permissions import Action, Actor, require
+from audit.services import record
 from deployments.models import PromotionRequest, Webhook, WebhookDelivery
+from deployments.tasks import deliver_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +75,7 @@ def promotion_payload(event: str, promotion: PromotionRequest) -> dict:
 def approver_emails(promotion: PromotionRequest) -> list[str]:
     groups = list(promotion.environment.approver_groups.all())
     if groups:
-        from django.contrib.auth import get_user_model
-
-        users = get_user_model().objects.filter(groups__in=groups)
+        users: Iterable[Any] = get_user_model().objects.filter(groups__in=groups)
     else:
         users = [
             m.user
@@ -100,8 +107,6 @@ def promotion_event(event: str, promotion: PromotionRequest) -> None:
     )
 
     def send() -> None:
-        from deployments.tasks import deliver_webhook
-
         if recipients:
             try:
                 send_mail(subject, body, None, recipients, fail_silently=False)
@@ -116,8 +121,6 @@ def promotion_event(event: str, promotion: PromotionRequest) -> None:
 
 def deliver(delivery_id: int) -> None:
     """POST one delivery. Raises on failure so the task retries it with backoff."""
-    import requests
-
     delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
     if delivery.delivered_at:
         return
@@ -141,21 +144,19 @@ def deliver(delivery_id: int) -> None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(last_status=response.status_code)
     if response.status_code >= 300:
         raise requests.HTTPError(f"the receiver answered {response.status_code}")
-    from django.utils import timezone
-
     WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now(), last_error="")
 
 
-def webhook_create(*, actor, team, url: str, events: list[str], active: bool = True) -> tuple[Webhook, str]:
+def webhook_create(*, actor: Actor, team, url: str, events: list[str], active: bool = True) -> tuple[Webhook, str]:
     """Create a webhook with a new signing secret, returned once (it is stored encrypted)."""
-    import secrets as secret_tokens
-
-    from accounts.permissions import Action, require
-    from audit.services import record
-
     require(actor, Action.MANAGE_TEAM, team)
-    secret = "whsec_" + secret_tokens.token_urlsafe(32)
+    secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         webhook = Webhook.objects.create(team=team, url=url, events=events, active=active, secret=secret)
         record(actor=actor, action="webhook.create", obj=webhook, after={"url": url, "events": events})
     return webhook, secret
+
+
+def webhook_delete(*, actor: Actor, webhook: Webhook) -> None:
+    require(actor, Action.MANAGE_TEAM, webhook.team)
+    webhook.delete()

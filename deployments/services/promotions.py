@@ -10,89 +10,23 @@ from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Membership, Role
-from accounts.permissions import Action, Actor, Decision, decide, require, roles_by_team
+from accounts.permissions import Action, Actor, is_team_admin, require
 from audit.services import record
+from deployments import policy
 from deployments.models import (
     Approval,
     ApprovalDecision,
     Environment,
-    FreezeWindow,
     PromotionRequest,
     PromotionState,
     Rollout,
     RolloutState,
 )
 from deployments.services import notifications
-from deployments.services.environments import environments_for
-from deployments.services.rollouts import deployable_build, queue_rollout
+from deployments.services.rollouts import queue_rollout
 from registry.models import ModelVersion
-
-# -- policy ---------------------------------------------------------------------------------
-
-
-def active_freeze(environment: Environment, when=None) -> FreezeWindow | None:
-    when = when or timezone.now()
-    return environment.freeze_windows.filter(starts_at__lte=when, ends_at__gt=when).first()
-
-
-def is_admin_of(user, team) -> bool:
-    return user.is_superuser or Membership.objects.filter(user=user, team=team, role=Role.ADMIN).exists()
-
-
-def previous_stage(environment: Environment, team) -> Environment | None:
-    return (
-        Environment.objects.filter(position__lt=environment.position)
-        .filter(Q(team=team) | Q(team__isnull=True))
-        .order_by("-position")
-        .first()
-    )
-
-
-def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Decision:
-    if not environment.requires_previous_stage:
-        return Decision(True, "the environment does not require the previous stage")
-    before = previous_stage(environment, version.model.team)
-    if before is None:
-        return Decision(True, "no environment comes before this one")
-    ran = Rollout.objects.filter(
-        environment=before, model=version.model, image=image, state__in=RolloutState.released()
-    ).exists()
-    if not ran:
-        return Decision(
-            False,
-            f"this image has not succeeded in {before.name}, the stage before {environment.name}; "
-            f"deploy it there first",
-        )
-    return Decision(True, f"the same digest succeeded in {before.name}")
-
-
-def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) -> Decision:
-    """May this person (or token) approve this request, and why. `role`: the user's role in the
-    model's team when the caller already knows it (lists)."""
-    user = actor.user
-    if not user.is_authenticated:
-        return Decision(False, "you are not signed in")
-    if actor.token is not None:
-        if not actor.token.has_scope("approve"):
-            return Decision(False, f"the API token '{actor.token.name}' lacks the 'approve' scope")
-        if not actor.token.allows_environment(promotion.environment.name):
-            return Decision(False, f"the API token '{actor.token.name}' is limited to other environments")
-    if user.pk == promotion.requested_by_id:
-        return Decision(False, "you requested this promotion; someone else must approve it")
-    groups = list(promotion.environment.approver_groups.all())
-    if groups:
-        if user.groups.filter(pk__in=[g.pk for g in groups]).exists():
-            return Decision(True, f"member of the approver group {', '.join(g.name for g in groups)}")
-        return Decision(
-            False, f"only members of {', '.join(g.name for g in groups)} approve in {promotion.environment.name}"
-        )
-    decision = decide(actor, Action.APPROVE, promotion.model.team, role=role)
-    return Decision(decision.allowed, decision.reason)
-
 
 # -- requesting -------------------------------------------------------------------------------
 
@@ -103,27 +37,20 @@ def promotion_request(
     team = version.model.team
     require(actor, Action.REQUEST_PROMOTION, team, obj=version)  # records its own refusals
     try:
-        if not environments_for(actor.user).filter(pk=environment.pk).exists():
-            raise ValidationError({"environment": "No such environment for this team."})
-        if actor.token is not None and not actor.token.allows_environment(environment.name):
-            raise PermissionDenied(f"The API token '{actor.token.name}' is limited to other environments.")
+        policy.check_environment(actor, environment)
         if not environment.protected:
             raise ValidationError({"environment": f"'{environment.name}' is not protected: deploy to it directly."})
         if not reason.strip():
             raise ValidationError({"reason": "Say why this version should go to " + environment.name + "."})
-        build = deployable_build(version)
+        build = policy.check_release(actor, version, environment, break_glass_justification)
         image = build.digest_reference
-        stage = previous_stage_verdict(environment, version, image)
-        if not stage:
-            raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
-        check_freeze(actor, environment, team, break_glass_justification)
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,
             action="promotion.request",
             obj=version,
             outcome="refused",
-            reason=_message(exc),
+            reason=policy.reason_of(exc),
             team_id=team.pk,
             environment=environment.name,
         )
@@ -162,27 +89,6 @@ def promotion_request(
             + (f" (request #{existing.pk}); cancel it first." if existing else ".")
         ) from None
     return promotion
-
-
-def check_freeze(actor: Actor, environment: Environment, team, justification: str) -> None:
-    window = active_freeze(environment)
-    if window is None:
-        return
-    if not justification.strip():
-        raise ValidationError(
-            {
-                "environment": f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} "
-                f"({window.reason}). An admin may override with a justification."
-            }
-        )
-    if not is_admin_of(actor.user, team) or actor.token is not None:
-        raise PermissionDenied(f"{environment.name} is frozen; only an admin, signed in, may override the freeze.")
-
-
-def _message(exc) -> str:
-    if isinstance(exc, ValidationError):
-        return " ".join(exc.messages)
-    return str(exc)
 
 
 # -- deciding ---------------------------------------------------------------------------------------
@@ -226,7 +132,7 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
             action=action,
             obj=promotion,
             outcome="refused",
-            reason=_message(refusal),
+            reason=policy.reason_of(refusal),
             environment=promotion.environment.name,
         )
         raise refusal
@@ -238,7 +144,7 @@ def _decision_refusal(actor, promotion, decision, comment):
         _expire(promotion)
     if promotion.state != PromotionState.PENDING:
         return ValidationError(f"Request #{promotion.pk} is {promotion.state}; it can no longer be decided.")
-    verdict = approver_verdict(actor, promotion)
+    verdict = policy.approver_verdict(actor, promotion)
     if not verdict:
         return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
     if decision == ApprovalDecision.REJECT and promotion.environment.reject_requires_comment and not comment.strip():
@@ -274,7 +180,7 @@ def _approval_count(promotion: PromotionRequest) -> int:
 
 
 def _deploy(promotion: PromotionRequest) -> None:
-    window = active_freeze(promotion.environment)
+    window = policy.active_freeze(promotion.environment)
     if window is not None and not promotion.break_glass_justification:
         promotion.note = (
             f"Approved, but {promotion.environment.name} is frozen until "
@@ -317,7 +223,7 @@ def promotion_deploy(*, actor: Actor, promotion: PromotionRequest) -> PromotionR
 
 
 def promotion_cancel(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
-    if actor.user.pk != promotion.requested_by_id and not is_admin_of(actor.user, promotion.model.team):
+    if actor.user.pk != promotion.requested_by_id and not is_team_admin(actor.user, promotion.model.team):
         record(
             actor=actor,
             action="promotion.cancel",
@@ -410,23 +316,3 @@ def release_deployed(rollout: Rollout) -> None:
     else:
         PromotionRequest.objects.filter(pk=promotion.pk).update(note=f"The rollout failed: {rollout.failure_reason}")
         notifications.promotion_event("promotion.deploy_failed", promotion)
-
-
-def inbox(actor: Actor) -> list[PromotionRequest]:
-    """Pending requests this person may decide and has not decided yet for their current image."""
-    user = actor.user
-    roles = roles_by_team(user)
-    pending = (
-        PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
-        .exclude(requested_by=user)
-        .select_related("environment", "model__team", "version", "requested_by")
-        .prefetch_related("environment__approver_groups", "approvals")
-        .order_by("created_at")
-    )
-    return [
-        promotion
-        for promotion in pending
-        if (user.is_superuser or promotion.model.team_id in roles)
-        and not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
-        and approver_verdict(actor, promotion, role=roles.get(promotion.model.team_id))
-    ]

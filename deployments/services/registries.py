@@ -2,10 +2,10 @@
 
 import re
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Actor, require_admin
 from audit.services import record
 from deployments.models import ContainerRegistry
 
@@ -14,11 +14,7 @@ LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
 
 
 def _require_admin(actor: Actor, team) -> None:
-    if team is None:
-        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
-            raise PermissionDenied("Only site administrators manage the global registry, from the web UI.")
-    else:
-        require(actor, Action.MANAGE_TEAM, team)
+    require_admin(actor, team, global_refusal="Only site administrators manage the global registry, from the web UI.")
 
 
 def _clean(registry: ContainerRegistry) -> None:

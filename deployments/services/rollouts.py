@@ -1,37 +1,24 @@
-"""Deploying a version's image to an environment, rolling back, and knowing what runs where."""
+"""Deploying a version's image to an environment, rolling back, and recording which release is current.
+The work of a rollout itself is in deployments.runners.rollouts."""
 
 import logging
-from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.permissions import Action, Actor, require
 from audit.services import record
-from deployments.models import (
-    Build,
-    BuildState,
-    Environment,
-    Rollout,
-    RolloutKind,
-    RolloutLogLine,
-    RolloutState,
-)
-from deployments.services import supervision
-from deployments.services.environments import effective_settings, environments_for
+from deployments import policy, supervision
+from deployments.models import Build, Environment, Rollout, RolloutKind, RolloutLogLine, RolloutState
+from deployments.selectors.builds import deployable_build
+from deployments.selectors.environments import effective_settings
+from deployments.selectors.rollouts import current_release, previous_release
+from deployments.tasks import run_rollout
 from registry.models import ModelVersion, RegisteredModel
 
 logger = logging.getLogger(__name__)
-
-
-def deployable_build(version: ModelVersion) -> Build:
-    build = version.builds.filter(state=BuildState.SUCCEEDED).exclude(image_digest="").order_by("-finished_at").first()
-    if build is None:
-        raise ValidationError({"version": f"{version.display_name} has no successful build yet; build it first."})
-    return build
 
 
 def rollout_start(
@@ -43,23 +30,14 @@ def rollout_start(
     break_glass_justification: str = "",
 ) -> Rollout:
     """Deploy to an unprotected environment. Protected ones go through a promotion request."""
-    from deployments.services.promotions import check_freeze, previous_stage_verdict
-
     require(actor, Action.DEPLOY, version.model.team, obj=version)  # records its own refusals
     try:
-        if not environments_for(actor.user).filter(pk=environment.pk).exists():
-            raise ValidationError({"environment": "No such environment for this team."})
-        if actor.token is not None and not actor.token.allows_environment(environment.name):
-            raise PermissionDenied(f"The API token '{actor.token.name}' is limited to other environments.")
+        policy.check_environment(actor, environment)
         if environment.protected:
             raise PermissionDenied(
                 f"'{environment.name}' is protected: request a promotion, which needs approval before it deploys."
             )
-        build = deployable_build(version)
-        stage = previous_stage_verdict(environment, version, build.digest_reference)
-        if not stage:
-            raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
-        check_freeze(actor, environment, version.model.team, break_glass_justification)
+        build = policy.check_release(actor, version, environment, break_glass_justification)
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,
@@ -67,7 +45,7 @@ def rollout_start(
             obj=version,
             outcome="refused",
             environment=environment.name,
-            reason=" ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc),
+            reason=policy.reason_of(exc),
         )
         raise
     try:
@@ -108,8 +86,6 @@ def queue_rollout(
     build: Build | None = None,
 ) -> Rollout:
     """Record and enqueue a rollout. Callers have checked who may ask for it."""
-    from deployments.tasks import run_rollout
-
     build = build or deployable_build(version)
     try:
         with transaction.atomic():
@@ -141,26 +117,6 @@ def queue_rollout(
             f"{version.model.name} cannot be deployed to {environment.name} now: {detail}. Wait for it to finish."
         ) from None
     return rollout
-
-
-def current_release(environment: Environment, model: RegisteredModel) -> Rollout | None:
-    return Rollout.objects.filter(environment=environment, model=model, state=RolloutState.SUCCEEDED).first()
-
-
-def previous_release(current: Rollout) -> Rollout | None:
-    """The release before `current` in the same environment, running another image."""
-    return (
-        Rollout.objects.filter(
-            environment=current.environment,
-            model=current.model,
-            state__in=RolloutState.released(),
-            finished_at__lt=current.finished_at,
-        )
-        .exclude(image=current.image)
-        .select_related("version", "build")
-        .order_by("-finished_at")
-        .first()
-    )
 
 
 def rollout_rollback(*, actor: Actor, environment: Environment, model: RegisteredModel, reason: str = "") -> Rollout:
@@ -233,20 +189,6 @@ def auto_rollback(failed: Rollout) -> Rollout | None:
     except ValidationError as exc:
         logger.warning("no automatic rollback after rollout %s: %s", failed.pk, exc.messages)
         return None
-
-
-def releases_at(environment: Environment, when: datetime | None = None):
-    """What ran in the environment at `when` (now by default): per model, the last release that
-    had finished rolling out by then."""
-    when = when or timezone.now()
-    released = Rollout.objects.filter(environment=environment, state__in=RolloutState.released(), finished_at__lte=when)
-    latest_of_its_model = released.filter(model=OuterRef("model")).order_by("-finished_at").values("pk")[:1]
-    return (
-        released.filter(pk=Subquery(latest_of_its_model))
-        .select_related("model__team", "version", "requested_by", "environment", "build")
-        .prefetch_related("promotion__approvals__approver")
-        .order_by("model__name")
-    )
 
 
 def reap_stale_rollouts() -> int:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
-from typing import Protocol
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from deployments import deployment_settings
+from deployments.deployment_settings import DEFAULTS, parse_quantity
 
 __all__ = [
     "Autoscaling",
@@ -35,28 +37,9 @@ COMPONENT = "model-server"
 # A Service name is a DNS-1035 label (it must start with a letter), and the same name is used for
 # the Deployment, the HPA and the Docker container, so the strictest rule applies to all.
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 _DIGEST_REFERENCE = re.compile(r"^[a-z0-9][a-z0-9._\-/:]*@sha256:[0-9a-f]{64}$")
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][0-9]+)?$")
 _INT_OR_PERCENT = re.compile(r"^[0-9]+%?$")
-_SUFFIXES = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
 
 
 class TargetError(Exception):
@@ -73,11 +56,11 @@ class RolloutStopped(Exception):
 
 @dataclass(frozen=True)
 class Resources:
-    cpu_request: str = "100m"
-    memory_request: str = "256Mi"
-    cpu_limit: str = ""
-    memory_limit: str = "1Gi"
-    gpus: int = 0
+    cpu_request: str = DEFAULTS["cpu_request"]
+    memory_request: str = DEFAULTS["memory_request"]
+    cpu_limit: str = DEFAULTS["cpu_limit"]
+    memory_limit: str = DEFAULTS["memory_limit"]
+    gpus: int = DEFAULTS["gpus"]
 
 
 @dataclass(frozen=True)
@@ -95,13 +78,13 @@ class DeploySpec:
     team: str
     version: int
     deployment_id: int
-    replicas: int = 1
+    replicas: int = DEFAULTS["replicas"]
     resources: Resources = Resources()
     autoscaling: Autoscaling | None = None
     env: dict[str, str] = field(default_factory=dict)
     secret_refs: tuple[str, ...] = ()
-    port: int = 8080
-    progress_deadline_seconds: int = 600
+    port: int = DEFAULTS["port"]
+    progress_deadline_seconds: int = DEFAULTS["progress_deadline_seconds"]
     max_surge: str = "25%"
     max_unavailable: str = "0"
     # The runtime writes nothing outside /tmp (which targets mount writable); a custom image that
@@ -133,29 +116,15 @@ StopFn = Callable[[], "str | None"]
 
 
 class Target(Protocol):
-    def check(self) -> dict: ...
+    def check(self) -> dict[str, Any]: ...
 
-    def render(self, spec: DeploySpec) -> list[dict]: ...
+    def render(self, spec: DeploySpec) -> list[dict[str, Any]]: ...
 
     def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str: ...
 
     def live_state(self, name: str) -> LiveState: ...
 
     def remove(self, name: str) -> None: ...
-
-
-def parse_quantity(value: str) -> Decimal:
-    """A Kubernetes quantity ("500m", "1.5", "256Mi", "1e3") as a number; ValueError when it is not one."""
-    match = _QUANTITY.match(str(value).strip())
-    if not match:
-        raise ValueError(f"{value!r} is not a quantity")
-    number, suffix = Decimal(match[1]), match[2] or ""
-    try:
-        if suffix[:1] in ("e", "E"):
-            return number * Decimal(10) ** int(suffix[1:])
-        return number * _SUFFIXES[suffix]
-    except (InvalidOperation, KeyError) as error:
-        raise ValueError(f"{value!r} is not a quantity") from error
 
 
 def common_labels(spec: DeploySpec) -> dict[str, str]:
@@ -199,57 +168,34 @@ def validate_spec(spec: DeploySpec) -> None:
             raise TargetError(f"{key}: {value!r} cannot be used as a label value (at most 63 letters, digits, '-_.')")
     _check_integer(spec, "version", 0)
     _check_integer(spec, "deployment_id", 1)
-    _check_integer(spec, "replicas", 0)
-    _check_integer(spec, "progress_deadline_seconds", 1)
-    if not 1 <= spec.port <= 65535:
-        raise TargetError(f"port: {spec.port} is not a port number (1-65535)")
-    _validate_resources(spec.resources)
-    _validate_autoscaling(spec)
+    try:
+        deployment_settings.clean(settings_of(spec), name=_spec_name)
+    except deployment_settings.SettingError as error:
+        raise TargetError(str(error)) from None
     _validate_rolling_update(spec)
-    for name, value in spec.env.items():
-        if not _ENV_NAME.match(name) or not isinstance(value, str):
-            raise TargetError(f"env: {name!r} is not a valid environment variable name with a string value")
-    for ref in spec.secret_refs:
-        if not _DNS_1123_SUBDOMAIN.match(ref):
-            raise TargetError(f"secret_refs: {ref!r} is not a valid Secret name")
+
+
+def settings_of(spec: DeploySpec) -> dict[str, Any]:
+    """The deployment settings a spec stands for: what deployments.deployment_settings rules check."""
+    return {
+        "replicas": spec.replicas,
+        **asdict(spec.resources),
+        "autoscaling": asdict(spec.autoscaling) if spec.autoscaling else None,
+        "env": spec.env,
+        "secret_refs": list(spec.secret_refs),
+        "port": spec.port,
+        "progress_deadline_seconds": spec.progress_deadline_seconds,
+    }
+
+
+def _spec_name(key: str) -> str:
+    return f"resources.{key}" if key in Resources.__dataclass_fields__ else key
 
 
 def _check_integer(spec: DeploySpec, key: str, minimum: int) -> None:
     value = getattr(spec, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise TargetError(f"{key}: must be a whole number of at least {minimum}, not {value!r}")
-
-
-def _validate_resources(resources: Resources) -> None:
-    for key in ("cpu_request", "memory_request", "cpu_limit", "memory_limit"):
-        value = getattr(resources, key)
-        if not value:
-            continue
-        try:
-            parse_quantity(value)
-        except ValueError:
-            raise TargetError(f"resources.{key}: {value!r} is not a Kubernetes quantity") from None
-    for request, limit in (("cpu_request", "cpu_limit"), ("memory_request", "memory_limit")):
-        low, high = getattr(resources, request), getattr(resources, limit)
-        if low and high and parse_quantity(low) > parse_quantity(high):
-            raise TargetError(f"resources.{request}: {low} is more than resources.{limit} {high}")
-    if isinstance(resources.gpus, bool) or not isinstance(resources.gpus, int) or resources.gpus < 0:
-        raise TargetError(f"resources.gpus: must be a whole number of at least 0, not {resources.gpus!r}")
-
-
-def _validate_autoscaling(spec: DeploySpec) -> None:
-    scaling = spec.autoscaling
-    if scaling is None:
-        return
-    if not 1 <= scaling.min_replicas <= scaling.max_replicas:
-        raise TargetError(
-            f"autoscaling: min_replicas ({scaling.min_replicas}) must be at least 1 and at most "
-            f"max_replicas ({scaling.max_replicas})"
-        )
-    if scaling.target_cpu_percent < 1:
-        raise TargetError(f"autoscaling.target_cpu_percent: must be at least 1, not {scaling.target_cpu_percent}")
-    if not spec.resources.cpu_request:
-        raise TargetError("resources.cpu_request: CPU autoscaling needs a CPU request to compute utilization")
 
 
 def _validate_rolling_update(spec: DeploySpec) -> None:

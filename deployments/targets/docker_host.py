@@ -8,7 +8,6 @@ Readiness is probed through 127.0.0.1 and the published port, never through the 
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,8 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
-from docker.types import DeviceRequest
+
+from deployments.transient import is_transient
 
 from .base import (
     MANAGED_BY,
@@ -36,6 +36,19 @@ from .base import (
     validate_name,
     validate_spec,
 )
+from .containers import (
+    already_gone,
+    container_port,
+    deployment_id_of,
+    error_text,
+    host_port,
+    is_running,
+    loopback_session,
+    readable,
+    run_kwargs,
+    running_count,
+    stop_if,
+)
 
 __all__ = ["DockerHostTarget", "container_name"]
 
@@ -44,7 +57,6 @@ LOG_TAIL_LINES = 30
 LOG_READ_LINES = 500  # read more than shown: health-probe records are dropped before the tail is taken
 RUN_AS = "10001:10001"
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
-TRANSIENT_HINTS = ("connection refused", "timeout", "i/o timeout", "temporary failure", "connection reset", "eof")
 
 
 def container_name(name: str, deployment_id: int) -> str:
@@ -62,7 +74,7 @@ class DockerHostTarget:
         *,
         bind_address: str = "127.0.0.1",
         ready_timeout: float = 120,
-        registry_auth: dict | None = None,
+        registry_auth: dict[str, str] | None = None,
         poll_seconds: float = 0.5,
         stop_timeout: int = 10,
         request_timeout: float = 60,
@@ -99,7 +111,7 @@ class DockerHostTarget:
 
     # --- the Target protocol ----------------------------------------------------------------------
 
-    def check(self) -> dict:
+    def check(self) -> dict[str, Any]:
         try:
             with self._errors("asking the Docker engine for its version"):
                 version = self.engine.version()
@@ -112,7 +124,7 @@ class DockerHostTarget:
             "message": f"Docker Engine {version.get('Version', '?')} answers at {self.base_url}.",
         }
 
-    def render(self, spec: DeploySpec) -> list[dict]:
+    def render(self, spec: DeploySpec) -> list[dict[str, Any]]:
         validate_spec(spec)
         if spec.secret_refs:
             raise TargetError(
@@ -147,16 +159,16 @@ class DockerHostTarget:
         if spec.replicas != 1 or spec.autoscaling is not None:
             log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
         previous = self._containers(spec.name, running_only=False)
-        on_progress(Progress(desired=1, updated=0, ready=0, available=_running(previous), message="starting"))
+        on_progress(Progress(desired=1, updated=0, ready=0, available=running_count(previous), message="starting"))
         self._ensure_image(spec.image, log)
-        _stop_if(should_stop, log)
+        stop_if(should_stop, log)
         container = self._start(config, log)
         others = [c for c in previous if c.id != container.id]
         try:
             endpoint = self._wait_ready(container, log, on_progress, should_stop, others)
         except _ContainerFailed as failure:
             self._discard(container, log)
-            serving = [c.name for c in others if _is_running(c)]
+            serving = [str(c.name) for c in others if is_running(c)]
             log(f"Still serving: {', '.join(serving)}" if serving else "No previous container was serving")
             raise TargetError(str(failure)) from None
         except BaseException:  # stopped, the engine went away, the worker is shutting down: leave nothing behind
@@ -175,10 +187,10 @@ class DockerHostTarget:
         running = self._containers(name, running_only=True)
         if not running:
             return LiveState(exists=False)
-        current = max(running, key=_deployment_id)
-        session = _session()
-        ready = sum(1 for c in running if (port := _host_port(c)) and self._probe(session, port)[0] == 200)
-        port = _host_port(current)
+        current = max(running, key=deployment_id_of)
+        session = loopback_session()
+        ready = sum(1 for c in running if (port := host_port(c)) and self._probe(session, port)[0] == 200)
+        port = host_port(current)
         return LiveState(
             exists=True,
             image=self._image_as_run(current),
@@ -219,7 +231,7 @@ class DockerHostTarget:
                 self._raise_pull_error(image, str(error.explanation or error))
 
     def _raise_pull_error(self, image: str, message: str) -> None:
-        error_class = TransientTargetError if _looks_transient(message) else TargetError
+        error_class = TransientTargetError if is_transient(message) else TargetError
         raise error_class(f"The Docker host cannot pull {image}: {message}")
 
     def _start(self, config: dict[str, Any], log: LogFn) -> Container:
@@ -233,7 +245,7 @@ class DockerHostTarget:
             self._discard(existing, log)
         try:
             with self._errors(f"starting the container {name}"):
-                container = self.engine.containers.run(**_run_kwargs(config))
+                container: Container = self.engine.containers.run(**run_kwargs(config))
         except (TargetError, TransientTargetError):
             leftover = self._container(name)  # run() creates before it starts: a failed start leaves one
             if leftover is not None:
@@ -247,21 +259,21 @@ class DockerHostTarget:
     ) -> str:
         """Poll the published port until /v2/health/ready answers 200; the endpoint URL."""
         started = time.monotonic()
-        session, last_answer, announced = _session(), "", False
+        session, last_answer, announced = loopback_session(), "", False
         while True:
-            _stop_if(should_stop, log)
+            stop_if(should_stop, log)
             with self._errors(f"inspecting the container {container.name}"):
                 container.reload()
             self._fail_if_exited(container, log)
-            port = _host_port(container)
+            port = host_port(container)
             if port and not announced:
                 announced = True
                 log(f"Container {container.name} publishes port {container_port(container)} on {self.host}:{port}")
-                on_progress(Progress(1, 1, 0, _running(others), "waiting for the model to load"))
+                on_progress(Progress(1, 1, 0, running_count(others), "waiting for the model to load"))
             status, answer = self._probe(session, port) if port else (0, "the port is not published yet")
             if status == 200:
                 elapsed = time.monotonic() - started
-                still = ", ".join(c.name for c in others if _is_running(c)) or "none"
+                still = ", ".join(str(c.name) for c in others if is_running(c)) or "none"
                 log(
                     f"Ready: {container.name} answers {READY_PATH} with 200 after {elapsed:.1f} s "
                     f"(previous containers still serving: {still})"
@@ -293,7 +305,7 @@ class DockerHostTarget:
             answer = session.get(f"http://{self.host}:{port}{READY_PATH}", timeout=2)
         except requests.RequestException as error:
             return 0, f"no answer yet ({type(error).__name__})"
-        return answer.status_code, f"answered {answer.status_code}: {_error_text(answer)}"
+        return answer.status_code, f"answered {answer.status_code}: {error_text(answer)}"
 
     def _log_output(self, container: Container, log: LogFn) -> str:
         """Log the container's last lines; return the last one, made readable."""
@@ -306,21 +318,21 @@ class DockerHostTarget:
         log(f"Last {len(lines)} log lines of {container.name} (health checks left out):")
         for line in lines:
             log(f"  | {line}")
-        return _readable(lines[-1]) if lines else ""
+        return readable(lines[-1]) if lines else ""
 
     def _set_restart_policy(self, container: Container) -> None:
         # Only now: during the readiness wait a crash must stay visible instead of being restarted away.
         with self._errors(f"setting the restart policy of {container.name}"):
-            container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})
+            container.update(restart_policy={"Name": "unless-stopped", "MaximumRetryCount": 0})  # type: ignore[arg-type]
 
     def _retire(self, container: Container, log: LogFn) -> None:
-        with self._errors(f"removing the container {container.name}"), _already_gone():
+        with self._errors(f"removing the container {container.name}"), already_gone():
             container.stop(timeout=self.stop_timeout)
             container.remove(force=True)
         log(f"Stopped and removed the previous container {container.name}")
 
     def _discard(self, container: Container, log: LogFn) -> None:
-        with self._errors(f"removing the container {container.name}"), _already_gone():
+        with self._errors(f"removing the container {container.name}"), already_gone():
             container.remove(force=True)
         log(f"Removed the new container {container.name}")
 
@@ -340,11 +352,11 @@ class DockerHostTarget:
 
     def _image_as_run(self, container: Container) -> str:
         """The image reference by digest: as given to `run`, or the image's repository digest."""
-        configured = container.attrs["Config"].get("Image", "")
+        configured: str = container.attrs["Config"].get("Image", "")
         if "@sha256:" in configured:
             return configured
         with self._errors("inspecting an image"), contextlib.suppress(ImageNotFound):
-            digests = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
+            digests: list[str] = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
             if digests:
                 return digests[0]
         return configured
@@ -357,102 +369,10 @@ class DockerHostTarget:
             raise
         except APIError as error:
             message = str(error.explanation or error)
-            if (error.status_code or 0) >= 500 and _looks_transient(message):
+            if (error.status_code or 0) >= 500 and is_transient(message):
                 raise TransientTargetError(f"The Docker engine failed while {what}: {message}") from None
             raise TargetError(f"The Docker engine refused {what}: {message}") from None
         except (requests.RequestException, DockerException, OSError) as error:
             raise TransientTargetError(
                 f"The Docker engine at {self.base_url} did not answer while {what}: {error}"
             ) from None
-
-
-@contextlib.contextmanager
-def _already_gone() -> Iterator[None]:
-    """A container someone else removed (404) or is removing (409) needs no removal from us."""
-    try:
-        yield
-    except APIError as error:
-        if error.status_code not in (404, 409):
-            raise
-
-
-def _run_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    """docker-py's containers.run() arguments for a rendered config."""
-    kwargs = {key: value for key, value in config.items() if key not in ("kind", "restart_policy", "ports", "gpus")}
-    kwargs["ports"] = {port: tuple(binding) for port, binding in config["ports"].items()}
-    kwargs["detach"] = True
-    # "no" until the container proved ready (see DockerHostTarget._set_restart_policy).
-    kwargs["restart_policy"] = {"Name": "no"}
-    if config.get("gpus"):
-        kwargs["device_requests"] = [DeviceRequest(count=config["gpus"], capabilities=[["gpu"]])]
-    return kwargs
-
-
-def _session() -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # loopback probes must never go through an HTTP proxy
-    return session
-
-
-def _stop_if(should_stop: StopFn, log: LogFn) -> None:
-    reason = should_stop()
-    if reason:
-        log(f"Rollout stopped: {reason}")
-        raise RolloutStopped(reason)
-
-
-def container_port(container: Container) -> str:
-    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    return next(iter(ports), "")
-
-
-def _host_port(container: Container) -> int | None:
-    ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
-    for bindings in ports.values():
-        for binding in bindings or []:
-            if binding.get("HostPort"):
-                return int(binding["HostPort"])
-    return None
-
-
-def _deployment_id(container: Container) -> int:
-    try:
-        return int(container.labels.get("slipway.io/deployment-id", "0"))
-    except ValueError:
-        return 0
-
-
-def _is_running(container: Container) -> bool:
-    with contextlib.suppress(APIError, requests.RequestException):
-        container.reload()
-    return container.status == "running"
-
-
-def _running(containers: list[Container]) -> int:
-    return sum(1 for c in containers if c.status == "running")
-
-
-def _error_text(answer: requests.Response) -> str:
-    try:
-        body = answer.json()
-    except ValueError:
-        return answer.text[:200]
-    return str(body.get("error") or body) if isinstance(body, dict) else str(body)[:200]
-
-
-def _readable(line: str) -> str:
-    """The runtime logs JSON: show its event and error instead of the whole record."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return line.strip()[:500]
-    if not isinstance(record, dict):
-        return line.strip()[:500]
-    detail = record.get("error") or record.get("message") or ""
-    event = record.get("event", "")
-    return f"{event}: {detail}".strip(": ")[:500] if (event or detail) else line.strip()[:500]
-
-
-def _looks_transient(message: str) -> bool:
-    lowered = message.lower()
-    return any(hint in lowered for hint in TRANSIENT_HINTS)

@@ -85,7 +85,7 @@ class KubernetesTarget:
 
     # --- the Target protocol ----------------------------------------------------------------------
 
-    def check(self) -> dict:
+    def check(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "ok": False,
             "server_version": "",
@@ -108,7 +108,7 @@ class KubernetesTarget:
         result["message"] = self._check_message(result, missing)
         return result
 
-    def render(self, spec: DeploySpec) -> list[dict]:
+    def render(self, spec: DeploySpec) -> list[dict[str, Any]]:
         validate_spec(spec)
         version = self.kubernetes_version()
         manifests = render_manifests(spec, self.namespace)
@@ -181,7 +181,7 @@ class KubernetesTarget:
         base, _, sub = resource.partition("/")
         return self.api.allowed(verb, group, base, sub)
 
-    def _check_message(self, result: dict, missing: list[str]) -> str:
+    def _check_message(self, result: dict[str, Any], missing: list[str]) -> str:
         where = f"namespace {self.namespace} at {self.api.server}"
         parts = [f"Kubernetes {result['server_version']}"]
         if result["namespace_exists"] is False:
@@ -197,7 +197,7 @@ class KubernetesTarget:
             parts.append(f"manifests are validated against the Kubernetes {schema_version(version)} schemas")
         return "; ".join(parts) + "."
 
-    def _apply_all(self, spec: DeploySpec, manifests: list[dict], log: LogFn) -> None:
+    def _apply_all(self, spec: DeploySpec, manifests: list[dict[str, Any]], log: LogFn) -> None:
         by_kind = {manifest["kind"]: manifest for manifest in manifests}
         self._apply(by_kind["Service"], log)
         if spec.autoscaling is None:
@@ -225,7 +225,7 @@ class KubernetesTarget:
             replicas = min(max(current, scaling.min_replicas), scaling.max_replicas)
         self.api.apply(replicas_handover(spec.name, self.namespace, replicas), manager=HANDOVER_MANAGER, log=log)
 
-    def _apply(self, manifest: dict, log: LogFn) -> dict:
+    def _apply(self, manifest: dict[str, Any], log: LogFn) -> dict[str, Any]:
         applied = self.api.apply(manifest, manager=FIELD_MANAGER, log=log)
         meta = applied.get("metadata") or {}
         generation = f" (generation {meta['generation']})" if "generation" in meta else ""

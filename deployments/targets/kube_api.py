@@ -66,7 +66,7 @@ class KubeApi:
 
     @property
     def server(self) -> str:
-        return self.api_client.configuration.host
+        return str(self.api_client.configuration.host)
 
     def close(self) -> None:
         self.api_client.close()
@@ -128,7 +128,8 @@ class KubeApi:
     # --- verbs ------------------------------------------------------------------------------------
 
     def version(self) -> Obj:
-        return self.checked("reading the server version", self.version_api.get_code)
+        version: Obj = self.checked("reading the server version", self.version_api.get_code)
+        return version
 
     def get(self, kind: str, name: str, *, log: LogFn = _quiet) -> Obj | None:
         reader = {
@@ -136,7 +137,8 @@ class KubeApi:
             "Service": self.core.read_namespaced_service,
             "HorizontalPodAutoscaler": self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
         }[kind]
-        return self.optional(f"reading {kind} {name}", reader, name, self.namespace, log=log)
+        found: Obj | None = self.optional(f"reading {kind} {name}", reader, name, self.namespace, log=log)
+        return found
 
     def apply(self, obj: Obj, *, manager: str, log: LogFn = _quiet) -> Obj:
         kind, name = obj["kind"], obj["metadata"]["name"]
@@ -145,7 +147,7 @@ class KubeApi:
             "Service": self.core.patch_namespaced_service,
             "HorizontalPodAutoscaler": self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
         }[kind]
-        return self.checked(
+        applied: Obj = self.checked(
             f"applying {kind} {name}",
             patcher,
             name,
@@ -156,6 +158,7 @@ class KubeApi:
             _content_type=APPLY_CONTENT_TYPE,
             log=log,
         )
+        return applied
 
     def delete(self, kind: str, name: str, *, log: LogFn = _quiet) -> bool:
         """True when something was deleted, False when it did not exist."""
@@ -192,7 +195,7 @@ class KubeApi:
     def pod_log(self, pod: str, container: str, *, previous: bool, tail: int, log: LogFn = _quiet) -> str:
         """The container's last lines, or a note saying why there are none (logs are a diagnostic)."""
         try:
-            response = self.call(
+            response: str = self.call(
                 f"reading the log of pod {pod}",
                 self.core.read_namespaced_pod_log,
                 pod,

@@ -339,7 +339,7 @@ def _describe_container(status: Obj) -> str:
 
 def _crash_summary(pod: Obj, container: str) -> str:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    status = next((s for s in statuses if s.get("name") == container), {})
+    status: Obj = next((s for s in statuses if s.get("name") == container), {})
     last = (status.get("lastState") or {}).get("terminated") or {}
     exit_code = last.get("exitCode")
     reason = last.get("reason")

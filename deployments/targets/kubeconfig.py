@@ -56,7 +56,7 @@ class PrivateApiClient(client.ApiClient):
     _secrets_dir: str | None = None
 
     def close(self) -> None:
-        super().close()
+        super().close()  # type: ignore[no-untyped-call]  # the kubernetes client has no type hints
         if self._secrets_dir:
             shutil.rmtree(self._secrets_dir, ignore_errors=True)
             self._secrets_dir = None
@@ -68,7 +68,9 @@ def load_api_client(kubeconfig: str) -> PrivateApiClient:
     document, ca_pem, secrets_dir = _externalise_credentials(document)
     configuration = client.Configuration()
     try:
-        config.load_kube_config_from_dict(document, client_configuration=configuration, persist_config=False)
+        config.load_kube_config_from_dict(  # type: ignore[no-untyped-call]  # the kubernetes client has no type hints
+            document, client_configuration=configuration, persist_config=False
+        )
     except (ConfigException, KeyError, TypeError, ValueError) as error:
         if secrets_dir:
             shutil.rmtree(secrets_dir, ignore_errors=True)

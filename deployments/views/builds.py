@@ -5,15 +5,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import Action, Actor, decide
-from deployments import selectors
 from deployments.models import BuildState
+from deployments.selectors.builds import build_list
 from deployments.services import builds
 from registry import selectors as registry_selectors
 
 
 @login_required
 def build_detail(request, pk):
-    build = get_object_or_404(selectors.build_list(user=request.user).defer(None), pk=pk)
+    build = get_object_or_404(build_list(user=request.user).defer(None), pk=pk)
     context = {
         "build": build,
         "version": build.version,
@@ -41,7 +41,7 @@ def build_start(request, team, name, number):
 @login_required
 @require_POST
 def build_cancel(request, pk):
-    build = get_object_or_404(selectors.build_list(user=request.user), pk=pk)
+    build = get_object_or_404(build_list(user=request.user), pk=pk)
     try:
         builds.build_cancel(actor=Actor.from_request(request), build=build)
     except ValidationError as error:

@@ -6,33 +6,29 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from accounts.permissions import Actor, restrict
-from deployments.comparison import compare
-from deployments.models import PromotionRequest, PromotionState
+from accounts.permissions import Actor, is_team_admin
+from deployments import policy
+from deployments.models import PromotionState
+from deployments.selectors.comparisons import compare
+from deployments.selectors.environments import environment_list
+from deployments.selectors.promotions import inbox
+from deployments.selectors.promotions import promotion_list as visible_promotions
 from deployments.services import promotions
-from deployments.services.environments import environments_for
 from registry import selectors as registry_selectors
-
-
-def _promotions(user):
-    return restrict(
-        PromotionRequest.objects.select_related("environment", "model__team", "version", "requested_by", "rollout"),
-        user,
-    )
 
 
 @login_required
 def promotion_list(request):
     actor = Actor.from_request(request)
     state = request.GET.get("state", "")
-    history = _promotions(request.user).order_by("-created_at")
+    history = visible_promotions(user=request.user).order_by("-created_at")
     if state in PromotionState.values:
         history = history.filter(state=state)
     return render(
         request,
         "deployments/promotion_list.html",
         {
-            "inbox": promotions.inbox(actor),
+            "inbox": inbox(actor),
             "history": Paginator(history, 25).get_page(request.GET.get("page")),
             "state": state,
             "states": PromotionState.choices,
@@ -42,9 +38,9 @@ def promotion_list(request):
 
 @login_required
 def promotion_detail(request, pk):
-    promotion = get_object_or_404(_promotions(request.user).prefetch_related("approvals__approver"), pk=pk)
+    promotion = get_object_or_404(visible_promotions(user=request.user).prefetch_related("approvals__approver"), pk=pk)
     actor = Actor.from_request(request)
-    verdict = promotions.approver_verdict(actor, promotion)
+    verdict = policy.approver_verdict(actor, promotion)
     approvals = promotion.approvals.all()
     decided = any(a.approver_id == request.user.pk and a.digest == promotion.digest for a in approvals)
     return render(
@@ -56,10 +52,7 @@ def promotion_detail(request, pk):
             "verdict": verdict,
             "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
             "can_cancel": promotion.state == PromotionState.PENDING
-            and (
-                promotion.requested_by_id == request.user.pk
-                or promotions.is_admin_of(request.user, promotion.model.team)
-            ),
+            and (promotion.requested_by_id == request.user.pk or is_team_admin(request.user, promotion.model.team)),
             "counted": sum(1 for a in approvals if a.decision == "approve" and a.digest == promotion.digest),
         },
     )
@@ -69,7 +62,7 @@ def promotion_detail(request, pk):
 @require_POST
 def promotion_create(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
-    environment = get_object_or_404(environments_for(request.user), pk=request.POST.get("environment"))
+    environment = get_object_or_404(environment_list(user=request.user), pk=request.POST.get("environment"))
     try:
         promotion = promotions.promotion_request(
             actor=Actor.from_request(request),
@@ -79,7 +72,7 @@ def promotion_create(request, team, name, number):
             break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+        messages.error(request, policy.reason_of(error))
         return redirect("version-detail", team, name, number)
     messages.success(request, f"Promotion to {environment.name} requested; approvers have been told.")
     return redirect("deployments:promotion-detail", promotion.pk)
@@ -88,7 +81,7 @@ def promotion_create(request, team, name, number):
 @login_required
 @require_POST
 def promotion_decide(request, pk, decision):
-    promotion = get_object_or_404(_promotions(request.user), pk=pk)
+    promotion = get_object_or_404(visible_promotions(user=request.user), pk=pk)
     actor = Actor.from_request(request)
     comment = request.POST.get("comment", "")
     actions = {
@@ -102,7 +95,7 @@ def promotion_decide(request, pk, decision):
     try:
         actions[decision]()
     except (ValidationError, PermissionDenied) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+        messages.error(request, policy.reason_of(error))
     else:
         messages.success(
             request,

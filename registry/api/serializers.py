@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 from django.urls import reverse
 from rest_framework import serializers
@@ -33,12 +34,6 @@ class RequirementsField(serializers.JSONField):
         return super().to_internal_value(data)
 
 
-class TeamSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Team
-        fields = ["id", "slug", "name", "description", "created_at"]
-
-
 class ModelSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
     created_by = serializers.CharField(source="created_by.username", read_only=True)
@@ -66,7 +61,7 @@ class ModelSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["archived", "archived_at", "created_at", "updated_at"]
         # Uniqueness is checked by the service, which knows the team the caller may use.
-        validators = []
+        validators: list[Any] = []
 
     def get_fields(self):
         fields = super().get_fields()
@@ -87,7 +82,7 @@ class ModelUpdateSerializer(serializers.ModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
-    model = serializers.PrimaryKeyRelatedField(read_only=True)
+    model: "serializers.PrimaryKeyRelatedField[RegisteredModel]" = serializers.PrimaryKeyRelatedField(read_only=True)
     model_name = serializers.CharField(source="model.name", read_only=True)
     team = serializers.CharField(source="model.team.slug", read_only=True)
     created_by = serializers.CharField(source="created_by.username", read_only=True)
@@ -134,14 +129,17 @@ class VersionCreateSerializer(serializers.Serializer):
     framework = serializers.ChoiceField(choices=Framework.choices)
     artifact = serializers.FileField(required=False, allow_empty_file=True)
     image_reference = serializers.CharField(required=False, allow_blank=True, default="")
-    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=128)
+    # A field named "label", as the API calls it, shadows the Field.label attribute the stubs know.
+    label = serializers.CharField(required=False, allow_blank=True, default="", max_length=128)  # type: ignore[assignment]
     description = serializers.CharField(required=False, allow_blank=True, default="")
     requirements = RequirementsField(
-        required=False, default=list, help_text="pip requirement lines: a JSON list, or text with one per line"
+        required=False,
+        default=list,  # type: ignore[arg-type]  # the stubs expect a JSON object; this field holds a list
+        help_text="pip requirement lines: a JSON list, or text with one per line",
     )
     metrics = JSONValueField(required=False, default=dict)
     parameters = JSONValueField(required=False, default=dict)
     signature = JSONValueField(required=False, default=dict)
     source_url = serializers.URLField(required=False, allow_blank=True, default="")
     source_commit = serializers.CharField(required=False, allow_blank=True, default="")
-    tags = JSONValueField(required=False, default=list)
+    tags = JSONValueField(required=False, default=list)  # type: ignore[arg-type]  # a list, as requirements

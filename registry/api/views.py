@@ -8,20 +8,10 @@ from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from accounts.permissions import Action, Actor, require, restrict, visible_teams
+from accounts.permissions import Action, Actor, require, restrict
 from registry import selectors, services
 from registry.api import serializers
 from registry.models import ModelVersion, RegisteredModel
-
-
-class TeamViewSet(viewsets.ReadOnlyModelViewSet):
-    serializer_class = serializers.TeamSerializer
-    lookup_field = "slug"
-    search_fields = ["slug", "name"]
-    ordering_fields = ["slug", "created_at"]
-
-    def get_queryset(self):
-        return visible_teams(self.request.user).order_by("slug")
 
 
 class ModelFilter(filters.FilterSet):

@@ -1,4 +1,5 @@
 from django import template
+from django.utils import timezone
 
 register = template.Library()
 
@@ -39,8 +40,6 @@ def ago(moment) -> str:
     """ "5 min ago": like naturaltime, but cheap enough for a page with a thousand cells."""
     if moment is None:
         return ""
-    from django.utils import timezone
-
     elapsed = int((timezone.now() - moment).total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if elapsed >= size:

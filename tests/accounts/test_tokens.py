@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ApiToken
+from tests.support.factories import MembershipFactory, ModelFactory
 
 
 def test_the_secret_is_stored_only_as_a_keyed_digest(teammate, token_for):
@@ -123,7 +124,6 @@ def test_revoking_someone_elses_token_is_not_found(client, teammate, approver, t
 
 
 def test_a_token_limited_to_a_team_reaches_only_that_team(api, teammate, model, other_team):
-    from tests.factories import MembershipFactory, ModelFactory
 
     MembershipFactory(team=other_team, user=teammate)
     theirs = ModelFactory(team=other_team, name="other-model")

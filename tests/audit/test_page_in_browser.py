@@ -6,24 +6,13 @@ test-artifacts/ (git-ignored). Needs Python Playwright and Debian's Chromium, as
 """
 
 import datetime
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from tests.factories import TeamFactory, UserFactory
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.support.browser import ARTIFACTS
+from tests.support.factories import TeamFactory, UserFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -154,8 +143,7 @@ def a_realistic_trail(team, alice, bob):
     )
 
 
-def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client):
-    from playwright import sync_api
+def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client, chromium):
 
     team = TeamFactory(slug="vision", name="Vision")
     alice = UserFactory(username="alice", is_superuser=True, is_staff=True)
@@ -164,35 +152,33 @@ def test_the_audit_page_lists_events_and_opens_a_diff(live_server, client):
     client.force_login(alice)
     session = client.cookies["sessionid"].value
 
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1360, "height": 900})
-            context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
-            page = context.new_page()
-            page.goto(f"{live_server.url}/audit/")
-            assert page.locator("tbody.audit-event").count() == 11
-            assert page.locator("tbody.is-refused").count() == 2
-            diff_row = page.locator("tbody.audit-event", has_text="environment.update").locator("tr.audit-detail")
-            assert not diff_row.is_visible()
-            page.locator("tbody.audit-event", has_text="environment.update").locator("summary").click()
-            assert diff_row.is_visible()
-            assert "required_approvals" in diff_row.inner_text()
-            wrap = page.locator(".table-wrap")
-            assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table is wider than the page"
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=ARTIFACTS / "audit-page.png", full_page=True)
-            page.locator("tbody.audit-event", has_text="environment.update").screenshot(
-                path=ARTIFACTS / "audit-event-detail.png"
-            )
-            page.goto(f"{live_server.url}/audit/?object_type=deployments.promotionrequest&object_id=12")
-            assert page.locator("tbody.audit-event").count() == 3
-            page.screenshot(path=ARTIFACTS / "audit-object-history.png", full_page=True)
-            page.goto(f"{live_server.url}/audit/?since=last+tuesday&action=build.")
-            assert page.get_by_role("alert").is_visible()
-            page.screenshot(path=ARTIFACTS / "audit-filter-error.png")
-            page.set_viewport_size({"width": 420, "height": 900})
-            page.goto(f"{live_server.url}/audit/")
-            page.screenshot(path=ARTIFACTS / "audit-page-mobile.png", full_page=False)
-        finally:
-            browser.close()
+    context = chromium.new_context(viewport={"width": 1360, "height": 900})
+    try:
+        context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
+        page = context.new_page()
+        page.goto(f"{live_server.url}/audit/")
+        assert page.locator("tbody.audit-event").count() == 11
+        assert page.locator("tbody.is-refused").count() == 2
+        diff_row = page.locator("tbody.audit-event", has_text="environment.update").locator("tr.audit-detail")
+        assert not diff_row.is_visible()
+        page.locator("tbody.audit-event", has_text="environment.update").locator("summary").click()
+        assert diff_row.is_visible()
+        assert "required_approvals" in diff_row.inner_text()
+        wrap = page.locator(".table-wrap")
+        assert wrap.evaluate("w => w.scrollWidth <= w.clientWidth"), "the table is wider than the page"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "audit-page.png", full_page=True)
+        page.locator("tbody.audit-event", has_text="environment.update").screenshot(
+            path=ARTIFACTS / "audit-event-detail.png"
+        )
+        page.goto(f"{live_server.url}/audit/?object_type=deployments.promotionrequest&object_id=12")
+        assert page.locator("tbody.audit-event").count() == 3
+        page.screenshot(path=ARTIFACTS / "audit-object-history.png", full_page=True)
+        page.goto(f"{live_server.url}/audit/?since=last+tuesday&action=build.")
+        assert page.get_by_role("alert").is_visible()
+        page.screenshot(path=ARTIFACTS / "audit-filter-error.png")
+        page.set_viewport_size({"width": 420, "height": 900})
+        page.goto(f"{live_server.url}/audit/")
+        page.screenshot(path=ARTIFACTS / "audit-page-mobile.png", full_page=False)
+    finally:
+        context.close()

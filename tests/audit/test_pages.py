@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from audit.models import AuditEvent, AuditReview
-from tests.factories import UserFactory
+from tests.support.factories import UserFactory
 
 URL = "/audit/"
 

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditReview
-from tests.factories import UserFactory
+from tests.support.factories import UserFactory
 
 URLS = [
     "/audit/",

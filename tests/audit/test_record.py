@@ -9,10 +9,13 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils.functional import SimpleLazyObject
 
+from accounts.models import ApiToken
+from accounts.permissions import Action, Actor, require
 from audit.models import AuditEvent
 from audit.services import model_snapshot, record
-from tests.factories import VersionFactory
+from tests.support.factories import VersionFactory
 
 
 @dataclass
@@ -129,10 +132,6 @@ def test_model_snapshot_takes_ids_of_relations_and_json_safe_values(model):
 
 
 def test_the_accounts_actor_of_a_request_is_read_as_is(rf, teammate, token_for):
-    from django.utils.functional import SimpleLazyObject
-
-    from accounts.models import ApiToken
-    from accounts.permissions import Actor
 
     token_for(teammate, scopes=("read",))
     request = rf.get("/", HTTP_USER_AGENT="pytest", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
@@ -165,7 +164,6 @@ def test_a_refusal_recorded_before_the_transaction_survives_the_exception(teamma
 
 
 def test_the_require_check_of_accounts_records_a_refused_attempt(viewer, team):
-    from accounts.permissions import Action, Actor, require
 
     with pytest.raises(PermissionDenied):
         require(Actor(user=viewer), Action.DEPLOY, team)

@@ -1,12 +1,12 @@
 """Who sees which events, and the filters the page, the exports and the API share."""
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import AnonymousUser, Permission
 from django.core.exceptions import ValidationError
 
 from audit.selectors import event_list
 from tests.audit.conftest import ids
-from tests.factories import UserFactory
+from tests.support.factories import UserFactory
 
 
 def visible(user, **filters):
@@ -37,7 +37,6 @@ def test_the_view_permission_makes_a_compliance_officer_who_sees_everything(even
 
 
 def test_an_inactive_admin_or_anonymous_visitor_sees_nothing(events):
-    from django.contrib.auth.models import AnonymousUser
 
     assert visible(AnonymousUser()) == set()
     assert visible(UserFactory(username="gone", is_superuser=True, is_active=False)) == set()

@@ -1,123 +1,91 @@
 """The live log viewer in a real browser: templates/_log_viewer.html, static/js/logviewer.js, static/css/logviewer.css.
 
-A tiny http.server (127.0.0.1, random port) serves the repo's static/ folder, a page with the real template
-rendered by Django's template engine standalone, and a fake log endpoint that follows the JSON contract
-(?tail= / ?after=&limit= / ?before=&limit= / ?search=&after=&limit=) over an in-memory list of lines.
+The viewer runs on the build page of the platform served by `live_server`, against the real log API
+(/api/v1/builds/<id>/log/). Logs are real rows: stored up front the way the factories store them, and
+added while the page is open with the platform's own LogWriter, as a build runner adds them. Playwright's
+routing watches the browser's requests to the log API; it also stands in for a server outage (503) and
+for an older server that ignores ?search=.
 
-The pages open in the session's shared Chromium (the `chromium` fixture of tests/support/browser.py, which
-`make test` makes sure is installed); no database is involved.
-Screenshots go to test-artifacts/ (git-ignored).
+The pages open in the session's shared Chromium (tests/support/browser.py, which `make test` makes sure is
+installed). Screenshots go to test-artifacts/ (git-ignored). How fast lines arrive and a 100,000-line log
+opens is measured in benchmarks/logs/viewer.py, not asserted here.
 """
 
-import json
-import mimetypes
 import random
+import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from django import template
-from django.template import Context, Engine
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 
-pytestmark = pytest.mark.slow
+from deployments.logs import LogWriter
+from deployments.models import Build, BuildLogLine, BuildState
+from tests.support.factories import BuildFactory, VersionFactory
 
-REPO = Path(__file__).resolve().parents[2]
-STATIC = REPO / "static"
-TEMPLATES = REPO / "templates"
-ARTIFACTS = REPO / "test-artifacts"
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-# `{% load static %}` in the partial resolves to this library: the real one needs Django settings.
-register = template.Library()
-
-
-@register.simple_tag(name="static")
-def static_url(path):
-    return "/static/" + path
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PASSWORD = "pw-for-tests"  # tests.support.factories.UserFactory's
+FINAL = {"succeeded": BuildState.SUCCEEDED, "failed": BuildState.FAILED, "cancelled": BuildState.CANCELLED}
 
 
-def render_viewer(**context):
-    engine = Engine(dirs=[str(TEMPLATES)], libraries={"static": __name__})
-    include = (
-        '{% include "_log_viewer.html" with log_url=log_url download_url=download_url '
-        "initial_state=initial_state log_label=log_label %}"
-    )
-    return engine.from_string(include).render(Context(context))
+# ---------------------------------------------------------------- a build's log, and the browser's requests for it
 
 
-PAGE = """<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Build #42 · Slipway</title>
-<link rel="stylesheet" href="/static/css/slipway.css">
-<script>
-  window.__logViewerFinished = [];
-  document.addEventListener("log-viewer:finished", (e) => window.__logViewerFinished.push(e.detail));
-</script>
-</head>
-<body>
-<header class="topbar"><div class="topbar-inner">
-  <a class="brand" href="#"><span class="brand-mark" aria-hidden="true"></span>Slipway</a>
-  <nav class="nav" aria-label="Main"><a class="active" href="#">Models</a><a href="#">Teams</a>
-  <a href="#">API tokens</a><a href="#">API docs</a></nav>
-</div></header>
-<main id="content">
-  <div class="page-header"><div>
-    <div class="breadcrumbs"><a href="#">Models</a> / <a href="#">iris</a> / Builds</div>
-    <h1>Build #42</h1>
-    <p class="subtitle">iris 1.4.0 · image registry.internal/vision/iris</p>
-  </div></div>
-  {viewer}
-</main>
-</body>
-</html>"""
+class BuildLog:
+    """A real build and its log lines; `append` writes with the platform's LogWriter, as a runner does."""
 
-
-# ---------------------------------------------------------------- the fake log endpoint
-
-
-class FakeLog:
-    """An in-memory log answering the viewer's JSON contract; `search=False` plays a server without ?search=."""
-
-    def __init__(self, name, lines=(), finished=False, state="building", search=True):
-        self.name = name
-        self.lines = list(lines)
-        self.finished = finished
-        self.state = state
-        self.search = search
-        self.failing = False
-        self.requests = []  # (monotonic time, query dict, status)
+    def __init__(self, build: Build):
+        self.build = build
         self.lock = threading.Lock()
         self._stop = threading.Event()
-        self._threads = []
+        self._threads: list[threading.Thread] = []
+        self.traffic: LogTraffic | None = None
+
+    @property
+    def url(self) -> str:
+        return f"/builds/{self.build.pk}/"
+
+    @property
+    def api_path(self) -> str:
+        return f"/api/v1/builds/{self.build.pk}/log/"
+
+    @property
+    def lines(self) -> list[str]:
+        return list(BuildLogLine.objects.filter(build=self.build).order_by("seq").values_list("text", flat=True))
 
     def append(self, *texts):
         with self.lock:
-            self.lines.extend(texts)
+            writer = LogWriter(BuildLogLine, self.build)
+            for text in texts:
+                writer.write(text)
+            writer.flush()
 
     def finish(self, state="succeeded"):
-        with self.lock:
-            self.finished = True
-            self.state = state
+        Build.objects.filter(pk=self.build.pk).update(state=FINAL[state], finished_at=timezone.now())
 
     def produce(self, texts, every, finish_state=None, burst=(1, 1)):
         """Append `texts` from a thread, `burst` lines at a time every `every` seconds."""
         texts = list(texts)
 
         def run():
-            i = 0
-            while i < len(texts):
-                if self._stop.wait(every):
-                    return
-                k = random.randint(*burst)  # noqa: S311 - test data
-                self.append(*texts[i : i + k])
-                i += k
-            if finish_state:
-                self.finish(finish_state)
+            try:
+                i = 0
+                while i < len(texts):
+                    if self._stop.wait(every):
+                        return
+                    k = random.randint(*burst)  # noqa: S311 - test data
+                    self.append(*texts[i : i + k])
+                    i += k
+                if finish_state:
+                    self.finish(finish_state)
+            finally:
+                connection.close()
 
         thread = threading.Thread(target=run, daemon=True)
         self._threads.append(thread)
@@ -127,138 +95,83 @@ class FakeLog:
     def stop(self):
         self._stop.set()
         for thread in self._threads:
-            thread.join(timeout=2)
+            thread.join(timeout=5)
+
+    # What the browser asked for (see LogTraffic).
+    @property
+    def requests(self):
+        return self.traffic.requests
+
+    @property
+    def failing(self):
+        return self.traffic.failing
+
+    @failing.setter
+    def failing(self, value):
+        self.traffic.failing = value
+
+    def queries(self, key=None):
+        return self.traffic.queries(key)
+
+
+class LogTraffic:
+    """The page's requests to one log endpoint, seen through Playwright's routing.
+
+    Routed requests are answered while Playwright runs, so tests wait with page.wait_for_timeout(), never
+    time.sleep(). `failing` answers 503 as a restarting server would; `search=False` drops ?search= on
+    the way, as an older server that ignores it would.
+    """
+
+    def __init__(self, page, api_path: str, *, search: bool = True):
+        self.requests: list[tuple[float, dict, int]] = []  # (monotonic time, query, status)
+        self.failing = False
+        self.search = search
+        self.lock = threading.Lock()
+        page.route(re.compile(re.escape(api_path) + r"\?"), self.handle)
+
+    def handle(self, route):
+        url = urlsplit(route.request.url)
+        query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if self.failing:
+            with self.lock:
+                self.requests.append((time.monotonic(), query, 503))
+            route.fulfill(status=503, json={"detail": "temporarily unavailable"})
+            return
+        with self.lock:
+            self.requests.append((time.monotonic(), query, 200))
+        if not self.search and "search" in query:
+            kept = {k: v for k, v in query.items() if k != "search"}
+            route.continue_(url=urlunsplit(url._replace(query=urlencode(kept))))
+        else:
+            route.continue_()
 
     def queries(self, key=None):
         with self.lock:
             return [q for _, q, _ in self.requests if key is None or key in q]
 
-    def answer(self, query):
-        with self.lock:
-            if self.failing:
-                self.requests.append((time.monotonic(), query, 503))
-                return 503, {"detail": "temporarily unavailable"}
-            self.requests.append((time.monotonic(), query, 200))
-            lines, n = self.lines, len(self.lines)
-            limit = max(1, min(int(query.get("limit", 1000)), 5000))
-            complete = False
-            if "tail" in query:
-                seqs = range(max(0, n - int(query["tail"])) + 1, n + 1)
-                complete = True
-            elif "before" in query:
-                end = min(int(query["before"]) - 1, n)
-                seqs = range(max(1, end - limit + 1), end + 1)
-            elif "search" in query and self.search:
-                term = query["search"].lower()
-                seqs = []
-                for seq in range(int(query.get("after", 0)) + 1, n + 1):
-                    if term in lines[seq - 1].lower():
-                        seqs.append(seq)
-                        if len(seqs) == limit:
-                            break
-            else:
-                after = int(query.get("after", 0))
-                end = min(n, after + limit)
-                seqs = range(after + 1, end + 1)
-                complete = end >= n
-            out = [{"seq": s, "text": lines[s - 1]} for s in seqs]
-            next_after = out[-1]["seq"] if out else int(query.get("after", 0))
-            return 200, {
-                "lines": out,
-                "next_after": next_after,
-                "finished": self.finished and complete,
-                "state": self.state,
-            }
 
-
-class LogViewerSite:
-    def __init__(self):
-        self.logs = {}
-        self.base = ""
-
-    def add(self, log):
-        self.logs[log.name] = log
-        return log
-
-    def page_url(self, log):
-        return f"{self.base}/viewer/{log.name}"
-
-    def page_html(self, log):
-        viewer = render_viewer(
-            log_url=f"/logs/{log.name}",
-            download_url=f"/logs/{log.name}/download",
-            initial_state=log.state,
-            log_label="Build log",
-        )
-        return PAGE.replace("{viewer}", viewer)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def send(self, status, body, content_type):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        site = self.server.site
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        if path.startswith("/static/"):
-            file = (STATIC / path.removeprefix("/static/")).resolve()
-            if not file.is_relative_to(STATIC) or not file.is_file():
-                return self.send(404, b"not found", "text/plain")
-            kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-            return self.send(200, file.read_bytes(), kind + "; charset=utf-8")
-        if path.startswith("/viewer/") and path.removeprefix("/viewer/") in site.logs:
-            log = site.logs[path.removeprefix("/viewer/")]
-            return self.send(200, site.page_html(log).encode(), "text/html; charset=utf-8")
-        if path.startswith("/logs/"):
-            name, _, rest = path.removeprefix("/logs/").partition("/")
-            log = site.logs.get(name)
-            if log is None:
-                return self.send(404, b"{}", "application/json")
-            if rest == "download":
-                with log.lock:
-                    body = "\n".join(log.lines).encode()
-                return self.send(200, body, "text/plain; charset=utf-8")
-            status, payload = log.answer(query)
-            return self.send(status, json.dumps(payload).encode(), "application/json")
-        return self.send(404, b"not found", "text/plain")
+def store_lines(build: Build, texts) -> None:
+    """Lines stored up front (a finished build's log), in a few large INSERTs."""
+    rows = (BuildLogLine(build=build, seq=n, text=text) for n, text in enumerate(texts, start=1))
+    with transaction.atomic():
+        BuildLogLine.objects.bulk_create(rows, batch_size=10_000)
+        Build.objects.filter(pk=build.pk).update(log_line_count=len(texts))
 
 
 # ---------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module")
-def log_viewer_site():
-    site = LogViewerSite()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.site = site
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    site.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield site
-    for log in site.logs.values():
-        log.stop()
-    server.shutdown()
-    server.server_close()
-
-
 @pytest.fixture
-def log_viewer_log(log_viewer_site, request):
-    """Factory: a FakeLog served by the site under a name unique to the test; producers stop afterwards."""
+def log_viewer_log(model):
+    """Factory: a build of the team's model with these lines; `finished` gives it a final state."""
     made = []
 
-    def make(lines=(), **kwargs):
-        log = log_viewer_site.add(FakeLog(f"{request.node.name}-{len(made)}", lines, **kwargs))
+    def make(lines=(), finished=False, state="building", search=True):
+        final = FINAL.get(state) if finished else None
+        build = BuildFactory(version=VersionFactory(model=model), state=final or BuildState.BUILDING)
+        store_lines(build, list(lines))
+        log = BuildLog(build)
+        log.search = search
         made.append(log)
         return log
 
@@ -268,19 +181,37 @@ def log_viewer_log(log_viewer_site, request):
 
 
 @pytest.fixture
-def log_viewer_page(chromium):
-    """A Chromium page at 1280x800 (in the session's shared browser); fails the test on uncaught
-    JavaScript errors."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 800})
-    try:
-        page = context.new_page()
-        page.set_default_timeout(10_000)
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        assert not errors, errors
-    finally:
-        context.close()
+def browser_session(signed_in, viewer):
+    """The team's viewer, signed in, in the session's shared Chromium (1280x800); fails the test on
+    uncaught JavaScript errors."""
+    session = signed_in(viewer.username, PASSWORD)
+    session.page.set_default_timeout(10_000)
+    return session
+
+
+@pytest.fixture
+def log_viewer_page(browser_session):
+    return browser_session.page
+
+
+@pytest.fixture
+def log_viewer_site(browser_session):
+    """Opens a log's build page, watching the page's requests to its log API, and the viewer's events."""
+    browser_session.page.add_init_script(
+        "window.__logViewerFinished = [];"
+        "document.addEventListener('log-viewer:finished', (e) => window.__logViewerFinished.push(e.detail));"
+    )
+
+    class Site:
+        def watch(self, log):
+            if log.traffic is None:
+                log.traffic = LogTraffic(browser_session.page, log.api_path, search=log.search)
+
+        def page_url(self, log):
+            self.watch(log)
+            return browser_session.base_url + log.url
+
+    return Site()
 
 
 # ---------------------------------------------------------------- helpers
@@ -380,25 +311,21 @@ def test_live_lines_arrive_once_in_order_and_polling_stops(log_viewer_page, log_
     wait_for_line(page, 5)
     wait_status(page, "Live · 5 lines")
 
-    # New lines show up within about a second of being written.
+    # New lines show up while the page is open (how soon: benchmarks/logs/viewer.py).
     for i in range(2):
-        time.sleep(0.35 + 0.3 * i)
-        started = time.monotonic()
+        page.wait_for_timeout(1000 * (0.35 + 0.3 * i))
         log.append(f"marker {i}")
         page.wait_for_function(
             "(t) => Array.from(document.querySelectorAll('.logv-tx')).some((el) => el.textContent === t)",
             arg=f"marker {i}",
-            timeout=3000,
         )
-        assert time.monotonic() - started < 1.5
 
     # A producer writes bursts of lines over a few seconds, then the build finishes.
     log.produce(
         [f"step {i}: compiling layer {i % 7}" for i in range(200)], every=0.1, burst=(1, 12), finish_state="succeeded"
     )
     wait_status(page, "Finished", timeout=15_000)
-    with log.lock:
-        expected = list(log.lines)
+    expected = log.lines
     assert page.evaluate(SEQS) == list(range(1, len(expected) + 1))
     assert page.evaluate(TEXTS) == expected
     assert len(log.queries("after")) >= 5, "expected many polls"
@@ -408,7 +335,7 @@ def test_live_lines_arrive_once_in_order_and_polling_stops(log_viewer_page, log_
 
     # Once finished, the viewer stops asking.
     requests = len(log.requests)
-    time.sleep(2.2)
+    page.wait_for_timeout(1000 * 2.2)
     assert len(log.requests) == requests
 
 
@@ -420,7 +347,7 @@ def test_server_text_is_only_text_and_ansi_becomes_classes(log_viewer_page, log_
         "\x1b[31mred text\x1b[0m and \x1b[1;32mbold green\x1b[0m done",
         "\x1b]0;window title\x07\x1b[2Kprogress \x1b[38;5;31mnot red\x1b[39m \x1b[91mbright\x1b[m end\x1b(B",
         "downloading 10%\rdownloading 55%\rdownloading 100%",
-        "tab\there \x00\x07é ✓ 🚀",
+        "tab\there \x07é ✓ 🚀",  # no NUL: PostgreSQL cannot store one, and LogWriter drops it first
     ]
     shown = [
         raw[0],
@@ -469,7 +396,10 @@ def test_starts_after_htmx_swaps_and_stops_when_swapped_out(log_viewer_page, log
 
     # htmx brings in a second viewer (no htmx on this page: the event is what matters).
     second = log_viewer_log(["swapped-in log"], state="deploying")
-    markup = render_viewer(log_url=f"/logs/{second.name}", download_url="", initial_state="deploying", log_label="")
+    log_viewer_site.watch(second)
+    markup = render_to_string(
+        "_log_viewer.html", {"log_url": second.api_path, "download_url": "", "initial_state": "building"}
+    )
     page.evaluate(
         """(html) => {
             const box = document.createElement("div");
@@ -489,9 +419,9 @@ def test_starts_after_htmx_swaps_and_stops_when_swapped_out(log_viewer_page, log
 
     # Swapped out again: it stops asking.
     page.evaluate("() => document.getElementById('swapped').remove()")
-    time.sleep(1.3)
+    page.wait_for_timeout(1000 * 1.3)
     requests = len(second.requests)
-    time.sleep(1.5)
+    page.wait_for_timeout(1000 * 1.5)
     assert len(second.requests) == requests
 
 
@@ -501,14 +431,11 @@ def test_huge_log_keeps_a_bounded_window_and_scrolls_back(log_viewer_page, log_v
     log = log_viewer_log(
         [f"line {i}: compiling module_{i % 97}.py" for i in range(1, total + 1)], finished=True, state="succeeded"
     )
-    started = time.monotonic()
     page.goto(log_viewer_site.page_url(log))
     wait_for_line(page, total)
-    load_seconds = time.monotonic() - started
     cap = page.evaluate(CAP)
     assert page.evaluate(LINE_COUNT) <= cap
     assert first_and_last(page) == (total - 999, total)
-    assert load_seconds < 5
     assert log.queries("tail")[0]["tail"] == "1000"
     wait_status(page, "Finished · 100,000 lines")
 
@@ -674,7 +601,7 @@ def test_jump_to_first_error_without_server_search(log_viewer_page, log_viewer_s
     lines[199] = "Traceback (most recent call last):"
     small = log_viewer_log(lines, finished=True, state="failed", search=False)
     page.goto(log_viewer_site.page_url(small))
-    wait_status(page, "Failed")
+    wait_status(page, "Failed · 300 lines")  # the page says "Failed" before the lines arrive
     page.get_by_role("button", name="Jump to first error").click()
     page.wait_for_selector('.logv-line--target[data-seq="40"]')
     page.wait_for_timeout(100)
@@ -687,7 +614,7 @@ def test_jump_to_first_error_without_server_search(log_viewer_page, log_viewer_s
     lines[99_949] = "Exception: in the loaded window"
     huge = log_viewer_log(lines, finished=True, state="failed", search=False)
     page.goto(log_viewer_site.page_url(huge))
-    wait_status(page, "Failed")
+    wait_status(page, "Failed · 100,000 lines")
     page.click("[data-lv-error]")
     page.wait_for_selector('.logv-line--target[data-seq="99950"]')
     page.wait_for_timeout(100)
@@ -708,12 +635,12 @@ def test_reconnects_with_backoff_after_errors(log_viewer_page, log_viewer_site, 
     assert conn.text_content() == "Reconnecting…"
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline and len([r for r in list(log.requests) if r[2] == 503]) < 2:
-        time.sleep(0.02)
+        page.wait_for_timeout(1000 * 0.02)
     log.failing = False
     log.append("after the outage")
     wait_for_line(page, 2, timeout=6000)
     page.wait_for_selector("[data-lv-conn]", state="hidden")
-    with log.lock:
+    with log.traffic.lock:
         times = [t for t, _, status in log.requests]
         statuses = [status for t, _, status in log.requests]
     first_failure = statuses.index(503)

@@ -14,13 +14,12 @@ import re
 import subprocess
 import sys
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from deployments.builder.context import (
+from deployments.imaging.context import (
     BuildContextError,
     BuildSpec,
     PreparedContext,
@@ -68,16 +67,15 @@ def make_spec(artifact: Path, *, requirements: tuple[str, ...] = (), framework: 
 
 
 class Prepared:
-    def __init__(self, result: PreparedContext, log: list[str], seconds: float, spec: BuildSpec) -> None:
-        self.result, self.log, self.seconds, self.spec = result, log, seconds, spec
+    def __init__(self, result: PreparedContext, log: list[str], spec: BuildSpec) -> None:
+        self.result, self.log, self.spec = result, log, spec
         self.dockerfile = (result.path / result.dockerfile).read_text(encoding="utf-8")
 
 
 def run_prepare(spec: BuildSpec, workdir: Path, wheel_cache: Path) -> Prepared:
     log: list[str] = []
-    started = time.monotonic()
     result = prepare_context(spec, workdir, wheel_cache=wheel_cache, log=log.append)
-    return Prepared(result, log, time.monotonic() - started, spec)
+    return Prepared(result, log, spec)
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +277,6 @@ def test_wheel_cache_hit_does_not_run_pip(prepared, tmp_path, model_file, requir
         first = (prepared.result.path / "wheels" / item["filename"]).stat()
         second = (again.result.path / "wheels" / item["filename"]).stat()
         assert (first.st_dev, first.st_ino) == (second.st_dev, second.st_ino)
-    assert again.seconds < 1.0
     assert again.dockerfile == prepared.dockerfile  # same dependencies, same cacheable layers
 
 
@@ -450,7 +447,8 @@ def test_custom_framework_needs_an_archive_with_a_root_dockerfile(tmp_path, name
 
 
 def test_context_module_imports_no_django():
-    code = "import sys, deployments.builder.context; print(sorted(m for m in sys.modules if m.startswith('django')))"
+    modules = "deployments.imaging.context, deployments.imaging.engine"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('django')))"
     repo_root = Path(__file__).resolve().parents[2]
 
     result = subprocess.run(

@@ -23,15 +23,17 @@ from deployments.models import Build, PromotionRequest, Rollout, RolloutState
 from registry.models import ModelVersion, RegisteredModel
 from serving import contract
 from tests.conftest import member
-from tests.deployments.factories import (
+from tests.support.cli import FlakyProxy
+from tests.support.factories import (
     BuildFactory,
     EnvironmentFactory,
+    MembershipFactory,
+    ModelFactory,
     RegistryFactory,
+    VersionFactory,
     add_log_lines,
     succeeded_build,
 )
-from tests.factories import ModelFactory, VersionFactory
-from tests.support.cli import FlakyProxy
 from tests.support.services import free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -205,8 +207,6 @@ def test_models_create_and_list_print_json_and_the_page_that_shows_them(slipway,
 
 
 def test_models_create_asks_for_the_team_when_you_are_in_several(slipway, token_of, teammate, other_team):
-    from tests.factories import MembershipFactory
-
     MembershipFactory(team=other_team, user=teammate, role=Role.DEVELOPER)
     cli = slipway(token_of(teammate))
     ambiguous = cli("models", "create", "fraud")

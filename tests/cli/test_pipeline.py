@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from deployments.models import Build, Environment, PromotionRequest, Rollout, TargetKind
-from tests.factories import ModelFactory
 from tests.support.builds import custom_context
+from tests.support.factories import ModelFactory
 from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

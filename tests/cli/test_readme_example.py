@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from deployments.models import Environment, PromotionRequest, Rollout, TargetKind
-from tests.factories import ModelFactory
+from tests.support.factories import ModelFactory
 from tests.support.readme import code_block
 from tests.support.services import wait_until
 

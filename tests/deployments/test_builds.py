@@ -3,14 +3,14 @@
 from datetime import timedelta
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Build, BuildState
 from deployments.services import builds
-from tests.deployments.factories import BuildFactory, RegistryFactory, add_log_lines
-from tests.factories import VersionFactory
+from tests.support.factories import BuildFactory, RegistryFactory, VersionFactory, add_log_lines
 
 
 @pytest.fixture
@@ -46,7 +46,6 @@ def test_one_build_per_version_at_a_time(api, teammate, version):
 
 
 def test_uploading_a_version_starts_its_build(api, teammate, model, django_capture_on_commit_callbacks):
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     RegistryFactory()
     with django_capture_on_commit_callbacks(execute=True):
@@ -63,7 +62,6 @@ def test_uploading_a_version_starts_its_build(api, teammate, model, django_captu
 
 
 def test_no_automatic_build_when_the_model_says_so(api, teammate, model, django_capture_on_commit_callbacks):
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     RegistryFactory()
     model.auto_build = False

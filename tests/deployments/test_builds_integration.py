@@ -10,6 +10,7 @@ import pytest
 import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
+from skl2onnx import to_onnx
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -195,7 +196,6 @@ def test_an_onnx_version_serves_the_same_predictions(
     iris,
     running_container,
 ):
-    from skl2onnx import to_onnx
 
     features, estimator = iris
     onnx_model = to_onnx(

@@ -1,10 +1,12 @@
 """Environments: who manages them, and credentials that never come back out."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 
-from deployments.models import Environment, TargetKind
-from tests.deployments.factories import EnvironmentFactory
+from audit.models import AuditEvent
+from deployments.models import Environment, FreezeWindow, TargetKind
+from tests.support.factories import EnvironmentFactory
 
 KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: super-secret-token}}]\n"
 
@@ -106,7 +108,6 @@ def test_environment_pages_render(client, owner, team):
 
 
 def test_the_protection_policy_is_set_through_the_api(api, owner, team):
-    from django.contrib.auth.models import Group
 
     Group.objects.create(name="release-managers")
     response = api.as_user(owner).post(
@@ -130,7 +131,6 @@ def test_the_protection_policy_is_set_through_the_api(api, owner, team):
 
 
 def test_freeze_windows_are_managed_by_admins_and_audited(api, owner, teammate, team):
-    from audit.models import AuditEvent
 
     environment = EnvironmentFactory(team=team, name="prod")
     body = {
@@ -176,7 +176,6 @@ def test_a_team_admin_overrides_settings_for_one_model(api, owner, teammate, tea
 
 
 def test_an_admin_sets_and_removes_a_freeze_window_from_the_page(client, owner, teammate, team):
-    from deployments.models import FreezeWindow
 
     environment = EnvironmentFactory(team=team, name="prod")
     url = f"/environments/{environment.pk}/freezes/"

@@ -3,8 +3,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from deployments.models import Drift, PromotionRequest, Rollout, RolloutState
-from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
-from tests.factories import ModelFactory, VersionFactory
+from tests.support.factories import EnvironmentFactory, ModelFactory, RegistryFactory, VersionFactory, succeeded_build
 
 
 def release(model, environment, number, digest="a", **fields):

@@ -4,8 +4,7 @@ import pytest
 from django.utils import timezone
 
 from deployments.models import PromotionRequest, Rollout, RolloutState
-from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
 CALLERS = ["viewer", "teammate", "approver", "owner", "stranger", "anonymous"]
 

@@ -10,9 +10,9 @@ from django.utils import timezone
 from accounts.models import Role
 from audit.models import AuditEvent
 from deployments.models import FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
+from deployments.services.promotions import expire_promotions, rebind_to_new_build
 from tests.conftest import member
-from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
 
 @pytest.fixture
@@ -144,7 +144,6 @@ def test_any_rejection_ends_the_request_and_needs_a_comment(api, teammate, appro
 
 
 def test_a_rebuild_voids_the_approvals_already_given(api, teammate, approver, second_approver, version, prod):
-    from deployments.services.promotions import rebind_to_new_build
 
     promotion = request_promotion(api, teammate, version, prod).json()
     decide(api, approver, promotion["id"])
@@ -159,7 +158,6 @@ def test_a_rebuild_voids_the_approvals_already_given(api, teammate, approver, se
 
 
 def test_an_expired_request_can_no_longer_be_approved(api, teammate, approver, version, prod):
-    from deployments.services.promotions import expire_promotions
 
     promotion = request_promotion(api, teammate, version, prod).json()
     PromotionRequest.objects.update(expires_at=timezone.now() - timedelta(seconds=1))

@@ -9,8 +9,7 @@ from accounts import services as account_services
 from accounts.models import Role
 from deployments.models import Approval, PromotionRequest, PromotionState, Rollout
 from tests.conftest import member
-from tests.deployments.factories import EnvironmentFactory, RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ import requests
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
-from deployments.services import drift
+from deployments.runners import drift
 from tests.support.builds import wait_for_build
 from tests.support.services import wait_until
 

@@ -7,12 +7,14 @@ SLIPWAY_TEST_KUBECONFIG set, the same tests talk to a real cluster (those needin
 import pytest
 from django.utils import timezone
 
+from accounts.permissions import Actor
+from audit.models import AuditEvent
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
-from deployments.runners import rollout as rollout_runner
-from deployments.services import drift, rollouts
-from tests.deployments.factories import RegistryFactory, succeeded_build
-from tests.factories import VersionFactory
-from tests.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from deployments.runners import drift
+from deployments.runners import rollouts as rollout_runner
+from deployments.services import rollouts
+from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +42,6 @@ def version_with_image(model, number, image_suffix="good"):
 
 
 def deploy(actor_user, version, environment) -> Rollout:
-    from accounts.permissions import Actor
 
     rollout = rollouts.rollout_start(actor=Actor(user=actor_user), version=version, environment=environment)
     rollout_runner.execute(rollout_id=rollout.pk)
@@ -109,7 +110,6 @@ def test_api_errors_are_retried_and_the_rollout_still_succeeds(teammate, model, 
 
 
 def test_a_second_rollout_of_the_same_model_is_refused_while_one_runs(teammate, model, cluster_env):
-    from accounts.permissions import Actor
 
     first = rollouts.rollout_start(
         actor=Actor(user=teammate), version=version_with_image(model, 1), environment=cluster_env
@@ -118,7 +118,6 @@ def test_a_second_rollout_of_the_same_model_is_refused_while_one_runs(teammate, 
         rollouts.rollout_start(
             actor=Actor(user=teammate), version=version_with_image(model, 2), environment=cluster_env
         )
-    from audit.models import AuditEvent
 
     refusal = AuditEvent.objects.get(action="rollout.start", outcome="refused")
     assert f"rollout #{first.pk}" in refusal.reason

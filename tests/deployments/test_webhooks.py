@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from django.db import connection
 
 from deployments.models import Webhook, WebhookDelivery
 from deployments.services import notifications
@@ -66,7 +67,6 @@ def test_a_delivery_is_signed_and_retried_until_it_succeeds(receiver, team):
 
 
 def test_the_webhook_secret_is_encrypted_at_rest(team):
-    from django.db import connection
 
     webhook = Webhook.objects.create(team=team, url="https://hooks.example.com/x", secret=SECRET)
     with connection.cursor() as cursor:

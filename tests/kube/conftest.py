@@ -1,3 +1,3 @@
-"""Makes the fixtures of tests/kube/fixtures.py available to the tests in this folder."""
+"""Makes the emulated cluster's fixtures (tests/support/kube/fixtures.py) available to its own tests."""
 
-from .fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401

@@ -3,8 +3,10 @@ import io
 import tarfile
 import zipfile
 
+import onnx
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from onnx import TensorProto, helper
 
 from registry.models import ModelVersion
 
@@ -164,8 +166,6 @@ def test_a_prebuilt_image_version_needs_a_valid_reference(api, teammate, model):
 
 
 def test_an_onnx_signature_is_read_without_running_the_model(api, teammate, model):
-    import onnx
-    from onnx import TensorProto, helper
 
     graph = helper.make_graph(
         [helper.make_node("Identity", ["features"], ["scores"])],

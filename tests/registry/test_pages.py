@@ -4,7 +4,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import Membership, Role
 from registry.models import ModelVersion, RegisteredModel
-from tests.factories import ModelFactory, VersionFactory
+from tests.support.factories import ModelFactory, VersionFactory
 
 
 def test_a_developer_registers_a_model_from_the_form(client, teammate, team):

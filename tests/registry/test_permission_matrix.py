@@ -7,7 +7,7 @@ objects that do not exist. Members without the role for an action get 403 with t
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.factories import VersionFactory
+from tests.support.factories import ModelFactory, VersionFactory
 
 CALLERS = ["viewer", "teammate", "approver", "owner", "stranger", "site_admin", "anonymous"]
 
@@ -62,7 +62,6 @@ def test_a_stranger_cannot_tell_a_hidden_team_from_a_missing_one(api, stranger, 
 
 
 def test_lists_show_only_the_callers_teams(api, stranger, world, other_team):
-    from tests.factories import ModelFactory
 
     ModelFactory(team=other_team, name="theirs")
     client = api.as_user(stranger)

@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import ModelFactory, VersionFactory
+from tests.support.factories import ModelFactory, VersionFactory
 
 URLS = [
     "/api/v1/models/",

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import docker
 import pytest
+import redis
 import requests
+from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "platform" / "scripts"
@@ -109,7 +111,6 @@ class CeleryWorker:
     """A real `celery worker` process on the test database and the test Redis."""
 
     def __init__(self, database_name: str, log_path: Path, *, concurrency: int = 2, extra_env: dict | None = None):
-        from django.conf import settings
 
         self.log_path = log_path
         db = settings.DATABASES["default"]
@@ -175,6 +176,5 @@ class CeleryWorker:
 
 
 def purge_queue(redis_url: str) -> None:
-    import redis
 
     redis.Redis.from_url(redis_url).flushdb()

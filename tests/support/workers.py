@@ -1,6 +1,8 @@
 """Fixtures for tests that build and deploy for real: build settings shared with a real Celery worker."""
 
 import pytest
+from django.conf import settings
+from django.db import connection
 
 from deployments.models import ContainerRegistry
 from tests.support.services import CeleryWorker, purge_queue
@@ -28,8 +30,6 @@ def build_settings(settings, build_dirs, base_image):
 def celery_worker(request, django_db_setup, django_db_blocker, build_dirs, base_image, tmp_path_factory):
     """One real worker per test module, on the test database. Module scope keeps a killed worker
     in one module from taking the tasks of another."""
-    from django.conf import settings
-    from django.db import connection
 
     with django_db_blocker.unblock():
         database_name = connection.settings_dict["NAME"]

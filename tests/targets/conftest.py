@@ -1,8 +1,9 @@
 """Fixtures for the rollout target tests: an emulated (or real) cluster, and real model images on a real engine.
 
 The Docker-host tests need images that speak the runtime's health endpoints. They are built once per session
-the way the platform builds them (deployments.builder.context with a `python` model, numpy wheels downloaded
-on the host and installed with --no-index), pushed to the session's registry, and deployed by digest:
+by the platform's own code (deployments.imaging: the context of a `python` model, numpy wheels downloaded on
+the host and installed with --no-index, built and pushed by its DockerEngine) to the session's registry,
+and deployed by digest:
   ready   - model.py loads at once (v1 and v2 differ, so their digests differ)
   broken  - model.py raises in load(): the server lives but /v2/health/ready stays 503
   crash   - the runtime exits at start (its model folder does not exist)
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -22,10 +22,12 @@ from pathlib import Path
 import docker
 import docker.errors
 import pytest
+from django.conf import settings
 
-from deployments.builder.context import BuildSpec, prepare_context
+from deployments.imaging.context import BuildSpec, prepare_context
+from deployments.imaging.engine import DockerEngine
 from deployments.targets import DeploySpec, DockerHostTarget, KubernetesTarget, Progress
-from tests.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 TEST_LABEL = "slipway.test/targets"
 KEPT_REPOSITORY = "slipway-test/targets-iris"
@@ -160,20 +162,22 @@ class ModelImages:
     registry_host: str
 
 
-def _build(engine: docker.DockerClient, context: Path, tag: str, labels: dict[str, str]) -> None:
-    engine.images.build(path=str(context), dockerfile="Dockerfile", tag=tag, labels=labels, rm=True, forcerm=True)
+def _engine() -> DockerEngine:
+    return DockerEngine(settings.DOCKER_HOST, timeout=settings.DOCKER_TIMEOUT)
 
 
-def _push(engine: docker.DockerClient, repository: str, tag: str, auth: dict) -> str:
-    digest = ""
-    for line in engine.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
-        assert "error" not in line, line
-        digest = (line.get("aux") or {}).get("Digest", digest)
-    assert digest, f"no digest reported for {repository}:{tag}"
+def _build(context: Path, dockerfile: str, tag: str, labels: dict[str, str]) -> None:
+    _engine().build_image(
+        context=context, dockerfile=dockerfile, tag=tag, labels=labels, log=lambda _: None, should_stop=lambda: None
+    )
+
+
+def _push(repository: str, tag: str, auth: dict) -> str:
+    digest, _ = _engine().push_image(repository=repository, tag=tag, auth=auth, log=lambda _: None)
     return f"{repository}@{digest}"
 
 
-def _python_model_image(engine, base_image, workdir: Path, wheels: Path, source: str, version: int, tag: str) -> None:
+def _python_model_image(base_image, workdir: Path, wheels: Path, source: str, version: int, tag: str) -> None:
     artifact = workdir / f"model-{version}.py"
     artifact.write_text(source)
     spec = BuildSpec(
@@ -191,7 +195,7 @@ def _python_model_image(engine, base_image, workdir: Path, wheels: Path, source:
         base_image=base_image,
     )
     context = prepare_context(spec, workdir / f"build-{version}", wheel_cache=wheels, log=lambda _: None)
-    _build(engine, context.path, tag, {**context.labels, TEST_LABEL: "image"})
+    _build(context.path, context.dockerfile, tag, {**context.labels, TEST_LABEL: "image"})
 
 
 @pytest.fixture(scope="session")
@@ -204,11 +208,13 @@ def model_images(docker_engine, base_image, oci_registry, tmp_path_factory) -> I
     refs: dict[str, str] = {}
     try:
         for version, (tag, source) in enumerate(sources.items(), start=1):
-            _python_model_image(docker_engine, base_image, workdir, wheels, source, version, f"{repository}:{tag}")
-            refs[tag] = _push(docker_engine, repository, tag, auth)
-        crash = f"FROM {repository}:v1\nENV SLIPWAY_MODEL_DIR=/nonexistent\n"
-        docker_engine.images.build(fileobj=io.BytesIO(crash.encode()), tag=f"{repository}:crash", rm=True)
-        refs["crash"] = _push(docker_engine, repository, "crash", auth)
+            _python_model_image(base_image, workdir, wheels, source, version, f"{repository}:{tag}")
+            refs[tag] = _push(repository, tag, auth)
+        crash = workdir / "crash"
+        crash.mkdir()
+        (crash / "Dockerfile").write_text(f"FROM {repository}:v1\nENV SLIPWAY_MODEL_DIR=/nonexistent\n")
+        _build(crash, "Dockerfile", f"{repository}:crash", {TEST_LABEL: "image"})
+        refs["crash"] = _push(repository, "crash", auth)
         yield ModelImages(**refs, registry_auth=auth, registry_host=oci_registry.host)
     finally:
         _keep_for_the_build_cache(docker_engine, repository, [*sources, "crash"])

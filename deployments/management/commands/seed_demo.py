@@ -104,7 +104,7 @@ class Command(BaseCommand):
         upload = TemporaryUploadedFile("model.py", "text/x-python", len(DEMO_MODEL), "utf-8")
         upload.write(DEMO_MODEL)
         upload.seek(0)
-        upload.sha256 = hashlib.sha256(DEMO_MODEL).hexdigest()
+        upload.sha256 = hashlib.sha256(DEMO_MODEL).hexdigest()  # type: ignore[attr-defined]  # as the upload handler sets it
         registry_services.version_create(
             actor=actor,
             model=model,

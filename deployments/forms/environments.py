@@ -1,0 +1,85 @@
+import json
+
+from django import forms
+
+from accounts.models import Team
+from accounts.permissions import admin_teams
+from deployments.models import Environment
+
+
+class EnvironmentForm(forms.ModelForm):
+    kube_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="Stored encrypted; never shown again. Leave empty to keep the current one.",
+    )
+    kubeconfig = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
+        help_text="Paste a kubeconfig instead of URL + token. Stored encrypted, never shown.",
+    )
+    deployment_settings = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),
+        help_text='JSON, e.g. {"replicas": 2, "memory_limit": "2Gi", "autoscaling": {"min_replicas": 2, '
+        '"max_replicas": 6, "target_cpu_percent": 70}}',
+    )
+    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
+    kube_api_url = forms.URLField(required=False, assume_scheme="https", label="Kubernetes API URL")
+
+    class Meta:
+        model = Environment
+        fields = [
+            "name",
+            "team",
+            "description",
+            "position",
+            "protected",
+            "required_approvals",
+            "approver_groups",
+            "reject_requires_comment",
+            "approval_expiry_hours",
+            "requires_previous_stage",
+            "auto_rollback",
+            "target",
+            "namespace",
+            "kube_api_url",
+            "kube_ca_cert",
+            "docker_url",
+            "bind_address",
+        ]
+        widgets = {"kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"})}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["team"].queryset = admin_teams(user)
+        if not user.is_superuser:
+            self.fields["team"].required, self.fields["team"].empty_label = True, None
+        if self.instance.pk:
+            self.fields["team"].disabled = True
+        self.initial.setdefault("deployment_settings", json.dumps(self.instance.deployment_settings or {}, indent=1))
+
+    def clean_deployment_settings(self):
+        text = self.cleaned_data["deployment_settings"].strip()
+        try:
+            return json.loads(text) if text else {}
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
+
+    def validate_constraints(self, exclude=None):
+        pass
+
+    def validate_unique(self):
+        pass
+
+
+class FreezeForm(forms.Form):
+    starts_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="From")
+    ends_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}), label="Until")
+    reason = forms.CharField(max_length=300, widget=forms.TextInput(attrs={"placeholder": "year-end close"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("starts_at") and cleaned.get("ends_at") and cleaned["ends_at"] <= cleaned["starts_at"]:
+            self.add_error("ends_at", "The window must end after it starts.")
+        return cleaned

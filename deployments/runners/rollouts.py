@@ -1,0 +1,156 @@
+"""Runs one rollout: render, apply, and watch until the new version serves or the rollout fails.
+
+Claimed with a conditional update (a redelivered task does nothing); progress and the final state
+are conditional updates too, so a rollout the reaper already failed stays failed. No database
+transaction is open while the cluster or the Docker host is talked to.
+"""
+
+import logging
+import socket
+import time
+import traceback
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.utils import timezone
+
+from deployments import targets
+from deployments.logs import LogWriter
+from deployments.models import Rollout, RolloutLogLine, RolloutState
+from deployments.services import promotions, rollouts
+from deployments.services.environments import target_for
+from deployments.supervision import Heartbeat
+
+logger = logging.getLogger(__name__)
+
+
+class RolloutLost(Exception):
+    """The rollout left the state this runner expected: stop quietly."""
+
+
+def deploy_spec(rollout: Rollout) -> "targets.DeploySpec":
+    config = rollout.deployment_settings
+    scaling = config.get("autoscaling")
+    return targets.DeploySpec(
+        name=rollout.resource_name,
+        image=rollout.image,
+        model=rollout.model.name,
+        team=rollout.model.team.slug,
+        version=rollout.version.number,
+        deployment_id=rollout.pk,
+        replicas=config["replicas"],
+        resources=targets.Resources(
+            cpu_request=config["cpu_request"],
+            memory_request=config["memory_request"],
+            cpu_limit=config["cpu_limit"],
+            memory_limit=config["memory_limit"],
+            gpus=config["gpus"],
+        ),
+        autoscaling=targets.Autoscaling(**scaling) if scaling else None,
+        env=dict(config["env"]),
+        secret_refs=tuple(config["secret_refs"]),
+        port=config["port"],
+        progress_deadline_seconds=config["progress_deadline_seconds"],
+    )
+
+
+class RolloutRunner:
+    def __init__(self, rollout: Rollout):
+        self.rollout = rollout
+        self.log = LogWriter(RolloutLogLine, rollout)
+        self.deadline = time.monotonic() + settings.ROLLOUT_TIMEOUT
+
+    def say(self, text: str) -> None:
+        self.log(f"==> {text}")
+        self.log.flush()
+
+    def run(self) -> None:
+        rollout = self.rollout
+        verb = {"deploy": "Deploying", "rollback": "Rolling back to", "auto_rollback": "Automatically rolling back to"}
+        environment = rollout.environment
+        self.say(
+            f"{verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} {rollout.version.display_name} "
+            f"in {environment.name} ({environment.get_target_display()})"
+        )
+        self.say(f"Image {rollout.image}")
+        target = target_for(
+            rollout.environment, ready_timeout=rollout.deployment_settings.get("progress_deadline_seconds")
+        )
+        spec = deploy_spec(rollout)
+        manifests = target.render(spec)
+        Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests)
+        endpoint = target.deploy(spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop)
+        self.finish(RolloutState.SUCCEEDED, "", endpoint=endpoint)
+        rollouts.release_succeeded(rollout)
+        promotions.release_deployed(rollout)
+        self.say(f"{rollout.version.display_name} is serving at {endpoint}")
+
+    def progress(self, progress: "targets.Progress") -> None:
+        data = {
+            "desired": progress.desired,
+            "updated": progress.updated,
+            "ready": progress.ready,
+            "available": progress.available,
+            "message": progress.message,
+        }
+        updated = Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
+            state=RolloutState.PROGRESSING, progress=data, heartbeat_at=timezone.now()
+        )
+        if not updated:
+            raise RolloutLost()
+        self.log.flush()
+
+    def should_stop(self) -> str | None:
+        if time.monotonic() > self.deadline:
+            return f"The rollout exceeded its time limit of {settings.ROLLOUT_TIMEOUT} s."
+        state = Rollout.objects.filter(pk=self.rollout.pk).values_list("state", flat=True).get()
+        if state not in RolloutState.running():
+            raise RolloutLost()
+        return None
+
+    def finish(self, state: str, reason: str, **fields) -> None:
+        self.log.flush()
+        if not Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
+            state=state, failure_reason=reason[:1000], finished_at=timezone.now(), **fields
+        ):
+            raise RolloutLost()
+        self.rollout.state = state
+
+    def fail(self, reason: str) -> None:
+        self.log(f"ERROR: {reason}")
+        try:
+            self.finish(RolloutState.FAILED, reason)
+        except RolloutLost:
+            return
+        self.rollout.failure_reason = reason
+        promotions.release_deployed(self.rollout)
+        replacement = rollouts.auto_rollback(self.rollout)
+        if replacement is not None:
+            self.say(f"Rolling back automatically to {replacement.version.display_name} (rollout #{replacement.pk})")
+            self.log.flush()
+
+
+def execute(*, rollout_id: int) -> None:
+    now = timezone.now()
+    if not Rollout.objects.filter(pk=rollout_id, state=RolloutState.QUEUED).update(
+        state=RolloutState.APPLYING, started_at=now, heartbeat_at=now, worker=socket.gethostname()
+    ):
+        logger.info("rollout %s: already claimed or finished; nothing to do", rollout_id)
+        return
+    rollout = Rollout.objects.select_related("environment__team", "model__team", "version", "build").get(pk=rollout_id)
+    runner = RolloutRunner(rollout)
+    with Heartbeat(Rollout, rollout_id, RolloutState.running(), settings.BUILD_HEARTBEAT_SECONDS):
+        try:
+            runner.run()
+        except RolloutLost:
+            logger.warning("rollout %s: no longer running here", rollout_id)
+        except targets.RolloutStopped as exc:
+            runner.fail(str(exc))
+        except (targets.TargetError, targets.TransientTargetError) as exc:
+            runner.fail(str(exc))
+        except SoftTimeLimitExceeded:
+            runner.fail(f"The rollout exceeded its time limit of {settings.ROLLOUT_TIMEOUT} s.")
+        except Exception as exc:
+            logger.exception("rollout %s crashed", rollout_id)
+            runner.log(traceback.format_exc())
+            runner.fail(f"Internal error in the rollout worker: {type(exc).__name__}: {exc}")

@@ -1,0 +1,98 @@
+"""What changes: a promotion against what runs now (its page and the API show the same facts), and two
+versions of a model side by side (the compare page)."""
+
+from typing import Any
+
+from deployments.models import PromotionRequest, Rollout, RolloutState
+from deployments.selectors.environments import effective_settings
+from deployments.selectors.rollouts import current_release
+
+
+def _diff(before: dict, after: dict) -> list[dict]:
+    rows = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old != new:
+            rows.append(
+                {
+                    "key": key,
+                    "before": old,
+                    "after": new,
+                    "change": "added" if key not in before else "removed" if key not in after else "changed",
+                }
+            )
+    return rows
+
+
+def _packages(build) -> dict:
+    return {item["name"].lower(): item["version"] for item in (build.bill_of_materials if build else [])}
+
+
+def compare(promotion: PromotionRequest) -> dict:
+    current = current_release(promotion.environment, promotion.model)
+    current_build = current.build if current else None
+    wanted_settings = effective_settings(promotion.environment, promotion.model)
+    runs = (
+        Rollout.objects.filter(image=promotion.image)
+        .select_related("environment")
+        .order_by("environment__position", "-created_at")
+    )
+    history: dict[str, dict[str, Any]] = {}
+    for rollout in runs:
+        entry = history.setdefault(
+            rollout.environment.name,
+            {"environment": rollout.environment.name, "succeeded": 0, "failed": 0, "running_now": False},
+        )
+        if rollout.state in RolloutState.released():
+            entry["succeeded"] += 1
+        elif rollout.state == RolloutState.FAILED:
+            entry["failed"] += 1
+        entry["running_now"] = entry["running_now"] or rollout.state == RolloutState.SUCCEEDED
+    return {
+        "current": None
+        if current is None
+        else {
+            "rollout": current.pk,
+            "version": current.version.number,
+            "image": current.image,
+            "framework": current.version.framework,
+            "since": current.finished_at,
+        },
+        "proposed": {
+            "version": promotion.version.number,
+            "image": promotion.image,
+            "framework": promotion.version.framework,
+        },
+        "same_image": current is not None and current.image == promotion.image,
+        "dependencies": _diff(_packages(current_build), _packages(promotion.build)),
+        "metrics": _diff(current.version.metrics if current else {}, promotion.version.metrics),
+        "settings": _diff(current.deployment_settings if current else {}, wanted_settings),
+        "digest_history": list(history.values()),
+    }
+
+
+def compare_versions(older, newer) -> dict:
+    """Two versions of a model side by side: metrics, parameters, packages, deployment settings."""
+
+    def latest_build(version):
+        return version.builds.filter(state="succeeded").order_by("-finished_at").first()
+
+    def last_settings(version):
+        rollout = Rollout.objects.filter(version=version).order_by("-created_at").first()
+        return rollout.deployment_settings if rollout else {}
+
+    def requirements(version):
+        return {
+            line.split("=", 1)[0].split(">", 1)[0].split("<", 1)[0].strip().lower(): line
+            for line in version.requirements
+        }
+
+    return {
+        "metrics": _diff(older.metrics, newer.metrics),
+        "parameters": _diff(older.parameters, newer.parameters),
+        "requirements": _diff(requirements(older), requirements(newer)),
+        "packages": _diff(_packages(latest_build(older)), _packages(latest_build(newer))),
+        "settings": _diff(last_settings(older), last_settings(newer)),
+        "framework": (older.framework, newer.framework),
+        "signature_changed": older.signature != newer.signature,
+    }

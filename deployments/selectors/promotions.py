@@ -1,0 +1,35 @@
+"""Reads of promotion requests: the history a user may see, and the inbox of what they may decide."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from accounts.permissions import Actor, restrict, roles_by_team
+from deployments.models import PromotionRequest, PromotionState
+from deployments.policy import approver_verdict
+
+
+def promotion_list(*, user) -> QuerySet[PromotionRequest]:
+    return restrict(
+        PromotionRequest.objects.select_related("environment", "model__team", "version", "requested_by", "rollout"),
+        user,
+    )
+
+
+def inbox(actor: Actor) -> list[PromotionRequest]:
+    """Pending requests this person may decide and has not decided yet for their current image."""
+    user = actor.user
+    roles = roles_by_team(user)
+    pending = (
+        PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
+        .exclude(requested_by=user)
+        .select_related("environment", "model__team", "version", "requested_by")
+        .prefetch_related("environment__approver_groups", "approvals")
+        .order_by("created_at")
+    )
+    return [
+        promotion
+        for promotion in pending
+        if (user.is_superuser or promotion.model.team_id in roles)
+        and not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
+        and approver_verdict(actor, promotion, role=roles.get(promotion.model.team_id))
+    ]

@@ -1,0 +1,1 @@
+"""An emulated Kubernetes API server and controllers, over real HTTP, for the tests (see README.md)."""
