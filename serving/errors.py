@@ -6,9 +6,10 @@ from __future__ import annotations
 class ClientError(Exception):
     """A mistake in the request: answered with its status and message, never as a 500."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(self, message: str, status: int = 400, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 class ConfigError(Exception):

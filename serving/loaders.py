@@ -18,6 +18,10 @@ from serving.errors import ClientError
 
 # The "platform" each framework reports in the model metadata, as KServe names them.
 PLATFORMS = {"sklearn": "sklearn", "onnx": "onnxruntime_onnx", "python": "python"}
+# Loaded once, before the workers are forked, so they share its memory: an unpickled estimator is plain
+# Python objects and numpy arrays, and loading it starts no thread. An onnxruntime session owns thread
+# pools that a fork would not copy, and a user's model.py may start threads: those load in each worker.
+LOADED_BEFORE_FORK = ("sklearn",)
 
 TensorMetadata = dict[str, Any]
 
@@ -87,9 +91,15 @@ class SklearnModel(LoadedModel):
 class OnnxModel(LoadedModel):
     platform = PLATFORMS["onnx"]
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, threads: int) -> None:
         onnxruntime = importlib.import_module("onnxruntime")
-        self.session: Any = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        options = onnxruntime.SessionOptions()
+        # Workers already use every CPU; a session per worker sized for all of them would oversubscribe.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session: Any = onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.inputs: dict[str, Any] = {meta.name: meta for meta in self.session.get_inputs()}
         self.outputs: dict[str, Any] = {meta.name: meta for meta in self.session.get_outputs()}
 
@@ -174,11 +184,11 @@ class PythonModel(LoadedModel):
         return {name: outputs[name] for name in requested}
 
 
-def load_model(config: ModelConfig, model_dir: Path) -> LoadedModel:
+def load_model(config: ModelConfig, model_dir: Path, *, threads: int = 1) -> LoadedModel:
     if config.framework == "sklearn":
         return SklearnModel(find_artifact(model_dir, config.artifact, SKLEARN_SUFFIXES), config)
     if config.framework == "onnx":
-        return OnnxModel(find_artifact(model_dir, config.artifact, ONNX_SUFFIXES))
+        return OnnxModel(find_artifact(model_dir, config.artifact, ONNX_SUFFIXES), threads)
     folder = (model_dir / config.artifact).resolve()
     if not folder.is_relative_to(model_dir.resolve()):
         raise ValueError(f"artifact {config.artifact!r} points outside the model directory")

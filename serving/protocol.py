@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from serving.board import FAILED, LOADING, READY, Board
 from serving.codec import InputTensor, decode_input, encode_output, shape_matches
-from serving.config import ModelConfig
+from serving.config import ModelConfig, Settings
 from serving.errors import ClientError
 from serving.loaders import PLATFORMS, LoadedModel, load_model
 from serving.logs import log_event
@@ -49,31 +50,46 @@ SIMPLE_ROUTES = {
     "/metrics": "metrics",
 }
 MODEL_ACTIONS = {None: "model_metadata", "/ready": "model_ready", "/infer": "infer"}
+ENDPOINTS = (*dict.fromkeys(SIMPLE_ROUTES.values()), *MODEL_ACTIONS.values(), "unknown")
 
 
 class App:
-    def __init__(self, config: ModelConfig, model_dir: Path, max_body_bytes: int) -> None:
+    """One model's protocol, shared by every worker process: forked with them, it holds their board too."""
+
+    def __init__(self, config: ModelConfig, settings: Settings) -> None:
         self.config = config
-        self.model_dir = model_dir
-        self.max_body_bytes = max_body_bytes
-        self.metrics = Metrics()
+        self.settings = settings
+        self.board = Board(settings.workers)
+        self.metrics = Metrics(self.board.slots, ENDPOINTS)
+        self.slot = self.board.supervisor
         self.model: LoadedModel | None = None
-        self.not_ready_reason = NOT_LOADED
         self.shutting_down = False
+        self._inference_slots = threading.BoundedSemaphore(settings.max_concurrency)
         self._inflight = 0
         self._inflight_changed = threading.Condition()
 
     # -- lifecycle
 
-    def load(self) -> None:
+    def attach(self, slot: int) -> None:
+        """Makes this process the worker in `slot` (called right after the fork)."""
+        self.slot = slot
+        self.metrics.attach(slot)
+        self._inference_slots = threading.BoundedSemaphore(self.settings.max_concurrency)
+        self._inflight = 0
+        self._inflight_changed = threading.Condition()
+        self.board.set(slot, READY if self.model is not None else LOADING, os.getpid())
+
+    def load(self) -> bool:
         started = time.monotonic()
         try:
-            model = load_model(self.config, self.model_dir)
+            model = load_model(self.config, self.settings.model_dir, threads=self._threads_per_worker())
         except BaseException as exc:  # user code may raise anything (even SystemExit); readiness must say so
-            self.not_ready_reason = f"model failed to load: {type(exc).__name__}: {exc}"
-            log_event("error", "model_load_failed", error=self.not_ready_reason, traceback=traceback.format_exc())
-            return
+            reason = f"model failed to load: {type(exc).__name__}: {exc}"
+            self.board.set(self.slot, FAILED, os.getpid(), reason)
+            log_event("error", "model_load_failed", error=reason, traceback=traceback.format_exc())
+            return False
         self.model = model
+        self.board.set(self.slot, READY, os.getpid())
         log_event(
             "info",
             "model_loaded",
@@ -82,10 +98,24 @@ class App:
             framework=self.config.framework,
             seconds=round(time.monotonic() - started, 3),
         )
+        return True
+
+    def _threads_per_worker(self) -> int:
+        return max(1, len(os.sched_getaffinity(0)) // self.settings.workers)
 
     @property
     def ready(self) -> bool:
-        return self.model is not None and not self.shutting_down
+        return self.model is not None and not self.shutting_down and self.board.all_ready()
+
+    def not_ready_reason(self) -> str:
+        if self.shutting_down:
+            return "server is shutting down"
+        failure = self.board.failure()
+        if failure:
+            return failure
+        if self.model is None:
+            return NOT_LOADED
+        return f"{self.board.ready_count()} of {self.board.workers} workers have loaded the model"
 
     def request_started(self) -> None:
         with self._inflight_changed:
@@ -123,8 +153,7 @@ class App:
         return None
 
     def _not_ready(self) -> Response:
-        reason = "server is shutting down" if self.shutting_down else self.not_ready_reason
-        return error(503, reason)
+        return error(503, self.not_ready_reason())
 
     # -- handlers (GET ones ignore the body reader)
 
@@ -138,7 +167,10 @@ class App:
         return Response(200, {"ready": True}) if self.ready else self._not_ready()
 
     def handle_metrics(self, **_: Any) -> Response:
-        return Response(200, self.metrics.render(self.ready), "text/plain; version=0.0.4; charset=utf-8")
+        text = self.metrics.render(
+            model_ready=self.ready, workers=self.board.workers, workers_ready=self.board.ready_count()
+        )
+        return Response(200, text, "text/plain; version=0.0.4; charset=utf-8")
 
     def handle_model_metadata(self, name: str, version: str, **_: Any) -> Response:
         not_found = self._model_not_found(name, version)
@@ -173,7 +205,21 @@ class App:
         model = self.model
         if model is None or self.shutting_down:
             return self._not_ready()
-        request = parse_infer_request(read_body())
+        # Decoding and predicting hold memory and the CPU: a bounded number at once, the rest wait a
+        # little, then are told to come back rather than piling up.
+        if not self._inference_slots.acquire(timeout=self.settings.queue_timeout):
+            raise ClientError(
+                f"server busy: {self.settings.max_concurrency} inference requests already running; retry later",
+                503,
+                headers={"Retry-After": "1"},
+            )
+        try:
+            return self._infer(model, read_body())
+        finally:
+            self._inference_slots.release()
+
+    def _infer(self, model: LoadedModel, body: bytes) -> Response:
+        request = parse_infer_request(body)
         inputs = [decode_input(raw, index) for index, raw in enumerate(request["inputs"])]
         self._check_inputs(inputs)
         requested = requested_outputs(request, model.output_names())

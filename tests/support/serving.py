@@ -112,6 +112,20 @@ class ServerProcess:
                 samples[key] = float(value)
         return samples
 
+    def worker_pids(self) -> set[int]:
+        """The worker processes the server forked (its children), from /proc."""
+        children = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                children.add(int(entry.name))
+        return children
+
     def output(self) -> str:
         return "\n".join(self.lines[-60:])
 
