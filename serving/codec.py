@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from serving.config import is_int
+from serving.config import Limits, is_int
 from serving.contract import ONNX_ELEMENT_DATATYPES
 from serving.errors import ClientError
 
@@ -43,7 +44,44 @@ class InputTensor:
     array: Array
 
 
-def decode_input(raw: object, index: int) -> InputTensor:
+MAX_DIMENSIONS = 32  # numpy allows 64; no model input needs more than a handful
+_NUMBER_TYPES = (int, float)
+
+
+class _Budget:
+    """What one request's inputs have taken of the limits so far, counted before any array exists."""
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.elements = 0
+        self.bytes = 0
+
+    def take_elements(self, name: str, count: int) -> None:
+        self.elements += count
+        if self.elements > self.limits.elements:
+            raise ClientError(
+                f"input '{name}' brings the request to {self.elements:,} elements; this server accepts at most "
+                f"{self.limits.elements:,} per request (SLIPWAY_MAX_ELEMENTS)",
+                413,
+            )
+
+    def take_bytes(self, name: str, count: int) -> None:
+        self.bytes += count
+        if self.bytes > self.limits.tensor_bytes:
+            raise ClientError(
+                f"input '{name}' brings the request's tensors to more than {self.limits.tensor_bytes:,} bytes "
+                "(SLIPWAY_MAX_TENSOR_BYTES)",
+                413,
+            )
+
+
+def decode_inputs(raw_inputs: list[Any], limits: Limits) -> list[InputTensor]:
+    """Checks every input against the limits and its own shape and datatype, then builds its array."""
+    budget = _Budget(limits)
+    return [decode_input(raw, index, budget) for index, raw in enumerate(raw_inputs)]
+
+
+def decode_input(raw: object, index: int, budget: _Budget) -> InputTensor:
     if not isinstance(raw, dict):
         raise ClientError(f"inputs[{index}] must be an object")
     name = raw.get("name")
@@ -55,55 +93,91 @@ def decode_input(raw: object, index: int) -> InputTensor:
     if datatype not in NUMPY_DTYPES:
         supported = ", ".join(NUMPY_DTYPES)
         raise ClientError(f"input '{name}' has unsupported datatype {datatype!r}; supported: {supported}")
-    shape = raw.get("shape")
-    if not isinstance(shape, list) or not all(is_int(d) and d >= 0 for d in shape):
+    raw_shape = raw.get("shape")
+    if not isinstance(raw_shape, list) or not all(is_int(d) and d >= 0 for d in raw_shape):
         raise ClientError(f"input '{name}' needs 'shape' as a list of non-negative integers")
+    if len(raw_shape) > MAX_DIMENSIONS:
+        raise ClientError(f"input '{name}' has {len(raw_shape)} dimensions; at most {MAX_DIMENSIONS} are accepted")
+    shape = tuple(raw_shape)
     data = raw.get("data")
     if not isinstance(data, list):
         raise ClientError(f"input '{name}' needs 'data' as an array (flat row-major or nested)")
     parameters = raw.get("parameters")
     if isinstance(parameters, dict) and "binary_data_size" in parameters:
         raise ClientError(f"input '{name}' uses the binary tensor extension, which this server does not support")
-    array = data_to_array(name, datatype, tuple(shape), data)
-    return InputTensor(name, datatype, tuple(shape), array)
-
-
-def data_to_array(name: str, datatype: str, shape: tuple[int, ...], data: list[Any]) -> Array:
     expected = math.prod(shape)
-    try:
-        values = np.array(data)
-    except (ValueError, TypeError) as exc:
-        raise ClientError(f"input '{name}': nested 'data' is not rectangular") from exc
-    if values.size != expected:
+    budget.take_elements(name, expected)
+    dtype = NUMPY_DTYPES[datatype]
+    budget.take_bytes(name, expected * dtype.itemsize)  # BYTES: a reference per element, the text comes later
+    values = _flatten(name, data, shape, expected)
+    return InputTensor(name, datatype, shape, _to_array(name, datatype, values, budget).reshape(shape))
+
+
+def _flatten(name: str, data: list[Any], shape: tuple[int, ...], expected: int) -> list[Any]:
+    """The elements of flat or nested `data` in row-major order; never more than `expected` of them."""
+    values = data
+    while values and type(values[0]) is list:
+        width = len(values[0])
+        if any(type(item) is not list or len(item) != width for item in values):
+            raise ClientError(f"input '{name}': nested 'data' is not rectangular")
+        if len(values) * width > expected:
+            raise ClientError(f"input '{name}': 'data' holds more elements than shape {list(shape)} needs ({expected})")
+        values = list(itertools.chain.from_iterable(values))
+    if len(values) != expected:
         raise ClientError(
-            f"input '{name}': 'data' holds {values.size} elements but shape {list(shape)} needs {expected}"
+            f"input '{name}': 'data' holds {len(values)} elements but shape {list(shape)} needs {expected}"
         )
-    target = NUMPY_DTYPES[datatype]
-    if expected == 0:
-        return np.zeros(shape, dtype=target)
-    _check_element_kind(name, datatype, values)
+    return values
+
+
+def _to_array(name: str, datatype: str, values: list[Any], budget: _Budget) -> Array:
+    """An array of exactly `datatype`, built only after every element was checked to be of its kind.
+
+    numpy left to guess would make strings fixed-width: one long string among many short ones would
+    take its length times the element count (a 1 MB request, a 4 GB array).
+    """
+    dtype = NUMPY_DTYPES[datatype]
+    if not values:
+        return np.zeros(0, dtype=dtype)
+    if any(type(value) is list for value in values):
+        raise ClientError(f"input '{name}': nested 'data' is not rectangular")
     if datatype == "BYTES":
-        return values.astype(object).reshape(shape)
-    if values.dtype.kind in "iu" and target.kind in "iu":
-        limits = np.iinfo(target)
-        if values.min() < limits.min or values.max() > limits.max:
-            raise ClientError(f"input '{name}': values out of range for {datatype}")
-    return values.astype(target).reshape(shape)
-
-
-def _check_element_kind(name: str, datatype: str, values: Array) -> None:
-    kind = values.dtype.kind
+        if not all(type(value) is str for value in values):
+            raise ClientError(f"input '{name}': datatype BYTES needs strings in 'data'")
+        _check_strings(name, values, budget)
+        array = np.empty(len(values), dtype=object)
+        array[:] = values
+        return array
     if datatype == "BOOL":
-        ok = kind == "b"
-    elif datatype.startswith(("INT", "UINT")):
-        ok = kind in "iu"
-    elif datatype.startswith("FP"):
-        ok = kind in "iuf"
-    else:
-        ok = kind == "U"
-    if not ok:
-        wanted = {"BOOL": "booleans", "BYTES": "strings"}.get(datatype, "integers" if "INT" in datatype else "numbers")
-        raise ClientError(f"input '{name}': datatype {datatype} needs {wanted} in 'data'")
+        if not all(type(value) is bool for value in values):
+            raise ClientError(f"input '{name}': datatype BOOL needs booleans in 'data'")
+    elif dtype.kind in "iu":
+        if not all(type(value) is int for value in values):
+            raise ClientError(f"input '{name}': datatype {datatype} needs integers in 'data'")
+        limits = np.iinfo(dtype)
+        if min(values) < limits.min or max(values) > limits.max:
+            raise ClientError(f"input '{name}': values out of range for {datatype}")
+    elif not all(type(value) in _NUMBER_TYPES for value in values):
+        raise ClientError(f"input '{name}': datatype {datatype} needs numbers in 'data'")
+    try:
+        return np.array(values, dtype=dtype)
+    except OverflowError:  # an integer too large even for a float
+        raise ClientError(f"input '{name}': values out of range for {datatype}") from None
+
+
+def _check_strings(name: str, values: list[str], budget: _Budget) -> None:
+    limit = budget.limits.string_bytes
+    total = 0
+    for value in values:
+        size = len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
+        if size > limit:
+            raise ClientError(
+                f"input '{name}' holds a string of {size:,} bytes; this server accepts at most {limit:,} "
+                "(SLIPWAY_MAX_STRING_BYTES)",
+                413,
+            )
+        total += size
+    budget.take_bytes(name, total)
 
 
 def datatype_of(array: Array) -> str:

@@ -125,9 +125,9 @@ MAX_AUTO_WORKERS = 8
 class Limits:
     """What one request may ask of the server; checked before any array is built."""
 
-    body_bytes: int = 16 * MiB
+    body_bytes: int = 8 * MiB
     elements: int = 4 * MiB  # input elements across all tensors of a request
-    tensor_bytes: int = 64 * MiB  # input array bytes across all tensors (BYTES: 8 per element + the text)
+    tensor_bytes: int = 32 * MiB  # input array bytes across all tensors (BYTES: 8 per element + the text)
     string_bytes: int = 1 * MiB  # one BYTES element, UTF-8 encoded
 
 

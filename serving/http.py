@@ -355,7 +355,11 @@ class Server:
         connection = Connection(sock, remote, self)
         connection.keep_alive = False
         try:
-            request = connection.read_request()
+            try:
+                request = connection.read_request()
+            except BadRequest as exc:
+                connection._send(error(exc.status, str(exc)))
+                return
             if request.path == "/v2/health/live" and request.method == "GET":
                 response = Response(200, {"live": True})
             else:
@@ -365,7 +369,7 @@ class Server:
             self.app.metrics.observe(self.app.route(request.method, request.path)[0], response.status, 0.0)
             if request.has_body:
                 connection._discard_unread_body()
-        except (ClientGone, BadRequest, OSError):
+        except (ClientGone, OSError):
             pass
         finally:
             sock.close()

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from serving.board import FAILED, LOADING, READY, Board
-from serving.codec import InputTensor, decode_input, encode_output, shape_matches
+from serving.codec import InputTensor, decode_inputs, encode_output, shape_matches
 from serving.config import ModelConfig, Settings
 from serving.errors import ClientError
 from serving.loaders import PLATFORMS, LoadedModel, load_model
@@ -65,6 +65,7 @@ class App:
         self.model: LoadedModel | None = None
         self.shutting_down = False
         self._inference_slots = threading.BoundedSemaphore(settings.max_concurrency)
+        self._decoding = threading.Lock()
         self._inflight = 0
         self._inflight_changed = threading.Condition()
 
@@ -75,6 +76,7 @@ class App:
         self.slot = slot
         self.metrics.attach(slot)
         self._inference_slots = threading.BoundedSemaphore(self.settings.max_concurrency)
+        self._decoding = threading.Lock()
         self._inflight = 0
         self._inflight_changed = threading.Condition()
         self.board.set(slot, READY if self.model is not None else LOADING, os.getpid())
@@ -208,21 +210,25 @@ class App:
         # Decoding and predicting hold memory and the CPU: a bounded number at once, the rest wait a
         # little, then are told to come back rather than piling up.
         if not self._inference_slots.acquire(timeout=self.settings.queue_timeout):
-            raise ClientError(
-                f"server busy: {self.settings.max_concurrency} inference requests already running; retry later",
-                503,
-                headers={"Retry-After": "1"},
-            )
+            raise self._busy()
         try:
             return self._infer(model, read_body())
         finally:
             self._inference_slots.release()
 
     def _infer(self, model: LoadedModel, body: bytes) -> Response:
-        request = parse_infer_request(body)
-        inputs = [decode_input(raw, index) for index, raw in enumerate(request["inputs"])]
-        self._check_inputs(inputs)
-        requested = requested_outputs(request, model.output_names())
+        # Parsed JSON takes up to about 25 times the size of its body. The interpreter lock lets one
+        # thread parse at a time anyway, so one request at a time parses and decodes, and its JSON
+        # objects are gone (only arrays are left) before the next one starts.
+        if not self._decoding.acquire(timeout=self.settings.queue_timeout):
+            raise self._busy()
+        try:
+            request = parse_infer_request(body)
+            inputs = decode_inputs(request.pop("inputs"), self.settings.limits)
+            self._check_inputs(inputs)
+            requested = requested_outputs(request, model.output_names())
+        finally:
+            self._decoding.release()
         arrays = {tensor.name: tensor.array for tensor in inputs}
         try:
             results = model.predict(arrays, requested)
@@ -242,6 +248,13 @@ class App:
             answer["id"] = request["id"]
         answer["outputs"] = outputs
         return Response(200, answer)
+
+    def _busy(self) -> ClientError:
+        return ClientError(
+            f"server busy: {self.settings.max_concurrency} inference requests already running; retry later",
+            503,
+            headers={"Retry-After": "1"},
+        )
 
     def _check_inputs(self, inputs: list[InputTensor]) -> None:
         names = [tensor.name for tensor in inputs]
