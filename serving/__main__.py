@@ -15,25 +15,22 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.error
-import urllib.request
 
 from serving.config import load_config, read_settings
 from serving.errors import ConfigError
 from serving.logs import log_event
+from serving.probe import call
 from serving.workers import Supervisor, listen
 
 EXIT_CONFIG = 2
 
 
 def healthcheck() -> int:
-    port = os.environ.get("PORT", "8080")
-    url = f"http://127.0.0.1:{port}/v2/health/ready"
     try:
-        with urllib.request.urlopen(url, timeout=3) as answer:
-            return 0 if answer.status == 200 else 1
-    except (urllib.error.URLError, OSError):
+        status, _ = call(int(os.environ.get("PORT") or 8080), "GET", "/v2/health/ready", timeout=3)
+    except (OSError, ValueError):
         return 1
+    return 0 if status == 200 else 1
 
 
 def main(argv: list[str]) -> int:

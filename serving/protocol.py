@@ -24,6 +24,8 @@ from serving.metrics import Metrics
 SERVER_NAME = "slipway"
 SERVER_VERSION = "1.0.0"
 NOT_LOADED = "model not loaded yet"
+# The "state" of a 503 from readiness, for whoever waits on it (a rollout, the build's smoke test).
+LOADING_STATE, FAILED_TO_LOAD, STOPPING = "loading", "failed", "stopping"
 
 
 @dataclass
@@ -109,15 +111,16 @@ class App:
     def ready(self) -> bool:
         return self.model is not None and not self.shutting_down and self.board.all_ready()
 
-    def not_ready_reason(self) -> str:
+    def not_ready(self) -> tuple[str, str]:
+        """(state, reason): "loading", "failed" (the model cannot load: the process will exit) or "stopping"."""
         if self.shutting_down:
-            return "server is shutting down"
+            return STOPPING, "server is shutting down"
         failure = self.board.failure()
         if failure:
-            return failure
+            return FAILED_TO_LOAD, failure
         if self.model is None:
-            return NOT_LOADED
-        return f"{self.board.ready_count()} of {self.board.workers} workers have loaded the model"
+            return LOADING_STATE, NOT_LOADED
+        return LOADING_STATE, f"{self.board.ready_count()} of {self.board.workers} workers have loaded the model"
 
     def request_started(self) -> None:
         with self._inflight_changed:
@@ -155,7 +158,8 @@ class App:
         return None
 
     def _not_ready(self) -> Response:
-        return error(503, self.not_ready_reason())
+        state, reason = self.not_ready()
+        return Response(503, {"error": reason, "state": state})
 
     # -- handlers (GET ones ignore the body reader)
 

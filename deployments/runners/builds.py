@@ -21,6 +21,7 @@ from django.utils import timezone
 from deployments.imaging.context import BuildSpec, prepare_context
 from deployments.imaging.engine import DockerEngine
 from deployments.imaging.errors import Cancelled, ImageError, TransientError
+from deployments.imaging.smoke import smoke_test
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
 from deployments.services import promotions
@@ -78,6 +79,8 @@ class BuildRunner:
         )
         size = self.engine.image_size(image_id)
         self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
+        if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
+            self.smoke_test(image_id)
 
         self.enter(BuildState.PUSHING)
         auth = registry.auth_config
@@ -120,6 +123,12 @@ class BuildRunner:
         if context.bill_of_materials:
             self.say(f"{len(context.bill_of_materials)} packages will be installed (see the bill of materials)")
         return context
+
+    def smoke_test(self, image_id: str) -> None:
+        self.say("Smoke test: starting the image as a rollout would, without network, until it answers")
+        client, name = self.engine.client(), f"b{self.build.pk}"
+        verdict = smoke_test(client=client, image=image_id, name=name, log=self.log, should_stop=self.should_stop)
+        self.say(f"Smoke test passed in {verdict.seconds:.1f} s: {verdict.summary}")
 
     def record_prebuilt_image(self) -> None:
         reference = self.version.image_reference

@@ -163,6 +163,10 @@ def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
     packages = {item["name"].lower(): item for item in build.bill_of_materials}
     assert "scikit-learn" in packages and len(packages["scikit-learn"]["sha256"]) == 64
 
+    # Before the push, the image served a request made from the signature, as a rollout would run it.
+    assert "==> Smoke test passed in" in log_text(build)
+    assert "answered a request made from the signature (outputs: predict)" in log_text(build)
+
     url = running_container(build.digest_reference)
     answer = infer(url, "iris", features[:10], "FP64")
     assert answer["model_name"] == "iris"
@@ -226,6 +230,40 @@ def test_an_onnx_version_serves_the_same_predictions(
     assert response.status_code == 200, response.text
     labels = next(o for o in response.json()["outputs"] if o["datatype"].startswith("INT"))
     assert labels["data"] == estimator.predict(features[:10]).tolist()
+
+
+def test_a_model_that_cannot_load_fails_its_build_and_is_never_pushed(
+    api,
+    teammate,
+    model,
+    registry_row,
+    oci_registry,
+    build_settings,
+    celery_worker,
+    docker_engine,
+):
+    # The case: a text file uploaded as a scikit-learn model used to build, push and only fail
+    # once deployed, after the rollout's 600 s deadline.
+    version = upload(
+        api.as_user(teammate),
+        model,
+        name="model.joblib",
+        content=b"these are my notes, not a model\n",
+        framework="sklearn",
+        signature=json.dumps(SIGNATURE),
+    )
+
+    build = wait_for_build(version["id"], timeout=300)
+
+    assert build.state == BuildState.FAILED
+    assert build.failure_reason.startswith("The image failed its smoke test: model failed to load: ")
+    log = log_text(build)
+    assert "==> Smoke test: starting the image as a rollout would, without network" in log
+    assert '"event": "model_load_failed"' in log  # the runtime's own lines, shown in the build log
+    assert "==> Pushing" not in log
+    assert oci_registry.manifest("vision/iris", f"v1-b{build.pk}").status_code == 404
+    assert "pushing" not in build.steps
+    assert not docker_engine.containers.list(all=True, filters={"label": "io.slipway.smoke-test"})
 
 
 def test_a_failing_custom_dockerfile_ends_failed_with_the_engine_error(

@@ -1,7 +1,8 @@
 """Rollouts to a Docker host, end to end: a real worker builds and deploys real images.
 
-The model is a `python` framework class (numpy only), so builds are quick; a broken version's
-container never becomes ready, which must leave the previous one serving.
+The model is a `python` framework class (numpy only), so builds are quick. The broken version needs a
+weights file its environment names but does not have: it passes its build's smoke test (no environment
+there) and never becomes ready in the environment, which must leave the previous one serving.
 """
 
 import pytest
@@ -24,7 +25,17 @@ class Model:
         return {"double": np.asarray(inputs["x"], dtype=np.float64) * %d}
 """
 BROKEN_MODEL = b"""
-raise RuntimeError("this model cannot load: weights missing")
+import os
+
+
+class Model:
+    def load(self, folder):
+        weights = os.environ.get("IRIS_WEIGHTS")
+        if weights and not os.path.exists(weights):
+            raise RuntimeError(f"this model cannot load: weights missing at {weights}")
+
+    def predict(self, inputs):
+        return {"double": inputs["x"] * 0}
 """
 SIGNATURE = (
     '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], '
@@ -40,7 +51,7 @@ def docker_env(docker_engine):
         target=TargetKind.DOCKER,
         docker_url="unix:///var/run/docker.sock",
         bind_address="127.0.0.1",
-        deployment_settings={"progress_deadline_seconds": 15},
+        deployment_settings={"progress_deadline_seconds": 15, "env": {"IRIS_WEIGHTS": "/models/iris.bin"}},
     )
     yield environment
     for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=iris"}):

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.serving import REPO_ROOT
+from tests.support.serving import REPO_ROOT, parse_json
 
 SLOW_MODEL = """
 import os, time
@@ -38,7 +38,7 @@ def test_ready_is_503_until_the_model_has_loaded(tmp_path, start_server, model_c
     assert server.get("/v2/health/live").status_code == 200
     not_ready = server.get("/v2/health/ready")
     assert not_ready.status_code == 503
-    assert not_ready.json() == {"error": "model not loaded yet"}
+    assert not_ready.json() == {"error": "model not loaded yet", "state": "loading"}
     assert server.get("/v2/models/slow/ready").status_code == 503
     assert server.post("/v2/models/slow/infer", request).status_code == 503
     assert server.metrics()["slipway_model_ready"] == 0
@@ -70,25 +70,58 @@ BROKEN_ARTIFACTS = {
 
 
 @pytest.mark.parametrize("framework", list(BROKEN_ARTIFACTS))
-def test_broken_artifact_never_becomes_ready(tmp_path, start_server, model_config, framework):
+def test_a_model_that_cannot_load_says_why_then_the_server_exits_3(tmp_path, start_server, model_config, framework):
     filename, content, artifact = BROKEN_ARTIFACTS[framework]
     (tmp_path / filename).write_bytes(content)
     model_config(tmp_path, name="broken", framework=framework, artifact=artifact)
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, SLIPWAY_LOAD_FAILURE_GRACE="2")
 
     failure = server.wait_for_event("model_load_failed")
 
     assert failure["level"] == "error"
-    for _ in range(5):
-        ready = server.get("/v2/health/ready")
-        assert ready.status_code == 503
-        assert ready.json()["error"].startswith("model failed to load")
-        time.sleep(0.05)
+    ready = server.get("/v2/health/ready")
+    assert ready.status_code == 503
+    assert ready.json() == {"error": failure["error"], "state": "failed"}
+    assert ready.json()["error"].startswith("model failed to load: ")
     assert server.get("/v2/health/live").status_code == 200
     assert server.get("/v2/models/broken/ready").status_code == 503
     infer = {"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}]}
     assert server.post("/v2/models/broken/infer", infer).status_code == 503
     assert server.metrics()["slipway_model_ready"] == 0
+
+    # Readiness told it for the grace period; then the process ends, its last line naming the error.
+    assert server.process.wait(timeout=15) == 3
+    time.sleep(0.1)
+    last = parse_json(server.lines[-1])
+    assert last["event"] == "exiting" and last["exit_code"] == 3
+    assert last["error"] == failure["error"]
+    assert not server.worker_pids()
+
+
+DYING_MODEL = """
+import os, signal
+
+
+class Model:
+    def load(self, model_dir):
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's OOM killer would
+
+    def predict(self, inputs):
+        return inputs
+"""
+
+
+def test_a_worker_killed_while_loading_three_times_is_a_load_failure(tmp_path, start_server, model_config):
+    (tmp_path / "model.py").write_text(DYING_MODEL, encoding="utf-8")
+    model_config(tmp_path, name="dying", framework="python", artifact=".")
+    server = start_server(tmp_path, SLIPWAY_WORKERS="1", SLIPWAY_LOAD_FAILURE_GRACE="0")
+
+    assert server.process.wait(timeout=30) == 3
+    time.sleep(0.1)
+    assert len(server.events("worker_exited")) == 3
+    last = parse_json(server.lines[-1])
+    assert last["event"] == "exiting"
+    assert last["error"] == "model failed to load: its worker was killed by SIGKILL while loading it, 3 times"
 
 
 def test_sigterm_shuts_down_cleanly(python_model_dir, start_server):
