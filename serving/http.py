@@ -319,8 +319,8 @@ class Server:
                 break
             try:
                 sock, remote = accept(self.listener)
-            except TimeoutError:
-                continue
+            except (TimeoutError, ConnectionAbortedError):
+                continue  # nothing to accept yet, or a client that gave up while queued
             except OSError as exc:
                 if self._stopping.is_set():
                     break

@@ -145,10 +145,15 @@ class Supervisor:
         return 0
 
     def _reap(self) -> None:
-        while self.workers:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
             if pid == 0:
                 return
+            if pid not in self.workers:
+                continue  # as a container's first process it also reaps orphans the model's code left behind
             slot = self.workers.pop(pid)
             if self.stopping:
                 continue
@@ -175,14 +180,18 @@ class Supervisor:
             _signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + DRAIN_SECONDS + 2
         while self.workers and time.monotonic() < deadline:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
             if pid:
                 self.workers.pop(pid, None)
             else:
                 time.sleep(SUPERVISE_SECONDS)
         for pid in self.workers:
             _signal(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
         self.workers.clear()
 
 
