@@ -266,6 +266,38 @@ def test_a_model_that_cannot_load_fails_its_build_and_is_never_pushed(
     assert not docker_engine.containers.list(all=True, filters={"label": "io.slipway.smoke-test"})
 
 
+def test_a_build_cancelled_during_its_smoke_test_stops_and_leaves_no_container(
+    api,
+    teammate,
+    model,
+    registry_row,
+    build_settings,
+    celery_worker,
+    docker_engine,
+):
+    slow = b"import time\n\n\nclass Model:\n    def load(self, folder):\n        time.sleep(120)\n"
+    client = api.as_user(teammate)
+    version = upload(client, model, name="model.py", content=slow, framework="python")
+    build_id = wait_until(
+        lambda: Build.objects.filter(version_id=version["id"]).values_list("pk", flat=True).first(),
+        timeout=10,
+        message="the automatic build",
+    )
+    wait_until(
+        lambda: docker_engine.containers.list(filters={"label": "io.slipway.smoke-test"}),
+        timeout=240,
+        message="the smoke test's container",
+    )
+
+    assert client.post(f"/api/v1/builds/{build_id}/cancel/").status_code == 200
+
+    build = wait_for_build(version["id"], timeout=30)
+    assert build.state == BuildState.CANCELLED
+    assert "Cancelled at the user's request" in build.failure_reason
+    assert "==> Smoke test: starting the image" in log_text(build)
+    assert not docker_engine.containers.list(all=True, filters={"label": "io.slipway.smoke-test"})
+
+
 def test_a_failing_custom_dockerfile_ends_failed_with_the_engine_error(
     api,
     teammate,
