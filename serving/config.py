@@ -169,11 +169,15 @@ def read_settings() -> Settings:
 
 
 def default_workers() -> int:
-    """One worker per CPU the container may use: its cgroup quota, else the CPUs it may run on (at most 8)."""
+    """One worker per CPU the container may use (at most 8)."""
+    return min(usable_cpus(), MAX_AUTO_WORKERS)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on, capped by its cgroup's quota rounded up."""
     available = len(os.sched_getaffinity(0))
     quota = cgroup_cpu_limit()
-    cpus = min(available, math.ceil(quota)) if quota else available
-    return max(1, min(cpus, MAX_AUTO_WORKERS))
+    return max(1, min(available, math.ceil(quota)) if quota else available)
 
 
 def cgroup_cpu_limit(root: Path = Path("/sys/fs/cgroup")) -> float | None:

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from serving.board import FAILED, LOADING, READY, Board
 from serving.codec import InputTensor, decode_inputs, encode_output, shape_matches
-from serving.config import ModelConfig, Settings
+from serving.config import ModelConfig, Settings, usable_cpus
 from serving.errors import ClientError
 from serving.loaders import PLATFORMS, LoadedModel, load_model
 from serving.logs import log_event
@@ -105,7 +105,7 @@ class App:
         return True
 
     def _threads_per_worker(self) -> int:
-        return max(1, len(os.sched_getaffinity(0)) // self.settings.workers)
+        return max(1, usable_cpus() // self.settings.workers)
 
     @property
     def ready(self) -> bool:
