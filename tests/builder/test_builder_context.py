@@ -447,7 +447,7 @@ def test_custom_framework_needs_an_archive_with_a_root_dockerfile(tmp_path, name
 
 
 def test_context_module_imports_no_django():
-    modules = "deployments.imaging.context, deployments.imaging.engine"
+    modules = "deployments.imaging.context, deployments.imaging.engine, deployments.imaging.smoke"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.startswith('django')))"
     repo_root = Path(__file__).resolve().parents[2]
 
