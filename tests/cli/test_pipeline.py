@@ -29,7 +29,19 @@ class Model:
     def predict(self, inputs):
         return {"y": np.asarray(inputs["x"], dtype=np.float64) * %d}
 """
-BROKEN_SOURCE = 'raise RuntimeError("this model cannot load: weights missing")\n'
+# Loads in its build's smoke test (no environment there), not where the environment names missing weights.
+BROKEN_SOURCE = """
+import os
+
+
+class Model:
+    def load(self, folder):
+        if not os.path.exists(os.environ.get("WEIGHTS", folder)):
+            raise RuntimeError("this model cannot load: weights missing")
+
+    def predict(self, inputs):
+        return {"y": inputs["x"]}
+"""
 SIGNATURE = (
     '{"inputs": [{"name": "x", "datatype": "FP64", "shape": [-1]}], '
     '"outputs": [{"name": "y", "datatype": "FP64", "shape": [-1]}]}'
@@ -39,7 +51,7 @@ SIGNATURE = (
 @pytest.fixture
 def platform(team, teammate, approver, registry_row, build_settings, celery_worker, docker_engine, tmp_path):
     ModelFactory(team=team, name=MODEL, created_by=teammate)
-    settings = {"progress_deadline_seconds": 30}
+    settings = {"progress_deadline_seconds": 30, "env": {"WEIGHTS": "/models/weights.bin"}}
     Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER, deployment_settings=settings)
     Environment.objects.create(
         name="prod", position=30, protected=True, target=TargetKind.DOCKER, deployment_settings=settings
