@@ -6,6 +6,7 @@ read-only at /repo. Several containers can run at once (`start()` returns at onc
 waits), so the slow installs of one test module overlap instead of adding up.
 """
 
+import contextlib
 import re
 import time
 from dataclasses import dataclass
@@ -74,10 +75,8 @@ class CleanContainer:
 
     def remove(self) -> None:
         if self.container is not None:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 self.container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 def installed_packages(checks_output: str) -> set[str]:
