@@ -320,6 +320,10 @@ def registry_for_scrape() -> CollectorRegistry:
 
 def metrics(request):
     if not access_allowed(request):
+        logger.warning(
+            "metrics refused to %s (not in SLIPWAY_METRICS_ALLOWED_NETWORKS, no valid token)",
+            request.META.get("REMOTE_ADDR"),
+        )
         return JsonResponse(
             {
                 "detail": "Metrics are served only to the networks in SLIPWAY_METRICS_ALLOWED_NETWORKS "

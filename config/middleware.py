@@ -4,6 +4,7 @@ import logging
 import time
 
 from config.logs import accept_request_id, request_id_var
+from config.metrics import route_label
 
 logger = logging.getLogger("slipway.request")
 
@@ -25,7 +26,6 @@ class RequestIdMiddleware:
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
-            match = getattr(request, "resolver_match", None)
             logger.info(
                 "%s %s %s",
                 request.method,
@@ -34,7 +34,7 @@ class RequestIdMiddleware:
                 extra={
                     "method": request.method,
                     "path": request.path,
-                    "route": match.route if match else "",
+                    "route": route_label(request),
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 },
