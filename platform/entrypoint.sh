@@ -3,7 +3,7 @@
 # `migrate` (for running migrations once, as a Kubernetes Job, before new web pods start).
 #
 # Environment: PORT (8000), SLIPWAY_BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (3),
-# WORKER_CONCURRENCY (2), SLIPWAY_MIGRATE_ON_START (true).
+# WORKER_CONCURRENCY (2), SLIPWAY_WORKER_NAME (worker@%h), SLIPWAY_MIGRATE_ON_START (true).
 set -eu
 case "${1:-web}" in
   web)
@@ -16,7 +16,8 @@ case "${1:-web}" in
   migrate)
     exec python manage.py migrate --no-input ;;
   worker)
-    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" ;;
+    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" \
+      --hostname "${SLIPWAY_WORKER_NAME:-worker@%h}" ;;
   beat)
     exec celery -A config beat --loglevel INFO --schedule /var/lib/slipway/celerybeat-schedule ;;
   *)

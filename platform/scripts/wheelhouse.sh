@@ -31,7 +31,10 @@ mkdir -p "$dir"
 # a wheel for any of them published only as source, so the image never compiles anything).
 backend=$(awk -F'"' '/^requires *=/ { print $2 }' "$root/pyproject.toml")
 log "wheels for the platform image into $dir"
-run_logged "pip wheel" "$pip" wheel --quiet --wheel-dir "$dir" "${backend:-setuptools}" "$root" ||
+# pip decides environment markers by the Python running it, not the image's: Debian bookworm's
+# python3 is 3.11.2, and redis needs async-timeout below 3.11.3, so it is added whatever this host runs.
+for_older_311=(async-timeout)
+run_logged "pip wheel" "$pip" wheel --quiet --wheel-dir "$dir" "${backend:-setuptools}" "${for_older_311[@]}" "$root" ||
     die "pip wheel failed (output above)"
 # The project's own wheel is built again inside the image from the source copied there.
 rm -f "$dir"/slipway-*.whl
