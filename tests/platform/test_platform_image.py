@@ -93,7 +93,7 @@ def test_the_web_container_answers_readyz_from_inside_and_outside(platform):
     )
 
     assert inside.returncode == 0, inside.stdout
-    assert inside.stdout.strip() == "200 {'status': 'ok', 'database': 'ok', 'redis': 'ok'}"
+    assert inside.stdout.strip() == "200 {'status': 'ok', 'database': 'ok', 'migrations': 'ok', 'redis': 'ok'}"
     assert requests.get(f"{platform['url']}/readyz", timeout=5).json()["status"] == "ok"
 
 
