@@ -20,6 +20,9 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "slipway-development-key-not-for-production"  # noqa: S105
 
+# Former secret keys, while one is rotated: sessions and signed values made with them stay valid.
+SECRET_KEY_FALLBACKS = envlist("SLIPWAY_SECRET_KEY_FALLBACKS", [])
+
 # Fernet key(s) for secrets at rest (registry passwords, cluster credentials). Comma separated:
 # the first encrypts, all decrypt, so keys can be rotated. Derived from SECRET_KEY when unset.
 ENCRYPTION_KEYS = envlist("SLIPWAY_ENCRYPTION_KEYS", [])
