@@ -63,7 +63,8 @@ def probe_definitions():
 
 
 @pytest.fixture(scope="module")
-def probes(docker_engine, base_image):
+def probes(docker_engine, base_image, platform_image_build):
+    # platform_image_build: the platform image builds meanwhile (see tests/platform/conftest.py).
     started = {}
     try:
         for name, definition in probe_definitions().items():
