@@ -66,11 +66,11 @@ def platform(docker_engine, platform_image, empty_database):
             if containers["web"].status == "exited":
                 raise AssertionError(f"web exited:\n{containers['web'].logs().decode()[-3000:]}")
             try:
-                return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(f"{url}/readyz", timeout=15).status_code == 200
+            except requests.RequestException:  # not listening yet, or slow to answer its first request
                 return False
 
-        wait_until(web_ready, timeout=120, message="the web container to answer /readyz")
+        wait_until(web_ready, timeout=240, message="the web container to answer /readyz")
         yield {"url": url, "worker_name": worker_name, **containers}
     finally:
         for container in containers.values():
@@ -94,7 +94,7 @@ def test_the_web_container_answers_readyz_from_inside_and_outside(platform):
 
     assert inside.returncode == 0, inside.stdout
     assert inside.stdout.strip() == "200 {'status': 'ok', 'database': 'ok', 'migrations': 'ok', 'redis': 'ok'}"
-    assert requests.get(f"{platform['url']}/readyz", timeout=5).json()["status"] == "ok"
+    assert requests.get(f"{platform['url']}/readyz", timeout=30).json()["status"] == "ok"
 
 
 def test_the_web_container_ran_the_migrations_on_start(platform, empty_database):
@@ -127,7 +127,7 @@ def test_the_containers_run_as_a_user_that_is_not_root(platform, role):
 
 
 def test_the_web_containers_logs_are_json_lines_with_request_ids(platform):
-    response = requests.get(f"{platform['url']}/healthz", headers={"X-Request-ID": "smoke-test-1"}, timeout=5)
+    response = requests.get(f"{platform['url']}/healthz", headers={"X-Request-ID": "smoke-test-1"}, timeout=30)
     assert response.headers["X-Request-ID"] == "smoke-test-1"
 
     def request_line():
@@ -142,7 +142,7 @@ def test_the_web_containers_logs_are_json_lines_with_request_ids(platform):
 
 def test_metrics_add_up_the_requests_of_every_gunicorn_worker(platform):
     def readyz_count():
-        text = requests.get(f"{platform['url']}/metrics", timeout=5).text
+        text = requests.get(f"{platform['url']}/metrics", timeout=30).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "slipway_http_requests_total" and sample.labels == {
@@ -156,6 +156,6 @@ def test_metrics_add_up_the_requests_of_every_gunicorn_worker(platform):
     before = readyz_count()
     # New connections each time: gunicorn hands them to both of its workers.
     for _ in range(20):
-        assert requests.get(f"{platform['url']}/readyz", timeout=5).status_code == 200
+        assert requests.get(f"{platform['url']}/readyz", timeout=30).status_code == 200
 
     assert readyz_count() - before == 20
