@@ -3,11 +3,26 @@
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.http import JsonResponse
+
+# Once a process has seen every migration applied it stays so: new migrations come with new code,
+# which means a new process. Until then each probe looks again (an upgrade's migrate Job may run).
+_all_migrations_applied = False
 
 
 def healthz(request):
     return JsonResponse({"status": "ok"})
+
+
+def pending_migrations() -> int:
+    global _all_migrations_applied
+    if _all_migrations_applied:
+        return 0
+    executor = MigrationExecutor(connection)
+    pending = len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+    _all_migrations_applied = pending == 0
+    return pending
 
 
 def readyz(request):
@@ -15,6 +30,9 @@ def readyz(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
+        pending = pending_migrations()
+        if pending:
+            problems["migrations"] = f"{pending} not applied yet (python manage.py migrate)"
     except Exception as exc:
         problems["database"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     try:
@@ -23,4 +41,4 @@ def readyz(request):
         problems["redis"] = str(exc) or type(exc).__name__
     if problems:
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok", "redis": "ok"})
+    return JsonResponse({"status": "ok", "database": "ok", "migrations": "ok", "redis": "ok"})

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import ImproperlyConfigured, env, envbool, envint, envlist
+from config.env import ImproperlyConfigured, env, envbool, envchoice, envint, envlist, envnetworks
+from config.logs import FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("SLIPWAY_VAR_DIR", str(BASE_DIR / "var")))
@@ -18,6 +19,9 @@ if not SECRET_KEY:
             "to use a development key)"
         )
     SECRET_KEY = "slipway-development-key-not-for-production"  # noqa: S105
+
+# Former secret keys, while one is rotated: sessions and signed values made with them stay valid.
+SECRET_KEY_FALLBACKS = envlist("SLIPWAY_SECRET_KEY_FALLBACKS", [])
 
 # Fernet key(s) for secrets at rest (registry passwords, cluster credentials). Comma separated:
 # the first encrypts, all decrypt, so keys can be rotated. Derived from SECRET_KEY when unset.
@@ -46,6 +50,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so that every response (static files and errors too) has an id and is counted.
+    "config.middleware.RequestIdMiddleware",
+    "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -169,13 +176,13 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("SLIPWAY_LOG_LEVEL", "INFO")},
-}
+# `json`: one JSON object per line, each with the request id (X-Request-ID) it was written for.
+LOG_FORMAT = envchoice("SLIPWAY_LOG_FORMAT", "plain", FORMATS)
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env("SLIPWAY_LOG_LEVEL", "INFO"))
+
+# Who may read /metrics: these networks (by the peer's address), or anyone with the bearer token.
+METRICS_ALLOWED_NETWORKS = envnetworks("SLIPWAY_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
+METRICS_TOKEN = env("SLIPWAY_METRICS_TOKEN", "")
 
 # Image builds. The Docker engine runs them; images go to the registry configured in the UI.
 DOCKER_HOST = env("DOCKER_HOST", "unix:///var/run/docker.sock")

@@ -1,13 +1,23 @@
 #!/bin/sh
-# One image, three roles: `web` (migrates, then serves), `worker`, `beat`.
+# One image, four roles: `web` (migrates unless told not to, then serves), `worker`, `beat`, and
+# `migrate` (for running migrations once, as a Kubernetes Job, before new web pods start).
+#
+# Environment: PORT (8000), SLIPWAY_BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (3),
+# WORKER_CONCURRENCY (2), SLIPWAY_WORKER_NAME (worker@%h), SLIPWAY_MIGRATE_ON_START (true).
 set -eu
 case "${1:-web}" in
   web)
-    python manage.py migrate --no-input
-    exec gunicorn config.wsgi --bind "0.0.0.0:${PORT:-8000}" --workers "${WEB_CONCURRENCY:-3}" --threads 8 \
-      --access-logfile - ;;
+    case "${SLIPWAY_MIGRATE_ON_START:-true}" in
+      1 | true | yes | on) python manage.py migrate --no-input ;;
+      *) ;;
+    esac
+    exec gunicorn config.wsgi --config platform/gunicorn.conf.py \
+      --bind "${SLIPWAY_BIND_ADDRESS:-0.0.0.0}:${PORT:-8000}" --workers "${WEB_CONCURRENCY:-3}" --threads 8 ;;
+  migrate)
+    exec python manage.py migrate --no-input ;;
   worker)
-    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" ;;
+    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" \
+      --hostname "${SLIPWAY_WORKER_NAME:-worker@%h}" ;;
   beat)
     exec celery -A config beat --loglevel INFO --schedule /var/lib/slipway/celerybeat-schedule ;;
   *)

@@ -1,3 +1,8 @@
+from django.core.management import call_command
+
+from config import health
+
+
 def test_healthz_answers_without_touching_anything(client):
     response = client.get("/healthz")
     assert response.status_code == 200
@@ -7,7 +12,20 @@ def test_healthz_answers_without_touching_anything(client):
 def test_readyz_checks_the_database_and_redis(client):
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "redis": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "migrations": "ok", "redis": "ok"}
+
+
+def test_readyz_is_unavailable_while_migrations_are_pending(client, monkeypatch):
+    # What a new web pod sees while the upgrade's migrate Job has not finished yet.
+    monkeypatch.setattr(health, "_all_migrations_applied", False)
+    call_command("migrate", "sessions", "zero", verbosity=0)
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["problems"] == {"migrations": "1 not applied yet (python manage.py migrate)"}
+    finally:
+        call_command("migrate", "sessions", verbosity=0)
+    assert client.get("/readyz").status_code == 200
 
 
 def test_readyz_names_what_is_unreachable(client, settings):

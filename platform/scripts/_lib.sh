@@ -24,6 +24,11 @@ have() { command -v "$1" >/dev/null 2>&1; }
 
 is_root() { [[ ${EUID:-$(id -u)} -eq 0 ]]; }
 
+# Is PID running? A zombie (exited, not yet reaped, e.g. under a container's PID 1) is not.
+pid_alive() {
+    kill -0 "$1" 2>/dev/null && [[ $(awk '/^State:/ { s = $2 } END { print s }' "/proc/$1/status" 2>/dev/null) != Z ]]
+}
+
 is_debian() { [[ -r /etc/debian_version ]] && have apt-get && have dpkg-query; }
 
 # Installed (state "install ok installed")?

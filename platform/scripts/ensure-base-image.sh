@@ -120,7 +120,8 @@ log "debootstrap done ($(elapsed))"
 } >"$rootfs/etc/apt/sources.list"
 if [[ ${SLIPWAY_BASE_UPGRADE:-1} == 1 ]] && [[ $(wc -l <"$rootfs/etc/apt/sources.list") -gt 1 ]]; then
     log "applying $suite-updates/-security fixes"
-    mount -t proc proc "$rootfs/proc"
+    mount -t proc proc "$rootfs/proc" ||
+        die "mounting /proc in the image's root needs privileges (CAP_SYS_ADMIN; not given inside an unprivileged container): run this as root on the host, or skip the updates with SLIPWAY_BASE_UPGRADE=0"
     run_logged "apt-get upgrade in the image" chroot "$rootfs" env DEBIAN_FRONTEND=noninteractive \
         sh -c 'apt-get -q update && apt-get -q -y --no-install-recommends upgrade && apt-get clean' ||
         die "could not apply $suite updates in the image (SLIPWAY_BASE_UPGRADE=0 skips this)"

@@ -65,6 +65,11 @@ if ! have dockerd || ! have containerd || ! have runc; then
 fi
 have dockerd || die "docker.io is installed but dockerd is not on PATH ($PATH); dockerd normally lives in /usr/sbin"
 have docker || apt_install docker.io
+# The engine may have been there all along with only the client missing (a mounted socket).
+if docker_answers; then
+    report_up
+    exit 0
+fi
 
 # A dockerd may be running but not answering yet (just started by someone else).
 pid=""
@@ -85,8 +90,10 @@ if [[ -z $pid ]]; then
     pid=$(spawn_detached "$logfile" dockerd "${extra[@]}")
 fi
 
-if ! wait_until "$timeout_s" "dockerd (pid $pid) is up" docker_answers; then
-    if ! kill -0 "$pid" 2>/dev/null; then
+# Stop waiting as soon as dockerd is gone: one that cannot start (no privileges) exits at once.
+up_or_gone() { docker_answers || ! pid_alive "$pid"; }
+if ! wait_until "$timeout_s" "waited for dockerd (pid $pid)" up_or_gone || ! docker_answers; then
+    if ! pid_alive "$pid"; then
         log "dockerd exited; last lines of $logfile:"
         tail -n 20 "$logfile" | sed 's/^/    /' >&2
         die "dockerd failed to start (see $logfile)"

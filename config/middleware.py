@@ -1,0 +1,44 @@
+"""The outermost middleware: every request gets an id, and one log line when it is answered."""
+
+import logging
+import time
+
+from config.logs import accept_request_id, request_id_var
+from config.metrics import route_label
+
+logger = logging.getLogger("slipway.request")
+
+
+class RequestIdMiddleware:
+    """Takes the client's X-Request-ID (a proxy's, a CI job's) or makes one, and echoes it back.
+
+    The id is in every log line written while the request is served and in the tasks it queues.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request_id = accept_request_id(request.headers.get("X-Request-ID"))
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            logger.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "route": route_label(request),
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)

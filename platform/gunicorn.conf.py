@@ -1,0 +1,46 @@
+"""Gunicorn settings for the platform's web server (the image's entrypoint and `make run`).
+
+- Metrics: every worker process counts the requests it serves into files in
+  PROMETHEUS_MULTIPROC_DIR, and /metrics adds up all of them (prometheus_client's multiprocess
+  mode). The folder is emptied when the server starts, and a dead worker's gauges are dropped.
+- Logs: Django logs one line per request (with its request id), so gunicorn's own access log is
+  off; gunicorn's messages use the same format as the application's (SLIPWAY_LOG_FORMAT).
+"""
+
+import os
+import tempfile
+
+from config.env import envchoice
+from config.logs import FORMATS, logging_config
+
+# Set before any worker imports prometheus_client: the library picks its storage at import.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="slipway-metrics-")
+metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+accesslog = None
+_format = envchoice("SLIPWAY_LOG_FORMAT", "plain", FORMATS)
+_config = logging_config(log_format=_format, level=os.environ.get("SLIPWAY_LOG_LEVEL", "INFO"))
+logconfig_dict = {
+    **_config,
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+    },
+}
+
+
+def on_starting(server):
+    # Counts left by an earlier server would be added to this one's.
+    os.makedirs(metrics_dir, exist_ok=True)
+    for name in os.listdir(metrics_dir):
+        if name.endswith(".db"):
+            os.remove(os.path.join(metrics_dir, name))
+
+
+def child_exit(server, worker):
+    # Not at the top: prometheus_client picks its storage when imported, after the folder is set above.
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)
