@@ -11,8 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.env import ImproperlyConfigured, envnetworks
 from deployments.models import Build, BuildState, Drift, Rollout, RolloutState
 from deployments.tasks import check_drift, reap_stale_builds, reap_stale_rollouts
-from tests.deployments.factories import BuildFactory, EnvironmentFactory, succeeded_build
-from tests.factories import VersionFactory
+from tests.support.factories import BuildFactory, EnvironmentFactory, VersionFactory, succeeded_build
 
 
 def scrape(client=None, **extra) -> dict:

@@ -8,8 +8,8 @@ from cryptography.fernet import Fernet
 from django.db import connection
 
 from deployments.models import ContainerRegistry
-from tests.deployments.factories import EnvironmentFactory
 from tests.support import readme
+from tests.support.factories import EnvironmentFactory
 from tests.support.services import ROOT
 
 

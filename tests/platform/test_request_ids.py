@@ -11,8 +11,7 @@ from django.test import Client
 
 from config.logs import JsonFormatter, RequestIdFilter, accept_request_id
 from deployments.models import Build
-from tests.deployments.factories import RegistryFactory
-from tests.factories import VersionFactory
+from tests.support.factories import RegistryFactory, VersionFactory
 from tests.support.services import wait_until
 
 
