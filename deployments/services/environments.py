@@ -57,6 +57,8 @@ def environment_save(
             raise ValidationError({field: "Not a secret field."})
         if value:
             setattr(environment, field, value)
+    if secrets and secrets.get("kubeconfig"):
+        _check_kubeconfig(secrets["kubeconfig"])
     environment.deployment_settings = clean_settings(environment.deployment_settings)
     _check_target(environment)
     environment.full_clean(exclude=["kube_token", "kubeconfig"], validate_unique=False, validate_constraints=False)
@@ -92,6 +94,14 @@ def _check_target(environment: Environment) -> None:
             raise ValidationError({"kubeconfig": "Upload a kubeconfig, or give the API URL with a token."})
     elif not environment.docker_url:
         raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
+
+
+def _check_kubeconfig(kubeconfig: str) -> None:
+    """Refused before it is stored: a kubeconfig may only carry inline credentials (see targets.kubeconfig)."""
+    try:
+        targets.parse_kubeconfig(kubeconfig)
+    except targets.KubeconfigError as error:
+        raise ValidationError({"kubeconfig": str(error)}) from None
 
 
 def model_settings_save(

@@ -18,12 +18,13 @@ from .base import (
 )
 from .docker_host import DockerHostTarget
 from .kube import KubernetesTarget
-from .kubeconfig import kubeconfig_from_token
+from .kubeconfig import KubeconfigError, kubeconfig_from_token, parse_kubeconfig
 
 __all__ = [
     "Autoscaling",
     "DeploySpec",
     "DockerHostTarget",
+    "KubeconfigError",
     "KubernetesTarget",
     "LiveState",
     "Progress",
@@ -33,5 +34,6 @@ __all__ = [
     "TargetError",
     "TransientTargetError",
     "kubeconfig_from_token",
+    "parse_kubeconfig",
     "validate_spec",
 ]

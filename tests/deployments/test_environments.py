@@ -8,7 +8,11 @@ from audit.models import AuditEvent
 from deployments.models import Environment, FreezeWindow, TargetKind
 from tests.support.factories import EnvironmentFactory
 
-KUBECONFIG = "apiVersion: v1\nkind: Config\nusers: [{name: u, user: {token: super-secret-token}}]\n"
+KUBECONFIG = (
+    "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://k8s.example.com'}}]\n"
+    "contexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n"
+    "users: [{name: u, user: {token: super-secret-token}}]\n"
+)
 
 
 def stored(environment, column):
