@@ -1,7 +1,14 @@
-"""Shared REST API plumbing: pagination and the error format."""
+"""Shared REST API plumbing: pagination and the error format.
+
+Every error under /api/ is JSON, whatever raised it: DRF's handler shapes the errors views raise,
+and `server_error` / `not_found` (Django's handler500 / handler404) answer for what escapes them,
+with the request id that the log line of the failure carries.
+"""
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -43,3 +50,28 @@ def exception_handler(exc, context):
             for field, reasons in response.data.items()
         }
     return response
+
+
+def is_api_request(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: JSON for the API (with the id to quote when reporting it), Django's page elsewhere."""
+    if not is_api_request(request):
+        return defaults.server_error(request)
+    request_id = getattr(request, "request_id", "")
+    return JsonResponse(
+        {
+            "detail": "Internal server error: the failure is logged under this request id.",
+            "request_id": request_id,
+        },
+        status=500,
+    )
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler404: an unknown API address answers JSON too."""
+    if not is_api_request(request):
+        return defaults.page_not_found(request, exception)
+    return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)

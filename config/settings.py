@@ -87,7 +87,19 @@ TEMPLATES = [
 
 # PostgreSQL in production and in tests; SQLite under var/ only for `make run` without DATABASE_URL.
 DATABASE_URL = env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'slipway.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+# A kept connection is checked before each request reuses it: after a database restart the first
+# request gets a new connection instead of a 500.
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers (uploads, approvals, rollouts from several web workers and the Celery worker):
+    # WAL lets readers go on during a write, IMMEDIATE takes the write lock when a transaction begins
+    # (a deferred one that upgrades later fails at once with "database is locked"), and the busy
+    # timeout makes a writer wait its turn instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")

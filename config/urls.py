@@ -27,3 +27,7 @@ urlpatterns = [
     path("", include("deployments.urls")),
     path("", include("registry.urls")),
 ]
+
+# Under /api/ these answer JSON; elsewhere Django's own pages.
+handler500 = "config.api.server_error"
+handler404 = "config.api.not_found"

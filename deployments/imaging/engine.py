@@ -19,7 +19,7 @@ import docker
 import requests
 
 from deployments.imaging.errors import Cancelled, ImageError, TransientError
-from deployments.transient import is_transient, refused_credentials
+from deployments.transient import is_transient, refused_credentials, status_is_refused_credentials
 
 
 class RegistryLogin(Protocol):
@@ -256,7 +256,7 @@ def _engine_error(exc: Exception, doing: str) -> Exception:
         return TransientError(f"The Docker engine stopped answering while {doing}: {_short(exc)}.")
     if isinstance(exc, docker.errors.APIError):
         explanation = exc.explanation if isinstance(exc.explanation, str) else str(exc)
-        if refused_credentials(explanation):
+        if status_is_refused_credentials(exc.status_code) or refused_credentials(explanation):
             return ImageError(f"The registry refused the credentials while {doing}: {explanation}.")
         if exc.is_server_error() or is_transient(explanation):
             return TransientError(f"The Docker engine failed while {doing}: {explanation}.")
