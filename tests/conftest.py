@@ -19,7 +19,7 @@ pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.supp
 # Tests of parts that never touch the database (the image runtime, the Kubernetes emulator, the
 # log viewer in a browser) run without one; every other test gets the database unless it asks
 # for something else.
-DATABASE_FREE = ("builder", "kube", "browser", "targets", "serving")
+DATABASE_FREE = ("builder", "kube", "browser", "targets", "serving", "osv")
 
 
 def pytest_collection_modifyitems(items):
