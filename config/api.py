@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -24,6 +25,20 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = 413
     default_detail = "The request body is too large."
     default_code = "too_large"
+
+
+QUEUED_FOR_LATER = (
+    "Saved. Its work is queued for later: the task queue is unreachable now, "
+    "and the work is enqueued again automatically once it is back."
+)
+
+
+def created(obj, data: dict) -> Response:
+    """201 with the object; 202 when it is saved but its work could not be enqueued yet (the task
+    queue is unreachable): the object is there, and the work starts once the queue is back."""
+    if getattr(obj, "queued_for_later", False):
+        return Response({**data, "queued_for_later": True, "detail": QUEUED_FOR_LATER}, status=202)
+    return Response(data, status=201)
 
 
 def exception_handler(exc, context):

@@ -107,8 +107,11 @@ def actions_of(task_name: str, result) -> dict[str, int]:
             "reaper|build|reaped": int(result.get("reaped", 0)),
             "reaper|build|requeued": int(result.get("requeued", 0)),
         }
-    if task_name == REAP_ROLLOUTS and isinstance(result, int):
-        return {"reaper|rollout|reaped": result}
+    if task_name == REAP_ROLLOUTS and isinstance(result, dict):
+        return {
+            "reaper|rollout|reaped": int(result.get("reaped", 0)),
+            "reaper|rollout|requeued": int(result.get("requeued", 0)),
+        }
     if task_name == CHECK_DRIFT and isinstance(result, dict):
         counts = {"drift|run|": 1}
         for per_state in result.values():
@@ -263,10 +266,15 @@ class PlatformCollector(Collector):
         reaper = CounterMetricFamily(
             "slipway_reaper_actions",
             "What the reaper did: running work failed because its worker was lost (reaped), "
-            "queued builds enqueued again (requeued).",
+            "queued builds and rollouts enqueued again (requeued).",
             labels=["kind", "action"],
         )
-        for kind, action in (("build", "reaped"), ("build", "requeued"), ("rollout", "reaped")):
+        for kind, action in (
+            ("build", "reaped"),
+            ("build", "requeued"),
+            ("rollout", "reaped"),
+            ("rollout", "requeued"),
+        ):
             reaper.add_metric([kind, action], stored.get(f"reaper|{kind}|{action}", 0))
         yield reaper
         yield CounterMetricFamily(

@@ -208,6 +208,9 @@ BUILD_HEARTBEAT_SECONDS = envint("SLIPWAY_BUILD_HEARTBEAT", 5, minimum=1)
 BUILD_STALE_AFTER = envint("SLIPWAY_BUILD_STALE_AFTER", 60, minimum=2)
 # A queued build older than this is enqueued again (its message may have died with Redis).
 BUILD_REQUEUE_AFTER = envint("SLIPWAY_BUILD_REQUEUE_AFTER", 120, minimum=1)
+# Queued work (a build or a rollout) that no worker started for this long is failed with that reason,
+# so that it never blocks its version or its environment for ever.
+QUEUE_EXPIRE_AFTER = envint("SLIPWAY_QUEUE_EXPIRE_AFTER", 3600, minimum=1)
 BUILD_WORKDIR = Path(env("SLIPWAY_BUILD_WORKDIR", str(VAR_DIR / "builds")))
 WHEEL_CACHE = Path(env("SLIPWAY_WHEEL_CACHE", str(VAR_DIR / "wheel-cache")))
 # Where `make run` and the seed put a registry when none is configured in the UI.

@@ -1,7 +1,9 @@
-"""Keeping long work honest: heartbeats from the worker, and a reaper for work whose worker died.
+"""Keeping long work honest: enqueueing that cannot lose a row, heartbeats from the worker, and a
+reaper for work whose worker died or whose message never arrived.
 
-Builds and rollouts share this: both are claimed by one worker, report a heartbeat while they run,
-and are failed with a clear reason when the heartbeat stops, so nothing stays "running" forever.
+Builds and rollouts share this: both are enqueued after their row commits, claimed by one worker,
+report a heartbeat while they run, and are failed with a clear reason when the heartbeat stops, so
+nothing stays "queued" or "running" forever.
 """
 
 import logging
@@ -9,14 +11,42 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+from celery import Task
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnavailable
 
 logger = logging.getLogger(__name__)
 
 # A Build or a Rollout (and their log line models): rows with a state, heartbeat_at, worker,
 # failure_reason and log_line_count, which no common base class declares.
 Work = Any
+
+
+def enqueue(task: Task, *args: Any) -> bool:
+    """Send the task now; False when the broker cannot take it (the row stays; it is enqueued again later)."""
+    try:
+        task.delay(*args)
+    except (BrokerUnavailable, OSError) as exc:
+        logger.warning("could not enqueue %s%s, it stays queued and is enqueued again later: %s", task.name, args, exc)
+        return False
+    return True
+
+
+def enqueue_on_commit(work: Work, task: Task, *args: Any) -> None:
+    """Enqueue `task(*args)` once the transaction commits, never failing the request that saved `work`.
+
+    The row has committed by then: a broker that is down must neither undo it nor turn the answer into
+    a 500. `work.queued_for_later` tells the caller (an API view answers 202 instead of 201).
+    """
+    work.queued_for_later = False
+
+    def send() -> None:
+        if not enqueue(task, *args):
+            work.queued_for_later = True
+
+    transaction.on_commit(send, robust=True)
 
 
 class Heartbeat(threading.Thread):
@@ -76,3 +106,33 @@ def reap_stale(
             row.state, row.failure_reason = failed_state, reason
             reaped.append(row)
     return reaped
+
+
+def requeue(model: type[Work], task: Task, *, queued_state: str) -> int:
+    """Enqueue again the work queued for longer than SLIPWAY_BUILD_REQUEUE_AFTER: its message may have
+    died with the broker, or never reached it. A message that did arrive twice is harmless: the claim
+    is a conditional update, and the second one finds nothing queued."""
+    waiting = model.objects.filter(
+        state=queued_state, created_at__lt=timezone.now() - timedelta(seconds=settings.BUILD_REQUEUE_AFTER)
+    ).values_list("pk", flat=True)
+    return sum(1 for pk in waiting if enqueue(task, pk))
+
+
+def expire_queued(
+    model: type[Work], line_model: type[Work], *, queued_state: str, failed_state: str, what: str
+) -> list[Work]:
+    """Fail the work that no worker started within SLIPWAY_QUEUE_EXPIRE_AFTER seconds, so that it
+    cannot block its version or its environment for ever; the reason says what to look at."""
+    limit = settings.QUEUE_EXPIRE_AFTER
+    now = timezone.now()
+    expired = []
+    for row in model.objects.filter(state=queued_state, created_at__lt=now - timedelta(seconds=limit)):
+        reason = f"No worker started this {what} within {limit} s of it being queued (is a worker running?)."
+        if model.objects.filter(pk=row.pk, state=queued_state).update(
+            state=failed_state, failure_reason=reason, finished_at=now
+        ):
+            append_line(row, line_model, f"ERROR: {reason}")
+            logger.warning("%s %s: never started, failed after %s s in the queue", what, row.pk, limit)
+            row.state, row.failure_reason = failed_state, reason
+            expired.append(row)
+    return expired

@@ -32,10 +32,10 @@ def reap_stale_builds() -> dict:
 
 
 @shared_task(soft_time_limit=60)
-def reap_stale_rollouts() -> int:
-    from deployments.services import rollouts
+def reap_stale_rollouts() -> dict:
+    from deployments.runners import rollouts
 
-    return rollouts.reap_stale_rollouts()
+    return rollouts.reap()
 
 
 @shared_task(soft_time_limit=300)

@@ -16,6 +16,7 @@ urlpatterns = [
     path("environments/<int:pk>/freezes/<int:window_pk>/delete/", environments.freeze_delete, name="freeze-delete"),
     path("environments/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="rollout-detail"),
+    path("rollouts/<int:pk>/cancel/", rollouts.rollout_cancel, name="rollout-cancel"),
     path("models/<slug:team>/<slug:name>/v<int:number>/deploy/", rollouts.rollout_start, name="rollout-start"),
     path("promotions/", promotions.promotion_list, name="promotion-list"),
     path("promotions/<int:pk>/", promotions.promotion_detail, name="promotion-detail"),

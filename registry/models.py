@@ -49,6 +49,8 @@ class ImmutableError(Exception):
 
 class ModelVersion(models.Model):
     TEAM_LOOKUP = "model__team"
+    # Not stored: set when the row committed but the build of a new version could not be enqueued (the broker was down).
+    queued_for_later = False
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
     number = models.PositiveIntegerField()

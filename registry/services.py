@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
 from django.dispatch import Signal
 from django.utils import timezone
@@ -155,8 +155,21 @@ def version_create(
     try:
         return _record_version(actor=actor, model=model, framework=framework, fields=fields, stored_name=stored_name)
     except BaseException:
-        default_storage.delete(stored_name)
+        _forget_unrecorded(stored_name)
         raise
+
+
+def _forget_unrecorded(stored_name: str) -> None:
+    """Give back the stored file of a version that did not commit. A version that did commit keeps
+    its file, whatever failed after; and when the database cannot say, the file stays too: a stray
+    file costs some space, a version without its artifact can never be built again."""
+    try:
+        recorded = ModelVersion.objects.filter(artifact=stored_name).exists()
+    except DatabaseError:
+        logger.warning("kept %s: cannot tell whether its version was recorded", stored_name)
+        return
+    if not recorded:
+        default_storage.delete(stored_name)
 
 
 def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVersion:
@@ -181,7 +194,13 @@ def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVer
                     "image_reference": fields.get("image_reference", ""),
                 },
             )
-            transaction.on_commit(lambda: version_created.send(sender=ModelVersion, version=version, actor=actor))
+            # Robust: the version has committed by then, and whatever its listeners fail at (a build
+            # that cannot be enqueued) must not turn the upload into an error. A listener that could
+            # not enqueue its work sets `version.queued_for_later`, and the API answers 202.
+            version.queued_for_later = False
+            transaction.on_commit(
+                lambda: version_created.send(sender=ModelVersion, version=version, actor=actor), robust=True
+            )
     except IntegrityError:
         raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None
     logger.info("registered %s by %s", version, actor.user)

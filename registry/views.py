@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import Action, Actor, decide, teams_where, visible_teams
+from config.api import QUEUED_FOR_LATER
 from config.forms import apply_service_errors
 from registry import selectors, services
 from registry.forms import ModelEditForm, ModelForm, VersionUploadForm
@@ -121,6 +122,8 @@ def version_create(request, team, name):
                     apply_service_errors(form, error)
                 else:
                     messages.success(request, f"Version {version.display_name} registered.")
+                    if version.queued_for_later:
+                        messages.warning(request, QUEUED_FOR_LATER)
                     return redirect("version-detail", team, name, version.number)
             status = 400
     else:

@@ -1,11 +1,12 @@
 from django.http import JsonResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import Actor
+from config.api import created
 from deployments.api.logs import LogActions
 from deployments.api.lookups import version_named
 from deployments.models import Build, BuildState
@@ -79,7 +80,7 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
         incoming.is_valid(raise_exception=True)
         version = version_named(request, incoming.validated_data["version"])
         build = builds.build_start(actor=Actor.from_request(request), version=version)
-        return Response(BuildSerializer(build).data, status=status.HTTP_201_CREATED)
+        return created(build, BuildSerializer(build).data)
 
     @extend_schema(request=None, responses=BuildSerializer)
     @action(detail=True, methods=["post"])

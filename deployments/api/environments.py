@@ -3,13 +3,14 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts.models import Team
 from accounts.permissions import Actor, restrict, visible_teams
+from config.api import created
 from deployments.api.lookups import model_named
 from deployments.api.rollouts import RollbackSerializer, RolloutSerializer
 from deployments.models import Environment, FreezeWindow
@@ -190,7 +191,7 @@ class EnvironmentViewSet(
             model=model,
             reason=incoming.validated_data["reason"],
         )
-        return Response(RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+        return created(rollout, RolloutSerializer(rollout).data)
 
 
 class FreezeWindowViewSet(mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet):

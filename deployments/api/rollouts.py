@@ -1,9 +1,11 @@
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import serializers, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.permissions import Actor
+from config.api import created
 from deployments.api.logs import LogActions
 from deployments.api.lookups import environment_named, version_named
 from deployments.models import PromotionRequest, Rollout, RolloutState
@@ -121,7 +123,7 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
     def get_serializer_class(self):
         return RolloutDetailSerializer if self.action == "retrieve" else RolloutSerializer
 
-    @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutSerializer})
+    @extend_schema(request=RolloutCreateSerializer, responses={201: RolloutSerializer, 202: RolloutSerializer})
     def create(self, request):
         incoming = RolloutCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
@@ -133,4 +135,11 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
             environment=environment,
             reason=incoming.validated_data["reason"],
         )
-        return Response(RolloutSerializer(rollout).data, status=status.HTTP_201_CREATED)
+        return created(rollout, RolloutSerializer(rollout).data)
+
+    @extend_schema(request=None, responses=RolloutSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued rollout at once, or ask a running one to stop (it then rolls back what it changed)."""
+        rollout = rollouts.rollout_cancel(actor=Actor.from_request(request), rollout=self.get_object())
+        return Response(RolloutSerializer(rollout).data)

@@ -39,6 +39,8 @@ class Build(models.Model):
     """One attempt at turning a version into an image in the registry."""
 
     TEAM_LOOKUP = "version__model__team"
+    # Not stored: set when the row committed but its work could not be enqueued (the broker was down).
+    queued_for_later = False
 
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="builds")
     state = models.CharField(max_length=16, choices=BuildState.choices, default=BuildState.QUEUED, db_index=True)

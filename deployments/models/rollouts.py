@@ -15,6 +15,7 @@ class RolloutState(models.TextChoices):
     FAILED = "failed", "Failed"
     ROLLED_BACK = "rolled_back", "Rolled back"
     SUPERSEDED = "superseded", "Superseded"
+    CANCELLED = "cancelled", "Cancelled"
 
     @classmethod
     def active(cls) -> list[str]:
@@ -26,7 +27,7 @@ class RolloutState(models.TextChoices):
 
     @classmethod
     def final(cls) -> list[str]:
-        return [cls.SUCCEEDED, cls.FAILED, cls.ROLLED_BACK, cls.SUPERSEDED]
+        return [cls.SUCCEEDED, cls.FAILED, cls.ROLLED_BACK, cls.SUPERSEDED, cls.CANCELLED]
 
     @classmethod
     def released(cls) -> list[str]:
@@ -51,6 +52,8 @@ class Rollout(models.Model):
     """One attempt to run a version's image (by digest) in an environment: a deployment record."""
 
     TEAM_LOOKUP = "model__team"
+    # Not stored: set when the row committed but its work could not be enqueued (the broker was down).
+    queued_for_later = False
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="rollouts")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="rollouts")

@@ -14,7 +14,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from deployments import targets
+from deployments import supervision, targets
 from deployments.logs import LogWriter
 from deployments.models import Rollout, RolloutLogLine, RolloutState
 from deployments.services import promotions, rollouts
@@ -59,6 +59,7 @@ class RolloutRunner:
         self.rollout = rollout
         self.log = LogWriter(RolloutLogLine, rollout)
         self.deadline = time.monotonic() + settings.ROLLOUT_TIMEOUT
+        self.stop_state = RolloutState.FAILED
 
     def say(self, text: str) -> None:
         self.log(f"==> {text}")
@@ -103,9 +104,12 @@ class RolloutRunner:
     def should_stop(self) -> str | None:
         if time.monotonic() > self.deadline:
             return f"The rollout exceeded its time limit of {settings.ROLLOUT_TIMEOUT} s."
-        state = Rollout.objects.filter(pk=self.rollout.pk).values_list("state", flat=True).get()
+        state, cancel = Rollout.objects.filter(pk=self.rollout.pk).values_list("state", "cancel_requested").get()
         if state not in RolloutState.running():
             raise RolloutLost()
+        if cancel:
+            self.stop_state = RolloutState.CANCELLED
+            return "Cancelled at a user's request."
         return None
 
     def finish(self, state: str, reason: str, **fields) -> None:
@@ -116,18 +120,33 @@ class RolloutRunner:
             raise RolloutLost()
         self.rollout.state = state
 
-    def fail(self, reason: str) -> None:
-        self.log(f"ERROR: {reason}")
+    def fail(self, reason: str, state: str = RolloutState.FAILED) -> None:
+        self.log(f"{'ERROR' if state == RolloutState.FAILED else 'CANCELLED'}: {reason}")
         try:
-            self.finish(RolloutState.FAILED, reason)
+            self.finish(state, reason)
         except RolloutLost:
             return
         self.rollout.failure_reason = reason
-        promotions.release_deployed(self.rollout)
-        replacement = rollouts.auto_rollback(self.rollout)
-        if replacement is not None:
-            self.say(f"Rolling back automatically to {replacement.version.display_name} (rollout #{replacement.pk})")
-            self.log.flush()
+        after_failure(self.rollout, say=self.say)
+
+
+def after_failure(rollout: Rollout, say) -> None:
+    """A deploy that failed (here, or as its worker died) or was cancelled: tell its promotion, and put
+    the previous release back if the environment says so and the deploy changed what runs there."""
+    promotions.release_deployed(rollout)
+    rollouts.auto_rollback(rollout, say=say)
+
+
+def reap() -> dict:
+    """The reaper's pass over rollouts (a Celery beat task): the lost and the never started are failed
+    and rolled back like any failed rollout; queued ones whose message may be lost are enqueued again."""
+    failed, requeued = rollouts.reap_stale_rollouts()
+    for rollout in failed:
+        after_failure(
+            rollout,
+            say=lambda text, pk=rollout.pk: supervision.append_line(Rollout(pk=pk), RolloutLogLine, f"==> {text}"),
+        )
+    return {"reaped": len(failed), "requeued": requeued}
 
 
 def execute(*, rollout_id: int) -> None:
@@ -145,7 +164,7 @@ def execute(*, rollout_id: int) -> None:
         except RolloutLost:
             logger.warning("rollout %s: no longer running here", rollout_id)
         except targets.RolloutStopped as exc:
-            runner.fail(str(exc))
+            runner.fail(str(exc), runner.stop_state)
         except (targets.TargetError, targets.TransientTargetError) as exc:
             runner.fail(str(exc))
         except SoftTimeLimitExceeded:

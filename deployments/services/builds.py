@@ -1,7 +1,6 @@
 """Starting, cancelling and supervising builds. The work itself is in deployments.runners.builds."""
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,7 +32,7 @@ def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
                 version=version, registry=registry, started_by=actor.user if actor else version.created_by
             )
             record(actor=actor, action="build.start", obj=build, after={"version": version.number})
-            transaction.on_commit(lambda: run_build.delay(build.pk))
+            supervision.enqueue_on_commit(build, run_build, build.pk)
     except IntegrityError:
         running = Build.objects.filter(version=version, state__in=BuildState.active()).first()
         raise ValidationError(
@@ -76,13 +75,11 @@ def reap_stale_builds() -> dict:
         stale_after=settings.BUILD_STALE_AFTER,
         what="build",
     )
-    requeued = 0
-    for build_id in Build.objects.filter(
-        state=BuildState.QUEUED, created_at__lt=timezone.now() - timedelta(seconds=settings.BUILD_REQUEUE_AFTER)
-    ).values_list("pk", flat=True):
-        run_build.delay(build_id)
-        requeued += 1
-    return {"reaped": len(reaped), "requeued": requeued}
+    expired = supervision.expire_queued(
+        Build, BuildLogLine, failed_state=BuildState.FAILED, queued_state=BuildState.QUEUED, what="build"
+    )
+    requeued = supervision.requeue(Build, run_build, queued_state=BuildState.QUEUED)
+    return {"reaped": len(reaped) + len(expired), "requeued": requeued}
 
 
 def start_build_for_new_version(sender, version: ModelVersion, actor: Actor, **kwargs) -> None:
@@ -90,6 +87,8 @@ def start_build_for_new_version(sender, version: ModelVersion, actor: Actor, **k
     if not version.model.auto_build:
         return
     try:
-        build_start(actor=actor, version=version)
+        build = build_start(actor=actor, version=version)
+        # The upload's answer says so when the build could not be enqueued yet (see registry.services).
+        version.queued_for_later = build.queued_for_later
     except ValidationError as exc:
         logger.warning("no automatic build for %s: %s", version, " ".join(exc.messages))

@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts.models import Membership, Role
 from accounts.permissions import Action, Actor, require
 from audit.services import record
+from deployments import supervision
 from deployments.models import PromotionRequest, Webhook, WebhookDelivery
 from deployments.tasks import deliver_webhook
 
@@ -114,7 +115,7 @@ def promotion_event(event: str, promotion: PromotionRequest) -> None:
                 logger.exception("could not send %s email for promotion %s", event, promotion.pk)
         for webhook in webhooks:
             delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, payload=payload)
-            deliver_webhook.delay(delivery.pk)
+            supervision.enqueue(deliver_webhook, delivery.pk)
 
     transaction.on_commit(send)
 

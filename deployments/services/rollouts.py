@@ -2,6 +2,7 @@
 The work of a rollout itself is in deployments.runners.rollouts."""
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -10,11 +11,12 @@ from django.utils import timezone
 
 from accounts.permissions import Action, Actor, require
 from audit.services import record
-from deployments import policy, supervision
+from deployments import policy, supervision, targets
 from deployments.models import Build, Environment, Rollout, RolloutKind, RolloutLogLine, RolloutState
 from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release, previous_release
+from deployments.services.environments import target_for
 from deployments.tasks import run_rollout
 from registry.models import ModelVersion, RegisteredModel
 
@@ -101,7 +103,7 @@ def queue_rollout(
                 reason=reason[:500],
                 deployment_settings=effective_settings(environment, version.model),
             )
-            transaction.on_commit(lambda: run_rollout.delay(rollout.pk))
+            supervision.enqueue_on_commit(rollout, run_rollout, rollout.pk)
     except IntegrityError:
         running = (
             Rollout.objects.filter(environment=environment, model=version.model, state__in=RolloutState.active())
@@ -169,19 +171,64 @@ def release_succeeded(rollout: Rollout) -> None:
             release.save(update_fields=["state", "ended_at"])
 
 
-def auto_rollback(failed: Rollout) -> Rollout | None:
-    """After a failed deploy, put the previous release back (when the environment asks for it)."""
+def rollout_cancel(*, actor: Actor, rollout: Rollout) -> Rollout:
+    """A queued rollout is cancelled at once; a running one is asked to stop, and its runner then puts
+    the previous release back if it had changed anything (see runners.rollouts)."""
+    require(actor, Action.DEPLOY, rollout.model.team, obj=rollout)
+    who = actor.user.get_username()
+    with transaction.atomic():
+        if Rollout.objects.filter(pk=rollout.pk, state=RolloutState.QUEUED).update(
+            state=RolloutState.CANCELLED,
+            cancel_requested=True,
+            finished_at=timezone.now(),
+            failure_reason=f"Cancelled by {who} before it started.",
+        ):
+            supervision.append_line(rollout, RolloutLogLine, f"Cancelled by {who} before it started.")
+        elif not Rollout.objects.filter(pk=rollout.pk, state__in=RolloutState.running()).update(cancel_requested=True):
+            rollout.refresh_from_db()
+            raise ValidationError(f"Rollout #{rollout.pk} has already finished ({rollout.get_state_display()}).")
+        record(
+            actor=actor,
+            action="rollout.cancel",
+            obj=rollout,
+            environment=rollout.environment.name,
+            before={"state": rollout.state},
+        )
+    rollout.refresh_from_db()
+    return rollout
+
+
+def target_changed(rollout: Rollout, release: Rollout) -> bool:
+    """Does the cluster or host still run `release`, or did `rollout` change it? Read from the target
+    itself, so the answer holds for a runner that failed and for a worker that died alike. When the
+    target cannot be read, assume it changed: a needless rollback costs less than a wrong release."""
+    try:
+        live = target_for(rollout.environment).live_state(rollout.resource_name)
+    except (targets.TargetError, targets.TransientTargetError) as exc:
+        logger.warning(
+            "rollout %s: cannot read what %s runs (%s); assuming it changed", rollout.pk, rollout.environment, exc
+        )
+        return True
+    return live.image != release.image
+
+
+def auto_rollback(failed: Rollout, say: Callable[[str], None] = logger.info) -> Rollout | None:
+    """After a failed or cancelled deploy, put the previous release back when the environment asks for it
+    and the deploy actually changed what runs there."""
     if not failed.environment.auto_rollback or failed.kind != RolloutKind.DEPLOY:
         return None
     current = current_release(failed.environment, failed.model)
     if current is None or current.image == failed.image:
         return None
+    if not target_changed(failed, current):
+        say(f"{failed.environment.name} still runs {current.version.display_name}: nothing to roll back")
+        return None
     try:
-        return queue_rollout(
+        replacement = queue_rollout(
             version=current.version,
             environment=failed.environment,
             requested_by=None,
-            reason=f"Automatic rollback after rollout #{failed.pk} failed",
+            reason=f"Automatic rollback after rollout #{failed.pk} {failed.get_state_display().lower()}",
             kind=RolloutKind.AUTO_ROLLBACK,
             replaces=failed,
             build=current.build,
@@ -189,16 +236,24 @@ def auto_rollback(failed: Rollout) -> Rollout | None:
     except ValidationError as exc:
         logger.warning("no automatic rollback after rollout %s: %s", failed.pk, exc.messages)
         return None
+    say(f"Rolling back automatically to {replacement.version.display_name} (rollout #{replacement.pk})")
+    return replacement
 
 
-def reap_stale_rollouts() -> int:
-    return len(
-        supervision.reap_stale(
-            Rollout,
-            RolloutLogLine,
-            running_states=RolloutState.running(),
-            failed_state=RolloutState.FAILED,
-            stale_after=settings.BUILD_STALE_AFTER,
-            what="rollout",
-        )
+def reap_stale_rollouts() -> tuple[list[Rollout], int]:
+    """Fail rollouts whose worker died or that no worker ever started; enqueue again the queued ones
+    whose message may be lost. Returns the rollouts failed here (the caller rolls them back) and the
+    number enqueued again."""
+    reaped = supervision.reap_stale(
+        Rollout,
+        RolloutLogLine,
+        running_states=RolloutState.running(),
+        failed_state=RolloutState.FAILED,
+        stale_after=settings.BUILD_STALE_AFTER,
+        what="rollout",
     )
+    expired = supervision.expire_queued(
+        Rollout, RolloutLogLine, queued_state=RolloutState.QUEUED, failed_state=RolloutState.FAILED, what="rollout"
+    )
+    requeued = supervision.requeue(Rollout, run_rollout, queued_state=RolloutState.QUEUED)
+    return reaped + expired, requeued

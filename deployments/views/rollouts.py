@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import Action, Actor, decide, restrict
+from config.api import QUEUED_FOR_LATER
 from deployments.models import RolloutState
 from deployments.selectors.environments import environment_list
 from deployments.selectors.rollouts import rollout_list
@@ -25,6 +26,8 @@ def rollout_detail(request, pk):
         "model": rollout.model,
         "version": rollout.version,
         "can_rollback": is_current and decide(actor, Action.DEPLOY, rollout.model.team).allowed,
+        "can_cancel": rollout.state in RolloutState.active()
+        and decide(actor, Action.DEPLOY, rollout.model.team).allowed,
         "manifests_json": json.dumps(rollout.manifests, indent=2),
     }
     template = "deployments/_rollout_header.html" if request.htmx else "deployments/rollout_detail.html"
@@ -47,6 +50,8 @@ def rollout_start(request, team, name, number):
         messages.error(request, " ".join(error.messages))
         return redirect("version-detail", team, name, number)
     messages.success(request, f"Deploying {version.display_name} to {environment.name}.")
+    if rollout.queued_for_later:
+        messages.warning(request, QUEUED_FOR_LATER)
     return redirect("deployments:rollout-detail", rollout.pk)
 
 
@@ -66,4 +71,18 @@ def rollout_rollback(request, pk):
         messages.error(request, " ".join(error.messages))
         return redirect("deployments:environment-detail", pk)
     messages.success(request, f"Rolling {model.name} back to {rollout.version.display_name}.")
+    return redirect("deployments:rollout-detail", rollout.pk)
+
+
+@login_required
+@require_POST
+def rollout_cancel(request, pk):
+    rollout = get_object_or_404(rollout_list(user=request.user), pk=pk)
+    try:
+        rollout = rollouts.rollout_cancel(actor=Actor.from_request(request), rollout=rollout)
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        done = rollout.state == RolloutState.CANCELLED
+        messages.success(request, f"Rollout #{rollout.pk} {'cancelled' if done else 'is being cancelled'}.")
     return redirect("deployments:rollout-detail", rollout.pk)

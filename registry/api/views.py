@@ -3,12 +3,13 @@ import json
 from django.http import FileResponse
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import Action, Actor, require, restrict
+from config.api import created
 from registry import selectors, services
 from registry.api import serializers
 from registry.models import ModelVersion, RegisteredModel
@@ -87,7 +88,7 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         incoming = serializers.VersionCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         version = services.version_create(actor=actor, model=model, **incoming.validated_data)
-        return Response(serializers.VersionSerializer(version).data, status=status.HTTP_201_CREATED)
+        return created(version, serializers.VersionSerializer(version).data)
 
 
 class VersionFilter(filters.FilterSet):

@@ -151,7 +151,7 @@ def test_the_reapers_actions_are_counted_from_what_their_tasks_did(settings):
     before = scrape()
 
     assert reap_stale_builds.apply().get() == {"reaped": 1, "requeued": 0}
-    assert reap_stale_rollouts.apply().get() == 0
+    assert reap_stale_rollouts.apply().get() == {"reaped": 0, "requeued": 0}
     after = scrape()
 
     assert Build.objects.get(pk=lost.pk).state == BuildState.FAILED

@@ -1,0 +1,20 @@
+"""Fault tests: their own Redis (and PostgreSQL, see test_database_outage.py), stopped and started
+while work is in flight. The suite's shared services are never stopped."""
+
+import pytest
+
+from tests.support.faults import RedisServer, celery_broker
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def broker(own_redis):
+    """This process enqueues into `own_redis`, which the test may stop and start."""
+    with celery_broker(own_redis.url):
+        yield own_redis
