@@ -1,6 +1,8 @@
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
+from django.core.exceptions import ValidationError
 
 from accounts.models import Role, TokenScope
 
@@ -42,3 +44,19 @@ class MemberForm(forms.Form):
         if user is None:
             raise forms.ValidationError(f"No active user named '{username}'.")
         return user
+
+
+class SignInForm(AuthenticationForm):
+    """The password form, which says plainly when passwords are turned off (SLIPWAY_LOCAL_LOGIN)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "invalid_login": "That username and password did not match. Try again.",
+        "local_login_off": "Password sign-in is turned off here: use the button above.",
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        if not settings.LOCAL_LOGIN and username and username not in settings.BREAK_GLASS_USERS:
+            raise ValidationError(self.error_messages["local_login_off"], code="local_login_off")
+        return super().clean()

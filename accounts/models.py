@@ -109,3 +109,21 @@ class ApiToken(models.Model):
 
     def allows_environment(self, name: str) -> bool:
         return not self.environment_names or name in self.environment_names
+
+
+class SsoIdentity(models.Model):
+    """Who a user is at the identity provider: the token's issuer and subject, which never change
+    (an email address or a user name can, and may be reused)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(null=True, blank=True)
+    groups = models.JSONField(default=list, blank=True, help_text="The provider's groups at the last sign-in.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issuer", "subject"], name="one_user_per_sso_subject")]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import tokens
-from accounts.models import ApiToken, Membership, Role, Team, TokenScope
+from accounts.models import ROLE_RANK, ApiToken, Membership, Role, Team, TokenScope
 from accounts.permissions import Action, Actor, require
 from audit.services import record
 
@@ -111,3 +111,92 @@ def token_revoke(*, token: ApiToken, by=None) -> bool:
         if revoked:
             record(actor=by or token.user, action="token.revoke", obj=token, after={"name": token.name})
     return revoked
+
+
+SSO = "via SSO"  # how the audit trail tells changes made by the provider's groups from a person's
+
+
+def memberships_sync_from_sso(*, actor: Actor, user, groups) -> list[str]:
+    """Make the user's memberships in the teams SLIPWAY_OIDC_GROUP_ROLES names what their groups say:
+    added, changed or removed, each on the audit trail "via SSO". Teams the setting does not name
+    are managed by hand and left alone. Returns what changed, for the log.
+
+    The provider is the source of truth for these teams, so the "a team keeps an admin" rule of
+    `membership_remove` does not hold here: site admins can still manage such a team.
+    """
+    groups = set(groups)
+    wanted: dict[str, tuple[str, list[str]]] = {}  # team slug -> (highest role, the groups giving it)
+    for group, slug, role in settings.OIDC_GROUP_ROLES:
+        if group not in groups:
+            wanted.setdefault(slug, ("", []))
+            continue
+        best, given_by = wanted.get(slug, ("", []))
+        if not best or ROLE_RANK[role] > ROLE_RANK[best]:
+            best = role
+        wanted[slug] = (best, [*given_by, group])
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=wanted)}
+    current = {
+        m.team.slug: m for m in Membership.objects.filter(user=user, team__in=teams.values()).select_related("team")
+    }
+    changes = []
+    with transaction.atomic():
+        for slug, (role, given_by) in sorted(wanted.items()):
+            team = teams.get(slug)
+            if team is None:
+                continue  # named in the setting but not (yet) created: nothing to join
+            membership = current.get(slug)
+            before = membership.role if membership is not None else None
+            if (role or None) == before:
+                continue
+            reason = (
+                f"{SSO}: groups {', '.join(sorted(given_by))}" if given_by else f"{SSO}: in none of the team's groups"
+            )
+            username = user.get_username()
+            if role:
+                membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+                record(
+                    actor=actor,
+                    action="membership.set",
+                    obj=membership,
+                    team_id=team.pk,
+                    reason=reason,
+                    before={"user": username, "role": before},
+                    after={"user": username, "role": role},
+                )
+                changes.append(f"{slug}: {before or 'not a member'} -> {role}")
+            else:
+                Membership.objects.filter(team=team, user=user).delete()
+                record(
+                    actor=actor,
+                    action="membership.remove",
+                    obj=team,
+                    team_id=team.pk,
+                    reason=reason,
+                    before={"user": username, "role": before},
+                )
+                changes.append(f"{slug}: {before} -> not a member")
+    return changes
+
+
+def site_admin_sync_from_sso(*, actor: Actor, user, groups) -> bool:
+    """Site admin exactly when in one of SLIPWAY_OIDC_ADMIN_GROUPS (when that is set); on the audit
+    trail "via SSO" when it changes. Returns whether it changed."""
+    if not settings.OIDC_ADMIN_GROUPS:
+        return False
+    admin = bool(set(groups) & set(settings.OIDC_ADMIN_GROUPS))
+    if user.is_superuser == admin and user.is_staff == admin:
+        return False
+    before = user.is_superuser
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(is_superuser=admin, is_staff=admin)
+        user.is_superuser = user.is_staff = admin
+        given_by = sorted(set(groups) & set(settings.OIDC_ADMIN_GROUPS))
+        record(
+            actor=actor,
+            action="user.site_admin",
+            obj=user,
+            reason=f"{SSO}: groups {', '.join(given_by)}" if admin else f"{SSO}: in none of the site admin groups",
+            before={"site_admin": before},
+            after={"site_admin": admin},
+        )
+    return True

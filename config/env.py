@@ -68,3 +68,21 @@ def envnetworks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | i
         except ValueError:
             raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.0/8)") from None
     return networks
+
+
+def envgrouproles(name: str) -> list[tuple[str, str, str]]:
+    """`group=team:role,...` (a group may be named more than once, for several teams), as triples.
+
+    The shape is checked here; the role names are checked against the roles when the accounts
+    app loads (settings cannot import models), with the same variable named.
+    """
+    rules = []
+    for item in envlist(name, []):
+        group, _, target = item.partition("=")
+        team, _, role = target.partition(":")
+        if not (group.strip() and team.strip() and role.strip()):
+            raise ImproperlyConfigured(
+                f"{name}: {item!r} is not group=team:role (e.g. ml-platform-admins=vision:admin)"
+            )
+        rules.append((group.strip(), team.strip(), role.strip()))
+    return rules

@@ -4,7 +4,16 @@ from pathlib import Path
 
 import dj_database_url
 
-from config.env import ImproperlyConfigured, env, envbool, envchoice, envint, envlist, envnetworks
+from config.env import (
+    ImproperlyConfigured,
+    env,
+    envbool,
+    envchoice,
+    envgrouproles,
+    envint,
+    envlist,
+    envnetworks,
+)
 from config.logs import FORMATS, logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +121,36 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Single sign-on through an OpenID Connect provider: on when an issuer is set. The provider is
+# found through its discovery document; the README shows what to register there.
+OIDC_ISSUER = env("SLIPWAY_OIDC_ISSUER", "").strip()  # the issuer, or its discovery document's URL
+SSO_ENABLED = bool(OIDC_ISSUER)
+OIDC_RP_CLIENT_ID = env("SLIPWAY_OIDC_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = env("SLIPWAY_OIDC_CLIENT_SECRET", "")
+OIDC_RP_SCOPES = env("SLIPWAY_OIDC_SCOPES", "openid email profile")
+OIDC_PROVIDER_NAME = env("SLIPWAY_OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = env("SLIPWAY_OIDC_GROUPS_CLAIM", "groups")
+# Provider groups to team roles, synced at each sign-in; and the groups whose members are site admins.
+OIDC_GROUP_ROLES = envgrouproles("SLIPWAY_OIDC_GROUP_ROLES")
+OIDC_ADMIN_GROUPS = envlist("SLIPWAY_OIDC_ADMIN_GROUPS", [])
+if SSO_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "SLIPWAY_OIDC_ISSUER is set: SLIPWAY_OIDC_CLIENT_ID and SLIPWAY_OIDC_CLIENT_SECRET are needed too"
+    )
+# Passwords can be turned off once people sign in through the provider; the break-glass accounts
+# (site admins named here) keep theirs, for the day the provider is down, and each use is flagged.
+LOCAL_LOGIN = envbool("SLIPWAY_LOCAL_LOGIN", True)
+BREAK_GLASS_USERS = envlist("SLIPWAY_BREAK_GLASS_USERS", ["admin"])
+if not LOCAL_LOGIN and not SSO_ENABLED:
+    raise ImproperlyConfigured("SLIPWAY_LOCAL_LOGIN=false needs SLIPWAY_OIDC_ISSUER: nobody could sign in")
+AUTHENTICATION_BACKENDS = ["accounts.sso.LocalPasswordBackend", "accounts.sso.OidcBackend"]
+# What mozilla-django-oidc reads; the provider's endpoints come from its discovery document.
+OIDC_RP_SIGN_ALGO = "RS256"
+OIDC_USE_PKCE = True
+OIDC_STORE_ID_TOKEN = True  # the hint RP-initiated logout sends back to the provider
+OIDC_TIMEOUT = 10
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso-callback"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("SLIPWAY_TIME_ZONE", "UTC")

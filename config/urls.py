@@ -1,8 +1,8 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.views import SignInView, SsoCallbackView, SsoStartView, sign_out
 from config import health, metrics
 from deployments.views.overview import overview
 from deployments.views.versions import model_detail, version_compare, version_detail
@@ -11,8 +11,11 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", SignInView.as_view(), name="login"),
+    path("logout/", sign_out, name="logout"),
+    # Single sign-on: the callback is the URL to register at the identity provider.
+    path("oidc/authenticate/", SsoStartView.as_view(), name="sso-start"),
+    path("oidc/callback/", SsoCallbackView.as_view(), name="sso-callback"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

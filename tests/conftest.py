@@ -13,7 +13,13 @@ from accounts.models import Role
 from tests.support.factories import MembershipFactory, ModelFactory, TeamFactory, UserFactory
 
 # Real services (Docker engine, OCI registry, Celery workers) as fixtures.
-pytest_plugins = ["tests.support.services", "tests.support.workers", "tests.support.browser", "tests.support.serving"]
+pytest_plugins = [
+    "tests.support.services",
+    "tests.support.workers",
+    "tests.support.browser",
+    "tests.support.serving",
+    "tests.support.oidc",
+]
 
 
 # Tests of parts that never touch the database (the image runtime, the Kubernetes emulator, the
