@@ -15,6 +15,7 @@ from config.env import (
     envnetworks,
 )
 from config.logs import FORMATS, logging_config
+from deployments.outbound import OutboundPolicy
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env("SLIPWAY_VAR_DIR", str(BASE_DIR / "var")))
@@ -232,6 +233,11 @@ LOG_FORMAT = envchoice("SLIPWAY_LOG_FORMAT", "plain", FORMATS)
 LOGGING = logging_config(log_format=LOG_FORMAT, level=env("SLIPWAY_LOG_LEVEL", "INFO"))
 
 # Who may read /metrics: these networks (by the peer's address), or anyone with the bearer token.
+# Where the platform may connect on a user's behalf (webhooks, Docker hosts, registries, clusters):
+# loopback, link-local and private networks only when allowed here (deployments/outbound.py).
+OUTBOUND_POLICY = OutboundPolicy.from_networks(
+    envnetworks("SLIPWAY_OUTBOUND_ALLOWED_NETWORKS", []), envnetworks("SLIPWAY_OUTBOUND_DENIED_NETWORKS", [])
+)
 METRICS_ALLOWED_NETWORKS = envnetworks("SLIPWAY_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 METRICS_TOKEN = env("SLIPWAY_METRICS_TOKEN", "")
 
@@ -239,6 +245,8 @@ METRICS_TOKEN = env("SLIPWAY_METRICS_TOKEN", "")
 DOCKER_HOST = env("DOCKER_HOST", "unix:///var/run/docker.sock")
 DOCKER_TIMEOUT = envint("SLIPWAY_DOCKER_TIMEOUT", 300, minimum=1)
 BASE_IMAGE = env("SLIPWAY_BASE_IMAGE", "python:3.11-slim")
+# What a custom Dockerfile may start FROM besides BASE_IMAGE and the team's own repositories.
+BUILD_BASE_IMAGES = envlist("SLIPWAY_BUILD_BASE_IMAGES", [])
 BUILD_TIMEOUT = envint("SLIPWAY_BUILD_TIMEOUT", 1800, minimum=10)
 BUILD_RETRIES = envint("SLIPWAY_BUILD_RETRIES", 3, minimum=1)
 BUILD_RETRY_BACKOFF = float(env("SLIPWAY_BUILD_RETRY_BACKOFF", "2"))

@@ -6,6 +6,9 @@ os.environ.setdefault("SLIPWAY_SECRET_KEY", "tests-only-secret-key-0123456789abc
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/slipway")
 # A Redis database of its own, so a `make run` worker on the same Redis never takes test tasks.
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+# Every fake the tests talk to (registry, emulated cluster, webhook receivers, the Docker engine) is on
+# this machine; the tests of the outbound rule set their own policy.
+os.environ.setdefault("SLIPWAY_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
 from config.settings import *  # noqa: F403
 

@@ -10,7 +10,7 @@ case-sensitive: 'k' and 'Ki', never 'K').
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -80,12 +80,19 @@ def parse_quantity(value: str) -> Decimal:
         raise ValueError(f"{value!r} is not a quantity") from error
 
 
-def clean(data: Any, *, base: Mapping[str, Any] | None = None, name: Namer = str) -> dict[str, Any]:
+def clean(
+    data: Any,
+    *,
+    base: Mapping[str, Any] | None = None,
+    name: Namer = str,
+    allowed_secret_refs: Collection[str] | None = None,
+) -> dict[str, Any]:
     """The given settings, checked (autoscaling filled in); raises SettingError naming the first bad one.
 
     `base` is what the settings override (the defaults, or an environment's settings for a model's
     override): rules that relate two settings (a request within its limit) are checked on the result.
     `name` says how a setting is called in messages (targets call cpu_request "resources.cpu_request").
+    `allowed_secret_refs`: the Secrets the environment's admins allow (see check_secret_refs_allowed).
     """
     if data in (None, ""):
         return {}
@@ -111,7 +118,30 @@ def clean(data: Any, *, base: Mapping[str, Any] | None = None, name: Namer = str
     if checked.get("autoscaling") is not None:
         checked["autoscaling"] = _check_autoscaling(name("autoscaling"), checked["autoscaling"])
     _check_together({**DEFAULTS, **(base or {}), **checked}, name)
+    if allowed_secret_refs is not None:
+        check_secret_refs_allowed(checked, allowed_secret_refs, name)
     return checked
+
+
+def check_secret_refs_allowed(settings: Mapping[str, Any], allowed: Collection[str], name: Namer = str) -> None:
+    """Every Secret a model reads must be on its environment's allow-list: a namespace may be shared by
+    several teams, and a Secret name is all it takes to read another team's credentials."""
+    refused = [ref for ref in settings.get("secret_refs") or [] if ref not in allowed]
+    if refused:
+        permitted = ", ".join(sorted(allowed)) or "none"
+        raise _fail(
+            name("secret_refs"),
+            f"'{refused[0]}' is not a Secret this environment allows (allowed: {permitted}); "
+            "its admins add Secrets to the environment's allowed_secret_refs",
+        )
+
+
+def clean_secret_names(names: Any) -> list[str]:
+    """An allow-list of Kubernetes Secret names, as given by an environment admin."""
+    if names in (None, ""):
+        return []
+    _check_secret_refs("allowed_secret_refs", names)
+    return sorted(set(names))
 
 
 def _fail(name: str, rule: str) -> SettingError:

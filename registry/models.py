@@ -25,6 +25,8 @@ class RegisteredModel(models.Model):
     auto_build = models.BooleanField(default=True, help_text="Build an image when a version is uploaded.")
     archived = models.BooleanField(default=False)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Builds have no network unless a site administrator allows it, saying why (shown on every build).
+    build_network_reason = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -4,7 +4,7 @@ import logging
 import uuid
 from pathlib import Path
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 # Sent after a version has committed. The deployments app listens to start a build; the registry
 # does not import deployments, so this is the one place the dependency is turned around.
 version_created = Signal()
+# Sent before a prebuilt image version is recorded, with `team` and `reference`: the deployments app
+# knows the team's registries and raises ValidationError({"image_reference": ...}) for another's image.
+image_reference_checking = Signal()
 
 MODEL_EDITABLE_FIELDS = ("description", "task", "auto_build")
 
@@ -62,6 +65,28 @@ def model_update(*, actor: Actor, model: RegisteredModel, **changes) -> Register
     with transaction.atomic():
         model.save(update_fields=[*changes, "updated_at"])
         record(actor=actor, action="model.update", obj=model, before=before, after=changes)
+    return model
+
+
+def model_allow_build_network(*, actor: Actor, model: RegisteredModel, reason: str) -> RegisteredModel:
+    """Let the model's builds use the network (an empty reason takes it back). The build host's network
+    is the platform's, so only a site administrator decides, and the reason is shown on every build."""
+    if not actor.user.is_superuser:
+        record(actor=actor, action="model.build_network", obj=model, outcome="refused", reason="not a site admin")
+        raise PermissionDenied("Only a site administrator lets a model's builds use the network.")
+    reason = reason.strip()
+    with transaction.atomic():
+        before = model.build_network_reason
+        model.build_network_reason = reason[:300]
+        model.save(update_fields=["build_network_reason", "updated_at"])
+        record(
+            actor=actor,
+            action="model.build_network",
+            obj=model,
+            before={"build_network_reason": before},
+            after={"build_network_reason": model.build_network_reason},
+            flagged=bool(reason),
+        )
     return model
 
 
@@ -131,6 +156,7 @@ def version_create(
         if artifact is not None:
             raise ValidationError({"artifact": "A prebuilt image version takes no artifact."})
         fields["image_reference"] = validation.clean_image_reference(image_reference)
+        image_reference_checking.send(sender=ModelVersion, team=model.team, reference=fields["image_reference"])
         return _record_version(actor=actor, model=model, framework=framework, fields=fields, stored_name=None)
 
     if artifact is None:

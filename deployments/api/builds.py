@@ -42,6 +42,7 @@ class BuildSerializer(serializers.ModelSerializer):
             "digest_reference",
             "image_size",
             "failure_reason",
+            "network_reason",
             "cancel_requested",
             "log_line_count",
         ]

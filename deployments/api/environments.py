@@ -35,6 +35,11 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         help_text="Write-only: stored encrypted, never returned.",
     )
     has_credentials = serializers.BooleanField(read_only=True)
+    allowed_secret_refs = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Kubernetes Secrets models may read here (their secret_refs); set by the environment's admins.",
+    )
     approver_groups = serializers.SlugRelatedField(
         slug_field="name", many=True, required=False, queryset=Group.objects.all()
     )
@@ -64,6 +69,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "docker_url",
             "bind_address",
             "deployment_settings",
+            "allowed_secret_refs",
             "created_at",
             "updated_at",
         ]

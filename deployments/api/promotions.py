@@ -48,6 +48,7 @@ class PromotionSerializer(serializers.ModelSerializer):
             "reason",
             "state",
             "required_approvals",
+            "deployment_settings",
             "approvals_counted",
             "approvals",
             "created_at",

@@ -24,6 +24,13 @@ class EnvironmentForm(forms.ModelForm):
         help_text='JSON, e.g. {"replicas": 2, "memory_limit": "2Gi", "autoscaling": {"min_replicas": 2, '
         '"max_replicas": 6, "target_cpu_percent": 70}}',
     )
+    allowed_secret_refs = forms.CharField(
+        required=False,
+        label="Allowed Secrets",
+        widget=forms.TextInput(attrs={"class": "mono", "placeholder": "model-api-keys, feature-store"}),
+        help_text="Kubernetes Secrets in this namespace that models may read (secret_refs), comma separated. "
+        "Only these; a shared namespace holds other teams' Secrets too.",
+    )
     team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
     kube_api_url = forms.URLField(required=False, assume_scheme="https", label="Kubernetes API URL")
 
@@ -47,6 +54,7 @@ class EnvironmentForm(forms.ModelForm):
             "kube_ca_cert",
             "docker_url",
             "bind_address",
+            "allowed_secret_refs",
         ]
         widgets = {"kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"})}
 
@@ -58,6 +66,10 @@ class EnvironmentForm(forms.ModelForm):
         if self.instance.pk:
             self.fields["team"].disabled = True
         self.initial.setdefault("deployment_settings", json.dumps(self.instance.deployment_settings or {}, indent=1))
+        self.initial["allowed_secret_refs"] = ", ".join(self.instance.allowed_secret_refs or [])
+
+    def clean_allowed_secret_refs(self):
+        return [name for name in self.cleaned_data["allowed_secret_refs"].replace(",", " ").split() if name]
 
     def clean_deployment_settings(self):
         text = self.cleaned_data["deployment_settings"].strip()

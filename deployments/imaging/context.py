@@ -18,6 +18,7 @@ from typing import Any
 
 import serving
 from deployments.imaging.errors import BuildContextError
+from deployments.imaging.sources import ImageSources, check_dockerfile
 from deployments.imaging.wheels import bill_of_materials, ensure_wheels, link_or_copy_all, lock_file, wheel_cache_key
 from registry import archives
 from serving.contract import DATATYPES, ONNX_SUFFIXES, SKLEARN_SUFFIXES
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 FRAMEWORKS = ("sklearn", "onnx", "python", "custom")
+MAX_DOCKERFILE_BYTES = 256 * 1024
 RUNTIME_CONFIG = "slipway.json"
 
 _HERE = Path(__file__).resolve().parent
@@ -59,6 +61,8 @@ class BuildSpec:
     source_commit: str
     build_id: int
     base_image: str
+    # What a custom Dockerfile may name; None: the base image alone.
+    image_sources: ImageSources | None = None
 
 
 @dataclass
@@ -109,8 +113,13 @@ def _prepare_custom(
             "a custom model must be uploaded as a .tar.gz, .tgz or .zip archive with a Dockerfile at its root"
         )
     extract_archive(spec.artifact_path, spec.artifact_name, context)
-    if not (context / "Dockerfile").is_file():
+    dockerfile = context / "Dockerfile"
+    if not dockerfile.is_file() or dockerfile.is_symlink():
         raise BuildContextError("the custom model's archive has no Dockerfile at its root")
+    if dockerfile.stat().st_size > MAX_DOCKERFILE_BYTES:
+        raise BuildContextError(f"the custom model's Dockerfile is larger than {MAX_DOCKERFILE_BYTES:,} bytes")
+    sources = spec.image_sources or ImageSources(base_images=(spec.base_image,), own_prefixes=())
+    check_dockerfile(dockerfile.read_text(encoding="utf-8", errors="replace"), sources)
     log("custom model: building with the archive's own Dockerfile")
     return PreparedContext(path=context, dockerfile="Dockerfile", bill_of_materials=[], labels=labels)
 

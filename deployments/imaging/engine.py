@@ -82,11 +82,13 @@ class DockerEngine:
         log: Callable[[str], None],
         should_stop: Callable[[], str | None],
         poll_seconds: float = 0.5,
+        network_mode: str | None = "none",
     ) -> str:
         """Build with the classic builder, streaming its output to `log`; returns the image id.
 
         `should_stop` is asked about every half second, even while a step prints nothing; when it
-        returns a reason the build is interrupted and `Cancelled(reason)` raised.
+        returns a reason the build is interrupted and `Cancelled(reason)` raised. RUN steps have no
+        network unless `network_mode` says otherwise (wheels are resolved on the host beforehand).
         """
         client = self.client()
         chunks: queue.Queue[Any] = queue.Queue(maxsize=1000)
@@ -102,6 +104,7 @@ class DockerEngine:
                     rm=True,
                     forcerm=True,
                     pull=False,
+                    network_mode=network_mode,
                     decode=True,
                 )
                 for chunk in stream:
@@ -166,7 +169,10 @@ class DockerEngine:
         url = f"{'http' if registry.insecure else 'https'}://{registry.host}/v2/"
         try:
             response = requests.get(
-                url, timeout=10, auth=(registry.username, registry.password) if registry.username else None
+                url,
+                timeout=10,
+                auth=(registry.username, registry.password) if registry.username else None,
+                allow_redirects=False,  # the host was checked; where a redirect leads was not
             )
         except requests.RequestException as exc:
             raise TransientError(f"The registry {registry.host} is unreachable: {_short(exc)}.") from None

@@ -58,6 +58,8 @@ class Build(models.Model):
     image_size = models.BigIntegerField(null=True, blank=True)
     bill_of_materials = models.JSONField(default=list, blank=True)
     failure_reason = models.CharField(max_length=500, blank=True)
+    # Empty: RUN steps had no network. Otherwise the site administrator's reason for allowing it.
+    network_reason = models.CharField(max_length=300, blank=True)
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

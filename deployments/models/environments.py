@@ -60,6 +60,11 @@ class Environment(models.Model):
     bind_address = models.GenericIPAddressField(default="127.0.0.1", protocol="both")
 
     deployment_settings = models.JSONField(default=dict, blank=True)
+    allowed_secret_refs = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Kubernetes Secrets a model may read here (secret_refs); set by the environment's admins.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

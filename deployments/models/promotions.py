@@ -39,6 +39,8 @@ class PromotionRequest(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     rollout = models.OneToOneField(Rollout, null=True, blank=True, on_delete=models.SET_NULL, related_name="promotion")
     break_glass_justification = models.TextField(blank=True)
+    # Frozen when requested: approvers approve these settings with the digest, and the rollout uses them.
+    deployment_settings = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="Why the request is where it is.")
 
     class Meta:

@@ -24,6 +24,8 @@ from deployments.imaging.errors import Cancelled, ImageError, TransientError
 from deployments.imaging.smoke import smoke_test
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
+from deployments.outbound import OutboundRefused
+from deployments.selectors.registries import image_sources_for
 from deployments.services import promotions
 from deployments.supervision import Heartbeat
 from registry.models import Framework
@@ -59,6 +61,10 @@ class BuildRunner:
         registry = self.build.registry
         if registry is None:
             raise ImageError("No container registry is configured for this team.")
+        try:
+            settings.OUTBOUND_POLICY.check_registry(registry.host)
+        except OutboundRefused as refused:
+            raise ImageError(str(refused)) from None
         self.say(f"Checking the registry {registry.host} and its credentials")
         self.with_retries("reaching the registry", lambda: self.engine.check_registry_login(registry))
         self.check_stop()
@@ -69,6 +75,10 @@ class BuildRunner:
         tag = f"v{version.number}-b{self.build.pk}"
         reference = f"{repository}:{tag}"
         self.say(f"Building {reference} from {settings.BASE_IMAGE}")
+        if self.build.network_reason:
+            self.say(f"Network allowed for this build by a site administrator: {self.build.network_reason}")
+        else:
+            self.say("No network for this build's RUN steps")
         image_id = self.engine.build_image(
             context=context.path,
             dockerfile=context.dockerfile,
@@ -76,6 +86,7 @@ class BuildRunner:
             labels=context.labels,
             log=self.log,
             should_stop=self.should_stop,
+            network_mode=None if self.build.network_reason else "none",
         )
         size = self.engine.image_size(image_id)
         self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
@@ -117,6 +128,7 @@ class BuildRunner:
             source_commit=version.source_commit,
             build_id=self.build.pk,
             base_image=settings.BASE_IMAGE,
+            image_sources=image_sources_for(version.model.team),
         )
         self.say("Resolving dependencies and preparing the build context")
         context = prepare_context(spec, self.workdir / "context", wheel_cache=Path(settings.WHEEL_CACHE), log=self.log)
@@ -133,6 +145,9 @@ class BuildRunner:
     def record_prebuilt_image(self) -> None:
         reference = self.version.image_reference
         registry = self.build.registry
+        # Checked again here: a version recorded before the rule would otherwise borrow our credentials.
+        if not image_sources_for(self.version.model.team).allows(reference):
+            raise ImageError(f"{reference} is not in the team's repositories; it is not looked up or deployed.")
         auth = registry.auth_config if registry and reference.startswith(registry.host + "/") else None
         self.say(f"Prebuilt image: looking up {reference} in its registry (nothing is built)")
         digest = self.with_retries("looking up the image", lambda: self.engine.remote_digest(reference, auth))

@@ -31,7 +31,7 @@ def _packages(build) -> dict:
 def compare(promotion: PromotionRequest) -> dict:
     current = current_release(promotion.environment, promotion.model)
     current_build = current.build if current else None
-    wanted_settings = effective_settings(promotion.environment, promotion.model)
+    wanted_settings = promotion.deployment_settings or effective_settings(promotion.environment, promotion.model)
     runs = (
         Rollout.objects.filter(image=promotion.image)
         .select_related("environment")

@@ -1,8 +1,11 @@
 """Reads of container registries."""
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 
 from accounts.permissions import admin_teams
+from deployments.imaging.sources import ImageSources
 from deployments.models import ContainerRegistry
 
 
@@ -20,3 +23,25 @@ def registry_for(team) -> ContainerRegistry | None:
         ContainerRegistry.objects.filter(team=team).first()
         or ContainerRegistry.objects.filter(team__isnull=True).first()
     )
+
+
+def image_sources_for(team) -> ImageSources:
+    """The images a team's builds and prebuilt versions may use: the configured base images, everything
+    in a registry the team owns, and the team's own path in the global registry. The engine's cache
+    and the platform's registry credentials serve every team, so nothing else is reachable."""
+    prefixes = [
+        registry.url.rstrip("/") + "/"
+        if registry.team_id == team.pk
+        else registry.repository_for(team.slug, "").rstrip("/") + "/"
+        for registry in ContainerRegistry.objects.filter(Q(team=team) | Q(team__isnull=True))
+    ]
+    return ImageSources(base_images=(settings.BASE_IMAGE, *settings.BUILD_BASE_IMAGES), own_prefixes=tuple(prefixes))
+
+
+def check_image_reference(sender, team, reference: str, **kwargs) -> None:
+    """Receiver of registry.services.image_reference_checking: a prebuilt image must be the team's own."""
+    sources = image_sources_for(team)
+    if not sources.allows(reference):
+        raise ValidationError(
+            {"image_reference": f"{reference} is not in your team's repositories; allowed: {sources.describe()}."}
+        )

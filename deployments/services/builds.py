@@ -29,7 +29,10 @@ def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
     try:
         with transaction.atomic():
             build = Build.objects.create(
-                version=version, registry=registry, started_by=actor.user if actor else version.created_by
+                version=version,
+                registry=registry,
+                started_by=actor.user if actor else version.created_by,
+                network_reason=version.model.build_network_reason,
             )
             record(actor=actor, action="build.start", obj=build, after={"version": version.number})
             supervision.enqueue_on_commit(build, run_build, build.pk)

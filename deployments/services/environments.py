@@ -1,6 +1,9 @@
 """Environments and their freeze windows: who may change them, and how to reach their target (a cluster
 or a Docker host)."""
 
+import logging
+
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -8,8 +11,11 @@ from accounts.permissions import Action, Actor, require, require_admin
 from audit.services import model_snapshot, record
 from deployments import deployment_settings, targets
 from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettings, TargetKind
+from deployments.outbound import OutboundRefused
 from deployments.selectors.registries import registry_for
 from registry.models import RegisteredModel
+
+logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("kube_token", "kubeconfig")
 AUDITED_FIELDS = (
@@ -29,6 +35,7 @@ AUDITED_FIELDS = (
     "docker_url",
     "bind_address",
     "deployment_settings",
+    "allowed_secret_refs",
 )
 
 
@@ -38,10 +45,10 @@ def require_environment_admin(actor: Actor, environment: Environment) -> None:
     )
 
 
-def clean_settings(data, *, base: dict | None = None) -> dict:
+def clean_settings(data, *, environment: Environment, base: dict | None = None) -> dict:
     """deployments.deployment_settings.clean, with its refusal as a form and API error."""
     try:
-        return deployment_settings.clean(data, base=base)
+        return deployment_settings.clean(data, base=base, allowed_secret_refs=environment.allowed_secret_refs)
     except deployment_settings.SettingError as error:
         raise ValidationError({"deployment_settings": str(error)}) from None
 
@@ -59,7 +66,11 @@ def environment_save(
             setattr(environment, field, value)
     if secrets and secrets.get("kubeconfig"):
         _check_kubeconfig(secrets["kubeconfig"])
-    environment.deployment_settings = clean_settings(environment.deployment_settings)
+    try:
+        environment.allowed_secret_refs = deployment_settings.clean_secret_names(environment.allowed_secret_refs)
+    except deployment_settings.SettingError as error:
+        raise ValidationError({"allowed_secret_refs": str(error)}) from None
+    environment.deployment_settings = clean_settings(environment.deployment_settings, environment=environment)
     _check_target(environment)
     environment.full_clean(exclude=["kube_token", "kubeconfig"], validate_unique=False, validate_constraints=False)
     created = environment.pk is None
@@ -94,6 +105,31 @@ def _check_target(environment: Environment) -> None:
             raise ValidationError({"kubeconfig": "Upload a kubeconfig, or give the API URL with a token."})
     elif not environment.docker_url:
         raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
+    try:
+        check_target_address(environment, saving=True)
+    except OutboundRefused as error:
+        raise ValidationError({_address_field(environment): str(error)}) from None
+
+
+def _address_field(environment: Environment) -> str:
+    if environment.target != TargetKind.KUBERNETES:
+        return "docker_url"
+    return "kubeconfig" if environment.kubeconfig else "kube_api_url"
+
+
+def check_target_address(environment: Environment, *, saving: bool = False) -> None:
+    """The cluster's API server or the Docker host must be somewhere the platform may connect."""
+    policy = settings.OUTBOUND_POLICY
+    if environment.target != TargetKind.KUBERNETES:
+        policy.check_docker_url(environment.docker_url, unresolved_ok=saving)
+        return
+    server = environment.kube_api_url
+    if environment.kubeconfig:
+        try:
+            server = targets.parse_kubeconfig(environment.kubeconfig).server
+        except targets.KubeconfigError:
+            return  # refused with its own reason where the kubeconfig is read
+    policy.check_url(server, "Kubernetes API server", unresolved_ok=saving)
 
 
 def _check_kubeconfig(kubeconfig: str) -> None:
@@ -109,7 +145,7 @@ def model_settings_save(
 ) -> ModelEnvironmentSettings:
     require(actor, Action.MANAGE_TEAM, model.team, obj=model)
     # Checked with the environment's own settings, so a request never exceeds the limit it inherits.
-    cleaned = clean_settings(deployment_settings, base=environment.settings_for(model))
+    cleaned = clean_settings(deployment_settings, environment=environment, base=environment.settings_for(model))
     with transaction.atomic():
         override, _ = ModelEnvironmentSettings.objects.update_or_create(
             environment=environment, model=model, defaults={"deployment_settings": cleaned}
@@ -128,6 +164,10 @@ def model_settings_save(
 def target_for(environment: Environment, *, ready_timeout: float | None = None):
     """The object that talks to the environment's cluster or Docker host. `ready_timeout`: how long a
     new container may take to answer ready on a Docker host (a cluster has progressDeadlineSeconds)."""
+    try:
+        check_target_address(environment)  # again: the allowed networks may have changed since it was saved
+    except OutboundRefused as error:
+        raise targets.TargetError(str(error)) from None
     if environment.target == TargetKind.KUBERNETES:
         kubeconfig = environment.kubeconfig or targets.kubeconfig_from_token(
             environment.kube_api_url, environment.kube_ca_cert, environment.kube_token, environment.namespace
@@ -146,9 +186,19 @@ def environment_check(*, actor: Actor, environment: Environment) -> dict:
     """Test the connection: the server's version, the namespace, and what the credentials may do."""
     require_environment_admin(actor, environment)
     try:
-        return target_for(environment).check()
+        report = target_for(environment).check()
     except (targets.TargetError, targets.TransientTargetError) as exc:
-        return {"ok": False, "message": str(exc)}
+        report = {"ok": False, "message": str(exc)}
+    if not report.get("ok") and not report.get("server_version") and report.get("message"):
+        # What the far side said stays in the log: shown back, it would let the page read any
+        # internal service the address points at. The sentence before the first ": " is ours.
+        logger.info("environment %s check failed: %s", environment.pk, report["message"])
+        report["message"] = own_summary(report["message"])
+    return report
+
+
+def own_summary(message: str) -> str:
+    return message.split(": ", 1)[0].rstrip(".") + "."
 
 
 def environment_delete(*, actor: Actor, environment: Environment) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -27,6 +28,7 @@ from accounts.permissions import Action, Actor, require
 from audit.services import record
 from deployments import supervision
 from deployments.models import PromotionRequest, Webhook, WebhookDelivery
+from deployments.outbound import OutboundRefused
 from deployments.tasks import deliver_webhook
 
 logger = logging.getLogger(__name__)
@@ -128,10 +130,17 @@ def deliver(delivery_id: int) -> None:
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     try:
+        settings.OUTBOUND_POLICY.check_url(delivery.webhook.url, "webhook URL")
+    except OutboundRefused as refused:
+        # Not retried: the address is refused until an administrator allows its network.
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=str(refused)[:500])
+        return
+    try:
         response = requests.post(
             delivery.webhook.url,
             data=body,
             timeout=10,
+            allow_redirects=False,  # a redirect could lead anywhere, past the check above
             headers={
                 "Content-Type": "application/json",
                 "X-Slipway-Event": delivery.event,
@@ -140,17 +149,37 @@ def deliver(delivery_id: int) -> None:
             },
         )
     except requests.RequestException as exc:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=str(exc)[:500])
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=_failure_summary(exc))
         raise
     WebhookDelivery.objects.filter(pk=delivery.pk).update(last_status=response.status_code)
+    if 300 <= response.status_code < 400:
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(
+            last_error=f"The receiver answered {response.status_code} (a redirect, which is not followed)."
+        )
+        raise requests.HTTPError(f"the receiver answered {response.status_code}")
     if response.status_code >= 300:
         raise requests.HTTPError(f"the receiver answered {response.status_code}")
     WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now(), last_error="")
 
 
+def _failure_summary(exc: requests.RequestException) -> str:
+    """Our own words for a failed delivery: the library's text can carry what an internal host said."""
+    if isinstance(exc, requests.Timeout):
+        return "The receiver did not answer in time."
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "The receiver's TLS certificate could not be verified."
+    if isinstance(exc, requests.ConnectionError):
+        return "The receiver could not be reached."
+    return "The delivery failed."
+
+
 def webhook_create(*, actor: Actor, team, url: str, events: list[str], active: bool = True) -> tuple[Webhook, str]:
     """Create a webhook with a new signing secret, returned once (it is stored encrypted)."""
     require(actor, Action.MANAGE_TEAM, team)
+    try:
+        settings.OUTBOUND_POLICY.check_url(url, "webhook URL", unresolved_ok=True)
+    except OutboundRefused as refused:
+        raise ValidationError({"url": str(refused)}) from None
     secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         webhook = Webhook.objects.create(team=team, url=url, events=events, active=active, secret=secret)

@@ -24,8 +24,9 @@ from deployments.models import (
     Rollout,
     RolloutState,
 )
+from deployments.selectors.environments import effective_settings
 from deployments.services import notifications
-from deployments.services.rollouts import queue_rollout
+from deployments.services.rollouts import check_secret_refs, queue_rollout
 from registry.models import ModelVersion
 
 # -- requesting -------------------------------------------------------------------------------
@@ -44,6 +45,8 @@ def promotion_request(
             raise ValidationError({"reason": "Say why this version should go to " + environment.name + "."})
         build = policy.check_release(actor, version, environment, break_glass_justification)
         image = build.digest_reference
+        frozen = effective_settings(environment, version.model)
+        check_secret_refs(environment, frozen)
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,
@@ -69,13 +72,19 @@ def promotion_request(
                 required_approvals=environment.required_approvals,
                 expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
                 break_glass_justification=break_glass_justification.strip(),
+                deployment_settings=frozen,
             )
             record(
                 actor=actor,
                 action="promotion.request",
                 obj=promotion,
                 environment=environment.name,
-                after={"version": version.number, "image": image, "reason": promotion.reason},
+                after={
+                    "version": version.number,
+                    "image": image,
+                    "reason": promotion.reason,
+                    "deployment_settings": frozen,
+                },
                 flagged=bool(promotion.break_glass_justification),
                 reason=promotion.break_glass_justification,
             )
@@ -194,6 +203,8 @@ def _deploy(promotion: PromotionRequest) -> None:
             requested_by=promotion.requested_by,
             reason=f"Promotion #{promotion.pk}: {promotion.reason}"[:500],
             build=promotion.build,
+            # What the approvers approved, whatever was changed in the environment since.
+            deployment_settings=promotion.deployment_settings or None,
         )
     except ValidationError as exc:
         promotion.note = "Approved, but not deployed: " + " ".join(exc.messages)

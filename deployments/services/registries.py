@@ -2,12 +2,14 @@
 
 import re
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.permissions import Actor, require_admin
 from audit.services import record
 from deployments.models import ContainerRegistry
+from deployments.outbound import OutboundRefused
 
 URL_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?(?:/[a-z0-9._-]+)*$")
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
@@ -24,6 +26,10 @@ def _clean(registry: ContainerRegistry) -> None:
     registry.url = url
     if registry.insecure and not url.startswith(LOOPBACK_HOSTS):
         raise ValidationError({"insecure": "Plain HTTP is only allowed for a registry on this machine (loopback)."})
+    try:
+        settings.OUTBOUND_POLICY.check_registry(registry.host, unresolved_ok=True)
+    except OutboundRefused as refused:
+        raise ValidationError({"url": str(refused)}) from None
     if registry.password and not registry.username:
         raise ValidationError({"username": "A password needs a username."})
     if not registry.name.strip():

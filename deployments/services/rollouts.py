@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.permissions import Action, Actor, require
 from audit.services import record
 from deployments import policy, supervision, targets
+from deployments.deployment_settings import SettingError, check_secret_refs_allowed
 from deployments.models import Build, Environment, Rollout, RolloutKind, RolloutLogLine, RolloutState
 from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import effective_settings
@@ -86,9 +87,13 @@ def queue_rollout(
     kind: str = RolloutKind.DEPLOY,
     replaces: Rollout | None = None,
     build: Build | None = None,
+    deployment_settings: dict | None = None,
 ) -> Rollout:
-    """Record and enqueue a rollout. Callers have checked who may ask for it."""
+    """Record and enqueue a rollout. Callers have checked who may ask for it. `deployment_settings`:
+    those a promotion froze when it was requested (else the environment's and model's settings now)."""
     build = build or deployable_build(version)
+    wanted = deployment_settings or effective_settings(environment, version.model)
+    check_secret_refs(environment, wanted)
     try:
         with transaction.atomic():
             rollout = Rollout.objects.create(
@@ -101,7 +106,7 @@ def queue_rollout(
                 replaces=replaces,
                 requested_by=requested_by,
                 reason=reason[:500],
-                deployment_settings=effective_settings(environment, version.model),
+                deployment_settings=wanted,
             )
             supervision.enqueue_on_commit(rollout, run_rollout, rollout.pk)
     except IntegrityError:
@@ -119,6 +124,14 @@ def queue_rollout(
             f"{version.model.name} cannot be deployed to {environment.name} now: {detail}. Wait for it to finish."
         ) from None
     return rollout
+
+
+def check_secret_refs(environment: Environment, wanted: dict) -> None:
+    """Checked again when deploying: the allow-list may have shrunk since the settings were saved."""
+    try:
+        check_secret_refs_allowed(wanted, environment.allowed_secret_refs)
+    except SettingError as error:
+        raise ValidationError({"deployment_settings": str(error)}) from None
 
 
 def rollout_rollback(*, actor: Actor, environment: Environment, model: RegisteredModel, reason: str = "") -> Rollout:

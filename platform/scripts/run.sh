@@ -24,6 +24,8 @@ if [ -z "${SLIPWAY_SECRET_KEY:-}${SLIPWAY_SECRET_KEY_FILE:-}" ]; then
   export SLIPWAY_SECRET_KEY_FILE="$VAR/secret_key"
 fi
 export SLIPWAY_ALLOWED_HOSTS="${SLIPWAY_ALLOWED_HOSTS:-127.0.0.1,localhost}"
+# The demo's registry, Docker host and webhooks are all on this machine: let the platform reach loopback.
+export SLIPWAY_OUTBOUND_ALLOWED_NETWORKS="${SLIPWAY_OUTBOUND_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128}"
 
 # Redis: the one given, or the local one (started when installed but stopped).
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"

@@ -50,6 +50,7 @@ class ModelSerializer(serializers.ModelSerializer):
             "description",
             "task",
             "auto_build",
+            "build_network_reason",
             "archived",
             "archived_at",
             "created_by",
@@ -59,7 +60,7 @@ class ModelSerializer(serializers.ModelSerializer):
             "latest_version",
             "url",
         ]
-        read_only_fields = ["archived", "archived_at", "created_at", "updated_at"]
+        read_only_fields = ["archived", "archived_at", "build_network_reason", "created_at", "updated_at"]
         # Uniqueness is checked by the service, which knows the team the caller may use.
         validators: list[Any] = []
 
@@ -73,6 +74,12 @@ class ModelSerializer(serializers.ModelSerializer):
 
     def get_url(self, obj) -> str:
         return reverse("model-detail", args=[obj.team.slug, obj.name])
+
+
+class BuildNetworkSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=300, allow_blank=True, help_text="Why this model's builds need the network; empty takes it back."
+    )
 
 
 class ModelUpdateSerializer(serializers.ModelSerializer):

@@ -71,6 +71,17 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
         services.model_set_archived(actor=Actor.from_request(request), model=self.get_object(), archived=False)
         return Response(serializers.ModelSerializer(self.get_object()).data)
 
+    @extend_schema(request=serializers.BuildNetworkSerializer, responses=serializers.ModelSerializer)
+    @action(detail=True, methods=["post"], url_path="build-network")
+    def build_network(self, request, pk=None):
+        """Let this model's builds use the network (site administrators only), with the reason builds show."""
+        incoming = serializers.BuildNetworkSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        services.model_allow_build_network(
+            actor=Actor.from_request(request), model=self.get_object(), reason=incoming.validated_data["reason"]
+        )
+        return Response(serializers.ModelSerializer(self.get_object()).data)
+
     @extend_schema(
         methods=["post"],
         request={"multipart/form-data": serializers.VersionCreateSerializer},

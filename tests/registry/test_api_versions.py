@@ -9,6 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from onnx import TensorProto, helper
 
 from registry.models import ModelVersion
+from tests.support.factories import RegistryFactory
 
 
 def upload(api, model, *, content=b"model-bytes", name="model.joblib", **fields):
@@ -153,6 +154,7 @@ def test_bad_metadata_is_refused_naming_the_field(api, teammate, model, field, v
 
 
 def test_a_prebuilt_image_version_needs_a_valid_reference(api, teammate, model):
+    RegistryFactory(url="registry.local:5000")
     client = api.as_user(teammate)
     url = f"/api/v1/models/{model.pk}/versions/"
     bad = client.post(url, {"framework": "image", "image_reference": "Not An Image!"}, format="json")
