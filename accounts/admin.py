@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from accounts.models import ApiToken, Membership, Team
+from accounts.models import ApiToken, Membership, SsoIdentity, Team
 
 
 class MembershipInline(admin.TabularInline):
@@ -34,6 +34,17 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "revoked_at",
     )
     readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    # Made at sign-in from the provider's token; deleting one makes the next sign-in a first one.
+    list_display = ["user", "subject", "issuer", "groups", "last_sign_in_at"]
+    search_fields = ["user__username", "subject"]
+    readonly_fields = ["user", "issuer", "subject", "created_at", "last_sign_in_at", "groups"]
 
     def has_add_permission(self, request):
         return False

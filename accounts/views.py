@@ -134,15 +134,18 @@ def sign_out(request):
     return redirect(provider_logout or settings.LOGOUT_REDIRECT_URL)
 
 
-def sso_refused(request, reason: str, *, status: int):
-    """A sign-in through the provider that did not happen: said plainly, and put on the audit trail."""
+def sso_refused(request, reason: str, *, status: int, audit: bool = False):
+    """A sign-in through the provider that did not happen, said plainly. On the audit trail only when
+    the provider did answer with tokens (`audit`): anybody can call the callback with made-up values,
+    and that must not fill the trail."""
     logger.warning("SSO sign-in refused: %s", reason)
-    record(
-        actor=Actor.from_request(request),
-        action="user.sign_in",
-        outcome="refused",
-        reason=f"{services.SSO}: {reason}",
-    )
+    if audit:
+        record(
+            actor=Actor.from_request(request),
+            action="user.sign_in",
+            outcome="refused",
+            reason=f"{services.SSO}: {reason}",
+        )
     return render(
         request,
         "registration/sso_refused.html",
@@ -178,7 +181,7 @@ class SsoCallbackView(OIDCAuthenticationCallbackView):
         try:
             return super().get(request)
         except sso.SignInRefused as error:
-            return sso_refused(request, str(error), status=403)
+            return sso_refused(request, str(error), status=403, audit=True)
         except SuspiciousOperation:
             return sso_refused(
                 request,

@@ -194,10 +194,11 @@ def test_a_denied_sign_in_at_the_provider_says_so(sso, oidc_provider, client):
     assert "The identity provider did not sign you in" in response.content.decode()
 
 
-def test_a_callback_that_no_sign_in_started_is_refused(sso, client):
+def test_a_callback_that_no_sign_in_started_is_refused_and_leaves_the_trail_alone(sso, client):
     response = client.get("/oidc/callback/?code=abc&state=forged")
     assert response.status_code == 403
     assert "start again" in response.content.decode()
+    assert not AuditEvent.objects.exists()  # anybody can send this: it must not fill the trail
 
 
 def test_an_unreachable_provider_is_named_on_the_page(sso, client):
