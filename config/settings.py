@@ -258,6 +258,9 @@ BUILD_REQUEUE_AFTER = envint("SLIPWAY_BUILD_REQUEUE_AFTER", 120, minimum=1)
 # Queued work (a build or a rollout) that no worker started for this long is failed with that reason,
 # so that it never blocks its version or its environment for ever.
 QUEUE_EXPIRE_AFTER = envint("SLIPWAY_QUEUE_EXPIRE_AFTER", 3600, minimum=1)
+# A build or rollout whose worker loses the database retries with backoff for this long, then fails
+# with that reason ("the database was unavailable for 45 s") once the database is back.
+DATABASE_RETRY_LIMIT = envint("SLIPWAY_DATABASE_RETRY_LIMIT", 45, minimum=1)
 BUILD_WORKDIR = Path(env("SLIPWAY_BUILD_WORKDIR", str(VAR_DIR / "builds")))
 WHEEL_CACHE = Path(env("SLIPWAY_WHEEL_CACHE", str(VAR_DIR / "wheel-cache")))
 # Where `make run` and the seed put a registry when none is configured in the UI.

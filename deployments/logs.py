@@ -12,6 +12,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from deployments.supervision import with_database
+
 # Control characters other than the ESC that starts colour codes would garble a page or a terminal.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
 MAX_LINE_LENGTH = 8000
@@ -51,14 +53,19 @@ class LogWriter:
 
     def flush(self) -> None:
         self.last_flush = time.monotonic()
-        if not self.buffer:
-            return
-        lines, self.buffer = self.buffer, []
+        if self.buffer:
+            # Runners write their logs: a database that is away for a few seconds delays the lines.
+            with_database(self._store)
+
+    def _store(self) -> None:
+        lines = self.buffer
         with transaction.atomic():
             self.line_model.objects.bulk_create(lines)
             type(self.parent).objects.filter(pk=self.parent.pk).update(
                 log_line_count=F("log_line_count") + len(lines), heartbeat_at=timezone.now()
             )
+        # Only once they are stored: a flush that failed (the database went away) can be repeated.
+        self.buffer = self.buffer[len(lines) :]
 
     def __call__(self, text: str) -> None:
         self.write(text)

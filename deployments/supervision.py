@@ -8,12 +8,14 @@ nothing stays "queued" or "running" forever.
 
 import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from celery import Task
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -22,6 +24,49 @@ logger = logging.getLogger(__name__)
 # A Build or a Rollout (and their log line models): rows with a state, heartbeat_at, worker,
 # failure_reason and log_line_count, which no common base class declares.
 Work = Any
+T = TypeVar("T")
+
+# What a lost database connection raises: the server stopped, restarted, or cannot be reached.
+DATABASE_ERRORS = (OperationalError, InterfaceError)
+
+
+class DatabaseUnavailable(Exception):
+    """The database stayed unreachable for longer than SLIPWAY_DATABASE_RETRY_LIMIT; the message is the
+    reason the work is failed with (once the database is back to record it)."""
+
+
+def with_database(call: Callable[[], T], *, limit: float | None = None) -> T:
+    """`call()`, retried with backoff while the database is unreachable (a restart, a failover, a few
+    seconds of network trouble), for up to `limit` seconds (SLIPWAY_DATABASE_RETRY_LIMIT); then
+    DatabaseUnavailable. Only for calls outside a transaction, which can be repeated as a whole."""
+    limit = settings.DATABASE_RETRY_LIMIT if limit is None else limit
+    started = time.monotonic()
+    delay = 0.25
+    while True:
+        try:
+            return call()
+        except DATABASE_ERRORS as exc:
+            if connection.in_atomic_block:
+                raise
+            waited = time.monotonic() - started
+            if waited >= limit:
+                logger.error("database unavailable for %.1f s, giving up: %s", waited, str(exc).strip())
+                raise DatabaseUnavailable(
+                    f"The database was unavailable for {waited:.0f} s, longer than a worker waits for it "
+                    f"(SLIPWAY_DATABASE_RETRY_LIMIT, {limit:g} s)."
+                ) from None
+            logger.warning("database unavailable for %.1f s, retrying: %s", waited, str(exc).strip())
+            forget_connection()
+            time.sleep(min(delay, max(0.05, limit - waited)))
+            delay = min(delay * 2, 5.0)
+
+
+def forget_connection() -> None:
+    """Drop a broken connection, so that the next query opens a new one."""
+    try:
+        connection.close()
+    except DATABASE_ERRORS:
+        connection.connection = None
 
 
 def enqueue(task: Task, *args: Any) -> bool:
@@ -60,9 +105,14 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         try:
             while not self.stopped.wait(self.seconds):
-                self.model.objects.filter(pk=self.pk, state__in=self.running_states).update(heartbeat_at=timezone.now())
+                try:
+                    self.model.objects.filter(pk=self.pk, state__in=self.running_states).update(
+                        heartbeat_at=timezone.now()
+                    )
+                except DATABASE_ERRORS:  # the database is away: beat again as soon as it is back
+                    forget_connection()
         finally:
-            connection.close()
+            forget_connection()
 
     def __enter__(self):
         self.start()

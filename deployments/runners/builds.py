@@ -27,7 +27,7 @@ from deployments.models import Build, BuildLogLine, BuildState
 from deployments.outbound import OutboundRefused
 from deployments.selectors.registries import image_sources_for
 from deployments.services import promotions
-from deployments.supervision import Heartbeat
+from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
 from registry.models import Framework
 
 logger = logging.getLogger(__name__)
@@ -164,8 +164,10 @@ class BuildRunner:
         now = timezone.now()
         steps = self.close_step(now)
         steps[state] = {"started": now.isoformat()}
-        if not Build.objects.filter(pk=self.build.pk, state=self.build.state).update(
-            state=state, steps=steps, heartbeat_at=now
+        if not with_database(
+            lambda: Build.objects.filter(pk=self.build.pk, state=self.build.state).update(
+                state=state, steps=steps, heartbeat_at=now
+            )
         ):
             raise StepLost()
         self.build.state, self.build.steps = state, steps
@@ -182,15 +184,17 @@ class BuildRunner:
     def succeed(self, **fields) -> None:
         self.finish(BuildState.SUCCEEDED, "", **fields)
         self.say("Build succeeded")
-        self.build.refresh_from_db()
-        if promotions.rebind_to_new_build(self.build):
+        with_database(self.build.refresh_from_db)
+        if with_database(lambda: promotions.rebind_to_new_build(self.build)):
             self.say("Pending promotions of this version now point at the new digest; their approvals are void")
 
     def finish(self, state: str, reason: str, **fields) -> None:
         self.log.flush()
         now = timezone.now()
-        updated = Build.objects.filter(pk=self.build.pk, state__in=BuildState.running()).update(
-            state=state, failure_reason=reason[:500], finished_at=now, steps=self.close_step(now), **fields
+        updated = with_database(
+            lambda: Build.objects.filter(pk=self.build.pk, state__in=BuildState.running()).update(
+                state=state, failure_reason=reason[:500], finished_at=now, steps=self.close_step(now), **fields
+            )
         )
         if not updated:
             raise StepLost()
@@ -202,7 +206,9 @@ class BuildRunner:
         if time.monotonic() > self.deadline:
             self.stop_state = BuildState.FAILED
             return f"The build exceeded its time limit of {settings.BUILD_TIMEOUT} s."
-        state, cancel = Build.objects.filter(pk=self.build.pk).values_list("state", "cancel_requested").get()
+        state, cancel = with_database(
+            lambda: Build.objects.filter(pk=self.build.pk).values_list("state", "cancel_requested").get()
+        )
         if state not in BuildState.running():
             raise StepLost()
         if cancel:
@@ -234,17 +240,21 @@ class BuildRunner:
 
 def execute(*, build_id: int) -> None:
     now = timezone.now()
-    claimed = Build.objects.filter(pk=build_id, state=BuildState.QUEUED).update(
-        state=BuildState.PREPARING,
-        started_at=now,
-        heartbeat_at=now,
-        worker=socket.gethostname(),
-        steps={BuildState.PREPARING: {"started": now.isoformat()}},
+    # A database that is away when the message arrives delays the claim; one that stays away leaves
+    # the build queued, for the reaper to enqueue again.
+    claimed = with_database(
+        lambda: Build.objects.filter(pk=build_id, state=BuildState.QUEUED).update(
+            state=BuildState.PREPARING,
+            started_at=now,
+            heartbeat_at=now,
+            worker=socket.gethostname(),
+            steps={BuildState.PREPARING: {"started": now.isoformat()}},
+        )
     )
     if not claimed:
         logger.info("build %s: already claimed or finished; nothing to do", build_id)
         return
-    build = Build.objects.select_related("version__model__team", "registry").get(pk=build_id)
+    build = with_database(lambda: Build.objects.select_related("version__model__team", "registry").get(pk=build_id))
     runner = BuildRunner(build)
     try:
         with Heartbeat(Build, build_id, BuildState.running(), settings.BUILD_HEARTBEAT_SECONDS):
@@ -263,6 +273,8 @@ def _run(runner: BuildRunner) -> None:
         _finish_quietly(runner, runner.stop_state, str(exc))
     except ImageError as exc:
         _finish_quietly(runner, BuildState.FAILED, str(exc))
+    except DatabaseUnavailable as exc:
+        _finish_quietly(runner, BuildState.FAILED, str(exc))
     except SoftTimeLimitExceeded:
         _finish_quietly(runner, BuildState.FAILED, f"The build exceeded its time limit of {settings.BUILD_TIMEOUT} s.")
     except Exception as exc:
@@ -272,8 +284,10 @@ def _run(runner: BuildRunner) -> None:
 
 
 def _finish_quietly(runner: BuildRunner, state: str, reason: str) -> None:
-    runner.log(f"{'ERROR' if state == BuildState.FAILED else 'CANCELLED'}: {reason}")
     try:
+        runner.log(f"{'ERROR' if state == BuildState.FAILED else 'CANCELLED'}: {reason}")
         runner.finish(state, reason)
     except StepLost:
         logger.warning("build %s: finished elsewhere before it could be marked %s", runner.build.pk, state)
+    except DatabaseUnavailable:
+        logger.error("build %s: could not be marked %s (%s); the reaper will", runner.build.pk, state, reason)

@@ -19,7 +19,7 @@ from deployments.logs import LogWriter
 from deployments.models import Rollout, RolloutLogLine, RolloutState
 from deployments.services import promotions, rollouts
 from deployments.services.environments import target_for
-from deployments.supervision import Heartbeat
+from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +79,11 @@ class RolloutRunner:
         )
         spec = deploy_spec(rollout)
         manifests = target.render(spec)
-        Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests)
+        with_database(lambda: Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests))
         endpoint = target.deploy(spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop)
         self.finish(RolloutState.SUCCEEDED, "", endpoint=endpoint)
-        rollouts.release_succeeded(rollout)
-        promotions.release_deployed(rollout)
+        with_database(lambda: rollouts.release_succeeded(rollout))
+        with_database(lambda: promotions.release_deployed(rollout))
         self.say(f"{rollout.version.display_name} is serving at {endpoint}")
 
     def progress(self, progress: "targets.Progress") -> None:
@@ -94,8 +94,10 @@ class RolloutRunner:
             "available": progress.available,
             "message": progress.message,
         }
-        updated = Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
-            state=RolloutState.PROGRESSING, progress=data, heartbeat_at=timezone.now()
+        updated = with_database(
+            lambda: Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
+                state=RolloutState.PROGRESSING, progress=data, heartbeat_at=timezone.now()
+            )
         )
         if not updated:
             raise RolloutLost()
@@ -104,7 +106,9 @@ class RolloutRunner:
     def should_stop(self) -> str | None:
         if time.monotonic() > self.deadline:
             return f"The rollout exceeded its time limit of {settings.ROLLOUT_TIMEOUT} s."
-        state, cancel = Rollout.objects.filter(pk=self.rollout.pk).values_list("state", "cancel_requested").get()
+        state, cancel = with_database(
+            lambda: Rollout.objects.filter(pk=self.rollout.pk).values_list("state", "cancel_requested").get()
+        )
         if state not in RolloutState.running():
             raise RolloutLost()
         if cancel:
@@ -114,20 +118,25 @@ class RolloutRunner:
 
     def finish(self, state: str, reason: str, **fields) -> None:
         self.log.flush()
-        if not Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
-            state=state, failure_reason=reason[:1000], finished_at=timezone.now(), **fields
+        if not with_database(
+            lambda: Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
+                state=state, failure_reason=reason[:1000], finished_at=timezone.now(), **fields
+            )
         ):
             raise RolloutLost()
         self.rollout.state = state
 
     def fail(self, reason: str, state: str = RolloutState.FAILED) -> None:
-        self.log(f"{'ERROR' if state == RolloutState.FAILED else 'CANCELLED'}: {reason}")
         try:
+            self.log(f"{'ERROR' if state == RolloutState.FAILED else 'CANCELLED'}: {reason}")
             self.finish(state, reason)
         except RolloutLost:
             return
+        except DatabaseUnavailable:
+            logger.error("rollout %s: could not be marked %s (%s); the reaper will", self.rollout.pk, state, reason)
+            return
         self.rollout.failure_reason = reason
-        after_failure(self.rollout, say=self.say)
+        with_database(lambda: after_failure(self.rollout, say=self.say))
 
 
 def after_failure(rollout: Rollout, say) -> None:
@@ -151,12 +160,20 @@ def reap() -> dict:
 
 def execute(*, rollout_id: int) -> None:
     now = timezone.now()
-    if not Rollout.objects.filter(pk=rollout_id, state=RolloutState.QUEUED).update(
-        state=RolloutState.APPLYING, started_at=now, heartbeat_at=now, worker=socket.gethostname()
+    # A database that is away when the message arrives delays the claim; one that stays away leaves
+    # the rollout queued, for the reaper to enqueue again.
+    if not with_database(
+        lambda: Rollout.objects.filter(pk=rollout_id, state=RolloutState.QUEUED).update(
+            state=RolloutState.APPLYING, started_at=now, heartbeat_at=now, worker=socket.gethostname()
+        )
     ):
         logger.info("rollout %s: already claimed or finished; nothing to do", rollout_id)
         return
-    rollout = Rollout.objects.select_related("environment__team", "model__team", "version", "build").get(pk=rollout_id)
+    rollout = with_database(
+        lambda: Rollout.objects.select_related("environment__team", "model__team", "version", "build").get(
+            pk=rollout_id
+        )
+    )
     runner = RolloutRunner(rollout)
     with Heartbeat(Rollout, rollout_id, RolloutState.running(), settings.BUILD_HEARTBEAT_SECONDS):
         try:
@@ -165,6 +182,8 @@ def execute(*, rollout_id: int) -> None:
             logger.warning("rollout %s: no longer running here", rollout_id)
         except targets.RolloutStopped as exc:
             runner.fail(str(exc), runner.stop_state)
+        except DatabaseUnavailable as exc:
+            runner.fail(str(exc))
         except (targets.TargetError, targets.TransientTargetError) as exc:
             runner.fail(str(exc))
         except SoftTimeLimitExceeded:

@@ -1,6 +1,8 @@
 """Starting, cancelling and supervising builds. The work itself is in deployments.runners.builds."""
 
 import logging
+import shutil
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -82,7 +84,24 @@ def reap_stale_builds() -> dict:
         Build, BuildLogLine, failed_state=BuildState.FAILED, queued_state=BuildState.QUEUED, what="build"
     )
     requeued = supervision.requeue(Build, run_build, queued_state=BuildState.QUEUED)
+    remove_leftover_workdirs()
     return {"reaped": len(reaped) + len(expired), "requeued": requeued}
+
+
+def remove_leftover_workdirs() -> list[int]:
+    """Remove the work folders of builds that are over (a killed worker leaves its folder behind: the
+    build context, the artifact, the wheels: easily 70 MB each). Returns the build ids cleaned."""
+    root = Path(settings.BUILD_WORKDIR)
+    folders = {int(path.name): path for path in root.glob("*") if path.is_dir() and path.name.isdigit()}
+    if not folders:
+        return []
+    active = set(Build.objects.filter(pk__in=folders, state__in=BuildState.active()).values_list("pk", flat=True))
+    removed = sorted(pk for pk in folders if pk not in active)
+    for pk in removed:
+        shutil.rmtree(folders[pk], ignore_errors=True)
+    if removed:
+        logger.info("removed the work folders of finished builds %s", removed)
+    return removed
 
 
 def start_build_for_new_version(sender, version: ModelVersion, actor: Actor, **kwargs) -> None:
