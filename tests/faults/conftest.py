@@ -4,6 +4,7 @@ while work is in flight. The suite's shared services are never stopped."""
 import pytest
 
 from tests.support.faults import RedisServer, celery_broker
+from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401  the emulated cluster
 
 
 @pytest.fixture

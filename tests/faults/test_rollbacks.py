@@ -14,14 +14,13 @@ from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
 from deployments.services.environments import target_for
 from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
-from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cluster_env(kube_cluster, settings):  # noqa: F811
+def cluster_env(kube_cluster, settings):
     kube_cluster.require_emulator()
     settings.ROLLOUT_TIMEOUT = 60
     return Environment.objects.create(
@@ -41,7 +40,7 @@ def version(model, number):
     return made
 
 
-def deployed_image(kube_cluster, name):  # noqa: F811
+def deployed_image(kube_cluster, name):
     deployment = kube_cluster.apps.read_namespaced_deployment(name, kube_cluster.namespace)
     return deployment.spec.template.spec.containers[0].image
 
@@ -64,7 +63,7 @@ def test_a_rollout_that_failed_before_changing_the_deployment_is_not_rolled_back
     teammate,
     model,
     cluster_env,
-    kube_cluster,  # noqa: F811
+    kube_cluster,
 ):
     good = run(start(teammate, version(model, 1), cluster_env))
     assert good.state == RolloutState.SUCCEEDED
@@ -83,7 +82,7 @@ def test_a_running_rollout_cancelled_through_the_api_stops_and_rolls_back_what_i
     teammate,
     model,
     cluster_env,
-    kube_cluster,  # noqa: F811
+    kube_cluster,
 ):
     good = run(start(teammate, version(model, 1), cluster_env))
     kube_cluster.controller.ready_delay = 60  # the new pods never get ready while the test watches
