@@ -277,6 +277,17 @@ DRIFT_CHECK_SECONDS = envint("SLIPWAY_DRIFT_CHECK_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["reap-stale-rollouts"] = {"task": "deployments.tasks.reap_stale_rollouts", "schedule": 15.0}
 CELERY_BEAT_SCHEDULE["check-drift"] = {"task": "deployments.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)}
 
+# Vulnerability scanning: where the OSV advisories are (a folder or an HTTP(S) URL; empty: no scanning),
+# how often they are reloaded, when admins are warned that they are old, and the longest acceptance.
+VULN_DB = env("SLIPWAY_VULN_DB", "")
+VULN_DB_REFRESH_SECONDS = envint("SLIPWAY_VULN_DB_REFRESH_SECONDS", 6 * 3600, minimum=60)
+VULN_DB_MAX_AGE_HOURS = envint("SLIPWAY_VULN_DB_MAX_AGE_HOURS", 48, minimum=1)
+VULN_ACCEPT_MAX_DAYS = envint("SLIPWAY_VULN_ACCEPT_MAX_DAYS", 90, minimum=1)
+CELERY_BEAT_SCHEDULE["refresh-vulnerability-db"] = {
+    "task": "deployments.tasks.refresh_vulnerability_db",
+    "schedule": float(VULN_DB_REFRESH_SECONDS),
+}
+
 # Links in emails and webhooks point here.
 SLIPWAY_BASE_URL = env("SLIPWAY_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 EMAIL_BACKEND = env("SLIPWAY_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

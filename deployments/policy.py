@@ -13,6 +13,7 @@ from accounts.permissions import Action, Actor, Decision, decide, is_team_admin
 from deployments.models import Build, Environment, FreezeWindow, PromotionRequest, Rollout, RolloutState
 from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import environment_list
+from deployments.selectors.vulnerabilities import blocking_findings
 from registry.models import ModelVersion
 
 # -- freeze windows ------------------------------------------------------------------------------------
@@ -105,6 +106,29 @@ def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) ->
     return Decision(decision.allowed, decision.reason)
 
 
+# -- known vulnerabilities --------------------------------------------------------------------------------
+
+
+def vulnerability_verdict(environment: Environment, build: Build) -> Decision:
+    """Whether the environment's policy lets the build's image in, given what its last scan found and
+    what the environment's admins accepted for the model (until the acceptance expires)."""
+    threshold = environment.block_severity
+    if not threshold:
+        return Decision(True, f"{environment.name} does not block on vulnerabilities")
+    if build.scanned_at is None:
+        return Decision(
+            False, f"{environment.name} blocks {threshold} vulnerabilities and this image has not been scanned"
+        )
+    blocking = blocking_findings(environment, build)
+    if not blocking:
+        return Decision(True, f"no unaccepted finding of {threshold} severity or above")
+    more = f" (and {len(blocking) - 1} more)" if len(blocking) > 1 else ""
+    return Decision(
+        False,
+        f"{environment.name} blocks images with {threshold} vulnerabilities or worse: {blocking[0].explain()}{more}",
+    )
+
+
 # -- before an image goes to an environment ----------------------------------------------------------------
 
 
@@ -117,12 +141,16 @@ def check_environment(actor: Actor, environment: Environment) -> None:
 
 
 def check_release(actor: Actor, version: ModelVersion, environment: Environment, justification: str) -> Build:
-    """The version has an image to deploy, it passed the stage before, and no freeze forbids it (an admin's
-    justification aside). Returns the build whose image goes."""
+    """The version has an image to deploy, it passed the stage before, the environment's vulnerability
+    policy lets it in, and no freeze forbids it (an admin's justification aside). Returns the build whose
+    image goes."""
     build = deployable_build(version)
     stage = previous_stage_verdict(environment, version, build.digest_reference)
     if not stage:
         raise ValidationError({"version": stage.reason[0].upper() + stage.reason[1:] + "."})
+    vulnerabilities = vulnerability_verdict(environment, build)
+    if not vulnerabilities:
+        raise ValidationError({"version": vulnerabilities.reason[0].upper() + vulnerabilities.reason[1:] + "."})
     check_freeze(actor, environment, version.model.team, justification)
     return build
 

@@ -66,3 +66,10 @@ def deliver_webhook(self, delivery_id: int, **_ignored) -> None:
     from deployments.services import notifications
 
     notifications.deliver(delivery_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def refresh_vulnerability_db(**_ignored) -> dict:
+    from deployments.services import vulnerabilities
+
+    return vulnerabilities.database_refresh()

@@ -9,7 +9,9 @@ from accounts.permissions import Actor
 from config.api import created
 from deployments.api.logs import LogActions
 from deployments.api.lookups import version_named
+from deployments.api.vulnerabilities import FINDINGS_PARAMETERS, build_vulnerabilities
 from deployments.models import Build, BuildState
+from deployments.osv.cyclonedx import bom_document
 from deployments.selectors.builds import build_list
 from deployments.services import builds
 
@@ -89,34 +91,20 @@ class BuildViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
         build = builds.build_cancel(actor=Actor.from_request(request), build=self.get_object())
         return Response(BuildSerializer(build).data)
 
+    @extend_schema(parameters=FINDINGS_PARAMETERS, responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def vulnerabilities(self, request, pk=None):
+        """What the image's last scan found: JSON, or a CycloneDX VEX document with `format=vex`."""
+        return build_vulnerabilities(request, self.get_object())
+
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def bom(self, request, pk=None):
-        """The packages installed in the image, as a CycloneDX 1.5 document."""
+        """What the image holds (Python and Debian packages, the serving runtime), as a CycloneDX 1.5 document."""
         build = self.get_object()
-        components = [
-            {
-                "type": "library",
-                "name": item["name"],
-                "version": item["version"],
-                "purl": f"pkg:pypi/{item['name'].lower()}@{item['version']}",
-                "hashes": [{"alg": "SHA-256", "content": item["sha256"]}],
-            }
-            for item in build.bill_of_materials
-        ]
-        document = {
-            "bomFormat": "CycloneDX",
-            "specVersion": "1.5",
-            "version": 1,
-            "metadata": {
-                "component": {
-                    "type": "container",
-                    "name": build.image_reference or f"build-{build.pk}",
-                    "version": build.image_digest,
-                }
-            },
-            "components": components,
-        }
+        document = bom_document(
+            name=build.image_reference or f"build-{build.pk}", digest=build.image_digest, items=build.bill_of_materials
+        )
         response = JsonResponse(document, json_dumps_params={"indent": 2})
         if request.query_params.get("download"):
             response["Content-Disposition"] = f'attachment; filename="build-{build.pk}-bom.cdx.json"'

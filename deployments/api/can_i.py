@@ -9,9 +9,9 @@ from rest_framework.views import APIView
 from accounts.models import Team
 from accounts.permissions import Action, Actor, decide, is_team_admin, restrict, visible_teams
 from deployments import policy
-from deployments.models import PromotionRequest
+from deployments.models import BuildState, PromotionRequest
 from deployments.selectors.environments import environment_list
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.selectors import model_by_id, version_by_id
 
 OBJECTS = {
@@ -83,12 +83,25 @@ class CanIView(APIView):
     def decide(self, actor, action, obj, environment_id):
         if action == Action.APPROVE and isinstance(obj, PromotionRequest):
             verdict = policy.approver_verdict(actor, obj)
+            image = policy.vulnerability_verdict(obj.environment, obj.build)
+            if verdict and not image:
+                return False, image.reason
             return verdict.allowed, verdict.reason
         decision = decide(actor, action, team_of(obj))
-        if not decision or action != Action.DEPLOY or not environment_id:
+        if not decision or action not in (Action.DEPLOY, Action.REQUEST_PROMOTION) or not environment_id:
             return decision.allowed, decision.reason
         environment = environment_list(user=actor.user).filter(pk=environment_id).first()
         if environment is None:
             return False, "no such environment for this team"
-        verdict = policy.direct_deploy_verdict(environment)
-        return (True, decision.reason) if verdict else (False, verdict.reason)
+        if action == Action.DEPLOY:
+            verdict = policy.direct_deploy_verdict(environment)
+            if not verdict:
+                return False, verdict.reason
+        if isinstance(obj, ModelVersion):
+            build = (
+                obj.builds.filter(state=BuildState.SUCCEEDED).exclude(image_digest="").order_by("-finished_at").first()
+            )
+            image = policy.vulnerability_verdict(environment, build) if build else None
+            if image is not None and not image:
+                return False, image.reason
+        return True, decision.reason

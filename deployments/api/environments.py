@@ -59,6 +59,7 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "reject_requires_comment",
             "approval_expiry_hours",
             "requires_previous_stage",
+            "block_severity",
             "target",
             "kube_api_url",
             "kube_ca_cert",

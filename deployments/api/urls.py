@@ -9,6 +9,7 @@ from deployments.api.notifications import WebhookViewSet
 from deployments.api.promotions import PromotionViewSet
 from deployments.api.registries import RegistryViewSet
 from deployments.api.rollouts import RolloutViewSet
+from deployments.api.vulnerabilities import FindingAcceptanceViewSet, VulnerabilityDatabaseView
 
 routes = [
     ("builds", BuildViewSet, "build"),
@@ -18,5 +19,9 @@ routes = [
     ("promotions", PromotionViewSet, "promotion"),
     ("freeze-windows", FreezeWindowViewSet, "freeze-window"),
     ("webhooks", WebhookViewSet, "webhook"),
+    ("finding-acceptances", FindingAcceptanceViewSet, "finding-acceptance"),
 ]
-urlpatterns = [path("can-i/", CanIView.as_view(), name="can-i")]
+urlpatterns = [
+    path("can-i/", CanIView.as_view(), name="can-i"),
+    path("vulnerability-database/", VulnerabilityDatabaseView.as_view(), name="vulnerability-database"),
+]

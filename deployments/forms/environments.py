@@ -47,6 +47,7 @@ class EnvironmentForm(forms.ModelForm):
             "reject_requires_comment",
             "approval_expiry_hours",
             "requires_previous_stage",
+            "block_severity",
             "auto_rollback",
             "target",
             "namespace",

@@ -8,11 +8,13 @@ rules the upload was checked with.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ __all__ = [
     "PreparedContext",
     "extract_archive",
     "prepare_context",
+    "runtime_component",
     "wheel_cache_key",
 ]
 
@@ -208,6 +211,15 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 # ---------------------------------------------------------------------------------------------------
 # The model artifact
+
+
+@lru_cache(maxsize=1)
+def runtime_component() -> dict[str, str]:
+    """The serving runtime as a bill-of-materials item; its version is a digest of its source files."""
+    digest = hashlib.sha256()
+    for path in sorted(RUNTIME_SOURCE.rglob("*.py")):
+        digest.update(path.relative_to(RUNTIME_SOURCE).as_posix().encode() + b"\0" + path.read_bytes())
+    return {"ecosystem": "generic", "name": "slipway-serving", "version": digest.hexdigest()[:16]}
 
 
 def _copy_runtime(context: Path) -> None:

@@ -13,9 +13,19 @@ from deployments.models.notifications import Webhook, WebhookDelivery
 from deployments.models.promotions import Approval, ApprovalDecision, PromotionRequest, PromotionState
 from deployments.models.registries import ContainerRegistry
 from deployments.models.rollouts import Drift, Rollout, RolloutKind, RolloutLogLine, RolloutState
+from deployments.models.vulnerabilities import (
+    Advisory,
+    AffectedPackage,
+    Finding,
+    FindingAcceptance,
+    Severity,
+    VulnerabilityDatabase,
+)
 
 __all__ = [
     "DEFAULT_DEPLOYMENT_SETTINGS",
+    "Advisory",
+    "AffectedPackage",
     "Approval",
     "ApprovalDecision",
     "Build",
@@ -24,6 +34,8 @@ __all__ = [
     "ContainerRegistry",
     "Drift",
     "Environment",
+    "Finding",
+    "FindingAcceptance",
     "FreezeWindow",
     "ModelEnvironmentSettings",
     "PromotionRequest",
@@ -32,7 +44,9 @@ __all__ = [
     "RolloutKind",
     "RolloutLogLine",
     "RolloutState",
+    "Severity",
     "TargetKind",
+    "VulnerabilityDatabase",
     "Webhook",
     "WebhookDelivery",
 ]

@@ -64,6 +64,11 @@ class Build(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     log_line_count = models.PositiveIntegerField(default=0)
+    # The vulnerability scan: when it last ran (at the build, again when the database is refreshed)
+    # and what it found, by severity ({"high": 1, ...}); findings are deployments.models.Finding rows.
+    scanned_at = models.DateTimeField(null=True, blank=True)
+    scan_seconds = models.FloatField(null=True, blank=True)
+    vulnerability_counts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

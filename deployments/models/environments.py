@@ -44,6 +44,12 @@ class Environment(models.Model):
     )
     reject_requires_comment = models.BooleanField(default=True)
     approval_expiry_hours = models.PositiveIntegerField(default=72, help_text="A request not approved in time expires.")
+    block_severity = models.CharField(
+        max_length=10,
+        blank=True,
+        choices=[("low", "Low"), ("medium", "Medium"), ("high", "High"), ("critical", "Critical")],
+        help_text="Refuse promotions and deploys of images with findings of this severity or above (empty: off).",
+    )
     requires_previous_stage = models.BooleanField(
         default=False, help_text="The same image digest must have succeeded in the environment before this one."
     )

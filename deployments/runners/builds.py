@@ -18,15 +18,17 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.utils import timezone
 
-from deployments.imaging.context import BuildSpec, prepare_context
+from deployments.imaging.context import BuildSpec, prepare_context, runtime_component
 from deployments.imaging.engine import DockerEngine
 from deployments.imaging.errors import Cancelled, ImageError, TransientError
+from deployments.imaging.packages import debian_packages
 from deployments.imaging.smoke import smoke_test
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
 from deployments.outbound import OutboundRefused
 from deployments.selectors.registries import image_sources_for
-from deployments.services import promotions
+from deployments.selectors.vulnerabilities import database_status
+from deployments.services import promotions, vulnerabilities
 from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
 from registry.models import Framework
 
@@ -92,6 +94,7 @@ class BuildRunner:
         self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
         if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
             self.smoke_test(image_id)
+        bill = self.bill_of_materials(context.bill_of_materials, image_id)
 
         self.enter(BuildState.PUSHING)
         auth = registry.auth_config
@@ -102,9 +105,8 @@ class BuildRunner:
             "pushing the image", lambda: self.engine.push_image(repository=repository, tag=tag, auth=auth, log=self.log)
         )
         self.say(f"Pushed {repository}@{digest}")
-        self.succeed(
-            image_reference=reference, image_digest=digest, image_size=size, bill_of_materials=context.bill_of_materials
-        )
+        self.scan(bill)
+        self.succeed(image_reference=reference, image_digest=digest, image_size=size, bill_of_materials=bill)
 
     def prepare(self):
         version = self.version
@@ -141,6 +143,52 @@ class BuildRunner:
         client, name = self.engine.client(), f"b{self.build.pk}"
         verdict = smoke_test(client=client, image=image_id, name=name, log=self.log, should_stop=self.should_stop)
         self.say(f"Smoke test passed in {verdict.seconds:.1f} s: {verdict.summary}")
+
+    def bill_of_materials(self, python_packages: list[dict], image_id: str) -> list[dict]:
+        """The wheels installed, the serving runtime, and the image's Debian packages (from its dpkg status)."""
+        bill = [{**item, "ecosystem": "PyPI"} for item in python_packages]
+        if self.version.framework != Framework.CUSTOM:
+            bill.append(runtime_component())
+        client = self.engine.client()
+        try:
+            ecosystem, packages = debian_packages(client, image_id)
+        finally:
+            client.close()
+        if packages and ecosystem:
+            bill.extend(
+                {
+                    "ecosystem": ecosystem,
+                    "name": p.name,
+                    "version": p.version,
+                    "arch": p.architecture,
+                    "source": p.source,
+                    "source_version": p.source_version,
+                }
+                for p in packages
+            )
+            self.say(f"The image holds {len(packages)} Debian packages ({ecosystem}); all are in the bill of materials")
+        elif packages:
+            self.say(f"The image holds {len(packages)} dpkg packages of a release the scanner does not know")
+        else:
+            self.say("The image has no dpkg status: no Debian packages to list")
+        return bill
+
+    def scan(self, bill: list[dict]) -> None:
+        """Check every package against the vulnerability database, before the build counts as succeeded."""
+        status = database_status()
+        if not status.configured:
+            self.say("No vulnerability database is configured (SLIPWAY_VULN_DB): the image is not scanned")
+            return
+        if status.refreshed_at is None:
+            self.say("The vulnerability database has not been loaded yet: the image is not scanned")
+            return
+        result = vulnerabilities.scan_build(self.build, bill)
+        counts = ", ".join(f"{n} {severity}" for severity, n in reversed(result.counts.items()) if n) or "none"
+        self.say(
+            f"Scanned {len(vulnerabilities.installed_packages(bill))} packages against {status.advisory_count:,} "
+            f"advisories (refreshed {status.refreshed_at:%Y-%m-%d %H:%M} UTC) in {result.seconds:.2f} s: "
+            f"{result.findings} vulnerabilities ({counts})"
+        )
 
     def record_prebuilt_image(self) -> None:
         reference = self.version.image_reference

@@ -6,6 +6,7 @@ from typing import Any
 from deployments.models import PromotionRequest, Rollout, RolloutState
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release
+from deployments.selectors.vulnerabilities import acceptance_of, active_acceptances, promotion_delta
 
 
 def _diff(before: dict, after: dict) -> list[dict]:
@@ -25,7 +26,55 @@ def _diff(before: dict, after: dict) -> list[dict]:
 
 
 def _packages(build) -> dict:
-    return {item["name"].lower(): item["version"] for item in (build.bill_of_materials if build else [])}
+    """The Python packages of a build (its bill of materials also lists Debian packages and the runtime)."""
+    return {
+        item["name"].lower(): item["version"]
+        for item in (build.bill_of_materials if build else [])
+        if item.get("ecosystem", "PyPI") == "PyPI"
+    }
+
+
+def _finding(finding, acceptances) -> dict:
+    accepted = acceptance_of(finding, acceptances)
+    return {
+        "advisory": finding.advisory_id,
+        "aliases": finding.aliases,
+        "package": finding.package,
+        "installed_version": finding.installed_version,
+        "fixed_version": finding.fixed_version,
+        "severity": finding.severity,
+        "summary": finding.summary,
+        "explanation": finding.explain(),
+        "accepted": None
+        if accepted is None
+        else {
+            "by": accepted.accepted_by.get_username(),
+            "reason": accepted.reason,
+            "expires_at": accepted.expires_at,
+        },
+    }
+
+
+def vulnerability_changes(promotion: PromotionRequest) -> dict:
+    """The vulnerabilities the request's image adds and removes against what runs in the environment."""
+    delta = promotion_delta(promotion)
+    acceptances = list(active_acceptances(promotion.environment, promotion.model))
+    return {
+        "scanned": promotion.build.scanned_at is not None,
+        "against": delta.running.image if delta.running else None,
+        "added": [_finding(f, acceptances) for f in delta.added],
+        "removed": [_finding(f, acceptances) for f in delta.removed],
+        "unchanged": delta.kept,
+        "acceptances": [
+            {
+                "advisory": a.advisory_id,
+                "by": a.accepted_by.get_username(),
+                "reason": a.reason,
+                "expires_at": a.expires_at,
+            }
+            for a in acceptances
+        ],
+    }
 
 
 def compare(promotion: PromotionRequest) -> dict:
@@ -68,6 +117,7 @@ def compare(promotion: PromotionRequest) -> dict:
         "metrics": _diff(current.version.metrics if current else {}, promotion.version.metrics),
         "settings": _diff(current.deployment_settings if current else {}, wanted_settings),
         "digest_history": list(history.values()),
+        "vulnerabilities": vulnerability_changes(promotion),
     }
 
 

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from accounts.permissions import restrict
 from deployments.models import Build, PromotionRequest, PromotionState, Rollout, RolloutState
+from deployments.selectors.vulnerabilities import vulnerable_since_release
 from registry.models import RegisteredModel
 
 ACTIVITY_ITEMS = 15
@@ -36,8 +37,19 @@ def matrix(models, environments, user):
         (r.model_id, r.environment_id): r
         for r in Rollout.objects.filter(model_id__in=model_ids, state=RolloutState.SUCCEEDED)
         .select_related("version")
-        .only("pk", "model_id", "environment_id", "image", "finished_at", "drift", "drift_detail", "version__number")
+        .only(
+            "pk",
+            "model_id",
+            "environment_id",
+            "build_id",
+            "image",
+            "finished_at",
+            "drift",
+            "drift_detail",
+            "version__number",
+        )
     }
+    vulnerable = vulnerable_since_release(current.values())
     active = {
         (r.model_id, r.environment_id): r
         for r in Rollout.objects.filter(model_id__in=model_ids, state__in=RolloutState.active())
@@ -75,6 +87,7 @@ def matrix(models, environments, user):
                 {
                     "environment": environment,
                     "release": release,
+                    "vulnerable": vulnerable.get(release.pk) if release else None,
                     "active": running,
                     "pending": waiting,
                     "failed": failure,

@@ -29,6 +29,7 @@ AUDITED_FIELDS = (
     "reject_requires_comment",
     "approval_expiry_hours",
     "requires_previous_stage",
+    "block_severity",
     "target",
     "namespace",
     "kube_api_url",

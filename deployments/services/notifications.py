@@ -109,12 +109,66 @@ def promotion_event(event: str, promotion: PromotionRequest) -> None:
         )
     )
 
+    _send_after_commit(event, subject, body, recipients, webhooks, payload, what=f"promotion {promotion.pk}")
+
+
+def release_vulnerable_event(rollout, findings) -> None:
+    """A running release's image was found vulnerable after it was deployed (a refreshed database):
+    the team's admins and approvers get an email, its webhooks the event `release.vulnerable`."""
+    event = "release.vulnerable"
+    model, environment = rollout.model, rollout.environment
+    payload = {
+        "event": event,
+        "release": {
+            "rollout": rollout.pk,
+            "environment": environment.name,
+            "team": model.team.slug,
+            "model": model.name,
+            "version": rollout.version.number,
+            "image": rollout.image,
+        },
+        "findings": [
+            {
+                "advisory": f.advisory_id,
+                "aliases": f.aliases,
+                "package": f.package,
+                "installed_version": f.installed_version,
+                "fixed_version": f.fixed_version,
+                "severity": f.severity,
+            }
+            for f in findings
+        ],
+    }
+    url = f"{settings.SLIPWAY_BASE_URL}/builds/{rollout.build_id}/#vulnerabilities"
+    subject = (
+        f"[Slipway] {model.name} v{rollout.version.number} in {environment.name}: "
+        f"{len(findings)} new {'vulnerability' if len(findings) == 1 else 'vulnerabilities'}"
+    )
+    body = (
+        "\n".join(f.explain() for f in findings) + f"\n\nFound after it was deployed, by a refreshed database.\n{url}"
+    )
+    recipients = sorted(
+        {
+            m.user.email
+            for m in Membership.objects.filter(team=model.team, role__in=[Role.APPROVER, Role.ADMIN]).select_related(
+                "user"
+            )
+            if m.user.email
+        }
+    )
+    webhooks = list(
+        Webhook.objects.filter(team=model.team, active=True).filter(Q(events=[]) | Q(events__icontains=f'"{event}"'))
+    )
+    _send_after_commit(event, subject, body, recipients, webhooks, payload, what=f"rollout {rollout.pk}")
+
+
+def _send_after_commit(event, subject, body, recipients, webhooks, payload, *, what) -> None:
     def send() -> None:
         if recipients:
             try:
                 send_mail(subject, body, None, recipients, fail_silently=False)
             except OSError:
-                logger.exception("could not send %s email for promotion %s", event, promotion.pk)
+                logger.exception("could not send %s email for %s", event, what)
         for webhook in webhooks:
             delivery = WebhookDelivery.objects.create(webhook=webhook, event=event, payload=payload)
             supervision.enqueue(deliver_webhook, delivery.pk)

@@ -156,6 +156,10 @@ def _decision_refusal(actor, promotion, decision, comment):
     verdict = policy.approver_verdict(actor, promotion)
     if not verdict:
         return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
+    if decision == ApprovalDecision.APPROVE:
+        vulnerabilities = policy.vulnerability_verdict(promotion.environment, promotion.build)
+        if not vulnerabilities:
+            return ValidationError(f"This image may not go to {promotion.environment.name}: {vulnerabilities.reason}.")
     if decision == ApprovalDecision.REJECT and promotion.environment.reject_requires_comment and not comment.strip():
         return ValidationError({"comment": "Say why you reject it: a comment is required."})
     if promotion.approvals.filter(approver=actor.user, digest=promotion.digest).exists():

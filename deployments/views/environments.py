@@ -13,6 +13,7 @@ from deployments.forms.environments import EnvironmentForm, FreezeForm
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.selectors.environments import environment_list as visible_environments
 from deployments.selectors.rollouts import releases_at
+from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import environments
 
 
@@ -42,7 +43,10 @@ def environment_detail(request, pk):
     at = parse_datetime(at_text) if at_text else None
     if at is not None and timezone.is_naive(at):
         at = timezone.make_aware(at)
-    releases = restrict(releases_at(environment, at), request.user)
+    releases = list(restrict(releases_at(environment, at), request.user))
+    vulnerable = vulnerable_since_release(releases)
+    for release in releases:
+        release.vulnerable = vulnerable.get(release.pk)
     history = Paginator(
         restrict(environment.rollouts.select_related("model__team", "version", "requested_by"), request.user).order_by(
             "-created_at"
@@ -63,6 +67,9 @@ def environment_detail(request, pk):
             "check": request.session.pop(f"environment-check-{pk}", None),
             "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
             "freeze_form": FreezeForm(),
+            "acceptances": restrict(
+                environment.finding_acceptances.select_related("model", "accepted_by"), request.user
+            ).order_by("-created_at")[:50],
         },
     )
 

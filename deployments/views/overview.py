@@ -3,9 +3,10 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
-from accounts.permissions import visible_teams
+from accounts.permissions import manages_any_team, visible_teams
 from deployments.selectors.environments import environment_list
 from deployments.selectors.overview import MAX_MODELS, matrix, overview_models, recent_activity
+from deployments.selectors.vulnerabilities import database_status
 
 
 @login_required
@@ -27,6 +28,8 @@ def overview(request):
             1 for _, cells in rows for c in cells if c["release"] and c["release"].drift in ("drifted", "missing")
         ),
         "pending": sum(1 for _, cells in rows for c in cells if c["pending"]),
+        "vulnerable": sum(1 for _, cells in rows for c in cells if c["vulnerable"]),
+        "vulnerability_database": database_status() if manages_any_team(request.user) else None,
         "running": sum(1 for _, cells in rows for c in cells if c["active"]),
     }
     template = "deployments/_overview_body.html" if request.htmx else "deployments/overview.html"
