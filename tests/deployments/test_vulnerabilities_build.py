@@ -25,7 +25,7 @@ WORKER_ENV = {"SLIPWAY_VULN_DB": str(OSV_FOLDER)}
 
 
 def next_patch(version: str) -> str:
-    major, minor, patch = (version.split(".") + ["0", "0"])[:3]
+    major, minor, patch = [*version.split("."), "0", "0"][:3]
     return f"{major}.{minor}.{int(''.join(c for c in patch if c.isdigit()) or 0) + 1}"
 
 
