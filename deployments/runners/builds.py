@@ -175,14 +175,14 @@ class BuildRunner:
 
     def scan(self, bill: list[dict]) -> None:
         """Check every package against the vulnerability database, before the build counts as succeeded."""
-        status = database_status()
+        status = with_database(database_status)
         if not status.configured:
             self.say("No vulnerability database is configured (SLIPWAY_VULN_DB): the image is not scanned")
             return
         if status.refreshed_at is None:
             self.say("The vulnerability database has not been loaded yet: the image is not scanned")
             return
-        result = vulnerabilities.scan_build(self.build, bill)
+        result = with_database(lambda: vulnerabilities.scan_build(self.build, bill))
         counts = ", ".join(f"{n} {severity}" for severity, n in reversed(result.counts.items()) if n) or "none"
         self.say(
             f"Scanned {len(vulnerabilities.installed_packages(bill))} packages against {status.advisory_count:,} "
