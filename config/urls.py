@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -7,7 +9,14 @@ from config import health, metrics
 from deployments.views.overview import overview
 from deployments.views.versions import model_detail, version_compare, version_detail
 
+
+def favicon(request):
+    # Browsers ask for /favicon.ico whatever a page links to (the admin and API docs link none).
+    return redirect(static("favicon.svg"), permanent=True)
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics, name="metrics"),

@@ -27,6 +27,20 @@ DEFAULTS: dict[str, Any] = {
     "port": 8080,
     "progress_deadline_seconds": 600,
 }
+# What people read instead of the keys (pages; the API keeps the keys).
+LABELS: dict[str, str] = {
+    "replicas": "Replicas",
+    "cpu_request": "CPU request",
+    "memory_request": "Memory request",
+    "cpu_limit": "CPU limit",
+    "memory_limit": "Memory limit",
+    "gpus": "GPUs",
+    "autoscaling": "Autoscaling",
+    "env": "Environment variables",
+    "secret_refs": "Secrets",
+    "port": "Port",
+    "progress_deadline_seconds": "Progress deadline (s)",
+}
 INTEGER_RANGES = {
     "replicas": (0, 100),
     "gpus": (0, 16),

@@ -5,11 +5,13 @@ Services call these before they change anything; pages, the API and `can-i` ask 
 for their verdicts, so they never disagree about a rule.
 """
 
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, Decision, decide, is_team_admin
+from accounts.models import ROLE_RANK
+from accounts.permissions import MINIMUM_ROLE, Action, Actor, Decision, decide, is_team_admin
 from deployments.models import Build, Environment, FreezeWindow, PromotionRequest, Rollout, RolloutState
 from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import environment_list
@@ -127,6 +129,26 @@ def vulnerability_verdict(environment: Environment, build: Build) -> Decision:
         False,
         f"{environment.name} blocks images with {threshold} vulnerabilities or worse: {blocking[0].explain()}{more}",
     )
+
+
+def who_may_approve(promotion: PromotionRequest) -> dict:
+    """Who may decide the request, in words and by name, for its page. The same rule as
+    approver_verdict: the environment's approver groups if it names any, otherwise the team's approvers
+    and admins (and site administrators); never the person who asked."""
+    groups = list(promotion.environment.approver_groups.all())
+    User = get_user_model()
+    if groups:
+        rule = f"members of {', '.join(g.name for g in groups)}"
+        people = User.objects.filter(groups__in=groups, is_active=True)
+    else:
+        rule = f"approvers and admins of team {promotion.model.team.slug}, and site administrators"
+        ranks = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[Action.APPROVE]]]
+        people = User.objects.filter(
+            Q(memberships__team=promotion.model.team, memberships__role__in=ranks) | Q(is_superuser=True),
+            is_active=True,
+        )
+    names = sorted(set(people.exclude(pk=promotion.requested_by_id).values_list("username", flat=True)))
+    return {"rule": rule, "people": names, "needed": promotion.required_approvals}
 
 
 # -- before an image goes to an environment ----------------------------------------------------------------

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 
 from config.api import PayloadTooLarge
+from registry.units import human_size
 
 # Multipart framing and the other form fields ride along with the file.
 FORM_OVERHEAD = 1024 * 1024
@@ -14,15 +15,6 @@ FORM_OVERHEAD = 1024 * 1024
 class UploadTooLarge(PayloadTooLarge):
     def __init__(self, limit: int):
         super().__init__(f"The artifact is larger than the limit of {human_size(limit)}.")
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
 
 
 class HashingUploadHandler(TemporaryFileUploadHandler):

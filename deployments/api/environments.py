@@ -12,10 +12,10 @@ from accounts.models import Team
 from accounts.permissions import Actor, restrict, visible_teams
 from config.api import created
 from deployments.api.lookups import model_named
-from deployments.api.rollouts import RollbackSerializer, RolloutSerializer
+from deployments.api.rollouts import ReleaseSerializer, RollbackSerializer, RolloutSerializer
 from deployments.models import Environment, FreezeWindow
 from deployments.selectors.environments import effective_settings, environment_list
-from deployments.selectors.rollouts import releases_at
+from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.services import environments, rollouts
 from registry.models import RegisteredModel
 
@@ -145,17 +145,20 @@ class EnvironmentViewSet(
 
     @extend_schema(
         parameters=[OpenApiParameter("at", str, description="An ISO 8601 time; now when left out.")],
-        responses=RolloutSerializer(many=True),
+        responses=ReleaseSerializer(many=True),
     )
     @action(detail=True, methods=["get"])
     def releases(self, request, pk=None):
-        """What ran in this environment at a time (now by default), one release per model, with drift."""
+        """What ran in this environment at a time (now by default), one release per model, with drift,
+        and beside each the attempts that failed or were rolled back since the release before it."""
         at = request.query_params.get("at")
         when = parse_datetime(at) if at else None
         if at and when is None:
             raise ValidationError({"at": [f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."]})
-        releases = restrict(releases_at(self.get_object(), when), request.user)
-        return Response(RolloutSerializer(releases, many=True).data)
+        environment = self.get_object()
+        releases = restrict(releases_at(environment, when), request.user)
+        attempts = attempts_beside(environment, when, user=request.user)
+        return Response(ReleaseSerializer(releases, many=True, context={"attempts": attempts}).data)
 
     @extend_schema(request=ModelSettingsSerializer, responses={200: dict})
     @action(detail=True, methods=["get", "post"], url_path="model-settings")

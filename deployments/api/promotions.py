@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from accounts.permissions import Actor
 from deployments.api.lookups import environment_named, version_named
 from deployments.models import Approval, PromotionRequest, PromotionState
-from deployments.selectors.comparisons import compare
+from deployments.selectors.comparisons import shown_context
 from deployments.selectors.promotions import inbox, promotion_list
 from deployments.services import promotions
 
@@ -17,7 +17,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Approval
-        fields = ["id", "approver", "decision", "digest", "comment", "token_name", "created_at"]
+        fields = ["id", "approver", "decision", "digest", "comment", "token_name", "context", "created_at"]
         read_only_fields = fields
 
 
@@ -57,6 +57,7 @@ class PromotionSerializer(serializers.ModelSerializer):
             "rollout",
             "break_glass_justification",
             "note",
+            "decision_context",
         ]
         read_only_fields = fields
 
@@ -168,5 +169,7 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={200: dict})
     @action(detail=True, methods=["get"])
     def changes(self, request, pk=None):
-        """What this promotion changes against the environment's current release."""
-        return Response(compare(self.get_object()))
+        """What this promotion changes. While it is pending: against the environment's current release.
+        Once decided: as the deciding approver was shown it (`as_of`: "approved" or "rejected"), or as
+        it stood when requested ("requested"), never recomputed against what the deploy changed."""
+        return Response(shown_context(self.get_object()))

@@ -1,5 +1,5 @@
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -87,6 +87,45 @@ class RolloutDetailSerializer(RolloutSerializer):
     class Meta(RolloutSerializer.Meta):
         fields = [*RolloutSerializer.Meta.fields, "manifests"]
         read_only_fields = fields
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    """A rollout beside a release that failed or was rolled back."""
+
+    version_number = serializers.IntegerField(source="version.number", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True, default=None)
+
+    class Meta:
+        model = Rollout
+        fields = [
+            "id",
+            "version",
+            "version_number",
+            "image",
+            "kind",
+            "state",
+            "requested_by",
+            "created_at",
+            "finished_at",
+            "ended_at",
+            "failure_reason",
+        ]
+        read_only_fields = fields
+
+
+class ReleaseSerializer(RolloutSerializer):
+    """What ran, with the attempts beside it that failed or were rolled back (`context["attempts"]`:
+    model id to rollouts, from deployments.selectors.rollouts.attempts_beside)."""
+
+    attempts = serializers.SerializerMethodField()
+
+    class Meta(RolloutSerializer.Meta):
+        fields = [*RolloutSerializer.Meta.fields, "attempts"]
+        read_only_fields = fields
+
+    @extend_schema_field(AttemptSerializer(many=True))
+    def get_attempts(self, obj) -> list:
+        return list(AttemptSerializer(self.context.get("attempts", {}).get(obj.model_id, []), many=True).data)
 
 
 class RolloutCreateSerializer(serializers.Serializer):

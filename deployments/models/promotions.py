@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -42,6 +44,12 @@ class PromotionRequest(models.Model):
     # Frozen when requested: approvers approve these settings with the digest, and the rollout uses them.
     deployment_settings = models.JSONField(default=dict, blank=True)
     note = models.CharField(max_length=500, blank=True, help_text="Why the request is where it is.")
+    decision_context = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the request changes, as it stood when it was made (or when a rebuild rebound it): "
+        "digest, dependency, metric and settings differences, and where the digest ran.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -61,6 +69,19 @@ class PromotionRequest(models.Model):
     def digest(self) -> str:
         return self.image.split("@", 1)[-1]
 
+    @property
+    def is_live(self) -> bool:
+        """Whether its page still changes by itself: approvals may come, or the rollout it started
+        runs (and for a little while after it ends, until the request says how it went)."""
+        if self.state == PromotionState.PENDING:
+            return True
+        if self.state != PromotionState.APPROVED:
+            return False
+        rollout = self.rollout
+        if rollout is None or not rollout.is_finished or rollout.finished_at is None:
+            return True
+        return rollout.finished_at > timezone.now() - timedelta(seconds=30)
+
 
 class ApprovalDecision(models.TextChoices):
     APPROVE = "approve", "Approved"
@@ -76,6 +97,7 @@ class Approval(models.Model):
     digest = models.CharField(max_length=100)
     comment = models.TextField(blank=True)
     token_name = models.CharField(max_length=100, blank=True)
+    context = models.JSONField(default=dict, blank=True, help_text="What the request changed, as this person saw it.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

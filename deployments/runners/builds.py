@@ -31,6 +31,7 @@ from deployments.selectors.vulnerabilities import database_status
 from deployments.services import promotions, vulnerabilities
 from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
 from registry.models import Framework
+from registry.units import human_size
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class BuildRunner:
             network_mode=None if self.build.network_reason else "none",
         )
         size = self.engine.image_size(image_id)
-        self.say(f"Built image {image_id[:19]} ({size / 1_000_000:.1f} MB)")
+        self.say(f"Built image {image_id[:19]} ({human_size(size)})")
         if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
             self.smoke_test(image_id)
         bill = self.bill_of_materials(context.bill_of_materials, image_id)

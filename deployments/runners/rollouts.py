@@ -125,6 +125,8 @@ class RolloutRunner:
         ):
             raise RolloutLost()
         self.rollout.state = state
+        for name, value in fields.items():
+            setattr(self.rollout, name, value)
 
     def fail(self, reason: str, state: str = RolloutState.FAILED) -> None:
         try:
@@ -142,6 +144,7 @@ class RolloutRunner:
 def after_failure(rollout: Rollout, say) -> None:
     """A deploy that failed (here, or as its worker died) or was cancelled: tell its promotion, and put
     the previous release back if the environment says so and the deploy changed what runs there."""
+    rollouts.record_outcome(rollout, action=f"rollout.{rollout.state}", outcome="failed", reason=rollout.failure_reason)
     promotions.release_deployed(rollout)
     rollouts.auto_rollback(rollout, say=say)
 

@@ -1,9 +1,18 @@
 """What changes: a promotion against what runs now (its page and the API show the same facts), and two
-versions of a model side by side (the compare page)."""
+versions of a model side by side (the compare page).
 
+A request keeps what it changed as it stood when it was made, and each approval keeps what its
+approver was shown: once decided, pages and the API show that ("as approved"), not a comparison
+against a state the approval itself brought about.
+"""
+
+import json
 from typing import Any
 
-from deployments.models import PromotionRequest, Rollout, RolloutState
+from django.core.serializers.json import DjangoJSONEncoder
+
+from deployments.deployment_settings import LABELS as SETTING_LABELS
+from deployments.models import PromotionRequest, PromotionState, Rollout, RolloutState
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release
 from deployments.selectors.vulnerabilities import acceptance_of, active_acceptances, promotion_delta
@@ -90,10 +99,17 @@ def compare(promotion: PromotionRequest) -> dict:
     for rollout in runs:
         entry = history.setdefault(
             rollout.environment.name,
-            {"environment": rollout.environment.name, "succeeded": 0, "failed": 0, "running_now": False},
+            {
+                "environment": rollout.environment.name,
+                "succeeded": 0,
+                "failed": 0,
+                "running_now": False,
+                "last_rollout": None,
+            },
         )
         if rollout.state in RolloutState.released():
             entry["succeeded"] += 1
+            entry["last_rollout"] = entry["last_rollout"] or rollout.pk
         elif rollout.state == RolloutState.FAILED:
             entry["failed"] += 1
         entry["running_now"] = entry["running_now"] or rollout.state == RolloutState.SUCCEEDED
@@ -110,6 +126,7 @@ def compare(promotion: PromotionRequest) -> dict:
         "proposed": {
             "version": promotion.version.number,
             "image": promotion.image,
+            "build": promotion.build_id,
             "framework": promotion.version.framework,
         },
         "same_image": current is not None and current.image == promotion.image,
@@ -118,6 +135,60 @@ def compare(promotion: PromotionRequest) -> dict:
         "settings": _diff(current.deployment_settings if current else {}, wanted_settings),
         "digest_history": list(history.values()),
         "vulnerabilities": vulnerability_changes(promotion),
+    }
+
+
+def decision_context(promotion: PromotionRequest) -> dict:
+    """compare() as stored JSON: what a request keeps when it is made and each approval when it is given."""
+    return json.loads(json.dumps(compare(promotion), cls=DjangoJSONEncoder))
+
+
+def shown_context(promotion: PromotionRequest) -> dict:
+    """What the page and the API show as the request's changes. Pending: against what runs now (what an
+    approver decides on). Decided: what the deciding approval was given ("approved" / "rejected"), or the
+    context kept with the request ("requested"). `as_of` says which; `recorded_at` when it was kept."""
+    if promotion.state != PromotionState.PENDING:
+        given = [a for a in promotion.approvals.all() if a.digest == promotion.digest and a.context]
+        if given:
+            last = given[-1]
+            return {
+                **last.context,
+                "as_of": "approved" if last.decision == "approve" else "rejected",
+                "recorded_at": last.created_at,
+                "recorded_by": last.approver.get_username(),
+            }
+        if promotion.decision_context:
+            return {**promotion.decision_context, "as_of": "requested", "recorded_at": promotion.created_at}
+    return {**decision_context(promotion), "as_of": "now", "recorded_at": None}
+
+
+def change_rows(changes: dict) -> dict[str, list[dict]]:
+    """The differences of a context as rows under the Now / Proposed columns, each with a label
+    people read (settings keys become "CPU request", ...), and `now` / `proposed` never left empty."""
+
+    def rows(diffs, label=lambda key: key, show=lambda value: value):
+        return [
+            {
+                "label": label(d["key"]),
+                "key": d["key"],
+                "change": d["change"],
+                "now": "not set" if d["before"] is None else show(d["before"]),
+                "proposed": "removed" if d["after"] is None else show(d["after"]),
+            }
+            for d in diffs
+        ]
+
+    def setting(value):
+        if isinstance(value, dict):
+            return ", ".join(f"{k}={v}" for k, v in value.items()) or "none"
+        if isinstance(value, list):
+            return ", ".join(str(v) for v in value) or "none"
+        return "none" if value == "" else value
+
+    return {
+        "dependencies": rows(changes.get("dependencies", [])),
+        "metrics": rows(changes.get("metrics", [])),
+        "settings": rows(changes.get("settings", []), label=lambda key: SETTING_LABELS.get(key, key), show=setting),
     }
 
 

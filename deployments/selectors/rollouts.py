@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from accounts.permissions import restrict
@@ -57,3 +58,36 @@ def releases_at(environment: Environment, when: datetime | None = None) -> Query
         .prefetch_related("promotion__approvals__approver")
         .order_by("model__name")
     )
+
+
+def attempts_beside(environment: Environment, when: datetime | None = None, *, user) -> dict[int, list[Rollout]]:
+    """Per model, the attempts that never ran (failed) or were undone (rolled back) beside what ran
+    at `when`: those that ended after the release before the one running then, up to `when` (every
+    one, for a model with at most one release by then). Two queries, whatever the history."""
+    when = when or timezone.now()
+    # Per model, the release before the latest one by `when`: where its window of attempts starts.
+    window_start: dict[int, datetime] = {
+        model_id: finished_at
+        for model_id, finished_at in Rollout.objects.filter(
+            environment=environment, state__in=RolloutState.released(), finished_at__lte=when
+        )
+        .annotate(rank=Window(RowNumber(), partition_by=[F("model_id")], order_by=F("finished_at").desc()))
+        .filter(rank=2)
+        .values_list("model_id", "finished_at")
+        if finished_at is not None
+    }
+    undone = restrict(Rollout.objects.filter(environment=environment), user).filter(
+        Q(state=RolloutState.FAILED, finished_at__lte=when) | Q(state=RolloutState.ROLLED_BACK, ended_at__lte=when)
+    )
+    if window_start:
+        earliest = min(window_start.values())
+        undone = undone.filter(
+            ~Q(model_id__in=list(window_start)) | Q(finished_at__gt=earliest) | Q(ended_at__gt=earliest)
+        )
+    found: dict[int, list[Rollout]] = {}
+    for attempt in undone.select_related("model__team", "version", "requested_by").order_by("-finished_at"):
+        start = window_start.get(attempt.model_id)
+        ended = attempt.ended_at if attempt.state == RolloutState.ROLLED_BACK else attempt.finished_at
+        if start is None or (ended is not None and ended > start):
+            found.setdefault(attempt.model_id, []).append(attempt)
+    return found

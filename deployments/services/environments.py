@@ -206,7 +206,16 @@ def environment_delete(*, actor: Actor, environment: Environment) -> None:
     require_environment_admin(actor, environment)
     if environment.rollouts.exists():
         raise ValidationError({"environment": "It has a deployment history, which is kept; it cannot be deleted."})
-    environment.delete()
+    with transaction.atomic():
+        record(
+            actor=actor,
+            action="environment.delete",
+            obj=environment,
+            team_id=environment.team_id,
+            environment=environment.name,
+            before=model_snapshot(environment, AUDITED_FIELDS),
+        )
+        environment.delete()
 
 
 def freeze_window_create(*, actor: Actor, environment: Environment, starts_at, ends_at, reason: str) -> FreezeWindow:

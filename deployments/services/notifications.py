@@ -243,4 +243,11 @@ def webhook_create(*, actor: Actor, team, url: str, events: list[str], active: b
 
 def webhook_delete(*, actor: Actor, webhook: Webhook) -> None:
     require(actor, Action.MANAGE_TEAM, webhook.team)
-    webhook.delete()
+    with transaction.atomic():
+        record(
+            actor=actor,
+            action="webhook.delete",
+            obj=webhook,
+            before={"url": webhook.url, "events": webhook.events, "active": webhook.active},
+        )
+        webhook.delete()

@@ -24,6 +24,7 @@ from deployments.models import (
     Rollout,
     RolloutState,
 )
+from deployments.selectors.comparisons import decision_context
 from deployments.selectors.environments import effective_settings
 from deployments.services import notifications
 from deployments.services.rollouts import check_secret_refs, queue_rollout
@@ -58,22 +59,24 @@ def promotion_request(
             environment=environment.name,
         )
         raise
+    promotion = PromotionRequest(
+        environment=environment,
+        model=version.model,
+        version=version,
+        build=build,
+        image=image,
+        requested_by=actor.user,
+        requested_with_token=actor.token.name if actor.token else "",
+        reason=reason.strip(),
+        required_approvals=environment.required_approvals,
+        expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
+        break_glass_justification=break_glass_justification.strip(),
+        deployment_settings=frozen,
+    )
+    promotion.decision_context = decision_context(promotion)
     try:
         with transaction.atomic():
-            promotion = PromotionRequest.objects.create(
-                environment=environment,
-                model=version.model,
-                version=version,
-                build=build,
-                image=image,
-                requested_by=actor.user,
-                requested_with_token=actor.token.name if actor.token else "",
-                reason=reason.strip(),
-                required_approvals=environment.required_approvals,
-                expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
-                break_glass_justification=break_glass_justification.strip(),
-                deployment_settings=frozen,
-            )
+            promotion.save(force_insert=True)
             record(
                 actor=actor,
                 action="promotion.request",
@@ -175,6 +178,7 @@ def _apply_decision(actor, promotion, decision, comment) -> None:
         digest=promotion.digest,
         comment=comment.strip(),
         token_name=actor.token.name if actor.token else "",
+        context=decision_context(promotion),
     )
     now = timezone.now()
     if decision == ApprovalDecision.REJECT:
@@ -304,7 +308,8 @@ def rebind_to_new_build(build) -> int:
         before = promotion.image
         promotion.build, promotion.image = build, build.digest_reference
         promotion.note = "The image was rebuilt: earlier approvals are void."
-        promotion.save(update_fields=["build", "image", "note"])
+        promotion.decision_context = decision_context(promotion)
+        promotion.save(update_fields=["build", "image", "note", "decision_context"])
         record(
             actor=None,
             action="promotion.rebind",

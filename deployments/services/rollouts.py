@@ -168,20 +168,47 @@ def rollout_rollback(*, actor: Actor, environment: Environment, model: Registere
     return rollout
 
 
+def _outcome_facts(rollout: Rollout) -> dict:
+    return {
+        "state": rollout.state,
+        "kind": rollout.kind,
+        "version": rollout.version.number,
+        "image": rollout.image,
+        "requested_by": rollout.requested_by.get_username() if rollout.requested_by else None,
+    }
+
+
+def record_outcome(rollout: Rollout, *, action: str, outcome: str = "succeeded", reason: str = "", **after) -> None:
+    """A rollout's end on the audit trail. The worker (the platform) acts; who asked is in `after`."""
+    record(
+        actor=None,
+        action=action,
+        obj=rollout,
+        outcome=outcome,
+        reason=reason,
+        environment=rollout.environment.name,
+        after={**_outcome_facts(rollout), **after},
+    )
+
+
 def release_succeeded(rollout: Rollout) -> None:
     """Make `rollout` the current release; the one it replaces is superseded or rolled back."""
     now = timezone.now()
     with transaction.atomic():
         earlier = (
-            Rollout.objects.select_for_update()
+            Rollout.objects.select_for_update(of=("self",))
+            .select_related("environment", "version", "requested_by")
             .filter(environment=rollout.environment, model=rollout.model, state=RolloutState.SUCCEEDED)
             .exclude(pk=rollout.pk)
         )
+        record_outcome(rollout, action="rollout.succeeded", endpoint=rollout.endpoint)
         for release in earlier:
             rolled_back = rollout.kind != RolloutKind.DEPLOY and rollout.replaces_id == release.pk
             release.state = RolloutState.ROLLED_BACK if rolled_back else RolloutState.SUPERSEDED
             release.ended_at = now
             release.save(update_fields=["state", "ended_at"])
+            if rolled_back:
+                record_outcome(release, action="rollout.rolled_back", reason=rollout.reason, by_rollout=rollout.pk)
 
 
 def rollout_cancel(*, actor: Actor, rollout: Rollout) -> Rollout:

@@ -12,7 +12,7 @@ from config.forms import apply_service_errors
 from deployments.forms.environments import EnvironmentForm, FreezeForm
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.selectors.environments import environment_list as visible_environments
-from deployments.selectors.rollouts import releases_at
+from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import environments
 
@@ -47,6 +47,9 @@ def environment_detail(request, pk):
     vulnerable = vulnerable_since_release(releases)
     for release in releases:
         release.vulnerable = vulnerable.get(release.pk)
+    attempts = attempts_beside(environment, at, user=request.user)
+    for release in releases:
+        release.attempts = attempts.pop(release.model_id, [])
     history = Paginator(
         restrict(environment.rollouts.select_related("model__team", "version", "requested_by"), request.user).order_by(
             "-created_at"
@@ -59,6 +62,7 @@ def environment_detail(request, pk):
         {
             "environment": environment,
             "releases": releases,
+            "attempts_only": list(attempts.values()),
             "history": history,
             "at": at,
             "at_text": at_text,

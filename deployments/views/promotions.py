@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import Actor, is_team_admin
 from deployments import policy
 from deployments.models import PromotionState
-from deployments.selectors.comparisons import compare
+from deployments.selectors.comparisons import change_rows, shown_context
 from deployments.selectors.environments import environment_list
 from deployments.selectors.promotions import inbox
 from deployments.selectors.promotions import promotion_list as visible_promotions
@@ -38,17 +38,25 @@ def promotion_list(request):
 
 @login_required
 def promotion_detail(request, pk):
-    promotion = get_object_or_404(visible_promotions(user=request.user).prefetch_related("approvals__approver"), pk=pk)
+    promotion = get_object_or_404(
+        visible_promotions(user=request.user)
+        .select_related("build", "rollout")
+        .prefetch_related("approvals__approver", "environment__approver_groups"),
+        pk=pk,
+    )
     actor = Actor.from_request(request)
     verdict = policy.approver_verdict(actor, promotion)
     approvals = promotion.approvals.all()
     decided = any(a.approver_id == request.user.pk and a.digest == promotion.digest for a in approvals)
+    changes = shown_context(promotion)
     return render(
         request,
         "deployments/promotion_detail.html",
         {
             "promotion": promotion,
-            "changes": compare(promotion),
+            "changes": changes,
+            "rows": change_rows(changes),
+            "approvers": policy.who_may_approve(promotion),
             "verdict": verdict,
             "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
             "can_cancel": promotion.state == PromotionState.PENDING

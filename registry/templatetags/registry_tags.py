@@ -1,6 +1,8 @@
 from django import template
 from django.utils import timezone
 
+from registry.units import human_size
+
 register = template.Library()
 
 
@@ -14,6 +16,12 @@ def short_digest(value: str, length: int = 12) -> str:
     """`repo@sha256:abc…` or `sha256:abc…` → the first characters of the hex digest."""
     value = (value or "").rsplit("@", 1)[-1]
     return value.removeprefix("sha256:")[:length] if "sha256:" in value else ""
+
+
+@register.filter
+def size(value) -> str:
+    """A size in bytes, as every page and log line writes it (registry.units)."""
+    return "" if value in (None, "") else human_size(value)
 
 
 @register.filter

@@ -28,3 +28,57 @@ function toggleFrameworkFields(framework) {
   if (artifact) artifact.hidden = framework === "image";
   if (image) image.hidden = framework !== "image";
 }
+
+// Live regions. <section id="x" data-live> is refreshed from the page's own address every second while the
+// tab is visible (one request for every region of the page), so what it shows changes without a reload.
+// A region the server sends back without data-live (the work is over) stops refreshing. A region in
+// which someone is typing, or has opened a <details>, is left alone until they are done.
+const LIVE_EVERY_MS = 1000;
+let liveTimer = null;
+function liveRegions() {
+  return Array.from(document.querySelectorAll("[data-live][id]"));
+}
+function liveBusy(region) {
+  const active = document.activeElement;
+  if (active && region.contains(active) && active.matches("input, textarea, select")) return true;
+  return region.querySelector("details[open]") !== null;
+}
+async function liveRefresh() {
+  liveTimer = null;
+  const regions = liveRegions();
+  if (!regions.length) return;
+  if (document.visibilityState === "visible") {
+    try {
+      const answer = await fetch(window.location.href, {
+        headers: { "X-Slipway-Live": "1" },
+        credentials: "same-origin",
+        cache: "no-store",
+      });
+      if (answer.ok && !answer.redirected) {
+        const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+        for (const region of liveRegions()) {
+          const next = fresh.getElementById(region.id);
+          if (!next || liveBusy(region) || next.outerHTML === region.outerHTML) continue;
+          const adopted = document.importNode(next, true);
+          region.replaceWith(adopted);
+          if (window.htmx) window.htmx.process(adopted);
+          document.dispatchEvent(new CustomEvent("slipway:live-updated", { detail: { id: adopted.id } }));
+        }
+      }
+    } catch (error) {
+      // A network blip: the next round tries again.
+    }
+  }
+  liveSchedule();
+}
+function liveSchedule() {
+  if (liveTimer === null && liveRegions().length) liveTimer = window.setTimeout(liveRefresh, LIVE_EVERY_MS);
+}
+document.addEventListener("DOMContentLoaded", liveSchedule);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible" && liveTimer !== null) {
+    window.clearTimeout(liveTimer);
+    liveTimer = null;
+    liveRefresh();
+  }
+});
