@@ -175,6 +175,9 @@ STORAGES = {
 
 # Uploads stream to a temporary file while their size and SHA-256 are counted; the limit is
 # enforced chunk by chunk, so a 50 GiB upload is refused after 2 GiB, not after 50.
+# Artifacts larger than this (archives, ONNX files) are inspected on a worker, not in the request.
+INLINE_INSPECTION_BYTES = envint("SLIPWAY_INLINE_INSPECTION_BYTES", 16 * 1024**2, minimum=0)
+INSPECTION_TIMEOUT = envint("SLIPWAY_INSPECTION_TIMEOUT", 600, minimum=10)
 MAX_ARTIFACT_SIZE = envint("SLIPWAY_MAX_ARTIFACT_SIZE", 2 * 1024**3, minimum=1)
 FILE_UPLOAD_HANDLERS = ["registry.uploads.HashingUploadHandler"]
 FILE_UPLOAD_TEMP_DIR = env("SLIPWAY_UPLOAD_TEMP_DIR", "") or None
@@ -294,4 +297,5 @@ EMAIL_BACKEND = env("SLIPWAY_EMAIL_BACKEND", "django.core.mail.backends.console.
 DEFAULT_FROM_EMAIL = env("SLIPWAY_FROM_EMAIL", "slipway@localhost")
 EMAIL_HOST = env("SLIPWAY_EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("SLIPWAY_EMAIL_PORT", 25, minimum=1)
+CELERY_BEAT_SCHEDULE["reinspect-stuck"] = {"task": "registry.tasks.reinspect_stuck", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["expire-promotions"] = {"task": "deployments.tasks.expire_promotions", "schedule": 60.0}

@@ -3,7 +3,12 @@
 Standard library only, so the image builder (deployments.imaging) uses it without Django. Every entry
 must land inside the archive's folder: no absolute paths, no '..', no link leading out (and no links
 in zip files, which cannot be extracted safely), nothing but files, folders and links, at most
-MAX_ENTRIES files and MAX_EXTRACTED_BYTES once extracted. Nothing is extracted until every entry passed.
+MAX_ENTRIES entries of any kind and MAX_EXTRACTED_BYTES once extracted. Nothing is extracted until
+every entry passed.
+
+Memory stays bounded whatever the archive claims: tar entries are counted and sized as they stream
+(tarfile's own list of members is emptied as it goes), and a zip's entry count is read from its end
+record before its central directory is parsed. No entry's content is read while listing.
 """
 
 import posixpath
@@ -18,7 +23,7 @@ from pathlib import Path
 from serving.contract import ARCHIVE_SUFFIXES
 
 MAX_ENTRIES = 100_000
-MAX_EXTRACTED_BYTES = 20 * 1024**3
+MAX_EXTRACTED_BYTES = 4 * 1024**3
 _READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError)
 
 
@@ -67,15 +72,18 @@ def _checked_files(path: Path, name: str) -> Iterator[str]:
     for count, (member, entry_size) in enumerate(entries, start=1):
         size += entry_size
         if count > MAX_ENTRIES:
-            raise ArchiveRejected(f"The archive has more than {MAX_ENTRIES:,} files.")
+            raise ArchiveRejected(f"The archive has more than {MAX_ENTRIES:,} entries.")
         if size > MAX_EXTRACTED_BYTES:
-            raise ArchiveRejected(f"The archive expands to more than {MAX_EXTRACTED_BYTES // 1024**3} GiB.")
-        yield member
+            raise ArchiveRejected(f"The archive expands to more than {MAX_EXTRACTED_BYTES // 1024**2:,} MiB.")
+        if member is not None:
+            yield member
 
 
-def _tar_entries(path: Path) -> Iterator[tuple[str, int]]:
+def _tar_entries(path: Path) -> Iterator[tuple[str | None, int]]:
+    """(file name or None for folders and links, size): every entry counts towards MAX_ENTRIES."""
     with tarfile.open(path, mode="r:*") as archive:
         for entry in archive:  # one entry at a time: a huge listing never sits in memory
+            archive.members = []  # type: ignore[attr-defined]  # tarfile keeps every TarInfo it read; a million folders would too
             member = check_entry_name(entry.name)
             if entry.issym():
                 _check_link_target(member, entry.linkname)
@@ -83,18 +91,27 @@ def _tar_entries(path: Path) -> Iterator[tuple[str, int]]:
                 check_entry_name(entry.linkname)  # hard links are named from the archive's root
             elif not (entry.isfile() or entry.isdir()):
                 raise ArchiveRejected(f"The archive entry '{entry.name}' is not a regular file, folder or link.")
-            if entry.isfile():
-                yield member, entry.size
+            yield (member, entry.size) if entry.isfile() else (None, 0)
 
 
-def _zip_entries(path: Path) -> Iterator[tuple[str, int]]:
+def _zip_entries(path: Path) -> Iterator[tuple[str | None, int]]:
+    _check_zip_entry_count(path)
     with zipfile.ZipFile(path) as archive:
         for entry in archive.infolist():
             member = check_entry_name(entry.filename)
-            if stat.S_ISLNK(entry.external_attr >> 16):
+            if stat.S_ISLNK(entry.external_attr >> 16):  # refused from its header: its target is never read
                 raise ArchiveRejected(f"The archive entry '{entry.filename}' is a link; zip links are refused.")
-            if not entry.is_dir():
-                yield member, entry.file_size
+            yield (None, 0) if entry.is_dir() else (member, entry.file_size)
+
+
+def _check_zip_entry_count(path: Path) -> None:
+    """ZipFile parses the whole central directory when it opens: refuse a huge one before it does."""
+    with open(path, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # type: ignore[attr-defined]  # the stdlib's own end-record reader
+    if end is None:
+        raise ArchiveRejected("The archive is not a readable zip file.")
+    if end[zipfile._ECD_ENTRIES_TOTAL] > MAX_ENTRIES:  # type: ignore[attr-defined]
+        raise ArchiveRejected(f"The archive has more than {MAX_ENTRIES:,} entries.")
 
 
 def check_entry_name(name: str) -> str:

@@ -63,6 +63,11 @@ class ModelVersion(models.Model):
     artifact_sha256 = models.CharField(max_length=64, blank=True)
     artifact_size = models.BigIntegerField(default=0)
     artifact_info = models.JSONField(default=dict, blank=True)
+    # "": inspected at upload (or nothing to inspect). A large archive or ONNX file is inspected on a
+    # worker: "inspecting" until then, "rejected" (with the reason in inspection_note) if it failed.
+    # Set with a queryset update: the artifact itself never changes.
+    inspection = models.CharField(max_length=16, blank=True, db_index=True)
+    inspection_note = models.CharField(max_length=500, blank=True)
     image_reference = models.CharField(max_length=500, blank=True)
     requirements = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True)

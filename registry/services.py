@@ -1,9 +1,15 @@
 """Writes for the model registry. Views, serializers and tasks call these, never the ORM directly."""
 
 import logging
+import shutil
+import tempfile
 import uuid
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
@@ -14,11 +20,14 @@ from django.utils import timezone
 from accounts.models import Team
 from accounts.permissions import Action, Actor, require
 from audit.services import record
-from registry import validation
+from registry import archives, validation
 from registry.artifacts import ArtifactRejected, inspect_artifact
 from registry.models import Framework, ModelVersion, RegisteredModel
+from registry.tasks import inspect_version
 
 logger = logging.getLogger(__name__)
+
+INSPECTING, REJECTED = "inspecting", "rejected"
 
 # Sent after a version has committed. The deployments app listens to start a build; the registry
 # does not import deployments, so this is the one place the dependency is turned around.
@@ -165,13 +174,19 @@ def version_create(
     sha256 = getattr(artifact, "sha256", None)
     if sha256 is None:
         raise ValidationError({"artifact": "The upload was not received through the hashing upload handler."})
-    try:
-        info = inspect_artifact(Path(artifact.temporary_file_path()), name, framework)
-    except ArtifactRejected as exc:
-        raise ValidationError({"artifact": str(exc)}) from None
-    if info.signature and not fields["signature"]:
-        fields["signature"] = info.signature
-    fields.update(artifact_name=name, artifact_sha256=sha256, artifact_size=artifact.size, artifact_info=info.as_json())
+    fields.update(artifact_name=name, artifact_sha256=sha256, artifact_size=artifact.size)
+    if needs_worker_inspection(name, framework, artifact.size):
+        # Listing a large archive decompresses all of it, and parsing ONNX reads the whole graph:
+        # that runs on a worker, and the version says "inspecting" (and builds nothing) until then.
+        fields["inspection"] = INSPECTING
+    else:
+        try:
+            info = inspect_artifact(Path(artifact.temporary_file_path()), name, framework)
+        except ArtifactRejected as exc:
+            raise ValidationError({"artifact": str(exc)}) from None
+        if info.signature and not fields["signature"]:
+            fields["signature"] = info.signature
+        fields["artifact_info"] = info.as_json()
 
     # Stored before the row exists, outside the transaction: object storage may be remote, and a
     # transaction should not wait on it. A random folder keeps concurrent uploads apart.
@@ -183,6 +198,75 @@ def version_create(
     except BaseException:
         _forget_unrecorded(stored_name)
         raise
+
+
+def needs_worker_inspection(name: str, framework: str, size: int) -> bool:
+    slow = archives.is_archive(name) or framework == Framework.ONNX
+    return slow and size > settings.INLINE_INSPECTION_BYTES
+
+
+def _enqueue_inspection(version: ModelVersion) -> None:
+    try:
+        inspect_version.delay(version.pk)
+    except Exception:  # the broker is down: the version stays "inspecting" and is enqueued again later
+        logger.exception("could not enqueue the inspection of %s", version)
+        version.queued_for_later = True
+
+
+def version_inspect(*, version_id: int) -> None:
+    """A worker inspects a version's artifact (see needs_worker_inspection); then, as after an upload
+    inspected at once, the version is announced (its automatic build starts)."""
+    version = ModelVersion.objects.select_related("model__team", "created_by").get(pk=version_id)
+    if version.inspection != INSPECTING:
+        return  # done already (a redelivered task)
+    try:
+        with tempfile.TemporaryDirectory(prefix="slipway-inspect-") as folder:
+            local = Path(folder) / version.artifact_name
+            with version.artifact.open("rb") as source, open(local, "wb") as target:
+                shutil.copyfileobj(source, target, 1024 * 1024)
+            info = inspect_artifact(local, version.artifact_name, version.framework)
+    except ArtifactRejected as exc:
+        _finish_inspection(version, state=REJECTED, note=str(exc)[:500])
+        return
+    except SoftTimeLimitExceeded:
+        _finish_inspection(
+            version, state=REJECTED, note=f"Inspecting the artifact took longer than {settings.INSPECTION_TIMEOUT} s."
+        )
+        return
+    changes: dict[str, Any] = {"artifact_info": info.as_json()}
+    if info.signature and not version.signature:
+        changes["signature"] = info.signature
+    if _finish_inspection(version, state="", **changes):
+        actor = Actor(user=version.created_by)
+        version_created.send_robust(sender=ModelVersion, version=version, actor=actor)
+
+
+def _finish_inspection(version: ModelVersion, *, state: str, note: str = "", **changes) -> bool:
+    with transaction.atomic():
+        done = ModelVersion.objects.filter(pk=version.pk, inspection=INSPECTING).update(
+            inspection=state, inspection_note=note, **changes
+        )
+        if done:
+            record(
+                actor=None,
+                action="version.inspect",
+                obj=version,
+                outcome="refused" if state == REJECTED else "succeeded",
+                reason=note,
+            )
+    for key, value in changes.items():
+        setattr(version, key, value)
+    version.inspection, version.inspection_note = state, note
+    return bool(done)
+
+
+def reinspect_stuck(*, older_than_seconds: int = 300) -> int:
+    """Enqueue again the inspections whose message may have been lost (the broker was down)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stuck = list(ModelVersion.objects.filter(inspection=INSPECTING, created_at__lt=cutoff).values_list("pk", flat=True))
+    for pk in stuck:
+        inspect_version.delay(pk)
+    return len(stuck)
 
 
 def _forget_unrecorded(stored_name: str) -> None:
@@ -224,9 +308,12 @@ def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVer
             # that cannot be enqueued) must not turn the upload into an error. A listener that could
             # not enqueue its work sets `version.queued_for_later`, and the API answers 202.
             version.queued_for_later = False
-            transaction.on_commit(
-                lambda: version_created.send(sender=ModelVersion, version=version, actor=actor), robust=True
-            )
+            if version.inspection == INSPECTING:
+                transaction.on_commit(lambda: _enqueue_inspection(version), robust=True)
+            else:
+                transaction.on_commit(
+                    lambda: version_created.send(sender=ModelVersion, version=version, actor=actor), robust=True
+                )
     except IntegrityError:
         raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None
     logger.info("registered %s by %s", version, actor.user)

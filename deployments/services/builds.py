@@ -25,6 +25,12 @@ def build_start(*, actor: Actor | None, version: ModelVersion) -> Build:
     team = version.model.team
     if actor is not None:
         require(actor, Action.START_BUILD, team, obj=version)
+    if version.inspection:
+        raise ValidationError(
+            f"Version {version.display_name} is still being inspected; it builds once that is done."
+            if version.inspection == "inspecting"
+            else f"Version {version.display_name} was rejected when inspected: {version.inspection_note}"
+        )
     registry = registry_for(team)
     if registry is None and version.framework != Framework.IMAGE:
         raise ValidationError("No container registry is configured; an admin must add one under Registries.")

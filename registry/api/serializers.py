@@ -110,6 +110,8 @@ class VersionSerializer(serializers.ModelSerializer):
             "artifact_sha256",
             "artifact_size",
             "artifact_info",
+            "inspection",
+            "inspection_note",
             "artifact_url",
             "image_reference",
             "requirements",
