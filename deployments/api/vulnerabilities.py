@@ -13,7 +13,7 @@ from accounts.permissions import Actor, manages_any_team, restrict
 from deployments.api.lookups import environment_named, model_named
 from deployments.models import Build, Finding, FindingAcceptance, Severity
 from deployments.osv.cyclonedx import component_ecosystem, purl, vex_document
-from deployments.selectors.vulnerabilities import database_status, findings_of
+from deployments.selectors.vulnerabilities import database_status, findings_filtered
 from deployments.services import vulnerabilities
 from deployments.tasks import refresh_vulnerability_db
 
@@ -40,28 +40,17 @@ class FindingSerializer(serializers.ModelSerializer):
 
 
 def _filtered(request, build: Build):
-    findings = findings_of(build)
     params = request.query_params
-    severity = params.get("severity", "")
-    if severity:
-        if severity not in Severity.values:
-            raise ValidationError({"severity": f"Choose one of {', '.join(Severity.values)}."})
-        findings = findings.filter(severity=severity)
-    minimum = params.get("min_severity", "")
-    if minimum:
-        if minimum not in Severity.values:
-            raise ValidationError({"min_severity": f"Choose one of {', '.join(Severity.values)}."})
-        findings = findings.filter(severity_rank__gte=Severity.rank(minimum))
-    if params.get("ecosystem"):
-        findings = findings.filter(ecosystem__istartswith=params["ecosystem"])
-    if params.get("q"):
-        query = params["q"].strip()
-        findings = (
-            findings.filter(package__icontains=query)
-            | findings.filter(advisory_id__icontains=query)
-            | (findings.filter(aliases__icontains=query))
-        )
-    return findings
+    for name in ("severity", "min_severity"):
+        if params.get(name) and params[name] not in Severity.values:
+            raise ValidationError({name: f"Choose one of {', '.join(Severity.values)}."})
+    return findings_filtered(
+        build,
+        severity=params.get("severity", ""),
+        min_severity=params.get("min_severity", ""),
+        ecosystem=params.get("ecosystem", ""),
+        q=params.get("q", ""),
+    )
 
 
 FINDINGS_PARAMETERS = [

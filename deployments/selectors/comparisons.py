@@ -60,6 +60,7 @@ def _finding(finding, acceptances) -> dict:
             "by": accepted.accepted_by.get_username(),
             "reason": accepted.reason,
             "expires_at": accepted.expires_at,
+            "until": f"{accepted.expires_at:%Y-%m-%d %H:%M}",
         },
     }
 
@@ -80,6 +81,7 @@ def vulnerability_changes(promotion: PromotionRequest) -> dict:
                 "by": a.accepted_by.get_username(),
                 "reason": a.reason,
                 "expires_at": a.expires_at,
+                "until": f"{a.expires_at:%Y-%m-%d %H:%M}",
             }
             for a in acceptances
         ],

@@ -65,6 +65,21 @@ def findings_of(build: Build) -> QuerySet[Finding]:
     return Finding.objects.filter(build=build).order_by("-severity_rank", "package", "advisory_id")
 
 
+def findings_filtered(build: Build, *, severity="", min_severity="", ecosystem="", q="") -> QuerySet[Finding]:
+    """The build's findings narrowed as the build page and the API let a reader narrow them."""
+    findings = findings_of(build)
+    if severity in Severity.values:
+        findings = findings.filter(severity=severity)
+    if min_severity in Severity.values:
+        findings = findings.filter(severity_rank__gte=Severity.rank(min_severity))
+    if ecosystem:
+        findings = findings.filter(ecosystem__istartswith=ecosystem)
+    q = q.strip()
+    if q:
+        findings = findings.filter(Q(package__icontains=q) | Q(advisory_id__icontains=q) | Q(aliases__icontains=q))
+    return findings
+
+
 def active_acceptances(environment: Environment, model: RegisteredModel) -> QuerySet[FindingAcceptance]:
     return FindingAcceptance.objects.filter(
         environment=environment, model=model, revoked_at__isnull=True, expires_at__gt=timezone.now()

@@ -5,8 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.permissions import Action, Actor, decide
-from deployments.models import BuildState
+from deployments.models import BuildState, Severity
 from deployments.selectors.builds import build_list
+from deployments.selectors.vulnerabilities import database_status, findings_filtered
 from deployments.services import builds
 from registry import selectors as registry_selectors
 
@@ -14,7 +15,16 @@ from registry import selectors as registry_selectors
 @login_required
 def build_detail(request, pk):
     build = get_object_or_404(build_list(user=request.user).defer(None), pk=pk)
+    wanted = {name: request.GET.get(name, "") for name in ("min_severity", "ecosystem", "q")}
+    bill = build.bill_of_materials
     context = {
+        "findings": findings_filtered(build, **wanted) if build.scanned_at else [],
+        "filters": wanted,
+        "filtered": any(wanted.values()),
+        "severities": [(s, build.vulnerability_counts.get(s, 0)) for s in reversed(Severity.values)],
+        "vulnerability_database": database_status(),
+        "python_packages": [i for i in bill if i.get("ecosystem", "PyPI") == "PyPI" or i.get("ecosystem") == "generic"],
+        "debian_packages": [i for i in bill if i.get("ecosystem", "").startswith("Debian")],
         "build": build,
         "version": build.version,
         "model": build.version.model,

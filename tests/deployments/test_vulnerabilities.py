@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from accounts.permissions import Actor
 from audit.models import AuditEvent
 from deployments.models import Finding, Rollout, RolloutState, VulnerabilityDatabase, Webhook, WebhookDelivery
 from deployments.services import vulnerabilities
@@ -311,3 +312,53 @@ def test_a_refresh_rechecks_running_releases_flags_and_notifies(
     with django_capture_on_commit_callbacks(execute=True):
         assert vulnerabilities.database_refresh()["flagged"] == 0
     assert mail.outbox == []
+
+
+def test_the_build_page_summarises_by_severity_and_filters_the_table(client, viewer, loaded, build):
+    vulnerabilities.scan_build(build)
+    client.force_login(viewer)
+    page = client.get(f"/builds/{build.pk}/").content.decode()
+    assert 'id="vulnerabilities"' in page
+    assert "CVE-2026-41001" in page and "DEBIAN-CVE-2026-41002" in page and "GHSA-test-np01" in page
+    assert "?output=vex&amp;download=1" in page
+    assert "3 Debian packages of the image (Debian:12)" in page
+    narrowed = client.get(f"/builds/{build.pk}/?min_severity=medium&ecosystem=Debian").content.decode()
+    assert "DEBIAN-CVE-2026-41002" in narrowed and "CVE-2026-41001" not in narrowed
+    assert "No finding matches" in client.get(f"/builds/{build.pk}/?q=tensorflow").content.decode()
+
+
+def test_the_promotion_page_shows_the_findings_it_adds_and_the_acceptances(
+    client, approver, owner, teammate, api, loaded, version, build, prod
+):
+    vulnerabilities.scan_build(build)
+    vulnerabilities.acceptance_create(
+        actor=Actor(user=owner),
+        environment=prod,
+        model=version.model,
+        advisory_id="CVE-2026-41001",
+        reason="Only our own artifacts are loaded.",
+        expires_at=timezone.now() + timedelta(days=7),
+    )
+    promotion = request_promotion(api, teammate, version, prod).json()["id"]
+    client.force_login(approver)
+    page = client.get(f"/promotions/{promotion}/").content.decode()
+    assert "CVE-2026-41001 in scikit-learn 1.9.1, high, fixed in 1.9.2" in page
+    assert "accepted by owner until" in page and "Only our own artifacts are loaded." in page
+
+
+def test_admins_see_the_database_age_and_a_warning_once_it_is_too_old(client, owner, viewer, loaded, settings):
+    client.force_login(owner)
+    assert "Vulnerability database: 3 advisories from" in client.get("/").content.decode()
+    VulnerabilityDatabase.objects.update(
+        refreshed_at=timezone.now() - timedelta(hours=settings.VULN_DB_MAX_AGE_HOURS + 1)
+    )
+    page = client.get("/").content.decode()
+    assert "older than the 48 h allowed" in page
+    assert api_state(client)["stale"] is True
+    client.force_login(viewer)
+    assert "Vulnerability database" not in client.get("/").content.decode()
+    assert client.get("/api/v1/vulnerability-database/").status_code == 403
+
+
+def api_state(client):
+    return client.get("/api/v1/vulnerability-database/").json()
