@@ -129,9 +129,9 @@ OIDC_ISSUER = env("SLIPWAY_OIDC_ISSUER", "").strip()  # the issuer, or its disco
 SSO_ENABLED = bool(OIDC_ISSUER)
 OIDC_RP_CLIENT_ID = env("SLIPWAY_OIDC_CLIENT_ID", "")
 OIDC_RP_CLIENT_SECRET = env("SLIPWAY_OIDC_CLIENT_SECRET", "")
-OIDC_RP_SCOPES = env("SLIPWAY_OIDC_SCOPES", "openid email profile")
-OIDC_PROVIDER_NAME = env("SLIPWAY_OIDC_PROVIDER_NAME", "single sign-on")
-OIDC_GROUPS_CLAIM = env("SLIPWAY_OIDC_GROUPS_CLAIM", "groups")
+OIDC_RP_SCOPES = env("SLIPWAY_OIDC_SCOPES", "") or "openid email profile"
+OIDC_PROVIDER_NAME = env("SLIPWAY_OIDC_PROVIDER_NAME", "") or "single sign-on"
+OIDC_GROUPS_CLAIM = env("SLIPWAY_OIDC_GROUPS_CLAIM", "") or "groups"
 # Provider groups to team roles, synced at each sign-in; and the groups whose members are site admins.
 OIDC_GROUP_ROLES = envgrouproles("SLIPWAY_OIDC_GROUP_ROLES")
 OIDC_ADMIN_GROUPS = envlist("SLIPWAY_OIDC_ADMIN_GROUPS", [])
