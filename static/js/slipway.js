@@ -82,3 +82,17 @@ document.addEventListener("visibilitychange", () => {
     liveRefresh();
   }
 });
+
+// The phone menu: the navigation opens below the top bar and closes again on a second tap or Escape.
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest(".nav-toggle");
+  if (!toggle) return;
+  const open = toggle.closest(".topbar").classList.toggle("nav-open");
+  toggle.setAttribute("aria-expanded", String(open));
+});
+document.addEventListener("keydown", (event) => {
+  const bar = document.querySelector(".topbar.nav-open");
+  if (event.key !== "Escape" || !bar) return;
+  bar.classList.remove("nav-open");
+  bar.querySelector(".nav-toggle")?.setAttribute("aria-expanded", "false");
+});
