@@ -37,6 +37,8 @@ class LogWriter:
         self.flush_every = flush_every
         self.batch = batch
         self.last_flush = time.monotonic()
+        # How long a flush waits for a database that went away (None: SLIPWAY_DATABASE_RETRY_LIMIT).
+        self.patience: float | None = None
 
     def _parent_field_name(self) -> str:
         for field in self.line_model._meta.fields:
@@ -55,7 +57,7 @@ class LogWriter:
         self.last_flush = time.monotonic()
         if self.buffer:
             # Runners write their logs: a database that is away for a few seconds delays the lines.
-            with_database(self._store)
+            with_database(self._store, limit=self.patience)
 
     def _store(self) -> None:
         lines = self.buffer

@@ -61,6 +61,13 @@ def with_database(call: Callable[[], T], *, limit: float | None = None) -> T:
             delay = min(delay * 2, 5.0)
 
 
+def ending_patience() -> float:
+    """How long a runner waits for the database to record how its work ended: far longer than a step
+    waits, since the database is the only place the true reason can go (the worker's heartbeat resumes
+    as soon as it is back, so the reaper does not take the work meanwhile)."""
+    return settings.DATABASE_RETRY_LIMIT * 10
+
+
 def forget_connection() -> None:
     """Drop a broken connection, so that the next query opens a new one."""
     try:

@@ -29,7 +29,7 @@ from deployments.outbound import OutboundRefused
 from deployments.selectors.registries import image_sources_for
 from deployments.selectors.vulnerabilities import database_status
 from deployments.services import promotions, vulnerabilities
-from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
+from deployments.supervision import DatabaseUnavailable, Heartbeat, ending_patience, with_database
 from registry.models import Framework
 from registry.units import human_size
 
@@ -243,7 +243,8 @@ class BuildRunner:
         updated = with_database(
             lambda: Build.objects.filter(pk=self.build.pk, state__in=BuildState.running()).update(
                 state=state, failure_reason=reason[:500], finished_at=now, steps=self.close_step(now), **fields
-            )
+            ),
+            limit=ending_patience(),
         )
         if not updated:
             raise StepLost()
@@ -333,6 +334,7 @@ def _run(runner: BuildRunner) -> None:
 
 
 def _finish_quietly(runner: BuildRunner, state: str, reason: str) -> None:
+    runner.log.patience = ending_patience()
     try:
         runner.log(f"{'ERROR' if state == BuildState.FAILED else 'CANCELLED'}: {reason}")
         runner.finish(state, reason)

@@ -19,7 +19,7 @@ from deployments.logs import LogWriter
 from deployments.models import Rollout, RolloutLogLine, RolloutState
 from deployments.services import promotions, rollouts
 from deployments.services.environments import target_for
-from deployments.supervision import DatabaseUnavailable, Heartbeat, with_database
+from deployments.supervision import DatabaseUnavailable, Heartbeat, ending_patience, with_database
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,8 @@ class RolloutRunner:
         if not with_database(
             lambda: Rollout.objects.filter(pk=self.rollout.pk, state__in=RolloutState.running()).update(
                 state=state, failure_reason=reason[:1000], finished_at=timezone.now(), **fields
-            )
+            ),
+            limit=ending_patience(),
         ):
             raise RolloutLost()
         self.rollout.state = state
@@ -129,6 +130,7 @@ class RolloutRunner:
             setattr(self.rollout, name, value)
 
     def fail(self, reason: str, state: str = RolloutState.FAILED) -> None:
+        self.log.patience = ending_patience()
         try:
             self.log(f"{'ERROR' if state == RolloutState.FAILED else 'CANCELLED'}: {reason}")
             self.finish(state, reason)

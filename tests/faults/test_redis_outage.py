@@ -17,6 +17,7 @@ from deployments.services import builds
 from registry.models import ModelVersion
 from tests.support.builds import custom_context
 from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
+from tests.support.faults import figure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -58,7 +59,7 @@ def test_an_upload_while_redis_is_down_keeps_its_version_and_artifact_and_builds
     age(Build, build.pk, settings.BUILD_REQUEUE_AFTER + 1)
     assert builds.reap_stale_builds() == {"reaped": 0, "requeued": 1}
     assert broker.queued() == 1
-    print(f"FIGURE upload during a Redis outage: 202 in {answered:.2f} s; version and artifact kept")
+    figure(f"upload during a Redis outage: 202 in {answered:.2f} s; version and artifact kept")
 
 
 def test_a_build_or_rollout_asked_for_while_redis_is_down_answers_202(api, teammate, model, registry, broker):

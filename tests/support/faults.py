@@ -8,14 +8,17 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+import requests
 
-from tests.support.services import free_port, wait_until
+from tests.support.services import ROOT, free_port, wait_until
 
 
 class RedisServer:
@@ -141,5 +144,105 @@ def celery_broker(url: str):
         switch(previous)
 
 
-def seconds_since(started: float) -> float:
-    return round(time.monotonic() - started, 2)
+def figure(text: str) -> None:
+    """A measured figure of a fault scenario (time to a final state, what the user saw): `pytest -s`."""
+    print(f"\nFIGURE {text}")
+
+
+class Platform:
+    """Slipway's web server and a Celery worker as processes of their own, on the given database and
+    Redis: what a fault test stops things under. Environment overrides shorten the intervals."""
+
+    def __init__(self, folder: Path, *, database_url: str, redis_url: str, env: dict[str, str] | None = None):
+        self.root, self.folder = ROOT, folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.test_settings",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CELERY_BROKER_URL": redis_url,
+            "SLIPWAY_MEDIA_ROOT": str(folder / "media"),
+            "SLIPWAY_BUILD_WORKDIR": str(folder / "builds"),
+            "SLIPWAY_BUILD_HEARTBEAT": "1",
+            "SLIPWAY_BUILD_RETRY_BACKOFF": "0.2",
+            **(env or {}),
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def manage(self, *args: str, timeout: float = 180) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=self.root,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode:
+            raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        return done.stdout
+
+    def _start(self, name: str, command: list[str]) -> None:
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 (the process owns it)
+        self.processes[name] = subprocess.Popen(
+            command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start_web(self) -> None:
+        self._start("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"])
+        wait_until(self._web_answers, timeout=60, message="the web server")
+
+    def _web_answers(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def start_worker(self, name: str = "worker") -> None:
+        self._start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "2",
+                "--hostname",
+                f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        log = self.folder / f"{name}.log"
+        wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, message=f"the Celery {name}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process and its children: what an OOM kill or a lost node does."""
+        process = self.processes.pop(name)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+
+    def log(self, name: str) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")
