@@ -143,6 +143,22 @@ def test_a_first_sign_in_takes_over_the_local_account_with_the_same_verified_ema
     assert signed_in_user(client).username == "grace-2"
 
 
+def test_a_deactivated_account_stays_out_and_keeps_its_memberships(sso, oidc_provider, client, vision):
+    oidc_provider.set_user("u-hank", email="hank@example.com", preferred_username="hank", groups=["ml-approvers"])
+    sign_in(client, oidc_provider, "u-hank")
+    user = signed_in_user(client)
+    client.logout()
+    get_user_model().objects.filter(pk=user.pk).update(is_active=False)
+    oidc_provider.set_user("u-hank", email="hank@example.com", preferred_username="hank", groups=[])
+
+    response = sign_in(client, oidc_provider, "u-hank")
+
+    assert response.status_code == 403
+    assert "Your Slipway account is deactivated" in response.content.decode()
+    assert signed_in_user(client) is None
+    assert Membership.objects.get(user=user, team=vision).role == Role.APPROVER  # nothing synced for it
+
+
 def test_the_break_glass_account_is_never_taken_over(sso, oidc_provider, client):
     admin = UserFactory(username="admin", email="ops@example.com", is_superuser=True)
     oidc_provider.set_user("u-admin", email="ops@example.com", email_verified=True, preferred_username="admin")
