@@ -39,6 +39,9 @@ class TokenAuthentication(authentication.BaseAuthentication):
 
     def _touch(self, token: ApiToken, request) -> None:
         now = timezone.now()
+        if token.last_used_at is not None and token.last_used_at >= now - LAST_USED_RESOLUTION:
+            return  # the row just read says it is fresh: no write statement at all (on SQLite even
+            # an UPDATE that matches nothing takes the database's write lock)
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
         ).update(last_used_at=now, last_used_ip=request.META.get("REMOTE_ADDR"))

@@ -1,6 +1,8 @@
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts import tokens
@@ -25,6 +27,23 @@ def test_a_token_authenticates_and_records_its_last_use(api, teammate, model, to
     token = ApiToken.objects.get()
     assert token.last_used_at is not None
     assert timezone.now() - token.last_used_at < timedelta(seconds=5)
+
+
+def test_a_token_used_again_within_a_minute_writes_nothing(api, teammate, model, token_for):
+    # Every API read must stay a read: the last use is recorded at most once a minute, and a
+    # request that finds it fresh issues no UPDATE at all.
+    secret = token_for(teammate)
+    client = api.with_token(secret)
+    assert client.get(f"/api/v1/models/{model.pk}/").status_code == 200
+    first_use = ApiToken.objects.get().last_used_at
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/api/v1/models/{model.pk}/").status_code == 200
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith("UPDATE")]
+    assert ApiToken.objects.get().last_used_at == first_use
+
+    ApiToken.objects.update(last_used_at=timezone.now() - timedelta(minutes=2))
+    assert client.get(f"/api/v1/models/{model.pk}/").status_code == 200
+    assert timezone.now() - ApiToken.objects.get().last_used_at < timedelta(seconds=5)
 
 
 def test_an_expired_token_is_refused(api, teammate, token_for):
