@@ -6,6 +6,7 @@ instead of surfacing later as a confusing runtime error.
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 
@@ -86,3 +87,17 @@ def envgrouproles(name: str) -> list[tuple[str, str, str]]:
             )
         rules.append((group.strip(), team.strip(), role.strip()))
     return rules
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def envlabel(name: str, default: str) -> str:
+    """A value usable as a Kubernetes label value and in Docker label filters."""
+    value = env(name, "") or default
+    if value and not _LABEL_VALUE.match(value):
+        raise ImproperlyConfigured(
+            f"{name} must be at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter "
+            f"or digit, got {value!r}"
+        )
+    return value

@@ -11,6 +11,7 @@ from config.env import (
     envchoice,
     envgrouproles,
     envint,
+    envlabel,
     envlist,
     envnetworks,
 )
@@ -273,6 +274,11 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-builds": {"task": "deployments.tasks.reap_stale_builds", "schedule": 15.0},
 }
 CELERY_TASK_TIME_LIMIT = BUILD_TIMEOUT + 120
+
+# Labels every container, Deployment, Service and HPA this installation creates, so another installation
+# (or another test run) on the same Docker host or namespace never touches them. Empty: an id made once
+# and stored in the database.
+INSTALLATION_ID = envlabel("SLIPWAY_INSTALLATION_ID", "")
 
 # Rollouts: how long one may take in all, and how often drift is looked for.
 ROLLOUT_TIMEOUT = envint("SLIPWAY_ROLLOUT_TIMEOUT", 1800, minimum=10)

@@ -1,6 +1,7 @@
 """Settings for the test suite: the real settings, with test defaults for what is unset."""
 
 import os
+import secrets
 
 os.environ.setdefault("SLIPWAY_SECRET_KEY", "tests-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/slipway")
@@ -9,6 +10,10 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 # Every fake the tests talk to (registry, emulated cluster, webhook receivers, the Docker engine) is on
 # this machine; the tests of the outbound rule set their own policy.
 os.environ.setdefault("SLIPWAY_OUTBOUND_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
+
+# This run's own label on every container it deploys: other test runs (and `make run`) share the Docker
+# engine. In os.environ, so the Celery workers and servers the tests start inherit the same id.
+os.environ.setdefault("SLIPWAY_INSTALLATION_ID", f"tests-{secrets.token_hex(4)}")
 
 from config.settings import *  # noqa: F403
 

@@ -9,6 +9,7 @@ from deployments.models.environments import (
     ModelEnvironmentSettings,
     TargetKind,
 )
+from deployments.models.installation import Installation
 from deployments.models.notifications import Webhook, WebhookDelivery
 from deployments.models.promotions import Approval, ApprovalDecision, PromotionRequest, PromotionState
 from deployments.models.registries import ContainerRegistry
@@ -37,6 +38,7 @@ __all__ = [
     "Finding",
     "FindingAcceptance",
     "FreezeWindow",
+    "Installation",
     "ModelEnvironmentSettings",
     "PromotionRequest",
     "PromotionState",

@@ -42,10 +42,17 @@ class RolloutKind(models.TextChoices):
 
 
 class Drift(models.TextChoices):
+    """What the last check found running, compared with the release."""
+
     UNKNOWN = "", "Not checked"
     IN_SYNC = "in_sync", "In sync"
-    DRIFTED = "drifted", "Drifted"
-    MISSING = "missing", "Missing"
+    DRIFTED = "drifted", "Drifted"  # another image, or other replicas, than released
+    MISSING = "missing", "Missing"  # nothing runs: stopped, exited, restarting, removed, scaled to 0
+    UNHEALTHY = "unhealthy", "Unhealthy"  # it runs, but does not answer ready (or not all replicas are available)
+
+    @classmethod
+    def problems(cls) -> list[str]:
+        return [cls.DRIFTED, cls.MISSING, cls.UNHEALTHY]
 
 
 class Rollout(models.Model):
@@ -105,6 +112,10 @@ class Rollout(models.Model):
         return f"rollout {self.pk}: {self.version} to {self.environment}"
 
     @property
+    def drift_problem(self) -> bool:
+        return self.drift in Drift.problems()
+
+    @property
     def is_finished(self) -> bool:
         return self.state in RolloutState.final()
 
@@ -113,11 +124,6 @@ class Rollout(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
-
-    @property
-    def resource_name(self) -> str:
-        """The name of the Deployment / container group: stable across versions of one model."""
-        return f"{self.model.team.slug}-{self.model.name}"[:63].rstrip("-")
 
 
 class RolloutLogLine(models.Model):

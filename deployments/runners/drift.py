@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deployments import targets
 from deployments.models import Drift, Environment, Rollout, RolloutState
-from deployments.services.environments import target_for
+from deployments.services.environments import identity_for, target_for
 
 logger = logging.getLogger(__name__)
 
@@ -20,8 +20,10 @@ def digest_of(image: str) -> str:
 
 
 def compare(release: Rollout, live: "targets.LiveState") -> tuple[str, str]:
+    """The release's drift state and, unless in sync, why: what runs is compared with what was released."""
+    where = release.environment.name
     if not live.exists:
-        return Drift.MISSING, f"{release.resource_name} is not running in {release.environment.name}."
+        return Drift.MISSING, f"{release.model.name} does not run in {where}: {live.detail}".rstrip(": ")
     if digest_of(live.image) != digest_of(release.image):
         return Drift.DRIFTED, f"Running {live.image}, but the release is {release.image}."
     wanted = release.deployment_settings.get("replicas")
@@ -32,6 +34,8 @@ def compare(release: Rollout, live: "targets.LiveState") -> tuple[str, str]:
         and release.environment.target == "kubernetes"
     ):
         return Drift.DRIFTED, f"{live.replicas} replicas instead of {wanted}."
+    if live.ready < max(live.replicas, 1):
+        return Drift.UNHEALTHY, live.detail or f"{live.ready} of {live.replicas} answer ready in {where}."
     return Drift.IN_SYNC, ""
 
 
@@ -50,11 +54,18 @@ def check_environment(environment: Environment) -> dict[str, int]:
         # One environment with broken credentials must not stop the check of the others.
         logger.warning("drift check of %s skipped: %s", environment.name, exc)
         return counts
+    busy = set(
+        Rollout.objects.filter(environment=environment, state__in=RolloutState.active()).values_list(
+            "model_id", flat=True
+        )
+    )
     for release in releases:
+        if release.model_id in busy:
+            continue  # a rollout is replacing it right now: its new container is not drift
         try:
-            live = target.live_state(release.resource_name)
+            live = target.live_state(identity_for(environment, release.model))
         except (targets.TargetError, targets.TransientTargetError) as exc:
-            logger.warning("drift check of %s in %s failed: %s", release.resource_name, environment.name, exc)
+            logger.warning("drift check of %s in %s failed: %s", release.model, environment.name, exc)
             continue
         drift, detail = compare(release, live)
         Rollout.objects.filter(pk=release.pk, state=RolloutState.SUCCEEDED).update(

@@ -18,7 +18,7 @@ from deployments import supervision, targets
 from deployments.logs import LogWriter
 from deployments.models import Rollout, RolloutLogLine, RolloutState
 from deployments.services import promotions, rollouts
-from deployments.services.environments import target_for
+from deployments.services.environments import identity_for, target_for
 from deployments.supervision import DatabaseUnavailable, Heartbeat, ending_patience, with_database
 
 logger = logging.getLogger(__name__)
@@ -32,10 +32,8 @@ def deploy_spec(rollout: Rollout) -> "targets.DeploySpec":
     config = rollout.deployment_settings
     scaling = config.get("autoscaling")
     return targets.DeploySpec(
-        name=rollout.resource_name,
+        identity=identity_for(rollout.environment, rollout.model),
         image=rollout.image,
-        model=rollout.model.name,
-        team=rollout.model.team.slug,
         version=rollout.version.number,
         deployment_id=rollout.pk,
         replicas=config["replicas"],

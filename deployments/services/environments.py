@@ -12,6 +12,7 @@ from audit.services import model_snapshot, record
 from deployments import deployment_settings, targets
 from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettings, TargetKind
 from deployments.outbound import OutboundRefused
+from deployments.selectors.installation import installation_id
 from deployments.selectors.registries import registry_for
 from registry.models import RegisteredModel
 
@@ -160,6 +161,17 @@ def model_settings_save(
             after=cleaned,
         )
     return override
+
+
+def identity_for(environment: Environment, model: RegisteredModel) -> "targets.Identity":
+    """Whose objects a rollout of the model to the environment creates, finds and retires."""
+    return targets.Identity(
+        installation=installation_id(),
+        environment=environment.name,
+        environment_id=environment.pk,
+        team=model.team.slug,
+        model=model.name,
+    )
 
 
 def target_for(environment: Environment, *, ready_timeout: float | None = None):

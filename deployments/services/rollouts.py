@@ -17,7 +17,7 @@ from deployments.models import Build, Environment, Rollout, RolloutKind, Rollout
 from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release, previous_release
-from deployments.services.environments import target_for
+from deployments.services.environments import identity_for, target_for
 from deployments.tasks import run_rollout
 from registry.models import ModelVersion, RegisteredModel
 
@@ -243,7 +243,7 @@ def target_changed(rollout: Rollout, release: Rollout) -> bool:
     itself, so the answer holds for a runner that failed and for a worker that died alike. When the
     target cannot be read, assume it changed: a needless rollback costs less than a wrong release."""
     try:
-        live = target_for(rollout.environment).live_state(rollout.resource_name)
+        live = target_for(rollout.environment).live_state(identity_for(rollout.environment, rollout.model))
     except (targets.TargetError, targets.TransientTargetError) as exc:
         logger.warning(
             "rollout %s: cannot read what %s runs (%s); assuming it changed", rollout.pk, rollout.environment, exc

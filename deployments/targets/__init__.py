@@ -7,6 +7,7 @@ check(), render(), deploy(), live_state() and remove(). See base.py for the shar
 from .base import (
     Autoscaling,
     DeploySpec,
+    Identity,
     LiveState,
     Progress,
     Resources,
@@ -24,6 +25,7 @@ __all__ = [
     "Autoscaling",
     "DeploySpec",
     "DockerHostTarget",
+    "Identity",
     "KubeconfigError",
     "KubernetesTarget",
     "LiveState",

@@ -6,6 +6,7 @@ calls it from Celery tasks; everything a user may read (errors, log lines) is wr
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from deployments.deployment_settings import DEFAULTS, parse_quantity
 __all__ = [
     "Autoscaling",
     "DeploySpec",
+    "Identity",
     "LiveState",
     "Progress",
     "Resources",
@@ -33,6 +35,7 @@ __all__ = [
 
 MANAGED_BY = "slipway"
 COMPONENT = "model-server"
+NAME_HASH_LENGTH = 10
 
 # A Service name is a DNS-1035 label (it must start with a letter), and the same name is used for
 # the Deployment, the HPA and the Docker container, so the strictest rule applies to all.
@@ -71,11 +74,54 @@ class Autoscaling:
 
 
 @dataclass(frozen=True)
-class DeploySpec:
-    name: str
-    image: str
-    model: str
+class Identity:
+    """Whose objects these are: one model of one team in one environment of one Slipway installation.
+
+    Every container, Deployment, Service and HPA a target creates carries these as labels, and a target
+    finds, replaces and retires objects by them, never by a name prefix: two environments on one Docker
+    host or in one namespace, and two installations sharing a host, never touch each other's objects.
+    """
+
+    installation: str
+    environment: str
+    environment_id: int
     team: str
+    model: str
+
+    @property
+    def name(self) -> str:
+        """Unique and stable: readable team and model, then a hash of everything that identifies them.
+
+        The hash keeps `ml`/`search-ranker` and `ml-search`/`ranker` apart, and holds the environment's
+        id rather than its name, so renaming an environment does not orphan what runs there.
+        """
+        key = f"{self.installation}\0{self.environment_id}\0{self.team}\0{self.model}"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:NAME_HASH_LENGTH]
+        readable = f"{self.team}-{self.model}"[: 62 - NAME_HASH_LENGTH].rstrip("-")
+        return f"{readable}-{digest}"
+
+    def selector(self) -> dict[str, str]:
+        """The labels that find this identity's objects (and only them)."""
+        return {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "slipway.io/installation": self.installation,
+            "slipway.io/environment-id": str(self.environment_id),
+            "slipway.io/team": self.team,
+            "slipway.io/model": self.model,
+        }
+
+    def labels(self) -> dict[str, str]:
+        return {**self.selector(), "slipway.io/environment": self.environment, "app.kubernetes.io/instance": self.name}
+
+    def selector_text(self) -> str:
+        """The selector as a label selector string (Kubernetes) or a list of filters (Docker)."""
+        return ",".join(f"{key}={value}" for key, value in self.selector().items())
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    identity: Identity
+    image: str
     version: int
     deployment_id: int
     replicas: int = DEFAULTS["replicas"]
@@ -91,6 +137,18 @@ class DeploySpec:
     # does may turn this off.
     read_only_root_filesystem: bool = True
 
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def model(self) -> str:
+        return self.identity.model
+
+    @property
+    def team(self) -> str:
+        return self.identity.team
+
 
 @dataclass
 class Progress:
@@ -103,11 +161,15 @@ class Progress:
 
 @dataclass
 class LiveState:
+    """What runs, as observed. `exists` is False when nothing runs at all (stopped, exited, restarting, removed,
+    scaled to 0); `detail` then says which, for people."""
+
     exists: bool
     image: str = ""
-    replicas: int = 0
-    ready: int = 0
+    replicas: int = 0  # wanted (a Deployment's spec.replicas; on a Docker host the running containers)
+    ready: int = 0  # answering ready (available, on Kubernetes)
     endpoint: str = ""
+    detail: str = ""
 
 
 LogFn = Callable[[str], None]
@@ -122,20 +184,17 @@ class Target(Protocol):
 
     def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str: ...
 
-    def live_state(self, name: str) -> LiveState: ...
+    def live_state(self, identity: Identity) -> LiveState: ...
 
-    def remove(self, name: str) -> None: ...
+    def remove(self, identity: Identity) -> None: ...
 
 
 def common_labels(spec: DeploySpec) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": spec.model,
-        "app.kubernetes.io/instance": spec.name,
         "app.kubernetes.io/version": f"v{spec.version}",
-        "app.kubernetes.io/managed-by": MANAGED_BY,
         "app.kubernetes.io/component": COMPONENT,
-        "slipway.io/team": spec.team,
-        "slipway.io/model": spec.model,
+        **spec.identity.labels(),
         "slipway.io/version": str(spec.version),
         "slipway.io/deployment-id": str(spec.deployment_id),
     }
@@ -146,26 +205,27 @@ def selector_labels(name: str, model: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": model, "app.kubernetes.io/instance": name}
 
 
-def validate_name(name: str) -> None:
-    if not isinstance(name, str) or not _DNS_1035_LABEL.match(name):
+def validate_identity(identity: Identity) -> None:
+    for key in ("installation", "environment", "team", "model"):
+        value = getattr(identity, key)
+        if not isinstance(value, str) or not value or not _LABEL_VALUE.match(value):
+            raise TargetError(f"{key}: {value!r} cannot be used as a label value (at most 63 letters, digits, '-_.')")
+    _check_integer(identity, "environment_id", 1)
+    if not _DNS_1035_LABEL.match(identity.name):
         raise TargetError(
-            f"name: {name!r} is not a valid resource name (lower-case letters, digits and '-', "
+            f"name: {identity.name!r} is not a valid resource name (lower-case letters, digits and '-', "
             "starting with a letter, at most 63 characters)"
         )
 
 
 def validate_spec(spec: DeploySpec) -> None:
     """Raise TargetError naming the first invalid field; callers validate too, this is the last line."""
-    validate_name(spec.name)
+    validate_identity(spec.identity)
     if not _DIGEST_REFERENCE.match(spec.image or ""):
         raise TargetError(
             f"image: {spec.image!r} is not a reference by digest (repository@sha256:<64 hex digits>); "
             "Slipway deploys images only by digest"
         )
-    for key in ("model", "team"):
-        value = getattr(spec, key)
-        if not value or not _LABEL_VALUE.match(value):
-            raise TargetError(f"{key}: {value!r} cannot be used as a label value (at most 63 letters, digits, '-_.')")
     _check_integer(spec, "version", 0)
     _check_integer(spec, "deployment_id", 1)
     try:
@@ -192,7 +252,7 @@ def _spec_name(key: str) -> str:
     return f"resources.{key}" if key in Resources.__dataclass_fields__ else key
 
 
-def _check_integer(spec: DeploySpec, key: str, minimum: int) -> None:
+def _check_integer(spec: DeploySpec | Identity, key: str, minimum: int) -> None:
     value = getattr(spec, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise TargetError(f"{key}: must be a whole number of at least {minimum}, not {value!r}")

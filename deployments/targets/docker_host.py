@@ -20,8 +20,8 @@ from docker.models.containers import Container
 from deployments.transient import is_transient
 
 from .base import (
-    MANAGED_BY,
     DeploySpec,
+    Identity,
     LiveState,
     LogFn,
     Progress,
@@ -33,7 +33,7 @@ from .base import (
     common_labels,
     log_tail,
     parse_quantity,
-    validate_name,
+    validate_identity,
     validate_spec,
 )
 from .containers import (
@@ -158,7 +158,7 @@ class DockerHostTarget:
         (config,) = self.render(spec)
         if spec.replicas != 1 or spec.autoscaling is not None:
             log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
-        previous = self._containers(spec.name, running_only=False)
+        previous = self._containers(spec.identity, running_only=False)
         on_progress(Progress(desired=1, updated=0, ready=0, available=running_count(previous), message="starting"))
         self._ensure_image(spec.image, log)
         stop_if(should_stop, log)
@@ -182,26 +182,47 @@ class DockerHostTarget:
         log(f"Serving at {endpoint}")
         return endpoint
 
-    def live_state(self, name: str) -> LiveState:
-        validate_name(name)
-        running = self._containers(name, running_only=True)
+    def live_state(self, identity: Identity) -> LiveState:
+        """The newest of the identity's containers that runs, and whether it answers ready on its port."""
+        validate_identity(identity)
+        containers = self._containers(identity, running_only=False)
+        running = [c for c in containers if c.status in ("running", "paused")]
         if not running:
-            return LiveState(exists=False)
+            return LiveState(exists=False, detail=self._why_not_running(identity, containers))
         current = max(running, key=deployment_id_of)
         session = loopback_session()
-        ready = sum(1 for c in running if (port := host_port(c)) and self._probe(session, port)[0] == 200)
+        answers = {c.id: self._probe(session, port) if (port := host_port(c)) else (0, "no published port")
+                   for c in running}  # fmt: skip
         port = host_port(current)
+        status, _ = answers[current.id]
         return LiveState(
             exists=True,
             image=self._image_as_run(current),
             replicas=len(running),
-            ready=ready,
+            ready=sum(1 for code, _ in answers.values() if code == 200),
             endpoint=f"http://{self.host}:{port}" if port else "",
+            detail=""
+            if status == 200
+            else (
+                f"{current.name} ({current.status}) answers {READY_PATH} with {status}"
+                if status
+                else f"{current.name} ({current.status}) does not answer {READY_PATH} on port {port}"
+            ),
         )
 
-    def remove(self, name: str) -> None:
-        validate_name(name)
-        for container in self._containers(name, running_only=False):
+    @staticmethod
+    def _why_not_running(identity: Identity, containers: list[Container]) -> str:
+        if not containers:
+            return f"No container of {identity.team}/{identity.model} exists in {identity.environment}."
+        newest = max(containers, key=deployment_id_of)
+        state = newest.attrs.get("State") or {}
+        if state.get("Restarting"):
+            return f"{newest.name} keeps restarting (last exit code {state.get('ExitCode')})."
+        return f"{newest.name} is {newest.status} (exit code {state.get('ExitCode')})."
+
+    def remove(self, identity: Identity) -> None:
+        validate_identity(identity)
+        for container in self._containers(identity, running_only=False):
             self._retire(container, lambda _: None)
 
     # --- steps of a deploy ------------------------------------------------------------------------
@@ -338,9 +359,10 @@ class DockerHostTarget:
 
     # --- lookups ----------------------------------------------------------------------------------
 
-    def _containers(self, name: str, *, running_only: bool) -> list[Container]:
-        labels = [f"app.kubernetes.io/instance={name}", f"app.kubernetes.io/managed-by={MANAGED_BY}"]
-        with self._errors(f"listing the containers of {name}"):
+    def _containers(self, identity: Identity, *, running_only: bool) -> list[Container]:
+        """This identity's containers, by its labels: never another environment's, team's or installation's."""
+        labels = [f"{key}={value}" for key, value in identity.selector().items()]
+        with self._errors(f"listing the containers of {identity.name}"):
             return self.engine.containers.list(all=not running_only, filters={"label": labels}, ignore_removed=True)
 
     def _container(self, name: str) -> Container | None:

@@ -7,13 +7,14 @@ from typing import Any
 
 from .base import (
     DeploySpec,
+    Identity,
     LiveState,
     LogFn,
     ProgressFn,
     StopFn,
     TargetError,
     TransientTargetError,
-    validate_name,
+    validate_identity,
     validate_spec,
 )
 from .kube_api import KubeApi
@@ -140,26 +141,34 @@ class KubernetesTarget:
         log(f"Serving at {endpoint}")
         return endpoint
 
-    def live_state(self, name: str) -> LiveState:
-        validate_name(name)
-        deployment = self.api.get("Deployment", name)
-        if deployment is None:
-            return LiveState(exists=False)
+    def live_state(self, identity: Identity) -> LiveState:
+        validate_identity(identity)
+        found = self.api.labelled("Deployment", identity.selector_text())
+        if not found:
+            return LiveState(exists=False, detail=f"No Deployment of {identity.team}/{identity.model} exists.")
+        deployment = next((d for d in found if d["metadata"]["name"] == identity.name), found[0])
+        name = deployment["metadata"]["name"]
         containers = deployment["spec"]["template"]["spec"].get("containers") or [{}]
         model = next((c for c in containers if c.get("name") == CONTAINER_NAME), containers[0])
-        status = deployment.get("status") or {}
+        wanted = int(deployment["spec"].get("replicas", 1))
+        available = int((deployment.get("status") or {}).get("availableReplicas") or 0)
+        if wanted == 0:
+            return LiveState(exists=False, detail=f"Deployment {name} is scaled to 0 replicas.")
         return LiveState(
             exists=True,
             image=model.get("image", ""),
-            replicas=int(deployment["spec"].get("replicas", 1)),
-            ready=int(status.get("readyReplicas") or 0),
+            replicas=wanted,
+            ready=available,
             endpoint=self.endpoint(name),
+            detail="" if available >= wanted else f"Deployment {name}: {available} of {wanted} replicas available.",
         )
 
-    def remove(self, name: str) -> None:
-        validate_name(name)
+    def remove(self, identity: Identity) -> None:
+        """Everything of this identity, found by its labels."""
+        validate_identity(identity)
         for kind in ("HorizontalPodAutoscaler", "Deployment", "Service"):
-            self.api.delete(kind, name)
+            for obj in self.api.labelled(kind, identity.selector_text()):
+                self.api.delete(kind, obj["metadata"]["name"])
 
     # --- helpers ----------------------------------------------------------------------------------
 

@@ -140,6 +140,16 @@ class KubeApi:
         found: Obj | None = self.optional(f"reading {kind} {name}", reader, name, self.namespace, log=log)
         return found
 
+    def labelled(self, kind: str, selector: str, *, log: LogFn = _quiet) -> list[Obj]:
+        """The objects of a kind whose labels match the selector (a label selector string)."""
+        lister = {
+            "Deployment": self.apps.list_namespaced_deployment,
+            "Service": self.core.list_namespaced_service,
+            "HorizontalPodAutoscaler": self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+        }[kind]
+        found = self.checked(f"listing {kind} objects", lister, self.namespace, label_selector=selector, log=log)
+        return found.get("items") or []
+
     def apply(self, obj: Obj, *, manager: str, log: LogFn = _quiet) -> Obj:
         kind, name = obj["kind"], obj["metadata"]["name"]
         patcher = {

@@ -24,9 +24,7 @@ def overview(request):
         "teams": visible_teams(request.user).order_by("slug"),
         "team": team,
         "activity": activity,
-        "drifted": sum(
-            1 for _, cells in rows for c in cells if c["release"] and c["release"].drift in ("drifted", "missing")
-        ),
+        "drifted": sum(1 for _, cells in rows for c in cells if c["release"] and c["release"].drift_problem),
         "pending": sum(1 for _, cells in rows for c in cells if c["pending"]),
         "vulnerable": sum(1 for _, cells in rows for c in cells if c["vulnerable"]),
         "vulnerability_database": database_status() if manages_any_team(request.user) else None,

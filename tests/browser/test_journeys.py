@@ -6,11 +6,13 @@ import time
 
 import pytest
 import requests
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, Role, Team
 from deployments.models import Build, Environment, PromotionRequest, Rollout, TargetKind
 from tests.support.services import wait_until
+from tests.support.targets import remove_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -44,8 +46,7 @@ def platform(registry_row, build_settings, celery_worker, docker_engine):
             deployment_settings={"progress_deadline_seconds": 60},
         )
     yield team
-    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=face-score"}):
-        container.remove(force=True)
+    remove_containers(docker_engine, settings.INSTALLATION_ID, model="face-score")
 
 
 def built(version_number: int, timeout=240) -> Build:

@@ -16,6 +16,7 @@ from deployments.models import Build, Environment, PromotionRequest, Rollout, Ta
 from tests.support.builds import custom_context
 from tests.support.factories import ModelFactory
 from tests.support.services import wait_until
+from tests.support.targets import remove_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -58,8 +59,7 @@ def platform(team, teammate, approver, registry_row, build_settings, celery_work
     )
     (tmp_path / "signature.json").write_text(SIGNATURE)
     yield
-    for container in docker_engine.containers.list(all=True, filters={"label": f"slipway.io/model={MODEL}"}):
-        container.remove(force=True)
+    remove_containers(docker_engine, settings.INSTALLATION_ID, model=MODEL)
 
 
 def predict(endpoint: str, value: float) -> float:

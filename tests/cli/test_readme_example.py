@@ -4,11 +4,13 @@ while an approver approves the promotion it waits for."""
 import subprocess
 
 import pytest
+from django.conf import settings
 
 from deployments.models import Environment, PromotionRequest, Rollout, TargetKind
 from tests.support.factories import ModelFactory
 from tests.support.readme import code_block
 from tests.support.services import wait_until
+from tests.support.targets import remove_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -38,8 +40,7 @@ def churn(team, teammate, registry_row, build_settings, celery_worker, docker_en
             deployment_settings={"progress_deadline_seconds": 30},
         )
     yield
-    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=churn"}):
-        container.remove(force=True)
+    remove_containers(docker_engine, settings.INSTALLATION_ID, model="churn")
 
 
 def test_the_readme_ci_example_with_the_cli_ships_to_prod(churn, slipway, token_of, teammate, approver, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 from deployments.models import Environment, Rollout
 from deployments.runners.rollouts import deploy_spec
 from deployments.selectors.environments import effective_settings
-from deployments.targets import DeploySpec, DockerHostTarget, Resources, TargetError, validate_spec
+from deployments.targets import DeploySpec, DockerHostTarget, Identity, Resources, TargetError, validate_spec
 from deployments.targets.manifests import render_manifests, validate_manifest
 from tests.support.factories import EnvironmentFactory, VersionFactory, succeeded_build
 
@@ -84,10 +84,8 @@ def test_a_model_override_above_the_limit_it_inherits_is_refused_on_save(api, ow
 def test_a_target_refuses_the_same_values_with_the_same_reason():
 
     spec = DeploySpec(
-        name="vision-iris",
+        identity=Identity(installation="tests", environment="dev", environment_id=1, team="vision", model="iris"),
         image="registry.local/vision/iris@sha256:" + "a" * 64,
-        model="iris",
-        team="vision",
         version=1,
         deployment_id=1,
         resources=Resources(memory_limit="512K"),

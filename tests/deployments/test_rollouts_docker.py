@@ -7,12 +7,16 @@ there) and never becomes ready in the environment, which must leave the previous
 
 import pytest
 import requests
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from accounts.models import Role
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
 from deployments.runners import drift
 from tests.support.builds import wait_for_build
+from tests.support.factories import MembershipFactory, ModelFactory, TeamFactory
 from tests.support.services import wait_until
+from tests.support.targets import remove_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -54,8 +58,12 @@ def docker_env(docker_engine):
         deployment_settings={"progress_deadline_seconds": 15, "env": {"IRIS_WEIGHTS": "/models/iris.bin"}},
     )
     yield environment
-    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/model=iris"}):
-        container.remove(force=True)
+    remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")
+
+
+def mine() -> list[str]:
+    """The labels of this test run's iris containers (other runs share the engine)."""
+    return [f"slipway.io/installation={settings.INSTALLATION_ID}", "slipway.io/model=iris"]
 
 
 def upload(client, model, source: bytes) -> int:
@@ -88,9 +96,9 @@ def finished(rollout_id) -> Rollout:
     return wait_until(done, timeout=120, interval=0.3, message=f"rollout {rollout_id}")
 
 
-def predict(endpoint, value):
+def predict(endpoint, value, model="iris"):
     response = requests.post(
-        f"{endpoint}/v2/models/iris/infer",
+        f"{endpoint}/v2/models/{model}/infer",
         json={"inputs": [{"name": "x", "shape": [1], "datatype": "FP64", "data": [value]}]},
         timeout=10,
     )
@@ -122,7 +130,7 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
     assert predict(second.endpoint, 5) == 15
     first.refresh_from_db()
     assert first.state == RolloutState.SUPERSEDED
-    running = docker_engine.containers.list(filters={"label": "slipway.io/model=iris"})
+    running = docker_engine.containers.list(filters={"label": mine()})
     assert len(running) == 1  # the old container went once the new one was ready
 
     failed = deploy(client, broken, docker_env)
@@ -133,7 +141,7 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
     assert rollback.state == RolloutState.SUCCEEDED and rollback.version_id == v2
 
     assert drift.check_environment(docker_env)[Drift.IN_SYNC] == 1
-    for container in docker_engine.containers.list(filters={"label": "slipway.io/model=iris"}):
+    for container in docker_engine.containers.list(filters={"label": mine()}):
         container.stop(timeout=1)
     drift.check_environment(docker_env)
     rollback.refresh_from_db()
@@ -141,3 +149,55 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
 
     page = client.get(f"/environments/{docker_env.pk}/").content.decode()
     assert "missing" in page and f"v{rollback.version.number}" in page
+
+
+def docker_environment(name: str, position: int) -> Environment:
+    return Environment.objects.create(
+        name=name,
+        position=position,
+        target=TargetKind.DOCKER,
+        docker_url="unix:///var/run/docker.sock",
+        bind_address="127.0.0.1",
+        deployment_settings={"progress_deadline_seconds": 30},
+    )
+
+
+def test_environments_and_teams_on_one_docker_host_never_touch_each_other(
+    api, teammate, model, registry_row, build_settings, celery_worker, docker_engine
+):
+    client = api.as_user(teammate)
+    environments = [docker_environment(name, position) for name, position in (("dev", 10), ("staging", 20),
+                                                                                 ("prod", 30))]  # fmt: skip
+    v1 = upload(client, model, GOOD_MODEL % 2)
+    serving: dict[str, tuple[str, str]] = {}  # what must keep answering: name -> (endpoint, model)
+    try:
+        for environment in environments:
+            rollout = deploy(client, v1, environment)
+            assert rollout.state == RolloutState.SUCCEEDED, rollout.failure_reason
+            log = "\n".join(rollout.log_lines.values_list("text", flat=True))
+            assert "Stopped and removed the previous container" not in log, log
+            serving[environment.name] = (rollout.endpoint, "iris")
+            for name, (endpoint, served) in serving.items():
+                assert predict(endpoint, 5, served) == 10, f"{name} stopped answering"
+
+        # `f"{team}-{model}"` once gave both of these the name "ml-search-ranker".
+        for slug, name in (("ml", "search-ranker"), ("ml-search", "ranker")):
+            team = TeamFactory(slug=slug, name=slug)
+            MembershipFactory(team=team, user=teammate, role=Role.DEVELOPER)
+            other = ModelFactory(team=team, name=name, created_by=teammate)
+            rollout = deploy(client, upload(client, other, GOOD_MODEL % 2), environments[0])
+            assert rollout.state == RolloutState.SUCCEEDED, rollout.failure_reason
+            serving[f"{slug}/{name}"] = (rollout.endpoint, name)
+            for where, (endpoint, served) in serving.items():
+                assert predict(endpoint, 5, served) == 10, f"{where} stopped answering"
+
+        containers = docker_engine.containers.list(
+            filters={"label": f"slipway.io/installation={settings.INSTALLATION_ID}"}
+        )
+        assert len(containers) == 5 == len({c.name for c in containers})
+        assert {c.labels["slipway.io/environment"] for c in containers} == {"dev", "staging", "prod"}
+        assert drift.check_environment(environments[0])[Drift.IN_SYNC] == 3
+    finally:
+        for slug in ("ml", "ml-search"):
+            remove_containers(docker_engine, settings.INSTALLATION_ID, team=slug)
+        remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")

@@ -7,13 +7,22 @@ SLIPWAY_TEST_KUBECONFIG set, the same tests talk to a real cluster (those needin
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role
 from accounts.permissions import Actor
 from audit.models import AuditEvent
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
 from deployments.runners import drift
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
-from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from deployments.services.environments import identity_for
+from tests.support.factories import (
+    MembershipFactory,
+    ModelFactory,
+    RegistryFactory,
+    TeamFactory,
+    VersionFactory,
+    succeeded_build,
+)
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +58,10 @@ def deploy(actor_user, version, environment) -> Rollout:
     return rollout
 
 
+def name_of(rollout) -> str:
+    return identity_for(rollout.environment, rollout.model).name
+
+
 def log_text(rollout) -> str:
     return "\n".join(rollout.log_lines.order_by("seq").values_list("text", flat=True))
 
@@ -60,10 +73,64 @@ def test_a_rollout_succeeds_with_progress_events_and_manifests(teammate, model, 
     assert rollout.progress["ready"] == rollout.progress["desired"] == 2
     kinds = [m["kind"] for m in rollout.manifests]
     assert "Deployment" in kinds and "Service" in kinds
-    deployment = kube_cluster.apps.read_namespaced_deployment(rollout.resource_name, kube_cluster.namespace)
+    deployment = kube_cluster.apps.read_namespaced_deployment(name_of(rollout), kube_cluster.namespace)
     assert deployment.spec.template.spec.containers[0].image == rollout.image  # by digest, never a tag
     assert "@sha256:" in rollout.image
     assert rollout.endpoint
+
+
+def serving(kube_cluster, rollout) -> bool:  # noqa: F811
+    """Its Deployment is fully available with its image, and its Service selects its pods and only those."""
+    namespace, name = kube_cluster.namespace, name_of(rollout)
+    deployment = kube_cluster.apps.read_namespaced_deployment(name, namespace)
+    service = kube_cluster.core.read_namespaced_service(name, namespace)
+    selector = ",".join(f"{key}={value}" for key, value in service.spec.selector.items())
+    selected = kube_cluster.core.list_namespaced_pod(namespace, label_selector=selector).items
+    return (
+        deployment.status.available_replicas == deployment.spec.replicas
+        and deployment.spec.template.spec.containers[0].image == rollout.image
+        and bool(selected)
+        and {pod.metadata.labels["slipway.io/deployment-id"] for pod in selected} == {str(rollout.pk)}
+    )
+
+
+def test_two_environments_in_one_namespace_and_colliding_team_model_pairs_run_side_by_side(
+    teammate,
+    model,
+    cluster_env,
+    kube_cluster,  # noqa: F811
+):
+    prod = Environment.objects.create(
+        name="prod",
+        position=30,
+        target=TargetKind.KUBERNETES,
+        namespace=kube_cluster.namespace,
+        kubeconfig=kube_cluster.kubeconfig.read_text(),
+        deployment_settings={"replicas": 1, "progress_deadline_seconds": 30},
+    )
+    version = version_with_image(model, 1)
+    released = []
+    for environment in (cluster_env, prod):
+        rollout = deploy(teammate, version, environment)
+        assert rollout.state == RolloutState.SUCCEEDED, log_text(rollout)
+        released.append(rollout)
+        assert all(serving(kube_cluster, earlier) for earlier in released)
+
+    # `f"{team}-{model}"` once gave both of these the Service "ml-search-ranker": one replaced the other's.
+    for slug, name in (("ml", "search-ranker"), ("ml-search", "ranker")):
+        team = TeamFactory(slug=slug, name=slug)
+        MembershipFactory(team=team, user=teammate, role=Role.DEVELOPER)
+        other = ModelFactory(team=team, name=name, created_by=teammate)
+        rollout = deploy(teammate, version_with_image(other, 1), cluster_env)
+        assert rollout.state == RolloutState.SUCCEEDED, log_text(rollout)
+        released.append(rollout)
+        assert all(serving(kube_cluster, earlier) for earlier in released)
+
+    deployments = kube_cluster.apps.list_namespaced_deployment(kube_cluster.namespace).items
+    assert len(deployments) == 4
+    assert {d.metadata.labels["slipway.io/environment"] for d in deployments} == {"dev", "prod"}
+    assert drift.check_environment(cluster_env)[Drift.IN_SYNC] == 3
+    assert drift.check_environment(prod)[Drift.IN_SYNC] == 1
 
 
 def test_a_bad_image_fails_with_its_reason_and_rolls_back(teammate, model, cluster_env, kube_cluster):  # noqa: F811
@@ -79,7 +146,7 @@ def test_a_bad_image_fails_with_its_reason_and_rolls_back(teammate, model, clust
     rollout_runner.execute(rollout_id=rollback.pk)
     rollback.refresh_from_db()
     assert rollback.state == RolloutState.SUCCEEDED
-    deployment = kube_cluster.apps.read_namespaced_deployment(good.resource_name, kube_cluster.namespace)
+    deployment = kube_cluster.apps.read_namespaced_deployment(name_of(good), kube_cluster.namespace)
     assert deployment.spec.template.spec.containers[0].image == good.image
 
 
@@ -127,13 +194,13 @@ def test_drift_is_found_after_the_image_changes_behind_our_back(teammate, model,
     kube_cluster.require_emulator()
     rollout = deploy(teammate, version_with_image(model, 1), cluster_env)
     assert drift.check_environment(cluster_env)[Drift.IN_SYNC] == 1
-    deployment = kube_cluster.emulator.get("deployments", kube_cluster.namespace, rollout.resource_name)
+    deployment = kube_cluster.emulator.get("deployments", kube_cluster.namespace, name_of(rollout))
     deployment["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/hotfix:latest"
     kube_cluster.emulator.put(deployment)
     assert drift.check_environment(cluster_env)[Drift.DRIFTED] == 1
     rollout.refresh_from_db()
     assert rollout.drift == Drift.DRIFTED and "hotfix" in rollout.drift_detail
-    kube_cluster.emulator.delete("deployments", kube_cluster.namespace, rollout.resource_name)
+    kube_cluster.emulator.delete("deployments", kube_cluster.namespace, name_of(rollout))
     assert drift.check_environment(cluster_env)[Drift.MISSING] == 1
 
 

@@ -12,7 +12,7 @@ from accounts.permissions import Actor
 from deployments.models import Environment, Rollout, RolloutKind, RolloutState, TargetKind
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
-from deployments.services.environments import target_for
+from deployments.services.environments import identity_for, target_for
 from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
 from tests.support.services import wait_until
 
@@ -74,7 +74,7 @@ def test_a_rollout_that_failed_before_changing_the_deployment_is_not_rolled_back
     assert failed.state == RolloutState.FAILED, log_text(failed)
     assert not Rollout.objects.filter(kind=RolloutKind.AUTO_ROLLBACK).exists()
     assert "dev still runs v1: nothing to roll back" in log_text(failed)
-    assert deployed_image(kube_cluster, good.resource_name) == good.image
+    assert deployed_image(kube_cluster, identity_for(good.environment, good.model).name) == good.image
 
 
 def test_a_running_rollout_cancelled_through_the_api_stops_and_rolls_back_what_it_changed(
@@ -99,7 +99,7 @@ def test_a_running_rollout_cancelled_through_the_api_stops_and_rolls_back_what_i
     wait_until(
         lambda: Rollout.objects.get(pk=second.pk).state == RolloutState.PROGRESSING, timeout=20, message="progress"
     )
-    assert deployed_image(kube_cluster, good.resource_name) == second.image
+    assert deployed_image(kube_cluster, identity_for(good.environment, good.model).name) == second.image
 
     answer = api.as_user(teammate).post(f"/api/v1/rollouts/{second.pk}/cancel/")
     assert answer.status_code == 200 and answer.json()["state"] == "progressing"
@@ -112,7 +112,7 @@ def test_a_running_rollout_cancelled_through_the_api_stops_and_rolls_back_what_i
     assert rollback.replaces == second and rollback.version == good.version
     kube_cluster.controller.ready_delay = 0
     assert run(rollback).state == RolloutState.SUCCEEDED
-    assert deployed_image(kube_cluster, good.resource_name) == good.image
+    assert deployed_image(kube_cluster, identity_for(good.environment, good.model).name) == good.image
 
 
 @pytest.mark.parametrize("worker_changed_the_cluster", [True, False])
@@ -146,6 +146,6 @@ def test_the_reaper_rolls_back_a_lost_rollout_only_when_its_worker_changed_the_c
         assert "dev still runs v1: nothing to roll back" in log_text(lost)
         return
     assert rollback is not None and rollback.replaces == lost
-    assert deployed_image(kube_cluster, good.resource_name) == lost.image
+    assert deployed_image(kube_cluster, identity_for(good.environment, good.model).name) == lost.image
     assert run(rollback).state == RolloutState.SUCCEEDED
-    assert deployed_image(kube_cluster, good.resource_name) == good.image
+    assert deployed_image(kube_cluster, identity_for(good.environment, good.model).name) == good.image

@@ -11,7 +11,6 @@ and deployed by digest:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import secrets
@@ -26,10 +25,12 @@ from django.conf import settings
 
 from deployments.imaging.context import BuildSpec, prepare_context
 from deployments.imaging.engine import DockerEngine
-from deployments.targets import DeploySpec, DockerHostTarget, KubernetesTarget, Progress
+from deployments.targets import DeploySpec, DockerHostTarget, Identity, KubernetesTarget, Progress
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.targets import DOCKER_INSTALLATION, KUBE_IDENTITY, docker_identity, remove_containers
 
 TEST_LABEL = "slipway.test/targets"
+
 KEPT_REPOSITORY = "slipway-test/targets-iris"
 REAL_IMAGE_ENV = "SLIPWAY_TEST_KUBE_IMAGE"
 READY_MODEL = """
@@ -136,10 +137,8 @@ def spec_for(image_ref) -> Callable[..., DeploySpec]:
     def make(repository: str = "iris", **overrides) -> DeploySpec:
         deployment_id = next(counter)
         values = {
-            "name": "vision-iris",
+            "identity": KUBE_IDENTITY,
             "image": image_ref(repository),
-            "model": "iris",
-            "team": "vision",
             "version": deployment_id,
             "deployment_id": deployment_id,
             **overrides,
@@ -232,35 +231,30 @@ def _keep_for_the_build_cache(engine: docker.DockerClient, repository: str, tags
 
 
 @pytest.fixture
-def host_name() -> str:
-    """A fresh deployment name per test, so tests never touch each other's (or anyone else's) containers."""
-    return f"t{secrets.token_hex(3)}-iris"
+def host_identity() -> Identity:
+    """A fresh model per test, so tests never touch each other's (or anyone else's) containers."""
+    return docker_identity()
 
 
 @pytest.fixture
-def docker_target(docker_engine, model_images, host_name) -> Iterator[DockerHostTarget]:
+def docker_target(docker_engine, model_images, host_identity) -> Iterator[DockerHostTarget]:
     target = DockerHostTarget(
         ready_timeout=30, registry_auth=model_images.registry_auth, poll_seconds=0.1, stop_timeout=3
     )
     yield target
     target.close()
-    labels = [f"app.kubernetes.io/instance={host_name}"]
-    for container in docker_engine.containers.list(all=True, filters={"label": labels}, ignore_removed=True):
-        with contextlib.suppress(docker.errors.NotFound):
-            container.remove(force=True)
+    remove_containers(docker_engine, DOCKER_INSTALLATION, model=host_identity.model)
 
 
 @pytest.fixture
-def host_spec(model_images, host_name) -> Callable[..., DeploySpec]:
+def host_spec(model_images, host_identity) -> Callable[..., DeploySpec]:
     counter = iter(range(1, 10_000))
 
     def make(image: str, **overrides) -> DeploySpec:
         deployment_id = next(counter)
         values = {
-            "name": host_name,
+            "identity": host_identity,
             "image": image,
-            "model": "iris",
-            "team": "vision",
             "version": deployment_id,
             "deployment_id": deployment_id,
             **overrides,

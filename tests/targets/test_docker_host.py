@@ -9,6 +9,7 @@ import requests
 from docker.errors import ImageNotFound
 
 from deployments.targets import DockerHostTarget, Resources, RolloutStopped, TargetError
+from tests.support.targets import containers_of
 
 pytestmark = pytest.mark.slow
 
@@ -26,13 +27,8 @@ def ready_status(endpoint: str) -> int:
         return 0
 
 
-def containers_of(docker_engine, name: str) -> list:
-    labels = [f"app.kubernetes.io/instance={name}"]
-    return docker_engine.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
-
-
 def test_a_deploy_runs_the_image_by_digest_and_answers_ready_on_loopback(
-    docker_engine, docker_target, host_spec, model_images, host_name, recorder
+    docker_engine, docker_target, host_spec, model_images, host_identity, recorder
 ):
     spec = host_spec(model_images.v1)
 
@@ -40,8 +36,8 @@ def test_a_deploy_runs_the_image_by_digest_and_answers_ready_on_loopback(
 
     assert endpoint.startswith("http://127.0.0.1:")
     assert ready_status(endpoint) == 200
-    (container,) = containers_of(docker_engine, host_name)
-    assert container.name == f"slipway-{host_name}-d{spec.deployment_id}"
+    (container,) = containers_of(docker_engine, host_identity)
+    assert container.name == f"slipway-{host_identity.name}-d{spec.deployment_id}"
     assert container.attrs["Config"]["Image"] == model_images.v1
     assert container.labels["slipway.io/deployment-id"] == str(spec.deployment_id)
     assert container.labels["app.kubernetes.io/managed-by"] == "slipway"
@@ -57,7 +53,7 @@ def test_a_deploy_runs_the_image_by_digest_and_answers_ready_on_loopback(
 
 
 def test_a_redeploy_starts_the_new_container_before_the_old_one_stops(
-    docker_engine, docker_target, host_spec, model_images, host_name, recorder
+    docker_engine, docker_target, host_spec, model_images, host_identity, recorder
 ):
     old_endpoint = docker_target.deploy(host_spec(model_images.v1), log=lambda _: None,
                                         on_progress=lambda _: None, should_stop=lambda: None)  # fmt: skip
@@ -66,7 +62,7 @@ def test_a_redeploy_starts_the_new_container_before_the_old_one_stops(
     def on_line(line: str) -> None:
         if line.startswith("Ready: "):  # the new one is ready: the old one must still be serving now
             at_ready["old"] = ready_status(old_endpoint)
-            at_ready["containers"] = len(containers_of(docker_engine, host_name))
+            at_ready["containers"] = len(containers_of(docker_engine, host_identity))
 
     recorder.on_line = on_line
     second = host_spec(model_images.v2)
@@ -76,17 +72,17 @@ def test_a_redeploy_starts_the_new_container_before_the_old_one_stops(
     assert new_endpoint != old_endpoint
     assert ready_status(new_endpoint) == 200
     assert ready_status(old_endpoint) == 0, "the previous container is gone"
-    (container,) = containers_of(docker_engine, host_name)
+    (container,) = containers_of(docker_engine, host_identity)
     assert container.name.endswith(f"-d{second.deployment_id}")
     assert "Stopped and removed the previous container" in recorder.text
-    live = docker_target.live_state(host_name)
+    live = docker_target.live_state(host_identity)
     assert (live.exists, live.image, live.replicas, live.ready, live.endpoint) == (
         True, model_images.v2, 1, 1, new_endpoint
     )  # fmt: skip
 
 
 def test_failing_versions_are_removed_and_the_previous_container_keeps_serving(
-    docker_engine, docker_target, host_spec, model_images, host_name, recorder
+    docker_engine, docker_target, host_spec, model_images, host_identity, recorder
 ):
     endpoint = docker_target.deploy(host_spec(model_images.v1), log=lambda _: None,
                                     on_progress=lambda _: None, should_stop=lambda: None)  # fmt: skip
@@ -103,11 +99,11 @@ def test_failing_versions_are_removed_and_the_previous_container_keeps_serving(
     # The runtime's own explanation survives the tail, although readiness probes were answered every 0.1 s.
     assert '"event": "model_load_failed"' in recorder.text
     assert '"event": "invalid_config"' in recorder.text
-    assert recorder.text.count(f"Still serving: slipway-{host_name}-d1") == 2
+    assert recorder.text.count(f"Still serving: slipway-{host_identity.name}-d1") == 2
     assert ready_status(endpoint) == 200
-    (survivor,) = containers_of(docker_engine, host_name)
+    (survivor,) = containers_of(docker_engine, host_identity)
     assert survivor.attrs["Config"]["Image"] == model_images.v1
-    assert docker_target.live_state(host_name).image == model_images.v1
+    assert docker_target.live_state(host_identity).image == model_images.v1
 
 
 def test_an_image_the_host_lacks_is_pulled_by_digest_with_the_credentials(
@@ -152,7 +148,7 @@ def test_an_image_that_cannot_be_pulled_is_a_target_error_with_the_registry_reas
     assert reason in str(failure.value)
 
 
-def test_should_stop_removes_the_new_container(docker_engine, docker_target, host_spec, model_images, host_name):
+def test_should_stop_removes_the_new_container(docker_engine, docker_target, host_spec, model_images, host_identity):
     docker_target.ready_timeout = 30
     calls = []
 
@@ -164,22 +160,22 @@ def test_should_stop_removes_the_new_container(docker_engine, docker_target, hos
         docker_target.deploy(host_spec(model_images.broken), log=lambda _: None, on_progress=lambda _: None,
                              should_stop=stop_once_started)  # fmt: skip
 
-    assert containers_of(docker_engine, host_name) == []
+    assert containers_of(docker_engine, host_identity) == []
 
 
-def test_live_state_and_remove(docker_engine, docker_target, host_spec, model_images, host_name):
-    assert docker_target.live_state(host_name).exists is False
+def test_live_state_and_remove(docker_engine, docker_target, host_spec, model_images, host_identity):
+    assert docker_target.live_state(host_identity).exists is False
     docker_target.deploy(host_spec(model_images.v1), log=lambda _: None, on_progress=lambda _: None,
                          should_stop=lambda: None)  # fmt: skip
 
     # `docker stop` behind Slipway's back: nothing serves any more.
-    (container,) = containers_of(docker_engine, host_name)
+    (container,) = containers_of(docker_engine, host_identity)
     container.stop(timeout=3)
-    assert docker_target.live_state(host_name).exists is False
+    assert docker_target.live_state(host_identity).exists is False
 
-    docker_target.remove(host_name)
-    docker_target.remove(host_name)
-    assert containers_of(docker_engine, host_name) == []
+    docker_target.remove(host_identity)
+    docker_target.remove(host_identity)
+    assert containers_of(docker_engine, host_identity) == []
 
 
 def test_check_reports_the_engine_version(docker_engine):
@@ -201,25 +197,25 @@ def test_secret_refs_and_tags_are_refused_before_anything_runs(host_spec, model_
         target.render(host_spec(model_images.v1.split("@")[0] + ":v1"))
 
 
-def test_a_container_that_cannot_start_is_removed(docker_engine, docker_target, host_spec, model_images, host_name):
+def test_a_container_that_cannot_start_is_removed(docker_engine, docker_target, host_spec, model_images, host_identity):
     # This host has no GPU runtime: the engine creates the container, then refuses to start it.
     spec = host_spec(model_images.v1, resources=Resources(gpus=1))
 
     with pytest.raises(TargetError, match=r"^The Docker engine refused starting the container .*(gpu|device)"):
         docker_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
 
-    assert containers_of(docker_engine, host_name) == []
+    assert containers_of(docker_engine, host_identity) == []
 
 
 def test_a_retried_deploy_adopts_its_own_running_container(
-    docker_engine, docker_target, host_spec, model_images, host_name, recorder
+    docker_engine, docker_target, host_spec, model_images, host_identity, recorder
 ):
     spec = host_spec(model_images.v1)
     first = docker_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
-    (container,) = containers_of(docker_engine, host_name)
+    (container,) = containers_of(docker_engine, host_identity)
 
     again = docker_target.deploy(spec, **recorder.kwargs)  # e.g. the worker died before recording success
 
     assert again == first
-    assert [c.id for c in containers_of(docker_engine, host_name)] == [container.id]
+    assert [c.id for c in containers_of(docker_engine, host_identity)] == [container.id]
     assert "already runs this image (a retried rollout)" in recorder.text

@@ -16,12 +16,13 @@ from deployments.targets import (
     kubeconfig_from_token,
 )
 from tests.support.services import free_port
+from tests.support.targets import KUBE_IDENTITY
+
+NAME = KUBE_IDENTITY.name
 
 
 def read_deployment(kube_cluster) -> dict:
-    response = kube_cluster.apps.read_namespaced_deployment(
-        "vision-iris", kube_cluster.namespace, _preload_content=False
-    )
+    response = kube_cluster.apps.read_namespaced_deployment(NAME, kube_cluster.namespace, _preload_content=False)
     return json.loads(response.data)
 
 
@@ -41,16 +42,16 @@ def test_a_deploy_applies_service_and_deployment_and_waits_until_all_pods_are_av
 
     endpoint = kube_target.deploy(spec, **recorder.kwargs)
 
-    assert endpoint == f"http://vision-iris.{kube_cluster.namespace}.svc:80"
-    deployment = kube_cluster.apps.read_namespaced_deployment("vision-iris", kube_cluster.namespace)
+    assert endpoint == f"http://{NAME}.{kube_cluster.namespace}.svc:80"
+    deployment = kube_cluster.apps.read_namespaced_deployment(NAME, kube_cluster.namespace)
     assert deployment.status.available_replicas == 2 and deployment.status.updated_replicas == 2
     assert deployment.spec.template.spec.containers[0].image == spec.image
-    service = kube_cluster.core.read_namespaced_service("vision-iris", kube_cluster.namespace)
+    service = kube_cluster.core.read_namespaced_service(NAME, kube_cluster.namespace)
     assert service.spec.ports[0].target_port == "http"
     assert recorder.progress[-1].desired == 2 and recorder.progress[-1].available == 2
     assert any(p.available < 2 for p in recorder.progress), "progress is reported while rolling out"
-    assert "Event: Normal Deployment/vision-iris: ScalingReplicaSet" in recorder.text
-    assert "SuccessfulCreate: Created pod: vision-iris-" in recorder.text
+    assert f"Event: Normal Deployment/{NAME}: ScalingReplicaSet" in recorder.text
+    assert f"SuccessfulCreate: Created pod: {NAME}-" in recorder.text
     assert "Rollout complete: 2 of 2 pods updated and available" in recorder.text
     # Every event is logged once, even though each poll lists them all again.
     events = [line for line in recorder.lines if line.startswith("Event: ")]
@@ -69,13 +70,13 @@ def test_a_redeploy_replaces_the_pods_and_reports_old_ones_going_away(kube_clust
     pods = kube_cluster.core.list_namespaced_pod(kube_cluster.namespace).items
     assert {p.metadata.labels["slipway.io/deployment-id"] for p in pods} == {str(second.deployment_id)}
     assert "old still running" in recorder.text
-    assert kube_target.live_state("vision-iris").image == second.image
+    assert kube_target.live_state(KUBE_IDENTITY).image == second.image
 
 
 def test_a_new_autoscaled_deployment_starts_at_min_replicas(kube_cluster, kube_target, spec_for, recorder):
     kube_target.deploy(spec_for(autoscaling=Autoscaling(min_replicas=2, max_replicas=4)), **recorder.kwargs)
 
-    hpa = kube_cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler("vision-iris", kube_cluster.namespace)
+    hpa = kube_cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler(NAME, kube_cluster.namespace)
     assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 4)
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 2 and deployment["status"]["availableReplicas"] == 2
@@ -99,7 +100,7 @@ def test_autoscaling_takes_replicas_over_without_resetting_them_and_gives_them_b
     assert "slipway" not in managers_of_replicas(deployment)
 
     # The HPA scales; the next version keeps its count.
-    apps.patch_namespaced_deployment_scale("vision-iris", namespace, {"spec": {"replicas": 4}})
+    apps.patch_namespaced_deployment_scale(NAME, namespace, {"spec": {"replicas": 4}})
     kube_target.deploy(spec_for(autoscaling=Autoscaling(min_replicas=2, max_replicas=5)), **recorder.kwargs)
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 4 and deployment["status"]["availableReplicas"] == 4
@@ -110,7 +111,7 @@ def test_autoscaling_takes_replicas_over_without_resetting_them_and_gives_them_b
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 1 and deployment["status"]["availableReplicas"] == 1
     assert "slipway" in managers_of_replicas(deployment)
-    assert "Deleted HorizontalPodAutoscaler vision-iris: autoscaling is off" in recorder.text
+    assert f"Deleted HorizontalPodAutoscaler {NAME}: autoscaling is off" in recorder.text
 
 
 def test_an_image_that_cannot_be_pulled_fails_with_the_reason_and_the_events(kube_target, spec_for, recorder):
@@ -185,8 +186,8 @@ def test_api_errors_and_timeouts_during_apply_and_watch_are_retried(kube_cluster
             emulator.delay_next(1, seconds=1.5, path="/events")
 
     recorder.on_progress_hook = fault_while_watching
-    emulator.fail_next(2, status=500, method="PATCH", path="/deployments/vision-iris")
-    emulator.delay_next(1, seconds=1.5, method="PATCH", path="/services/vision-iris")
+    emulator.fail_next(2, status=500, method="PATCH", path=f"/deployments/{NAME}")
+    emulator.delay_next(1, seconds=1.5, method="PATCH", path=f"/services/{NAME}")
     try:
         endpoint = target.deploy(spec_for(replicas=2), **recorder.kwargs)
     finally:
@@ -194,11 +195,11 @@ def test_api_errors_and_timeouts_during_apply_and_watch_are_retried(kube_cluster
 
     assert endpoint.endswith(":80")
     failed = [(r.method, r.path, r.status) for r in emulator.requests if r.status >= 500]
-    assert sum(1 for method, path, _ in failed if method == "PATCH" and path.endswith("/deployments/vision-iris")) == 2
+    assert sum(1 for method, path, _ in failed if method == "PATCH" and path.endswith(f"/deployments/{NAME}")) == 2
     assert sum(1 for method, path, _ in failed if method == "GET" and path.endswith("/pods")) == 2
     retries = [line for line in recorder.lines if "retry in" in line]
-    assert any("applying Deployment vision-iris (500" in line for line in retries)
-    assert any("applying Service vision-iris" in line and "timed out" in line.lower() for line in retries)
+    assert any(f"applying Deployment {NAME} (500" in line for line in retries)
+    assert any(f"applying Service {NAME}" in line and "timed out" in line.lower() for line in retries)
     assert any("listing pods (503" in line for line in retries)
     assert any("listing events" in line for line in retries)
     assert recorder.progress[-1].available == 2
@@ -206,9 +207,9 @@ def test_api_errors_and_timeouts_during_apply_and_watch_are_retried(kube_cluster
 
 def test_api_errors_that_persist_are_transient_failures(kube_cluster, kube_target, spec_for):
     emulator, _ = kube_cluster.require_emulator()
-    emulator.fail_next(10, status=503, path="/deployments/vision-iris")
+    emulator.fail_next(10, status=503, path=f"/deployments/{NAME}")
 
-    with pytest.raises(TransientTargetError, match=r"failed while applying Deployment vision-iris, 4 times: 503"):
+    with pytest.raises(TransientTargetError, match=rf"failed while applying Deployment {NAME}, 4 times: 503"):
         kube_target.deploy(spec_for(), log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
 
 
@@ -225,21 +226,21 @@ def test_should_stop_ends_the_watch(kube_cluster, kube_target, spec_for, recorde
 
 def test_live_state_reports_the_deployment_and_sees_changes_behind_our_back(kube_cluster, kube_target, spec_for):
     emulator, _ = kube_cluster.require_emulator()
-    assert kube_target.live_state("vision-iris").exists is False
+    assert kube_target.live_state(KUBE_IDENTITY).exists is False
     spec = spec_for(replicas=2)
     kube_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
 
-    live = kube_target.live_state("vision-iris")
+    live = kube_target.live_state(KUBE_IDENTITY)
     assert (live.exists, live.image, live.replicas, live.ready) == (True, spec.image, 2, 2)
-    assert live.endpoint == f"http://vision-iris.{kube_cluster.namespace}.svc:80"
+    assert live.endpoint == f"http://{NAME}.{kube_cluster.namespace}.svc:80"
 
     # Someone runs `kubectl set image` and `kubectl scale`.
-    stored = emulator.get("deployments", kube_cluster.namespace, "vision-iris")
+    stored = emulator.get("deployments", kube_cluster.namespace, NAME)
     other = "registry.local/vision/iris@sha256:" + "0" * 64
     stored["spec"]["template"]["spec"]["containers"][0]["image"] = other
     stored["spec"]["replicas"] = 3
     emulator.put(stored)
-    live = kube_target.live_state("vision-iris")
+    live = kube_target.live_state(KUBE_IDENTITY)
     assert (live.image, live.replicas) == (other, 3)
 
 
@@ -247,11 +248,11 @@ def test_remove_deletes_everything_and_tolerates_what_is_already_gone(kube_clust
     spec = spec_for(autoscaling=Autoscaling(min_replicas=1, max_replicas=2))
     kube_target.deploy(spec, log=lambda _: None, on_progress=lambda _: None, should_stop=lambda: None)
 
-    kube_target.remove("vision-iris")
-    kube_target.remove("vision-iris")
+    kube_target.remove(KUBE_IDENTITY)
+    kube_target.remove(KUBE_IDENTITY)
 
     namespace = kube_cluster.namespace
-    assert kube_target.live_state("vision-iris").exists is False
+    assert kube_target.live_state(KUBE_IDENTITY).exists is False
     assert kube_cluster.core.list_namespaced_service(namespace).items == []
     assert kube_cluster.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items == []
 
@@ -316,7 +317,7 @@ def test_a_rollout_overtaken_by_another_one_fails_instead_of_claiming_its_succes
             overtaken.append(True)
             labels = {"slipway.io/deployment-id": "999"}
             patch = {"spec": {"template": {"metadata": {"labels": labels}}}}
-            kube_cluster.apps.patch_namespaced_deployment("vision-iris", kube_cluster.namespace, patch)
+            kube_cluster.apps.patch_namespaced_deployment(NAME, kube_cluster.namespace, patch)
 
     recorder.on_progress_hook = another_rollout_applies
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 import kubernetes_validate
 import pytest
 
-from deployments.targets import Autoscaling, DeploySpec, KubernetesTarget, Resources, TargetError, kubeconfig_from_token
+from deployments.targets import (
+    Autoscaling,
+    DeploySpec,
+    Identity,
+    KubernetesTarget,
+    Resources,
+    TargetError,
+    kubeconfig_from_token,
+)
 from deployments.targets.manifests import schema_version, supported_minors, validate_manifest
 
 OLDEST, NEWEST = f"1.{supported_minors()[0]}", f"1.{supported_minors()[-1]}"
@@ -24,9 +34,14 @@ def offline_target(version: str) -> KubernetesTarget:
     return KubernetesTarget(kubeconfig, "models", kubernetes_version=version)
 
 
+IDENTITY = {"installation": "i0123456789ab", "environment": "staging", "environment_id": 7, "team": "vision",
+            "model": "iris"}  # fmt: skip
+NAME = Identity(**IDENTITY).name
+
+
 def spec(**overrides) -> DeploySpec:
-    values = {"name": "vision-iris", "image": IMAGE, "model": "iris", "team": "vision", "version": 3,
-              "deployment_id": 41, "replicas": 2, **overrides}  # fmt: skip
+    identity = Identity(**{key: overrides.pop(key, value) for key, value in IDENTITY.items()})
+    values = {"identity": identity, "image": IMAGE, "version": 3, "deployment_id": 41, "replicas": 2, **overrides}
     return DeploySpec(**values)
 
 
@@ -53,15 +68,22 @@ def test_the_deployment_runs_the_image_by_digest_locked_down_and_probed():
     deployment = by_kind(offline_target(NEWEST).render(spec()))["Deployment"]
 
     labels = deployment["metadata"]["labels"]
-    assert labels["app.kubernetes.io/instance"] == "vision-iris"
+    assert labels["app.kubernetes.io/instance"] == NAME
     assert labels["app.kubernetes.io/version"] == "v3"
     assert labels["app.kubernetes.io/managed-by"] == "slipway"
     assert labels["slipway.io/deployment-id"] == "41"
+    # Whose it is: the installation, the environment, the team and the model.
+    assert {key: labels[key] for key in ("slipway.io/installation", "slipway.io/environment",
+                                         "slipway.io/environment-id", "slipway.io/team", "slipway.io/model")} == {
+        "slipway.io/installation": "i0123456789ab", "slipway.io/environment": "staging",
+        "slipway.io/environment-id": "7", "slipway.io/team": "vision", "slipway.io/model": "iris",
+    }  # fmt: skip
+    assert deployment["spec"]["template"]["metadata"]["labels"]["slipway.io/environment-id"] == "7"
     assert deployment["metadata"]["annotations"]["slipway.io/deployment-id"] == "41"
     # Selectors are immutable: nothing that changes per version or deployment may be in it.
     assert deployment["spec"]["selector"]["matchLabels"] == {
         "app.kubernetes.io/name": "iris",
-        "app.kubernetes.io/instance": "vision-iris",
+        "app.kubernetes.io/instance": NAME,
     }
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": "25%", "maxUnavailable": 0}
@@ -87,7 +109,7 @@ def test_the_service_reaches_the_named_port():
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert service["spec"]["selector"] == {
         "app.kubernetes.io/name": "iris",
-        "app.kubernetes.io/instance": "vision-iris",
+        "app.kubernetes.io/instance": NAME,
     }
 
 
@@ -96,7 +118,7 @@ def test_with_autoscaling_the_hpa_owns_replicas():
 
     assert "replicas" not in manifests["Deployment"]["spec"]
     hpa = manifests["HorizontalPodAutoscaler"]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "vision-iris"}
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": NAME}
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 5)
     assert hpa["metrics"][0]["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
 
@@ -124,8 +146,11 @@ def test_secrets_become_env_from_and_env_is_a_sorted_list_with_the_port():
     ("overrides", "field"),
     [
         ({"image": "registry.example.com/vision/iris:v3"}, "image"),
-        ({"name": "Vision_Iris"}, "name"),
-        ({"name": "9-iris"}, "name"),
+        ({"model": "Iris_Model"}, "name"),
+        ({"team": "9-vision"}, "name"),
+        ({"environment": "dev/eu"}, "environment"),
+        ({"installation": ""}, "installation"),
+        ({"environment_id": 0}, "environment_id"),
         ({"resources": Resources(cpu_request="lots")}, "resources.cpu_request"),
         ({"resources": Resources(memory_request="2Gi", memory_limit="1Gi")}, "resources.memory_request"),
         ({"autoscaling": Autoscaling(min_replicas=3, max_replicas=2)}, "autoscaling"),
@@ -144,9 +169,7 @@ def test_a_schema_violation_is_a_target_error_naming_the_field():
     deployment = by_kind(offline_target(NEWEST).render(spec()))["Deployment"]
     deployment["spec"]["replicas"] = "two"
 
-    with pytest.raises(
-        TargetError, match=r"Deployment vision-iris manifest is invalid for Kubernetes 1.37: spec.replicas"
-    ):
+    with pytest.raises(TargetError, match=rf"Deployment {NAME} manifest is invalid for Kubernetes 1.37: spec.replicas"):
         validate_manifest(deployment, "1.37")
 
 
@@ -155,3 +178,24 @@ def test_a_schema_violation_is_a_target_error_naming_the_field():
 )
 def test_cluster_versions_map_to_the_nearest_shipped_schemas(server, schemas):
     assert schema_version(server) == schemas
+
+
+def test_names_are_unique_per_installation_environment_team_and_model_and_valid_resource_names():
+    base = Identity(**IDENTITY)
+    variants = [
+        base,
+        Identity(**{**IDENTITY, "environment_id": 8}),
+        Identity(**{**IDENTITY, "installation": "i999"}),
+        # `f"{team}-{model}"` once gave these two the same name: one team's rollout replaced the other's.
+        Identity(**{**IDENTITY, "team": "ml", "model": "search-ranker"}),
+        Identity(**{**IDENTITY, "team": "ml-search", "model": "ranker"}),
+        Identity(**{**IDENTITY, "team": "t" * 63, "model": "m" * 63}),
+    ]
+
+    names = [identity.name for identity in variants]
+
+    assert len(set(names)) == len(names)
+    assert names[0] == base.name == Identity(**{**IDENTITY, "environment": "renamed"}).name, "stable across renames"
+    assert names[3].startswith("ml-search-ranker-") and names[4].startswith("ml-search-ranker-")
+    for name in names:
+        assert len(name) <= 63 and re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", name), name
