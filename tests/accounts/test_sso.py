@@ -257,6 +257,14 @@ def test_a_password_session_signs_out_locally(sso, client):
     assert response.status_code == 302 and response["Location"] == "/login/"
 
 
+def test_with_passwords_on_a_wrong_one_is_said_and_a_right_one_signs_in(sso, client):
+    user = UserFactory(username="sam", password="sam-password-1")
+    wrong = client.post("/login/", {"username": "sam", "password": "nope"})
+    assert "That username and password did not match" in wrong.content.decode()
+    assert client.post("/login/", {"username": "sam", "password": "sam-password-1"}).status_code == 302
+    assert signed_in_user(client) == user
+
+
 class TestLocalLoginOff:
     @pytest.fixture(autouse=True)
     def _passwords_off(self, sso, settings):
