@@ -194,8 +194,17 @@ class Platform:
             command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
-    def start_web(self) -> None:
-        self._start("web", [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"])
+    def start_web(self, *, gunicorn: bool = False) -> None:
+        """Django's server, or gunicorn as `make run` and the image run it (2 processes, 8 threads each)."""
+        if gunicorn:
+            metrics = self.folder / "metrics"
+            metrics.mkdir(exist_ok=True)
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+            command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py"]
+            command += ["--bind", f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "8"]
+        else:
+            command = [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"]
+        self._start("web", command)
         wait_until(self._web_answers, timeout=60, message="the web server")
 
     def _web_answers(self) -> bool:
