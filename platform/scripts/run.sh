@@ -48,10 +48,12 @@ fi
 "$BIN/python" manage.py seed_demo
 
 pids=()
+demo_pid=""
 stop() {
   trap - INT TERM EXIT
   echo
   log "stopping the web server, the worker and beat…"
+  [ -z "$demo_pid" ] || kill "$demo_pid" 2>/dev/null || true
   kill "${pids[@]}" 2>/dev/null || true
   # A worker in the middle of a build finishes it first (a warm shutdown); do not wait for that
   # forever: the reaper fails such a build as "worker lost" on the next start.
@@ -86,6 +88,10 @@ PROMETHEUS_MULTIPROC_DIR="$VAR/metrics" "$BIN/gunicorn" config.wsgi --config pla
   --bind "127.0.0.1:$PORT" --workers 2 --threads 8 & pids+=($!)
 "$BIN/celery" -A config worker --loglevel INFO --concurrency 2 --hostname "worker@%h" & pids+=($!)
 "$BIN/celery" -A config beat --loglevel INFO --schedule "$VAR/celerybeat-schedule" & pids+=($!)
+# The demo comes alive while you look: the worker builds the demo's versions, then they are deployed
+# to dev and staging and a promotion to prod waits for bob. Progress lines start with "demo:"; the
+# build and rollout pages show the same live. Already done on an earlier start: nothing to do.
+"$BIN/python" manage.py seed_demo --roll-out & demo_pid=$!
 
 sleep 2
 cat <<MSG
