@@ -4,6 +4,9 @@
 
 Needs the Docker engine and writes to a throwaway registry on 127.0.0.1 (both started here when
 missing, with the scripts `make test` uses). Prints a Markdown report.
+
+With SLIPWAY_VULN_DB set (e.g. to the full-size mirror benchmarks/vulns/run.py leaves in var/bench-osv),
+each build is scanned before it succeeds, as in production, and the scan's time is reported beside it.
 """
 
 import hashlib
@@ -34,6 +37,8 @@ def main() -> None:
     from accounts.permissions import Actor
     from deployments.models import Build, ContainerRegistry
     from deployments.runners import builds as build_runner
+    from deployments.selectors.vulnerabilities import database_status
+    from deployments.services import vulnerabilities
     from registry import services
     from registry.models import RegisteredModel
 
@@ -48,6 +53,10 @@ def main() -> None:
     settings.BUILD_WORKDIR = work / "builds"
     settings.WHEEL_CACHE = work / "wheels"  # empty: the cold build downloads its wheels
     settings.MEDIA_ROOT = work / "media"
+
+    if settings.VULN_DB and database_status().refreshed_at is None:
+        vulnerabilities.database_refresh()
+    advisories = database_status().advisory_count if settings.VULN_DB else 0
 
     engine = docker.from_env()
     run_id = time.strftime("%H%M%S")
@@ -95,13 +104,18 @@ def main() -> None:
     base_size = engine.images.get(base).attrs["Size"]
     venv_layer = next((layer for layer in image.history() if "/opt/venv" in (layer.get("CreatedBy") or "")), None)
     print(f"## Build benchmark ({time.strftime('%Y-%m-%d')}, base {base})\n")
-    print("| build | start to pushed | building step | of which smoke test | pushing step |\n|---|---|---|---|---|")
+    print(f"Vulnerability scan: {f'{advisories:,} advisories' if advisories else 'off (SLIPWAY_VULN_DB unset)'}\n")
+    print(
+        "| build | start to pushed | building step | of which smoke test | pushing step | of which scan |\n"
+        "|---|---|---|---|---|---|"
+    )
     for label, elapsed, build, _ in results:
         smoke = build.log_lines.filter(text__startswith="==> Smoke test passed in").values_list("text", flat=True)
         smoke_seconds = smoke[0].split(" in ", 1)[1].split(" s", 1)[0] + " s" if smoke else "—"
+        scan = f"{build.scan_seconds:.2f} s" if build.scan_seconds is not None else "—"
         print(
             f"| {label} | {elapsed:.1f} s | {build.steps['building']['seconds']:.1f} s | {smoke_seconds} | "
-            f"{build.steps['pushing']['seconds']:.1f} s |"
+            f"{build.steps['pushing']['seconds']:.1f} s | {scan} |"
         )
     print(f"\nwarm / cold = {warm / cold:.1%} (target: at most 15 %, and warm at most 10 s)\n")
     print(f"image {image.attrs['Size'] / 1e6:.1f} MB = base {base_size / 1e6:.1f} MB + layers:\n")

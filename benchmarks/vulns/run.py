@@ -11,6 +11,7 @@ version caches emptied. Prints a Markdown report. Target: a scan in at most 3 s 
 
 import argparse
 import json
+import os
 import random
 import shutil
 import statistics
@@ -85,10 +86,17 @@ def _debian_fixed(version: str, rng: random.Random, affected: bool) -> str:
     return f"{epoch}:{fixed}" if epoch else fixed
 
 
-def generate(pypi_count: int, debian_count: int, seed: int = 7) -> tuple[list[dict], int]:
+def generate(pypi_count: int, debian_count: int, seed: int = 7, *, write: bool = True) -> tuple[list[dict], int]:
     rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible by its seed
     image = debian_image(rng)
     sources = {item["source"]: item["source_version"] for item in image}
+    python = [
+        {"ecosystem": "PyPI", "name": name, "version": version, "filename": f"{name}.whl", "sha256": "0" * 64}
+        for name, version in PYTHON_IMAGE
+    ]
+    bill = [*python, {"ecosystem": "generic", "name": "slipway-serving", "version": "bench"}, *image]
+    if not write:
+        return bill, 0
     MIRROR.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(MIRROR)
     (MIRROR / "PyPI").mkdir(parents=True)
@@ -160,11 +168,7 @@ def generate(pypi_count: int, debian_count: int, seed: int = 7) -> tuple[list[di
                 "affected": affected_entries,
             }
             bundle.writestr(f"{raw['id']}.json", json.dumps(raw))
-    python = [
-        {"ecosystem": "PyPI", "name": name, "version": version, "filename": f"{name}.whl", "sha256": "0" * 64}
-        for name, version in PYTHON_IMAGE
-    ]
-    return [*python, {"ecosystem": "generic", "name": "slipway-serving", "version": "bench"}, *image], hits
+    return bill, hits
 
 
 def main() -> None:
@@ -172,6 +176,7 @@ def main() -> None:
     parser.add_argument("--advisories-pypi", type=int, default=25_000)
     parser.add_argument("--advisories-debian", type=int, default=60_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--scan-only", action="store_true", help="Keep the mirror and database of an earlier run.")
     args = parser.parse_args()
     django_ready()
     from django.conf import settings
@@ -179,22 +184,23 @@ def main() -> None:
 
     from accounts.models import Team
     from deployments.models import AffectedPackage, Build, BuildState, Finding
-    from deployments.osv.versions import version_key
+    from deployments.osv.versions import compare, version_key
     from deployments.services import vulnerabilities
     from registry.models import ModelVersion, RegisteredModel
 
-    started = time.monotonic()
-    bill, _ = generate(args.advisories_pypi, args.advisories_debian)
-    generated = time.monotonic() - started
-    size = sum(p.stat().st_size for p in MIRROR.rglob("*.zip"))
-
     settings.VULN_DB = str(MIRROR)
     started = time.monotonic()
-    first = vulnerabilities.database_refresh()
-    first_load = time.monotonic() - started
-    started = time.monotonic()
-    vulnerabilities.database_refresh()
-    unchanged_load = time.monotonic() - started
+    bill, _ = generate(args.advisories_pypi, args.advisories_debian, write=not args.scan_only)
+    generated = time.monotonic() - started
+    size = sum(p.stat().st_size for p in MIRROR.rglob("*.zip"))
+    first_load = unchanged_load = None
+    if not args.scan_only:
+        started = time.monotonic()
+        vulnerabilities.database_refresh()
+        first_load = time.monotonic() - started
+        started = time.monotonic()
+        vulnerabilities.database_refresh()
+        unchanged_load = time.monotonic() - started
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
     team, _ = Team.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
@@ -215,12 +221,14 @@ def main() -> None:
         ecosystem__in=["PyPI", "Debian:12"], name__in=[p.name for p in installed]
     ).count()
 
-    timings = []
+    timings, cpu = [], []
     for _ in range(args.runs):
         version_key.cache_clear()  # a worker scans many images; assume none of these versions was seen
-        started = time.monotonic()
+        compare.cache_clear()
+        started, started_cpu = time.monotonic(), time.process_time()
         result = vulnerabilities.scan_build(build)
         timings.append(time.monotonic() - started)
+        cpu.append(time.process_time() - started_cpu)
     findings = Finding.objects.filter(build=build).count()
 
     print(f"## Vulnerability scan benchmark ({time.strftime('%Y-%m-%d')})\n")
@@ -229,19 +237,23 @@ def main() -> None:
         f"({AffectedPackage.objects.count():,} affected-package rows; Debian entries for 11, 12 and 13), "
         f"{size / 1e6:.1f} MB of all.zip, generated in {generated:.1f} s.\n"
     )
-    print("| step | time |\n|---|---|")
-    print(f"| first load (read, parse, store {first['changed']:,} advisories) | {first_load:.1f} s |")
-    print(f"| refresh with nothing changed (read, parse, compare) | {unchanged_load:.1f} s |")
+    if first_load is not None:
+        print("| step | time |\n|---|---|")
+        print(f"| first load (read, parse, store every advisory) | {first_load:.1f} s |")
+        print(f"| refresh with nothing changed (read, parse, compare) | {unchanged_load:.1f} s |")
     print(
         f"\nImage: {sum(1 for i in bill if i['ecosystem'].startswith('Debian'))} Debian packages "
         f"({sum(1 for p in installed if p.ecosystem.startswith('Debian'))} source packages) and "
         f"{sum(1 for i in bill if i['ecosystem'] == 'PyPI')} Python packages; {candidates:,} advisory entries "
         f"name one of them; {findings} findings.\n"
     )
-    print("| scan (`scan_build`: query, range evaluation, findings stored) | seconds |\n|---|---|")
-    print(f"| first | {timings[0]:.2f} |")
-    print(f"| median of {len(timings)} | {statistics.median(timings):.2f} |")
-    print(f"| worst | {max(timings):.2f} |")
+    load = os.getloadavg()[0]
+    print(f"Load average when the scans ran: {load:.1f} on {os.cpu_count()} cores.\n")
+    print("| scan (`scan_build`: query, range evaluation, findings stored) | wall clock | CPU of this process |")
+    print("|---|---|---|")
+    print(f"| first (findings created) | {timings[0]:.2f} s | {cpu[0]:.2f} s |")
+    print(f"| median of {len(timings)} | {statistics.median(timings):.2f} s | {statistics.median(cpu):.2f} s |")
+    print(f"| worst | {max(timings):.2f} s | {max(cpu):.2f} s |")
     verdict = "met" if max(timings) <= 3 else "NOT met"
     print(f"\nTarget: at most 3 s per scan on 2 cores: **{verdict}** (counts {result.counts}).")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cmp_to_key
 from typing import Any
 
 from deployments.osv.advisories import SEVERITIES, Affected, Range, severity_rank
-from deployments.osv.versions import UnorderedVersion, ecosystem_family, version_key
+from deployments.osv.versions import UnorderedVersion, compare, ecosystem_family, version_key
 
 __all__ = ["Finding", "Installed", "Match", "affects", "find"]
 
@@ -47,8 +48,12 @@ class Finding:
     url: str
 
 
-def _key(family: str, version: str) -> Any:
-    return version_key(family, version)
+def _orderable(family: str, version: str) -> bool:
+    try:
+        version_key(family, version)
+    except UnorderedVersion:
+        return False
+    return True
 
 
 def affects(affected: Affected, version: str) -> Match:
@@ -56,81 +61,62 @@ def affects(affected: Affected, version: str) -> Match:
     if version in affected.versions:
         return Match(True, _fixed_above(affected, version))
     family = ecosystem_family(affected.ecosystem)
-    try:
-        installed = _key(family, version)
-    except UnorderedVersion:
+    if not _orderable(family, version):
         return Match(False)  # only the explicit versions list can speak of it
     for item in affected.ranges:
-        if _in_range(family, item, installed):
+        if _in_range(family, item, version):
             return Match(True, _fixed_above(affected, version))
     return Match(False)
 
 
-def _in_range(family: str, item: Range, installed: Any) -> bool:
-    events = []
-    for kind, version in item.events:
-        if kind == "limit":
-            continue  # only meaningful for GIT ranges
-        if kind == "introduced" and version == "0":
-            events.append((None, 0, kind))
-            continue
-        try:
-            events.append((_key(family, version), 1, kind))
-        except UnorderedVersion:
-            continue  # an event the ecosystem cannot order cannot bound this version
-    events.sort(key=_event_order)
+def _in_range(family: str, item: Range, installed: str) -> bool:
+    # "limit" only bounds GIT ranges; an event the ecosystem cannot order cannot bound this version.
+    events = [
+        (kind, version)
+        for kind, version in item.events
+        if kind != "limit" and ((kind == "introduced" and version == "0") or _orderable(family, version))
+    ]
+    if len(events) > 2 or (len(events) == 2 and events[0] != ("introduced", "0")):
+
+        def order(a: tuple[str, str], b: tuple[str, str]) -> int:
+            return _event_order(family, a, b)
+
+        events.sort(key=cmp_to_key(order))
     affected = False
-    for key, _, kind in events:
+    for kind, version in events:
         if kind == "introduced":
-            if key is None or installed >= key:
+            if version == "0" or compare(family, installed, version) >= 0:
                 affected = True
         elif kind == "fixed":
-            if installed >= key:
+            if compare(family, installed, version) >= 0:
                 affected = False
-        elif kind == "last_affected" and installed > key:
+        elif kind == "last_affected" and compare(family, installed, version) > 0:
             affected = False
     return affected
 
 
-def _event_order(event: tuple[Any, int, str]) -> Any:
-    key, rank, _ = event
-    return _OrderKey(key, rank)
-
-
-class _OrderKey:
-    """Orders events by version, the "0" of `introduced` (rank 0) before every version."""
-
-    __slots__ = ("key", "rank")
-
-    def __init__(self, key: Any, rank: int) -> None:
-        self.key, self.rank = key, rank
-
-    def __lt__(self, other: _OrderKey) -> bool:
-        if self.rank != other.rank:
-            return self.rank < other.rank
-        return bool(self.rank and self.key < other.key)
+def _event_order(family: str, a: tuple[str, str], b: tuple[str, str]) -> int:
+    """Events by version, the "0" of `introduced` before every version."""
+    zero_a, zero_b = a == ("introduced", "0"), b == ("introduced", "0")
+    if zero_a or zero_b:
+        return int(zero_b) - int(zero_a)
+    return compare(family, a[1], b[1])
 
 
 def _fixed_above(affected: Affected, version: str) -> str:
     family = ecosystem_family(affected.ecosystem)
-    try:
-        installed = _key(family, version)
-    except UnorderedVersion:
-        installed = None
-    candidates = []
-    for item in affected.ranges:
-        for kind, fixed in item.events:
-            if kind != "fixed":
-                continue
-            try:
-                key = _key(family, fixed)
-            except UnorderedVersion:
-                continue
-            if installed is None or key > installed:
-                candidates.append((key, fixed))
+    installed_orderable = _orderable(family, version)
+    candidates = [
+        fixed
+        for item in affected.ranges
+        for kind, fixed in item.events
+        if kind == "fixed"
+        and _orderable(family, fixed)
+        and (not installed_orderable or compare(family, fixed, version) > 0)
+    ]
     if not candidates:
         return ""
-    return min(candidates, key=lambda pair: _OrderKey(pair[0], 1))[1]
+    return min(candidates, key=cmp_to_key(lambda a, b: compare(family, a, b)))
 
 
 def find(

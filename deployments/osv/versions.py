@@ -11,7 +11,7 @@ from debian.debian_support import Version as DebianVersion
 from packaging.version import InvalidVersion
 from packaging.version import Version as PythonVersion
 
-__all__ = ["PYPI", "UnorderedVersion", "ecosystem_family", "normalise_name", "version_key"]
+__all__ = ["PYPI", "UnorderedVersion", "compare", "ecosystem_family", "normalise_name", "version_key"]
 
 PYPI = "PyPI"
 DEBIAN = "Debian"
@@ -48,3 +48,14 @@ def version_key(family: str, version: str) -> Any:
         except ValueError:
             raise UnorderedVersion(f"{version!r} is not a Debian version") from None
     raise UnorderedVersion(f"no version ordering for the ecosystem {family!r}")
+
+
+@lru_cache(maxsize=500_000)
+def compare(family: str, a: str, b: str) -> int:
+    """-1, 0 or 1 as `a` sorts before, with or after `b` in the ecosystem's order.
+
+    Cached: Debian's comparison (python-debian's, in Python) is the scan's main cost, and the same
+    installed version meets the same fixed versions across many advisories.
+    """
+    key_a, key_b = version_key(family, a), version_key(family, b)
+    return 1 if key_a > key_b else -1 if key_a < key_b else 0

@@ -10,7 +10,7 @@ its team is told (email and webhooks).
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -157,6 +157,10 @@ def installed_packages(bill_of_materials: list[dict]) -> list[matching.Installed
 
 
 def _candidates(installed: list[matching.Installed]) -> dict:
+    """(ecosystem, name) -> [(advisory, affected entry)] for every stored entry naming an installed package.
+
+    Read as plain values, not model instances: a Debian image names thousands of entries.
+    """
     names = defaultdict(set)
     for package in installed:
         names[package.ecosystem].add(package.name)
@@ -165,59 +169,51 @@ def _candidates(installed: list[matching.Installed]) -> dict:
     condition = Q()
     for ecosystem, wanted in names.items():
         condition |= Q(ecosystem=ecosystem, name__in=sorted(wanted))
+    advisories: dict[str, _StoredAdvisory] = {}
     candidates = defaultdict(list)
-    rows = AffectedPackage.objects.filter(condition).select_related("advisory")
-    for row in rows.only(
-        "ecosystem",
-        "name",
-        "ranges",
-        "versions",
-        "severity",
-        "advisory__osv_id",
-        "advisory__aliases",
-        "advisory__severity",
-        "advisory__summary",
-        "advisory__url",
-    ):
+    # Aliases, summaries and links are read afterwards, for the few advisories that match (_described).
+    rows = AffectedPackage.objects.filter(condition).values_list(
+        "ecosystem", "name", "ranges", "versions", "severity", "advisory__osv_id", "advisory__severity"
+    )
+    for ecosystem, name, ranges, versions, severity, osv_id, advisory_severity in rows:
+        advisory = advisories.get(osv_id)
+        if advisory is None:
+            advisory = advisories[osv_id] = _StoredAdvisory(osv_id, (), advisory_severity, "", "")
         entry = osv_advisories.Affected(
-            ecosystem=row.ecosystem,
-            name=row.name,
-            ranges=tuple(
-                osv_advisories.Range(r["type"], tuple((kind, version) for kind, version in r["events"]))
-                for r in row.ranges
-            ),
-            versions=tuple(row.versions),
-            severity=row.severity,
+            ecosystem=ecosystem,
+            name=name,
+            ranges=tuple(osv_advisories.Range(r["type"], tuple(map(tuple, r["events"]))) for r in ranges),
+            versions=tuple(versions),
+            severity=severity,
         )
-        candidates[(row.ecosystem, row.name)].append((_AdvisoryView(row.advisory), entry))
+        candidates[(ecosystem, name)].append((advisory, entry))
     return candidates
 
 
+def _described(found: list[matching.Finding]) -> list[matching.Finding]:
+    """The findings with their advisories' aliases, summaries and links."""
+    details = {
+        osv_id: (tuple(aliases), summary, url)
+        for osv_id, aliases, summary, url in Advisory.objects.filter(
+            osv_id__in={f.advisory_id for f in found}
+        ).values_list("osv_id", "aliases", "summary", "url")
+    }
+    described = []
+    for finding in found:
+        aliases, summary, url = details.get(finding.advisory_id, ((), "", ""))
+        described.append(replace(finding, aliases=aliases, summary=summary, url=url))
+    return described
+
+
 @dataclass(frozen=True)
-class _AdvisoryView:
-    """A stored advisory as deployments.osv.matching reads one."""
+class _StoredAdvisory:
+    """A stored advisory as deployments.osv.matching reads one (its description comes later)."""
 
-    row: Advisory
-
-    @property
-    def id(self) -> str:
-        return self.row.osv_id
-
-    @property
-    def aliases(self) -> list:
-        return self.row.aliases
-
-    @property
-    def severity(self) -> str:
-        return self.row.severity
-
-    @property
-    def summary(self) -> str:
-        return self.row.summary
-
-    @property
-    def url(self) -> str:
-        return self.row.url
+    id: str
+    aliases: tuple
+    severity: str
+    summary: str
+    url: str
 
 
 @dataclass
@@ -233,7 +229,8 @@ def scan_build(build: Build, bill_of_materials: list[dict] | None = None) -> Sca
     """Scan the build's packages against the stored advisories; its findings become what this scan found."""
     started = time.monotonic()
     bill = build.bill_of_materials if bill_of_materials is None else bill_of_materials
-    found = matching.find(installed_packages(bill), _candidates(installed_packages(bill)))
+    installed = installed_packages(bill)
+    found = _described(matching.find(installed, _candidates(installed)))
     now = timezone.now()
     counts = {severity: 0 for severity in Severity.values}
     for finding in found:
