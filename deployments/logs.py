@@ -18,6 +18,19 @@ from deployments.supervision import with_database
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1a\x1c-\x1f\x7f]")
 MAX_LINE_LENGTH = 8000
 MAX_WINDOW = 5000
+# Which lines are errors: the red lines of the log viewer and where "Jump to first error" goes. One
+# rule, read by Python for each line served and by the database (case-insensitive regex, the same
+# text in both dialects) to find the first error of a long log. Whole words only, or an exception's
+# name before its message ("ValueError: …"): a line that merely names an exception class, such as the
+# readiness wait's "no answer yet (ConnectionError)", is not an error.
+ERROR_LINE_PATTERN = (
+    r"(^|[^a-z])(error|failed|failure|fatal|traceback|exception|panic)([^a-z]|$)|[a-z](error|exception):"
+)
+_ERROR_LINE = re.compile(ERROR_LINE_PATTERN, re.IGNORECASE)
+
+
+def is_error_line(text: str) -> bool:
+    return _ERROR_LINE.search(text) is not None
 
 
 def clean_line(text: str) -> str:
@@ -80,21 +93,30 @@ def read_window(
     before: int | None = None,
     tail: int | None = None,
     search: str = "",
+    errors: bool = False,
     limit: int = 1000,
 ) -> list[dict]:
-    """A window of a log, never the whole of it. `lines` is the parent's line queryset."""
+    """A window of a log, never the whole of it. `lines` is the parent's line queryset. Each line says
+    whether it is an error (`is_error_line`); `errors` returns only those, from `after` on."""
     limit = max(1, min(limit, MAX_WINDOW))
+
+    def served(rows):
+        return [{"seq": seq, "text": text, "error": is_error_line(text)} for seq, text in rows]
+
+    if errors:
+        found = lines.filter(seq__gt=after or 0, text__iregex=ERROR_LINE_PATTERN).order_by("seq")[:limit]
+        return served(found.values_list("seq", "text"))
     if search:
         found = lines.filter(seq__gt=after or 0, text__icontains=search).order_by("seq")[:limit]
-        return [{"seq": seq, "text": text} for seq, text in found.values_list("seq", "text")]
+        return served(found.values_list("seq", "text"))
     if tail is not None:
         rows = lines.order_by("-seq")[: max(1, min(tail, MAX_WINDOW))]
-        return [{"seq": seq, "text": text} for seq, text in reversed(list(rows.values_list("seq", "text")))]
+        return served(reversed(list(rows.values_list("seq", "text"))))
     if before is not None:
         rows = lines.filter(seq__lt=before).order_by("-seq")[:limit]
-        return [{"seq": seq, "text": text} for seq, text in reversed(list(rows.values_list("seq", "text")))]
+        return served(reversed(list(rows.values_list("seq", "text"))))
     rows = lines.filter(seq__gt=after or 0).order_by("seq")[:limit]
-    return [{"seq": seq, "text": text} for seq, text in rows.values_list("seq", "text")]
+    return served(rows.values_list("seq", "text"))
 
 
 def log_response(parent, lines, params, *, finished_states) -> dict:
@@ -114,9 +136,10 @@ def log_response(parent, lines, params, *, finished_states) -> dict:
 
     after, before, tail, limit = number("after"), number("before"), number("tail"), number("limit") or 1000
     search = (params.get("search") or "").strip()
-    window = read_window(lines, after=after, before=before, tail=tail, search=search, limit=limit)
+    errors = params.get("errors") in ("1", "true")
+    window = read_window(lines, after=after, before=before, tail=tail, search=search, errors=errors, limit=limit)
     next_after = window[-1]["seq"] if window else (after or 0)
-    if before is None and tail is None and not search:
+    if before is None and tail is None and not search and not errors:
         # A full window may have more behind it: not finished until a short read.
         finished = finished and len(window) < min(limit, MAX_WINDOW)
     return {"lines": window, "next_after": next_after, "finished": finished, "state": state}

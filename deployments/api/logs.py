@@ -15,12 +15,14 @@ LOG_PARAMETERS = [
     OpenApiParameter("before", int, description="Return the lines just before this sequence number."),
     OpenApiParameter("tail", int, description="Return the last N lines."),
     OpenApiParameter("search", str, description="Return the first lines after `after` containing this text."),
+    OpenApiParameter("errors", bool, description="Return only the error lines after `after` (see `error`)."),
 ]
 
 
 class LogLineSerializer(serializers.Serializer):
     seq = serializers.IntegerField()
     text = serializers.CharField()
+    error = serializers.BooleanField(help_text="An error line: what the log viewer shows in red and jumps to.")
 
 
 class LogWindowSerializer(serializers.Serializer):

@@ -4,12 +4,15 @@
  * Markup: templates/_log_viewer.html (any element with [data-log-viewer] and data-log-url).
  * Styles: static/css/logviewer.css.
  *
- * Server contract, all JSON {lines: [{seq, text}], next_after, finished, state}:
+ * Server contract, all JSON {lines: [{seq, text, error}], next_after, finished, state}:
  *   ?tail=N                      the last N lines (first load, "back to newest")
  *   ?after=SEQ&limit=N           lines after SEQ (live polling, scrolling down an old window)
  *   ?before=SEQ&limit=N          the N lines just before SEQ (scrolling up)
- *   ?search=TEXT&after=SEQ&limit=N  first lines after SEQ containing TEXT (optional; used by
- *                                "jump to first error", detected by checking that the answer matches)
+ *   ?search=TEXT&after=SEQ&limit=N  first lines after SEQ containing TEXT (optional)
+ *   ?errors=1&after=SEQ&limit=N  first error lines after SEQ (optional; used by "jump to first error",
+ *                                detected by checking that every line of the answer is an error)
+ * Which lines are errors is the server's call (`error: true`, deployments.logs.is_error_line): the
+ * viewer shows them in red and jumps to them, and never guesses from the text itself.
  *
  * Server text is only ever written as text nodes / textContent, never parsed as HTML.
  * Only a bounded window of lines (maxLines, 3,000 by default) lives in the DOM at any time.
@@ -28,8 +31,6 @@
     maxBackoff: 30000, // ms, ceiling of the exponential backoff after failed requests
     follow: true,
   };
-  const ERROR_RE = /error|failed|traceback|exception/i;
-  const ERROR_TERMS = ["error", "failed", "traceback", "exception"];
   const FAILED_STATE_RE = /fail|error|cancel|abort|timed?.?out|crash|reject|kill/i;
   const COLOURS = ["black", "red", "green", "yellow", "blue", "magenta", "cyan", "white"];
   // CSI (incl. SGR), OSC, DCS/SOS/PM/APC strings, other two-byte escapes, 8-bit CSI.
@@ -103,7 +104,6 @@
     return segs;
   }
 
-  const plainText = (raw) => parseAnsi(raw).map((s) => s.t).join("");
 
   /** Write segments into `box`, wrapping the [start, end) ranges in <mark class="logv-hit">. */
   function fillText(box, segs, ranges) {
@@ -147,7 +147,7 @@
     for (const line of lines) {
       const seq = line && Number(line.seq);
       if (!Number.isInteger(seq) || seq < 1 || seq <= last) continue;
-      out.push({ seq, text: line.text == null ? "" : String(line.text) });
+      out.push({ seq, text: line.text == null ? "" : String(line.text), error: line.error === true });
       last = seq;
     }
     return out;
@@ -411,7 +411,7 @@
     makeItem(line) {
       const segs = parseAnsi(line.text);
       const plain = segs.map((s) => s.t).join("");
-      const item = { seq: line.seq, segs, plain, err: ERROR_RE.test(plain), el: null, hits: 0, q: "" };
+      const item = { seq: line.seq, segs, plain, err: line.error === true, el: null, hits: 0, q: "" };
       const el = document.createElement("div");
       el.className = "logv-line" + (item.err ? " logv-line--error" : "") + (item.seq === this.targetSeq ? " logv-line--target" : "");
       el.dataset.seq = String(item.seq);
@@ -739,18 +739,14 @@
       if (this.ui.next) this.ui.next.disabled = !n;
     }
 
-    /** Ask the server for the first line containing one of the error words; undefined if it cannot say. */
+    /** Ask the server for the first error line; null if there is none, undefined if it cannot say. */
     async serverFirstError() {
       try {
-        const answers = await Promise.all(ERROR_TERMS.map((term) =>
-          this.get({ search: term, after: 0, limit: 5 }).then((data) => [term, cleanLines(data.lines)])));
-        let best = null;
-        for (const [term, lines] of answers) {
-          // A server without ?search= ignores it and answers as for ?after=0: its lines won't all match.
-          if (!lines.every((l) => plainText(l.text).toLowerCase().includes(term))) return undefined;
-          if (lines.length && (best === null || lines[0].seq < best)) best = lines[0].seq;
-        }
-        return best;
+        const data = await this.get({ errors: 1, after: 0, limit: 1 });
+        const lines = cleanLines(data.lines);
+        // A server without ?errors= ignores it and answers as for ?after=0: its lines aren't all errors.
+        if (!lines.every((l) => l.error)) return undefined;
+        return lines.length ? lines[0].seq : null;
       } catch (err) {
         return undefined;
       }
@@ -768,7 +764,7 @@
         else {
           const remote = await this.serverFirstError();
           if (typeof remote === "number") seq = remote;
-          else if (local) seq = local.seq;
+          else if (remote === undefined && local) seq = local.seq;
         }
         if (seq === null) {
           this.showNote(this.atStart && this.atTail() ? "No errors found." : "No errors in the loaded lines.");

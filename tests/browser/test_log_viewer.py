@@ -118,8 +118,8 @@ class LogTraffic:
     """The page's requests to one log endpoint, seen through Playwright's routing.
 
     Routed requests are answered while Playwright runs, so tests wait with page.wait_for_timeout(), never
-    time.sleep(). `failing` answers 503 as a restarting server would; `search=False` drops ?search= on
-    the way, as an older server that ignores it would.
+    time.sleep(). `failing` answers 503 as a restarting server would; `search=False` drops ?search= and
+    ?errors= on the way, as an older server that ignores them would.
     """
 
     def __init__(self, page, api_path: str, *, search: bool = True):
@@ -139,8 +139,8 @@ class LogTraffic:
             return
         with self.lock:
             self.requests.append((time.monotonic(), query, 200))
-        if not self.search and "search" in query:
-            kept = {k: v for k, v in query.items() if k != "search"}
+        if not self.search and ("search" in query or "errors" in query):
+            kept = {k: v for k, v in query.items() if k not in ("search", "errors")}
             route.continue_(url=urlunsplit(url._replace(query=urlencode(kept))))
         else:
             route.continue_()
@@ -589,7 +589,7 @@ def test_jump_to_first_error_asks_the_server_for_lines_outside_the_window(
     page.wait_for_timeout(100)
     assert in_view(page, 500)
     assert page.get_attribute("[data-lv-follow]", "aria-pressed") == "false"
-    assert {q["search"] for q in log.queries("search")} == {"error", "failed", "traceback", "exception"}
+    assert [q["errors"] for q in log.queries("errors")] == ["1"]  # one question: the first error line
     assert page.evaluate(LINE_COUNT) <= page.evaluate(CAP)
 
 
@@ -606,7 +606,7 @@ def test_jump_to_first_error_without_server_search(log_viewer_page, log_viewer_s
     page.wait_for_selector('.logv-line--target[data-seq="40"]')
     page.wait_for_timeout(100)
     assert in_view(page, 40)
-    assert small.queries("search") == []
+    assert small.queries("errors") == []
 
     # A huge log on a server that ignores ?search=: the viewer notices and falls back to the loaded lines.
     lines = [f"line {i}" for i in range(1, 100_001)]
@@ -619,7 +619,22 @@ def test_jump_to_first_error_without_server_search(log_viewer_page, log_viewer_s
     page.wait_for_selector('.logv-line--target[data-seq="99950"]')
     page.wait_for_timeout(100)
     assert in_view(page, 99950)
-    assert huge.queries("search")
+    assert huge.queries("errors")
+
+
+def test_a_readiness_wait_is_not_an_error_and_the_jump_skips_it(log_viewer_page, log_viewer_site, log_viewer_log):
+    page = log_viewer_page
+    lines = [f"line {i}" for i in range(1, 2001)]
+    lines[9] = "Waiting for vision-iris-dev-1: no answer yet (ConnectionError)"
+    lines[10] = "Waiting for vision-iris-dev-1: answered 503: model failed to load: UnpicklingError"
+    lines[1499] = "0 errors, 0 warnings"
+    log = log_viewer_log(lines, finished=True, state="failed")
+    page.goto(log_viewer_site.page_url(log))
+    wait_status(page, "Failed · 2,000 lines")
+    page.click("[data-lv-error]")
+    page.wait_for_selector('.logv-line--target[data-seq="11"]')
+    assert page.locator('.logv-line[data-seq="10"]').get_attribute("class") == "logv-line"
+    assert page.locator(".logv-line--error").count() == 1
 
 
 def test_reconnects_with_backoff_after_errors(log_viewer_page, log_viewer_site, log_viewer_log):

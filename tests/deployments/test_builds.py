@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from deployments.logs import is_error_line, read_window
 from deployments.models import Build, BuildState
 from deployments.services import builds
 from tests.support.factories import BuildFactory, RegistryFactory, VersionFactory, add_log_lines
@@ -209,3 +210,25 @@ def test_build_pages_show_state_and_log_viewer(client, viewer, version):
     version_page = client.get(f"/models/vision/iris/v{version.number}/").content.decode()
     assert f"Build #{build.pk}" in version_page
     assert "Cancel build" not in version_page
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("ERROR: The container exited with code 1", True),
+        ("==> Build failed: pip could not resolve numpy==9", True),
+        ("Traceback (most recent call last):", True),
+        ("ValueError: could not convert string to float", True),
+        ("  | _pickle.UnpicklingError: invalid load key, 'h'.", True),
+        ("Waiting for vision-iris-dev-1: answered 503: model failed to load: UnpicklingError", True),
+        ("Waiting for vision-iris-dev-1: no answer yet (ConnectionError)", False),
+        ("0 errors, 0 warnings", False),
+        ("Step 4/9 : RUN pip install --no-index -r requirements.txt", False),
+    ],
+)
+def test_one_rule_says_which_log_lines_are_errors_for_python_and_the_database(version, text, error):
+    build = BuildFactory(version=version)
+    assert is_error_line(text) is error
+    add_log_lines(build, 1, text=text)
+    found = read_window(build.log_lines.all(), errors=True)
+    assert [line["text"] for line in found] == ([text] if error else [])
