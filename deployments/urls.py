@@ -1,6 +1,6 @@
 from django.urls import path
 
-from deployments.views import builds, environments, promotions, registries, rollouts
+from deployments.views import builds, environments, promotions, registries, rollouts, vulnerabilities
 
 app_name = "deployments"
 urlpatterns = [
@@ -14,6 +14,12 @@ urlpatterns = [
     path("environments/<int:pk>/test/", environments.environment_test, name="environment-test"),
     path("environments/<int:pk>/freezes/", environments.freeze_create, name="freeze-create"),
     path("environments/<int:pk>/freezes/<int:window_pk>/delete/", environments.freeze_delete, name="freeze-delete"),
+    path("environments/<int:pk>/acceptances/", vulnerabilities.acceptance_create, name="acceptance-create"),
+    path(
+        "environments/<int:pk>/acceptances/<int:acceptance_pk>/revoke/",
+        vulnerabilities.acceptance_revoke,
+        name="acceptance-revoke",
+    ),
     path("environments/<int:pk>/rollback/", rollouts.rollout_rollback, name="rollout-rollback"),
     path("rollouts/<int:pk>/", rollouts.rollout_detail, name="rollout-detail"),
     path("rollouts/<int:pk>/cancel/", rollouts.rollout_cancel, name="rollout-cancel"),

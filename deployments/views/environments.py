@@ -10,11 +10,13 @@ from django.views.decorators.http import require_POST
 from accounts.permissions import Actor, is_team_admin, manages_any_team, restrict
 from config.forms import apply_service_errors
 from deployments.forms.environments import EnvironmentForm, FreezeForm
+from deployments.forms.vulnerabilities import AcceptanceForm
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.selectors.environments import environment_list as visible_environments
 from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import environments
+from deployments.views.vulnerabilities import acceptable_models
 
 
 @login_required
@@ -71,6 +73,7 @@ def environment_detail(request, pk):
             "check": request.session.pop(f"environment-check-{pk}", None),
             "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
             "freeze_form": FreezeForm(),
+            "acceptance_form": AcceptanceForm(models=acceptable_models(environment, request.user)),
             "acceptances": restrict(
                 environment.finding_acceptances.select_related("model", "accepted_by"), request.user
             ).order_by("-created_at")[:50],

@@ -1,9 +1,15 @@
-"""The build page shows what the image's scan found: a summary by severity and a table that filters."""
+"""The build page shows what the image's scan found (a summary by severity, a table that filters); the overview,
+the environment and the promotion show what the scans mean for releases."""
+
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from deployments.services import vulnerabilities
-from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from accounts.permissions import Actor
+from deployments.models import Finding, Rollout, RolloutState
+from deployments.services import promotions, vulnerabilities
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 from tests.support.osv import CVSS_CRITICAL, CVSS_HIGH, CVSS_MEDIUM, advisory, write_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -120,4 +126,58 @@ def test_the_build_page_summarises_and_filters_findings_on_a_desktop_and_a_phone
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width} px)"
     session.shot("build-vulnerabilities-phone")
+    assert session.errors == []
+
+
+def test_the_flag_the_policy_and_the_promotion_context_on_their_pages(
+    signed_in, owner, teammate, team, model, scanned_build
+):
+    prod = EnvironmentFactory(name="prod", team=team, position=30, protected=True, block_severity="critical")
+    deployed = timezone.now() - timedelta(days=2)
+    Rollout.objects.create(
+        environment=prod,
+        model=model,
+        version=scanned_build.version,
+        build=scanned_build,
+        image=scanned_build.digest_reference,
+        state=RolloutState.SUCCEEDED,
+        finished_at=deployed,
+    )
+    # Two of the findings were there when it was deployed; the others came with a later refresh.
+    Finding.objects.filter(build=scanned_build, severity__in=["low", "medium"]).update(first_seen_at=deployed)
+    vulnerabilities.acceptance_create(
+        actor=Actor(user=owner),
+        environment=prod,
+        model=model,
+        advisory_id="CVE-2026-41003",
+        reason="The TLS extension is disabled in this image.",
+        expires_at=timezone.now() + timedelta(days=14),
+    )
+    newer = succeeded_build(VersionFactory(model=model, number=2), "c")
+    newer.bill_of_materials = [i for i in scanned_build.bill_of_materials if i["name"] not in ("numpy", "libsqlite3-0")]
+    newer.save()
+    vulnerabilities.scan_build(newer)
+    promotion = promotions.promotion_request(
+        actor=Actor(user=teammate), version=newer.version, environment=prod, reason="Retrained on November's data"
+    )
+
+    session = signed_in(owner.username, PASSWORD)
+    page = session.go("/")
+    assert "2 new vulnerabilities since deploy" in page.inner_text(".matrix")
+    session.shot("overview-vulnerable-release-desktop")
+    page = session.go(f"/environments/{prod.pk}/")
+    assert "2 new vulnerabilities since deploy" in page.inner_text("main")
+    assert "The TLS extension is disabled in this image." in page.inner_text("#vulnerability-policy")
+    session.shot("environment-vulnerabilities-desktop")
+    page = session.go(f"/promotions/{promotion.pk}/")
+    text = page.inner_text("main")
+    assert "CVE-2026-41017 in numpy 2.4.6, medium, fixed in 2.4.7" in text  # removed by the new image
+    assert "Accepted in prod for iris: CVE-2026-41003 by owner until" in text
+    session.shot("promotion-vulnerabilities-desktop")
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path, name in ((f"/environments/{prod.pk}/", "environment"), (f"/promotions/{promotion.pk}/", "promotion")):
+        session.go(path)
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"the {name} page scrolls sideways on a phone ({width} px)"
+        session.shot(f"{name}-vulnerabilities-phone")
     assert session.errors == []

@@ -362,3 +362,76 @@ def test_admins_see_the_database_age_and_a_warning_once_it_is_too_old(client, ow
 
 def api_state(client):
     return client.get("/api/v1/vulnerability-database/").json()
+
+
+def test_a_direct_deploy_is_refused_by_the_environments_threshold_and_recorded(
+    api, teammate, loaded, version, build, team
+):
+    staging = EnvironmentFactory(name="staging", team=team, position=20, block_severity="medium")
+    vulnerabilities.scan_build(build)
+    refused = api.as_user(teammate).post(
+        "/api/v1/rollouts/", {"version": version.pk, "environment": staging.pk}, format="json"
+    )
+    assert refused.status_code == 400
+    assert "CVE-2026-41001 in scikit-learn 1.9.1, high, fixed in 1.9.2 (and 1 more)" in refused.json()["version"][0]
+    assert AuditEvent.objects.filter(action="rollout.start", outcome="refused").exists()
+    answer = can_i(api, teammate, "deploy", f"version:{version.pk}", staging)
+    assert answer["allowed"] is False and "(and 1 more)" in answer["reason"]
+
+
+def test_an_unscanned_image_is_refused_where_vulnerabilities_block(api, teammate, version, prod):
+    refused = request_promotion(api, teammate, version, prod)
+    assert refused.status_code == 400
+    assert "has not been scanned" in refused.json()["version"][0]
+
+
+def test_acceptances_are_revoked_by_admins_and_stay_within_the_team(
+    api, owner, teammate, stranger, loaded, version, prod
+):
+    acceptance = vulnerabilities.acceptance_create(
+        actor=Actor(user=owner),
+        environment=prod,
+        model=version.model,
+        advisory_id="GHSA-test-sk01",
+        reason="Mitigated by the sandbox.",
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    assert api.as_user(stranger).get("/api/v1/finding-acceptances/").json()["results"] == []
+    assert api.as_user(stranger).post(f"/api/v1/finding-acceptances/{acceptance.pk}/revoke/").status_code == 404
+    assert api.as_user(teammate).post(f"/api/v1/finding-acceptances/{acceptance.pk}/revoke/").status_code == 403
+    revoked = api.as_user(owner).post(f"/api/v1/finding-acceptances/{acceptance.pk}/revoke/")
+    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert AuditEvent.objects.filter(action="vulnerability.revoke").count() == 1
+    too_long = api.as_user(owner).post(
+        "/api/v1/finding-acceptances/",
+        {
+            "environment": prod.pk,
+            "model": version.model.pk,
+            "advisory_id": "GHSA-test-sk01",
+            "reason": "x",
+            "expires_at": (timezone.now() + timedelta(days=400)).isoformat(),
+        },
+        format="json",
+    )
+    assert too_long.json() == {"expires_at": ["An acceptance lasts at most 90 days."]}
+
+
+def test_an_environment_admin_accepts_and_revokes_from_the_environment_page(
+    client, owner, teammate, loaded, version, prod
+):
+    until = (timezone.localtime() + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+    form = {"model": version.model.pk, "advisory_id": "CVE-2026-41001", "reason": "Sandboxed.", "expires_at": until}
+    client.force_login(teammate)
+    assert "Accept for this model" not in client.get(f"/environments/{prod.pk}/").content.decode()
+    client.post(f"/environments/{prod.pk}/acceptances/", form)
+    assert not prod.finding_acceptances.exists()  # a developer may not
+
+    client.force_login(owner)
+    page = client.post(f"/environments/{prod.pk}/acceptances/", form, follow=True).content.decode()
+    assert "CVE-2026-41001 is accepted for iris in prod until" in page
+    acceptance = prod.finding_acceptances.get()
+    assert acceptance.reason == "Sandboxed." and acceptance.accepted_by == owner
+    page = client.post(f"/environments/{prod.pk}/acceptances/{acceptance.pk}/revoke/", follow=True).content.decode()
+    assert "The acceptance of CVE-2026-41001 is revoked." in page
+    acceptance.refresh_from_db()
+    assert acceptance.revoked_at is not None
