@@ -13,6 +13,7 @@ from accounts.permissions import Actor
 from deployments.models import Rollout, RolloutState
 from deployments.services import promotions, rollouts
 from tests.conftest import member
+from tests.support.browser import ARTIFACTS
 from tests.support.factories import (
     EnvironmentFactory,
     ModelFactory,
@@ -190,3 +191,17 @@ def test_no_request_answers_404_not_even_the_favicon(approver_phone, fleet):
         approver_phone.page.wait_for_load_state("networkidle")
     assert approver_phone.page.request.get(approver_phone.base_url + "/favicon.ico").status == 200
     assert missing == []
+
+
+def test_the_sign_in_background_spans_any_width(chromium, live_server):
+    context = chromium.new_context(viewport={"width": 1920, "height": 900})
+    try:
+        page = context.new_page()
+        for width in (1920, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.goto(live_server.url + "/login/")
+            box = page.locator(".auth-page").bounding_box()
+            assert box["x"] == 0 and box["width"] == width
+            page.screenshot(path=str(ARTIFACTS / f"login-{width}.png"))
+    finally:
+        context.close()
