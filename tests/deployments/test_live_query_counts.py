@@ -82,7 +82,7 @@ def test_the_version_rollout_and_promotion_pages_cost_the_same_for_many_rows(
         promotions.promotion_approve(
             actor=Actor(user=member(team, f"approver-{n}", Role.APPROVER)), promotion=promotion
         )
-    for n in range(5):
+    for _ in range(5):
         rollout(model, staging, 1)  # the digest's history grows
     rollout(model, dev, 2, state=RolloutState.FAILED, digest="b")
     assert [queries(client, path) for path in paths] == few
