@@ -97,10 +97,13 @@ def database_refresh(*, source: str | None = None) -> dict:
 
 def _store(loaded: list[osv_advisories.Advisory]) -> dict:
     by_id = {advisory.id: advisory for advisory in loaded}
-    stored = dict(Advisory.objects.values_list("osv_id", "modified"))
-    changed = [a for a in by_id.values() if stored.get(a.id) != a.modified]
-    gone = [osv_id for osv_id in stored if osv_id not in by_id]
+    VulnerabilityDatabase.objects.get_or_create(pk=1)
     with transaction.atomic():
+        # Two refreshes at once (a slow one and the next beat) take turns: the second finds nothing to do.
+        VulnerabilityDatabase.objects.select_for_update().get(pk=1)
+        stored = dict(Advisory.objects.values_list("osv_id", "modified"))
+        changed = [a for a in by_id.values() if stored.get(a.id) != a.modified]
+        gone = [osv_id for osv_id in stored if osv_id not in by_id]
         for chunk in _chunks([*gone, *(a.id for a in changed if a.id in stored)]):
             AffectedPackage.objects.filter(advisory__osv_id__in=chunk).delete()
             Advisory.objects.filter(osv_id__in=chunk).delete()
