@@ -1,6 +1,10 @@
 from django.contrib import admin
 
+from accounts.forms import ThrottledAdminSignInForm
 from accounts.models import ApiToken, Membership, SsoIdentity, Team
+
+# The admin's own sign-in form is throttled like the sign-in page (accounts/throttle.py).
+admin.site.login_form = ThrottledAdminSignInForm
 
 
 class MembershipInline(admin.TabularInline):

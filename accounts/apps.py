@@ -9,7 +9,13 @@ class AccountsConfig(AppConfig):
     verbose_name = "Teams and access"
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in, user_login_failed
+
+        from accounts import throttle
         from accounts.models import Role
+
+        user_login_failed.connect(throttle.on_login_failed, dispatch_uid="accounts.throttle.failed")
+        user_logged_in.connect(throttle.on_logged_in, dispatch_uid="accounts.throttle.logged_in")
 
         # The shape of the setting was checked when it loaded; its roles can only be checked here.
         for group, team, role in settings.OIDC_GROUP_ROLES:

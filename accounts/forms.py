@@ -1,9 +1,13 @@
+from typing import Any
+
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
+from accounts import throttle
 from accounts.models import Role, TokenScope
 
 
@@ -46,7 +50,28 @@ class MemberForm(forms.Form):
         return user
 
 
-class SignInForm(AuthenticationForm):
+class ThrottledSignIn:
+    """For every password form: a locked account or address is told so, before any password check."""
+
+    request: Any
+    data: Any
+
+    def refuse_if_throttled(self) -> None:
+        username = self.data.get("username") if self.data else None
+        reason = throttle.refusal(self.request, username)
+        if reason:
+            # Counted like any failure: spraying locked accounts from one address locks the address.
+            throttle.record_failure(self.request, username)
+            raise ValidationError(reason, code="throttled")
+
+
+class ThrottledAdminSignInForm(ThrottledSignIn, AdminAuthenticationForm):
+    def clean(self):
+        self.refuse_if_throttled()
+        return super().clean()
+
+
+class SignInForm(ThrottledSignIn, AuthenticationForm):
     """The password form, which says plainly when passwords are turned off (SLIPWAY_LOCAL_LOGIN)."""
 
     error_messages = {
@@ -56,6 +81,7 @@ class SignInForm(AuthenticationForm):
     }
 
     def clean(self):
+        self.refuse_if_throttled()
         username = self.cleaned_data.get("username")
         if not settings.LOCAL_LOGIN and username and username not in settings.BREAK_GLASS_USERS:
             raise ValidationError(self.error_messages["local_login_off"], code="local_login_off")

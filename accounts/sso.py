@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
+from accounts import throttle
 from accounts.models import SsoIdentity
 from accounts.permissions import Actor
 from accounts.services import memberships_sync_from_sso, site_admin_sync_from_sso
@@ -109,6 +110,8 @@ class LocalPasswordBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
         if username is None or password is None:
             return None
+        if throttle.refusal(request, username):
+            return None  # whichever form asked: the sign-in page and the admin's say why first
         if settings.LOCAL_LOGIN:
             return super().authenticate(request, username=username, password=password, **kwargs)
         if username not in settings.BREAK_GLASS_USERS:

@@ -1,5 +1,7 @@
 """Liveness and readiness probes for load balancers and Kubernetes."""
 
+import logging
+
 import redis
 from django.conf import settings
 from django.db import connection
@@ -9,6 +11,7 @@ from django.http import JsonResponse
 # Once a process has seen every migration applied it stays so: new migrations come with new code,
 # which means a new process. Until then each probe looks again (an upgrade's migrate Job may run).
 _all_migrations_applied = False
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -26,7 +29,9 @@ def pending_migrations() -> int:
 
 
 def readyz(request):
-    problems = {}
+    """503 naming what is down. The error text (host names, user names, addresses) goes to the log and
+    to signed-in site administrators only: anyone can reach this page."""
+    problems, details = {}, {}
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -34,11 +39,25 @@ def readyz(request):
         if pending:
             problems["migrations"] = f"{pending} not applied yet (python manage.py migrate)"
     except Exception as exc:
-        problems["database"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        problems["database"] = "unreachable"
+        details["database"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     try:
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2).ping()
     except Exception as exc:
-        problems["redis"] = str(exc) or type(exc).__name__
+        problems["redis"] = "unreachable"
+        details["redis"] = str(exc) or type(exc).__name__
     if problems:
-        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+        for name, text in details.items():
+            logger.warning("readyz: %s is down: %s", name, text)
+        body = {"status": "unavailable", "problems": problems}
+        if details and _is_site_admin(request):
+            body["details"] = details
+        return JsonResponse(body, status=503)
     return JsonResponse({"status": "ok", "database": "ok", "migrations": "ok", "redis": "ok"})
+
+
+def _is_site_admin(request) -> bool:
+    try:  # the session lives in the database, which may be the thing that is down
+        return bool(request.user.is_authenticated and request.user.is_superuser)
+    except Exception:
+        return False

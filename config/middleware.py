@@ -3,6 +3,8 @@
 import logging
 import time
 
+from django.conf import settings
+
 from config.logs import accept_request_id, request_id_var
 from config.metrics import route_label
 
@@ -42,3 +44,17 @@ class RequestIdMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Every response says where scripts may come from (settings.CONTENT_SECURITY_POLICY): our own
+    static files only, so an injected <script> or onclick= never runs."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.headers.setdefault("Content-Security-Policy", self.policy)
+        return response

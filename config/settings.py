@@ -1,5 +1,6 @@
 """Slipway settings. Every knob is an environment variable; the README lists them."""
 
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -30,6 +31,14 @@ if not SECRET_KEY:
             "to use a development key)"
         )
     SECRET_KEY = "slipway-development-key-not-for-production"  # noqa: S105
+    # Said at every start of every process (web, worker, beat, manage.py), never silently: this key
+    # is public, and it keys sessions, API token digests and (without SLIPWAY_ENCRYPTION_KEYS) the
+    # encryption of every stored secret.
+    sys.stderr.write(
+        "slipway: WARNING: SLIPWAY_SECRET_KEY is not set, so a public development key is used "
+        f"({'SLIPWAY_DEBUG' if DEBUG else 'SLIPWAY_ALLOW_INSECURE_DEFAULTS=1'}). Anyone can forge sessions "
+        "and read stored secrets: never use this with real data.\n"
+    )
 
 # Former secret keys, while one is rotated: sessions and signed values made with them stay valid.
 SECRET_KEY_FALLBACKS = envlist("SLIPWAY_SECRET_KEY_FALLBACKS", [])
@@ -65,6 +74,7 @@ MIDDLEWARE = [
     "config.middleware.RequestIdMiddleware",
     "config.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -117,9 +127,16 @@ REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Failed password sign-ins, counted per account and per connecting address (accounts/throttle.py):
+# past the limit, that account or address waits SIGNIN_LOCKOUT_SECONDS, and the form says so.
+SIGNIN_MAX_FAILURES_PER_ACCOUNT = envint("SLIPWAY_SIGNIN_MAX_FAILURES_PER_ACCOUNT", 5, minimum=1)
+SIGNIN_MAX_FAILURES_PER_ADDRESS = envint("SLIPWAY_SIGNIN_MAX_FAILURES_PER_ADDRESS", 20, minimum=1)
+SIGNIN_LOCKOUT_SECONDS = envint("SLIPWAY_SIGNIN_LOCKOUT_SECONDS", 900, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -227,10 +244,25 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = envbool("SLIPWAY_SECURE_COOKIES", False)
+# Secure unless said otherwise: production is behind HTTPS; `make run` (plain HTTP) turns it off.
+SESSION_COOKIE_SECURE = envbool("SLIPWAY_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_HSTS_SECONDS = envint("SLIPWAY_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SLIPWAY_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SLIPWAY_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients' requests).
+if envbool("SLIPWAY_TRUST_X_FORWARDED_PROTO", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SLIPWAY_SSL_REDIRECT", False)
+SECURE_REFERRER_POLICY = "same-origin"
+# No inline scripts anywhere (templates load static/js files; htmx runs without eval). Inline style
+# attributes remain, so styles keep 'unsafe-inline'; they cannot run code.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+)
 
 # `json`: one JSON object per line, each with the request id (X-Request-ID) it was written for.
 LOG_FORMAT = envchoice("SLIPWAY_LOG_FORMAT", "plain", FORMATS)

@@ -26,6 +26,8 @@ fi
 export SLIPWAY_ALLOWED_HOSTS="${SLIPWAY_ALLOWED_HOSTS:-127.0.0.1,localhost}"
 # The demo's registry, Docker host and webhooks are all on this machine: let the platform reach loopback.
 export SLIPWAY_OUTBOUND_ALLOWED_NETWORKS="${SLIPWAY_OUTBOUND_ALLOWED_NETWORKS:-127.0.0.0/8,::1/128}"
+# The demo serves plain HTTP on 127.0.0.1: Secure cookies would never come back.
+export SLIPWAY_SECURE_COOKIES="${SLIPWAY_SECURE_COOKIES:-false}"
 
 # Redis: the one given, or the local one (started when installed but stopped).
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379/0}"

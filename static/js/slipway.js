@@ -96,3 +96,25 @@ document.addEventListener("keydown", (event) => {
   bar.classList.remove("nav-open");
   bar.querySelector(".nav-toggle")?.setAttribute("aria-expanded", "false");
 });
+
+// No inline scripts or handlers anywhere (the Content-Security-Policy forbids them): what a page
+// used to say in onchange= or javascript: it says with a data attribute, handled here.
+document.addEventListener("change", (event) => {
+  // <select data-autosubmit>: a filter that applies as soon as it is chosen.
+  if (event.target.matches("[data-autosubmit]") && event.target.form) event.target.form.requestSubmit();
+});
+document.addEventListener("click", (event) => {
+  // <a href="/" data-back>: back where the visitor came from, or home when there is no history.
+  const back = event.target.closest("[data-back]");
+  if (back && window.history.length > 1) {
+    event.preventDefault();
+    window.history.back();
+  }
+});
+document.addEventListener("htmx:beforeRequest", (event) => {
+  // hx-trigger="every 1s" data-poll-visible: polls only while the tab is visible (htmx runs without
+  // eval, so the condition cannot be written in the trigger itself).
+  if (document.visibilityState !== "visible" && event.detail.elt.hasAttribute("data-poll-visible")) {
+    event.preventDefault();
+  }
+});
