@@ -7,9 +7,11 @@ from deployments.models import (
     Build,
     ContainerRegistry,
     Environment,
+    FindingAcceptance,
     FreezeWindow,
     PromotionRequest,
     Rollout,
+    VulnerabilityDatabase,
     Webhook,
 )
 
@@ -66,3 +68,18 @@ class FreezeWindowAdmin(admin.ModelAdmin):
 class WebhookAdmin(admin.ModelAdmin):
     list_display = ["team", "url", "active"]
     exclude = ["secret"]
+
+
+@admin.register(VulnerabilityDatabase)
+class VulnerabilityDatabaseAdmin(ReadOnlyAdmin):
+    """Where the advisories come from and how old they are (the periodic refresh writes it)."""
+
+    list_display = ["source", "refreshed_at", "advisory_count", "withdrawn_count", "last_error", "load_seconds"]
+
+
+@admin.register(FindingAcceptance)
+class FindingAcceptanceAdmin(ReadOnlyAdmin):
+    """Accepted on the environment page or through the API, so that each one is audited."""
+
+    list_display = ["advisory_id", "model", "environment", "accepted_by", "expires_at", "revoked_at"]
+    list_filter = ["environment"]

@@ -435,3 +435,10 @@ def test_an_environment_admin_accepts_and_revokes_from_the_environment_page(
     assert "The acceptance of CVE-2026-41001 is revoked." in page
     acceptance.refresh_from_db()
     assert acceptance.revoked_at is not None
+
+
+def test_site_admins_see_the_database_state_in_the_admin_site(client, site_admin, loaded):
+    client.force_login(site_admin)
+    page = client.get("/admin/deployments/vulnerabilitydatabase/").content.decode()
+    assert str(loaded) in page
+    assert client.get("/admin/deployments/findingacceptance/").status_code == 200
