@@ -5,9 +5,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 
 from accounts.permissions import Action, Actor, decide
+from deployments.models import PromotionState
 from deployments.selectors.builds import build_list, latest_builds_for_versions
 from deployments.selectors.comparisons import compare_versions
 from deployments.selectors.environments import environment_list
+from deployments.selectors.promotions import promotion_list
 from deployments.selectors.rollouts import current_releases
 from registry import selectors as registry_selectors
 
@@ -61,7 +63,8 @@ def version_detail(request, team, name, number):
         for environment in environment_list(user=request.user).order_by("position", "name")
         if environment.team_id in (None, version.model.team_id)
     ]
-    context.update(can_deploy=can_deploy, deployable=deployable)
+    pending = promotion_list(user=request.user).filter(model=version.model, state=PromotionState.PENDING)
+    context.update(can_deploy=can_deploy, deployable=deployable, pending={p.environment_id: p for p in pending})
     return render(request, "deployments/version_detail.html", context)
 
 

@@ -183,6 +183,12 @@ def test_no_page_is_cut_off_on_a_phone_or_on_a_desktop(approver_phone, fleet):
         approver_phone.shot(f"desktop-{name}")
 
 
+def test_the_version_page_points_at_the_request_waiting_for_prod(approver_phone, fleet):
+    page = approver_phone.go("/models/vision/sensor-score/v1/")
+    link = page.locator(f"#deploy-panel a[href='/promotions/{fleet['promotion'].pk}/']")
+    assert link.inner_text() == f"v1 awaits approval (request #{fleet['promotion'].pk})"
+
+
 def test_no_request_answers_404_not_even_the_favicon(approver_phone, fleet):
     missing = []
     approver_phone.page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
