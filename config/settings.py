@@ -316,7 +316,19 @@ INSTALLATION_ID = envlabel("SLIPWAY_INSTALLATION_ID", "")
 ROLLOUT_TIMEOUT = envint("SLIPWAY_ROLLOUT_TIMEOUT", 1800, minimum=10)
 DRIFT_CHECK_SECONDS = envint("SLIPWAY_DRIFT_CHECK_SECONDS", 60, minimum=5)
 CELERY_BEAT_SCHEDULE["reap-stale-rollouts"] = {"task": "deployments.tasks.reap_stale_rollouts", "schedule": 15.0}
-CELERY_BEAT_SCHEDULE["check-drift"] = {"task": "deployments.tasks.check_drift", "schedule": float(DRIFT_CHECK_SECONDS)}
+# Drift checks talk to every cluster and Docker host; one that hangs must never hold up a build or a
+# rollout. So they run on a queue of their own (`celery worker -Q drift`, the `drift` role of the
+# platform image), with their own time limit, short request timeouts and no retries (the next check
+# comes soon), and a check not started within one interval is dropped rather than piled up.
+DRIFT_QUEUE = "drift"
+DRIFT_CHECK_TIMEOUT = envint("SLIPWAY_DRIFT_CHECK_TIMEOUT", 120, minimum=5)
+DRIFT_REQUEST_TIMEOUT = envint("SLIPWAY_DRIFT_REQUEST_TIMEOUT", 5, minimum=1)
+CELERY_TASK_ROUTES = {"deployments.tasks.check_drift": {"queue": DRIFT_QUEUE}}
+CELERY_BEAT_SCHEDULE["check-drift"] = {
+    "task": "deployments.tasks.check_drift",
+    "schedule": float(DRIFT_CHECK_SECONDS),
+    "options": {"expires": float(DRIFT_CHECK_SECONDS)},
+}
 
 # Vulnerability scanning: where the OSV advisories are (a folder or an HTTP(S) URL; empty: no scanning),
 # how often they are reloaded, when admins are warned that they are old, and the longest acceptance.

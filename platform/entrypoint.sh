@@ -1,6 +1,8 @@
 #!/bin/sh
-# One image, four roles: `web` (migrates unless told not to, then serves), `worker`, `beat`, and
-# `migrate` (for running migrations once, as a Kubernetes Job, before new web pods start).
+# One image, five roles: `web` (migrates unless told not to, then serves), `worker` (builds, rollouts,
+# webhooks), `drift` (the drift checks, on a queue of their own so a hung cluster never holds up a build
+# or a rollout), `beat`, and `migrate` (for running migrations once, as a Kubernetes Job, before new web
+# pods start).
 #
 # Environment: PORT (8000), SLIPWAY_BIND_ADDRESS (0.0.0.0), WEB_CONCURRENCY (3),
 # WORKER_CONCURRENCY (2), SLIPWAY_WORKER_NAME (worker@%h), SLIPWAY_MIGRATE_ON_START (true).
@@ -16,8 +18,11 @@ case "${1:-web}" in
   migrate)
     exec python manage.py migrate --no-input ;;
   worker)
-    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" \
+    exec celery -A config worker --loglevel INFO --concurrency "${WORKER_CONCURRENCY:-2}" --queues celery \
       --hostname "${SLIPWAY_WORKER_NAME:-worker@%h}" ;;
+  drift)
+    exec celery -A config worker --loglevel INFO --concurrency 1 --queues drift \
+      --hostname "${SLIPWAY_WORKER_NAME:-drift@%h}" ;;
   beat)
     exec celery -A config beat --loglevel INFO --schedule /var/lib/slipway/celerybeat-schedule ;;
   *)

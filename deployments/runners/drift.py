@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from deployments import targets
 from deployments.models import Drift, Environment, Rollout, RolloutState
-from deployments.services.environments import identity_for, target_for
+from deployments.services.environments import identity_for, own_summary, target_for
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +49,12 @@ def check_environment(environment: Environment) -> dict[str, int]:
     if not releases:
         return counts
     try:
-        target = target_for(environment)
+        target = target_for(environment, quick=True)
     except (targets.TargetError, targets.TransientTargetError) as exc:
         # One environment with broken credentials must not stop the check of the others.
         logger.warning("drift check of %s skipped: %s", environment.name, exc)
+        unobserved(releases, f"Not checked: {own_summary(str(exc))}")
+        counts[Drift.UNKNOWN] += len(releases)
         return counts
     busy = set(
         Rollout.objects.filter(environment=environment, state__in=RolloutState.active()).values_list(
@@ -65,7 +67,10 @@ def check_environment(environment: Environment) -> dict[str, int]:
         try:
             live = target.live_state(identity_for(environment, release.model))
         except (targets.TargetError, targets.TransientTargetError) as exc:
+            # What cannot be observed is not claimed to be in sync (nor anything else).
             logger.warning("drift check of %s in %s failed: %s", release.model, environment.name, exc)
+            unobserved([release], f"Not checked: {own_summary(str(exc))}")
+            counts[Drift.UNKNOWN] += 1
             continue
         drift, detail = compare(release, live)
         Rollout.objects.filter(pk=release.pk, state=RolloutState.SUCCEEDED).update(
@@ -73,6 +78,12 @@ def check_environment(environment: Environment) -> dict[str, int]:
         )
         counts[drift] += 1
     return counts
+
+
+def unobserved(releases: list[Rollout], detail: str) -> None:
+    Rollout.objects.filter(pk__in=[r.pk for r in releases], state=RolloutState.SUCCEEDED).update(
+        drift=Drift.UNKNOWN, drift_detail=detail[:500], drift_checked_at=timezone.now()
+    )
 
 
 def check_all() -> dict[str, dict[str, int]]:

@@ -174,9 +174,10 @@ def identity_for(environment: Environment, model: RegisteredModel) -> "targets.I
     )
 
 
-def target_for(environment: Environment, *, ready_timeout: float | None = None):
+def target_for(environment: Environment, *, ready_timeout: float | None = None, quick: bool = False):
     """The object that talks to the environment's cluster or Docker host. `ready_timeout`: how long a
-    new container may take to answer ready on a Docker host (a cluster has progressDeadlineSeconds)."""
+    new container may take to answer ready on a Docker host (a cluster has progressDeadlineSeconds).
+    `quick`: short timeouts and no retries, for a look that is repeated anyway (the drift check)."""
     try:
         check_target_address(environment)  # again: the allowed networks may have changed since it was saved
     except OutboundRefused as error:
@@ -185,6 +186,10 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None):
         kubeconfig = environment.kubeconfig or targets.kubeconfig_from_token(
             environment.kube_api_url, environment.kube_ca_cert, environment.kube_token, environment.namespace
         )
+        if quick:
+            return targets.KubernetesTarget(
+                kubeconfig, environment.namespace, request_timeout=settings.DRIFT_REQUEST_TIMEOUT, retries=0
+            )
         return targets.KubernetesTarget(kubeconfig, environment.namespace)
     registry = registry_for(environment.team)
     return targets.DockerHostTarget(
@@ -192,6 +197,7 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None):
         bind_address=environment.bind_address,
         registry_auth=registry.auth_config if registry else None,
         ready_timeout=ready_timeout or environment.settings_for(None)["progress_deadline_seconds"],
+        **({"request_timeout": settings.DRIFT_REQUEST_TIMEOUT} if quick else {}),
     )
 
 

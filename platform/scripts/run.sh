@@ -88,7 +88,9 @@ trap stop INT TERM EXIT
 # Each worker process of gunicorn counts its requests here; /metrics adds them up.
 PROMETHEUS_MULTIPROC_DIR="$VAR/metrics" "$BIN/gunicorn" config.wsgi --config platform/gunicorn.conf.py \
   --bind "127.0.0.1:$PORT" --workers 2 --threads 8 & pids+=($!)
-"$BIN/celery" -A config worker --loglevel INFO --concurrency 2 --hostname "worker@%h" & pids+=($!)
+"$BIN/celery" -A config worker --loglevel INFO --concurrency 2 --queues celery --hostname "worker@%h" & pids+=($!)
+# Drift checks on their own queue and process: a hung cluster never holds up a build or a rollout.
+"$BIN/celery" -A config worker --loglevel INFO --concurrency 1 --queues drift --hostname "drift@%h" & pids+=($!)
 "$BIN/celery" -A config beat --loglevel INFO --schedule "$VAR/celerybeat-schedule" & pids+=($!)
 # The demo comes alive while you look: the worker builds the demo's versions, then they are deployed
 # to dev and staging and a promotion to prod waits for bob. Progress lines start with "demo:"; the

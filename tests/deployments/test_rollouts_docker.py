@@ -5,6 +5,8 @@ weights file its environment names but does not have: it passes its build's smok
 there) and never becomes ready in the environment, which must leave the previous one serving.
 """
 
+import time
+
 import pytest
 import requests
 from django.conf import settings
@@ -201,3 +203,63 @@ def test_environments_and_teams_on_one_docker_host_never_touch_each_other(
         for slug in ("ml", "ml-search"):
             remove_containers(docker_engine, settings.INSTALLATION_ID, team=slug)
         remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")
+
+
+def shown(client, rollout, environment) -> tuple[str, str]:
+    """(drift, detail) as the API reports it, after checking the environment page and overview show the state."""
+    answer = client.get(f"/api/v1/rollouts/{rollout.pk}/").json()
+    page = client.get(f"/environments/{environment.pk}/").content.decode()
+    overview = client.get("/").content.decode()
+    if answer["drift"] and answer["drift"] != Drift.IN_SYNC:
+        assert f">{answer['drift']}</span>" in page, "the environment page shows it"
+        assert f">{answer['drift']}</strong>" in overview, "the overview shows it"
+    return answer["drift"], answer["drift_detail"]
+
+
+def test_drift_and_health_on_a_docker_host_are_observed_by_one_check(
+    api, teammate, model, registry_row, build_settings, celery_worker, docker_env, docker_engine, base_image
+):
+    client = api.as_user(teammate)
+    release = deploy(client, upload(client, model, GOOD_MODEL % 2), docker_env)
+    assert release.state == RolloutState.SUCCEEDED, release.failure_reason
+    (container,) = docker_engine.containers.list(filters={"label": mine()})
+
+    def one_check() -> tuple[str, str]:
+        started = time.monotonic()
+        drift.check_environment(docker_env)
+        assert time.monotonic() - started < 10
+        return shown(client, release, docker_env)
+
+    assert one_check() == (Drift.IN_SYNC, "")
+
+    container.stop(timeout=1)  # `docker stop`
+    state, detail = one_check()
+    assert state == Drift.MISSING and f"{container.name} is exited (exit code" in detail
+    container.start()
+    wait_until(lambda: one_check()[0] == Drift.IN_SYNC, timeout=30, message="the restarted container to be ready")
+
+    container.kill()  # `docker kill`: exited 137, and not restarted (killed by hand)
+    state, detail = one_check()
+    assert state == Drift.MISSING and "(exit code 137)" in detail
+    container.start()
+    wait_until(lambda: one_check()[0] == Drift.IN_SYNC, timeout=30, message="the restarted container to be ready")
+
+    container.pause()  # it runs, but its ready endpoint no longer answers
+    state, detail = one_check()
+    assert state == Drift.UNHEALTHY and f"{container.name} (paused) does not answer /v2/health/ready" in detail
+    container.unpause()
+    assert one_check() == (Drift.IN_SYNC, "")
+
+    # Replaced behind our back by another image, under the same labels.
+    container.remove(force=True)
+    state, detail = one_check()
+    assert state == Drift.MISSING and "No container of vision/iris exists in dev" in detail
+    impostor = docker_engine.containers.run(
+        base_image, ["python3", "-m", "http.server", "8080"], labels=container.labels, detach=True,
+        ports={"8080/tcp": ("127.0.0.1", None)},
+    )  # fmt: skip
+    try:
+        state, detail = one_check()
+        assert state == Drift.DRIFTED and detail.startswith(f"Running {base_image}, but the release is")
+    finally:
+        impostor.remove(force=True)

@@ -42,17 +42,18 @@ def test_docker_compose_config_accepts_the_file_and_builds_every_role_from_the_g
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
 
-    assert set(services) == {"web", "worker", "beat", "postgres", "redis"}
-    for role in ("web", "worker", "beat"):
+    assert set(services) == {"web", "worker", "drift", "beat", "postgres", "redis"}
+    for role in ("web", "worker", "drift", "beat"):
         service = services[role]
         assert service["build"]["dockerfile"] == "platform/Dockerfile"
         assert service["build"]["args"] == {"BASE_IMAGE": "registry.local/py:3.11"}
         assert service["command"] == [role]
-        assert service["image"] == "slipway/platform:latest"  # one image, built once, for all three
+        assert service["image"] == "slipway/platform:latest"  # one image, built once, for every role
         assert service["environment"]["SLIPWAY_SECRET_KEY"] == "k"
         assert service["environment"]["DATABASE_URL"].endswith("@postgres:5432/slipway")
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
     assert "/var/run/docker.sock:/var/run/docker.sock:rw" in services["worker"]["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in services["drift"]["volumes"]  # it inspects Docker hosts
 
 
 def test_docker_compose_defaults_to_the_official_python_base():
@@ -112,6 +113,7 @@ def test_every_rendered_object_is_valid_for_the_kubernetes_version_the_readme_na
         "Deployment",
         "Deployment",
         "Deployment",
+        "Deployment",
         "Job",
         "Namespace",
         "PersistentVolumeClaim",
@@ -158,6 +160,7 @@ def test_references_between_the_rendered_objects_hold(rendered):
     assert {args for w in workloads for args in w["spec"]["template"]["spec"]["containers"][0]["args"]} == {
         "web",
         "worker",
+        "drift",
         "beat",
         "migrate",
     }

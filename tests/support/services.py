@@ -110,7 +110,16 @@ def oci_registry(tmp_path_factory, docker_engine):
 class CeleryWorker:
     """A real `celery worker` process on the test database and the test Redis."""
 
-    def __init__(self, database_name: str, log_path: Path, *, concurrency: int = 2, extra_env: dict | None = None):
+    def __init__(
+        self,
+        database_name: str,
+        log_path: Path,
+        *,
+        concurrency: int = 2,
+        queues: str | None = None,
+        extra_env: dict | None = None,
+    ):
+        """`queues`: both by default, so tests see drift checks run; the platform gives drift its own process."""
 
         self.log_path = log_path
         db = settings.DATABASES["default"]
@@ -140,6 +149,8 @@ class CeleryWorker:
                 "INFO",
                 "--concurrency",
                 str(concurrency),
+                "--queues",
+                queues or f"celery,{settings.DRIFT_QUEUE}",
                 "--hostname",
                 f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
                 "--without-mingle",
