@@ -65,6 +65,20 @@ def build(api: Api, out: Output, build_id: int, *, deadline: Deadline, log_is_re
     return finished
 
 
+def inspection(api: Api, out: Output, version: dict, *, deadline: Deadline) -> dict:
+    """A large artifact is inspected on a server worker first: wait for that, or WorkFailed if rejected."""
+    if version.get("inspection") == "inspecting":
+        out.say("The server inspects the artifact before it builds; waiting")
+    while version.get("inspection") == "inspecting":
+        if deadline.passed():
+            raise TimedOut(f"timed out after {deadline.seconds:g} s while the server inspected the artifact")
+        deadline.sleep(api.settings.poll_interval)
+        version = api.get(f"/versions/{version['id']}/")
+    if version.get("inspection") == "rejected":
+        raise WorkFailed(f"the artifact was rejected: {version['inspection_note']}", page_url=None)
+    return version
+
+
 def rollout(api: Api, out: Output, rollout_id: int, *, deadline: Deadline) -> dict:
     """Stream a rollout's steps to its end; the finished rollout, or WorkFailed if it did not succeed."""
     page = resolve.rollout_page(api, rollout_id)

@@ -5,22 +5,27 @@ worker leaves them, so these tests run in seconds.
 """
 
 import hashlib
+import io
 import json
 import os
 import re
 import subprocess
+import tarfile
 import threading
+import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
 from accounts.models import Role
 from deployments.models import Build, PromotionRequest, Rollout, RolloutState
 from registry.models import ModelVersion, RegisteredModel
+from registry.services import version_inspect
 from serving import contract
 from tests.conftest import member
 from tests.support.cli import FlakyProxy
@@ -521,3 +526,32 @@ def test_releases_say_what_ran_then_and_who_approved(slipway, token_of, teammate
     assert then.code == 0 and "nothing ran there" in then.stdout
     bad = cli("releases", "dev", "--at", "last tuesday")
     assert bad.code == 2 and "is not an ISO 8601 date" in bad.stderr
+
+
+def test_push_wait_waits_for_the_servers_inspection_and_exits_1_when_it_rejects(
+    slipway, token_of, teammate, team, tmp_path, settings
+):
+    settings.INLINE_INSPECTION_BYTES = 10  # every archive goes to a worker: played here by a thread
+    ModelFactory(team=team, name="big", auto_build=False)
+    artifact = tmp_path / "model.tar.gz"
+    with tarfile.open(artifact, "w:gz") as archive:
+        info = tarfile.TarInfo("../outside.py")
+        info.size = 2
+        archive.addfile(info, io.BytesIO(b"x\n"))
+
+    def worker():
+        try:
+            version = wait_until(lambda: ModelVersion.objects.filter(model__name="big").first(), timeout=60)
+            time.sleep(1)  # the CLI is waiting by now
+            version_inspect(version_id=version.pk)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    cli = slipway(token_of(teammate))
+    pushed = cli("versions", "push", str(artifact), "--model", "big", "--framework", "python", "--wait")
+    thread.join()
+    assert pushed.code == 1, pushed
+    assert "The server inspects the artifact before it builds" in pushed.stdout + pushed.stderr
+    assert "the artifact was rejected: The archive entry '../outside.py' escapes its folder" in pushed.stderr

@@ -105,6 +105,9 @@ def register(cli: click.Group) -> None:
             f"(version id {version['id']}, sha256 {version['artifact_sha256'][:12]})"
         )
         out.page(version_page)
+        wait_until = deadline(rest["timeout"])
+        if rest["wait"]:
+            version = follow.inspection(api, out, version, deadline=wait_until)
         build = latest_build(api, version["id"])
         if build is None and rest["wait"]:
             build = api.post("/builds/", {"version": version["id"]})
@@ -112,7 +115,7 @@ def register(cli: click.Group) -> None:
             out.say(f"Build #{build['id']} {build['state']}")
             out.page(resolve.build_page(api, build["id"]))
         if rest["wait"] and build is not None:
-            build = follow.build(api, out, build["id"], deadline=deadline(rest["timeout"]))
+            build = follow.build(api, out, build["id"], deadline=wait_until)
             out.say(f"Build #{build['id']} succeeded: {build['digest_reference']}")
         app.out.result(
             {
