@@ -17,6 +17,7 @@ import os
 import sys
 
 from serving.config import load_config, read_settings
+from serving.contract import READY_PATH
 from serving.errors import ConfigError
 from serving.logs import log_event
 from serving.probe import call
@@ -27,7 +28,7 @@ EXIT_CONFIG = 2
 
 def healthcheck() -> int:
     try:
-        status, _ = call(int(os.environ.get("PORT") or 8080), "GET", "/v2/health/ready", timeout=3)
+        status, _ = call(int(os.environ.get("PORT") or 8080), "GET", READY_PATH, timeout=3)
     except (OSError, ValueError):
         return 1
     return 0 if status == 200 else 1

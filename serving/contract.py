@@ -34,3 +34,12 @@ ONNX_SUFFIXES = (".onnx",)
 PYTHON_SUFFIXES = (".py",)
 # Archives an artifact may be uploaded as; one inspector checks them at upload and at build.
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+
+# Health: liveness and readiness paths. Until it is ready, readiness answers 503 with
+# {"error": reason, "state": state}; LOAD_FAILED_STATE means the model cannot load and the process
+# is about to exit with EXIT_LOAD_FAILED. Whoever waits on readiness (a rollout on either target, the
+# build's smoke test) stops waiting at LOAD_FAILED_STATE.
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+LOADING_STATE, LOAD_FAILED_STATE, STOPPING_STATE = "loading", "failed", "stopping"
+EXIT_LOAD_FAILED = 3

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.config import DEFAULT_MODEL_DIR, ModelConfig, load_config
+from serving.contract import LOAD_FAILED_STATE, READY_PATH
 from serving.errors import ConfigError
 
 ZEROS: dict[str, object] = {"BOOL": False, "BYTES": "", "FP16": 0.0, "FP32": 0.0, "FP64": 0.0}
@@ -65,13 +66,13 @@ def probe(config: ModelConfig, port: int, timeout: float) -> dict[str, Any]:
     reason = "no answer yet"
     while True:
         try:
-            status, body = call(port, "GET", "/v2/health/ready", timeout=2)
+            status, body = call(port, "GET", READY_PATH, timeout=2)
         except OSError as exc:
             status, body = 0, {"error": f"no answer yet ({type(exc).__name__})"}
         if status == 200:
             break
         reason = str(body.get("error", body)) if isinstance(body, dict) else str(body)
-        if status == 503 and isinstance(body, dict) and body.get("state") == "failed":
+        if status == 503 and isinstance(body, dict) and body.get("state") == LOAD_FAILED_STATE:
             return {"ok": False, "stage": "load", "error": reason}
         now = time.monotonic()
         if now - started > timeout:

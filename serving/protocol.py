@@ -16,6 +16,7 @@ from urllib.parse import unquote
 from serving.board import FAILED, LOADING, READY, Board
 from serving.codec import InputTensor, decode_inputs, encode_output, shape_matches
 from serving.config import ModelConfig, Settings, usable_cpus
+from serving.contract import LIVE_PATH, LOAD_FAILED_STATE, LOADING_STATE, READY_PATH, STOPPING_STATE
 from serving.errors import ClientError
 from serving.loaders import PLATFORMS, LoadedModel, load_model
 from serving.logs import log_event
@@ -24,8 +25,6 @@ from serving.metrics import Metrics
 SERVER_NAME = "slipway"
 SERVER_VERSION = "1.0.0"
 NOT_LOADED = "model not loaded yet"
-# The "state" of a 503 from readiness, for whoever waits on it (a rollout, the build's smoke test).
-LOADING_STATE, FAILED_TO_LOAD, STOPPING = "loading", "failed", "stopping"
 
 
 @dataclass
@@ -47,8 +46,8 @@ MODEL_ROUTE = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[
 SIMPLE_ROUTES = {
     "/v2": "server_metadata",
     "/v2/": "server_metadata",
-    "/v2/health/live": "health_live",
-    "/v2/health/ready": "health_ready",
+    LIVE_PATH: "health_live",
+    READY_PATH: "health_ready",
     "/metrics": "metrics",
 }
 MODEL_ACTIONS = {None: "model_metadata", "/ready": "model_ready", "/infer": "infer"}
@@ -114,10 +113,10 @@ class App:
     def not_ready(self) -> tuple[str, str]:
         """(state, reason): "loading", "failed" (the model cannot load: the process will exit) or "stopping"."""
         if self.shutting_down:
-            return STOPPING, "server is shutting down"
+            return STOPPING_STATE, "server is shutting down"
         failure = self.board.failure()
         if failure:
-            return FAILED_TO_LOAD, failure
+            return LOAD_FAILED_STATE, failure
         if self.model is None:
             return LOADING_STATE, NOT_LOADED
         return LOADING_STATE, f"{self.board.ready_count()} of {self.board.workers} workers have loaded the model"

@@ -24,12 +24,12 @@ from types import FrameType
 
 from serving.board import FAILED, LOADING, READY
 from serving.config import ModelConfig, Settings
+from serving.contract import EXIT_LOAD_FAILED
 from serving.http import Server
 from serving.loaders import LOADED_BEFORE_FORK
 from serving.logs import log_event
 from serving.protocol import App
 
-EXIT_LOAD_FAILED = 3
 DRAIN_SECONDS = 10.0
 SUPERVISE_SECONDS = 0.05
 RESTART_BACKOFF_SECONDS = 1.0

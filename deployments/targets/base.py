@@ -30,6 +30,7 @@ __all__ = [
     "common_labels",
     "log_tail",
     "parse_quantity",
+    "runtime_error",
     "validate_spec",
 ]
 
@@ -280,6 +281,19 @@ def log_tail(text: str, lines: int) -> list[str]:
     """
     kept = [line for line in text.splitlines() if line.strip() and not _is_probe_record(line)]
     return kept[-lines:] if lines > 0 else []
+
+
+def runtime_error(lines: list[str]) -> str:
+    """What a model server's last lines say went wrong: the runtime logs JSON records, and the last one
+    with an "error" names it; other servers' plain text gives its last line."""
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("error"):
+            return str(record["error"])[:500]
+    return lines[-1].strip()[:500] if lines else ""
 
 
 def _is_probe_record(line: str) -> bool:

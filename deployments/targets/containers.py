@@ -90,6 +90,17 @@ def error_text(answer: requests.Response) -> str:
     return str(body.get("error") or body) if isinstance(body, dict) else str(body)[:200]
 
 
+def readiness_state(answer: requests.Response) -> str:
+    """The runtime's "state" in a 503 from readiness ("loading", "failed", "stopping"), or ""."""
+    if answer.status_code != 503:
+        return ""
+    try:
+        body = answer.json()
+    except ValueError:
+        return ""
+    return str(body.get("state") or "") if isinstance(body, dict) else ""
+
+
 def readable(line: str) -> str:
     """The runtime logs JSON: show its event and error instead of the whole record."""
     try:

@@ -18,6 +18,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
 from deployments.transient import is_transient
+from serving.contract import EXIT_LOAD_FAILED, LOAD_FAILED_STATE, READY_PATH
 
 from .base import (
     DeploySpec,
@@ -45,6 +46,7 @@ from .containers import (
     is_running,
     loopback_session,
     readable,
+    readiness_state,
     run_kwargs,
     running_count,
     stop_if,
@@ -52,7 +54,6 @@ from .containers import (
 
 __all__ = ["DockerHostTarget", "container_name"]
 
-READY_PATH = "/v2/health/ready"
 LOG_TAIL_LINES = 30
 LOG_READ_LINES = 500  # read more than shown: health-probe records are dropped before the tail is taken
 RUN_AS = "10001:10001"
@@ -291,7 +292,14 @@ class DockerHostTarget:
                 announced = True
                 log(f"Container {container.name} publishes port {container_port(container)} on {self.host}:{port}")
                 on_progress(Progress(1, 1, 0, running_count(others), "waiting for the model to load"))
-            status, answer = self._probe(session, port) if port else (0, "the port is not published yet")
+            status, detail, state = self._probe(session, port) if port else (0, "the port is not published yet", "")
+            answer = f"answered {status}: {detail}" if status else detail
+            if state == LOAD_FAILED_STATE:
+                # The runtime says its model cannot load (it exits shortly): waiting longer changes nothing.
+                self._log_output(container, log)
+                raise _ContainerFailed(
+                    f"The model server reported a load failure after {time.monotonic() - started:.1f} s: {detail}"
+                )
             if status == 200:
                 elapsed = time.monotonic() - started
                 still = ", ".join(str(c.name) for c in others if is_running(c)) or "none"
@@ -315,18 +323,21 @@ class DockerHostTarget:
         if state.get("Status") in ("exited", "dead") or state.get("Restarting"):
             last_line = self._log_output(container, log)
             reason = f"The container exited with code {state.get('ExitCode')}"
+            if state.get("ExitCode") == EXIT_LOAD_FAILED:
+                reason = f"The model server reported a load failure (exit code {EXIT_LOAD_FAILED})"
             if state.get("OOMKilled"):
                 reason += " (killed for using more memory than its limit)"
             if state.get("Error"):
                 reason += f" ({state['Error']})"
             raise _ContainerFailed(f"{reason}: {last_line}" if last_line else reason)
 
-    def _probe(self, session: requests.Session, port: int) -> tuple[int, str]:
+    def _probe(self, session: requests.Session, port: int) -> tuple[int, str, str]:
+        """(status or 0, the runtime's reason or why there was no answer, its readiness state when not ready)."""
         try:
             answer = session.get(f"http://{self.host}:{port}{READY_PATH}", timeout=2)
         except requests.RequestException as error:
-            return 0, f"no answer yet ({type(error).__name__})"
-        return answer.status_code, f"answered {answer.status_code}: {error_text(answer)}"
+            return 0, f"no answer yet ({type(error).__name__})", ""
+        return answer.status_code, error_text(answer), readiness_state(answer)
 
     def _log_output(self, container: Container, log: LogFn) -> str:
         """Log the container's last lines; return the last one, made readable."""

@@ -22,11 +22,9 @@ from .kube_rollout import RolloutWatch
 from .manifests import (
     CONTAINER_NAME,
     FIELD_MANAGER,
-    HANDOVER_MANAGER,
     SERVICE_PORT,
     deployment_manifest,
     render_manifests,
-    replicas_handover,
     schema_version,
     validate_manifest,
 )
@@ -59,6 +57,7 @@ class KubernetesTarget:
         retries: int = 3,
         backoff: float = 0.5,
         poll_seconds: float = 0.5,
+        watch_seconds: int = 60,
         unschedulable_grace: float = 60.0,
         image_pull_grace: float = 30.0,
         stall_grace: float = 60.0,
@@ -66,7 +65,7 @@ class KubernetesTarget:
         if not _NAMESPACE.match(namespace or ""):
             raise TargetError(f"namespace: {namespace!r} is not a valid Kubernetes namespace name")
         self.namespace = namespace
-        self.poll_seconds = poll_seconds
+        self.poll_seconds, self.watch_seconds = poll_seconds, watch_seconds
         self.unschedulable_grace, self.image_pull_grace, self.stall_grace = (
             unschedulable_grace,
             image_pull_grace,
@@ -130,6 +129,7 @@ class KubernetesTarget:
             on_progress=on_progress,
             should_stop=should_stop,
             poll_seconds=self.poll_seconds,
+            watch_seconds=self.watch_seconds,
             unschedulable_grace=self.unschedulable_grace,
             image_pull_grace=self.image_pull_grace,
             stall_grace=self.stall_grace,
@@ -213,26 +213,31 @@ class KubernetesTarget:
             # Before the Deployment takes replicas back, so the HPA cannot scale it once more meanwhile.
             if self.api.delete("HorizontalPodAutoscaler", spec.name, log=log):
                 log(f"Deleted HorizontalPodAutoscaler {spec.name}: autoscaling is off")
-        else:
-            self._hand_replicas_to_hpa(spec, log)
-        self._apply(by_kind["Deployment"], log)
-        if spec.autoscaling is not None:
-            self._apply(by_kind["HorizontalPodAutoscaler"], log)
+            self._apply(by_kind["Deployment"], log)
+            return
+        self._apply(self._autoscaled_deployment(spec, log), log)
+        self._apply(by_kind["HorizontalPodAutoscaler"], log)
 
-    def _hand_replicas_to_hpa(self, spec: DeploySpec, log: LogFn) -> None:
-        """Let spec.replicas outlive Slipway's ownership of it (see manifests.replicas_handover)."""
+    def _autoscaled_deployment(self, spec: DeploySpec, log: LogFn) -> dict[str, Any]:
+        """The Deployment to apply under an HPA: with the replicas the cluster runs now, kept within its bounds.
+
+        Whoever owns spec.replicas, the applied Deployment states it, so the count neither drops to the
+        API server's default of 1 nor depends on how a server shares fields between managers (an API
+        server that takes each apply as the whole object behaves the same). The HPA scales through the
+        scale subresource, as it always does; a change it makes between this read and the apply is
+        undone until its next sync (seconds), never lost.
+        """
         scaling = spec.autoscaling
         assert scaling is not None
         live = self.api.get("Deployment", spec.name, log=log)
-        if live is None:
-            replicas = scaling.min_replicas
-            first = deployment_manifest(spec, self.namespace, replicas=replicas)
-            validate_manifest(first, self.kubernetes_version())
-            self._apply(first, log)
-        else:
-            current = int(live["spec"].get("replicas", 1))
-            replicas = min(max(current, scaling.min_replicas), scaling.max_replicas)
-        self.api.apply(replicas_handover(spec.name, self.namespace, replicas), manager=HANDOVER_MANAGER, log=log)
+        current = int(live["spec"].get("replicas", 1)) if live is not None else scaling.min_replicas
+        replicas = min(max(current, scaling.min_replicas), scaling.max_replicas)
+        if live is not None and replicas != current:
+            bounds = f"{scaling.min_replicas}-{scaling.max_replicas}"
+            log(f"Replicas {current} are outside the autoscaler's {bounds}: {replicas}")
+        deployment = deployment_manifest(spec, self.namespace, replicas=replicas)
+        validate_manifest(deployment, self.kubernetes_version())
+        return deployment
 
     def _apply(self, manifest: dict[str, Any], log: LogFn) -> dict[str, Any]:
         applied = self.api.apply(manifest, manager=FIELD_MANAGER, log=log)

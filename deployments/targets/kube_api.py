@@ -198,6 +198,29 @@ class KubeApi:
         )
         return found.get("items") or []
 
+    def lister(self, kind: str) -> Callable[..., Any]:
+        return {"Deployment": self.apps.list_namespaced_deployment, "Pod": self.core.list_namespaced_pod}[kind]
+
+    def list_with_version(self, kind: str, *, selectors: dict[str, str], log: LogFn = _quiet) -> tuple[list[Obj], str]:
+        """The matching objects and the list's resourceVersion (where a watch of them starts)."""
+        found = self.checked(f"listing {kind.lower()}s", self.lister(kind), self.namespace, **selectors, log=log)
+        return found.get("items") or [], str((found.get("metadata") or {}).get("resourceVersion") or "")
+
+    def open_watch(self, kind: str, *, selectors: dict[str, str], resource_version: str, seconds: int) -> Any:
+        """The streaming response of a watch from resource_version, with bookmarks, that the server ends
+        after `seconds`. Raises ApiException (a refused watch) or urllib3/OS errors, unretried."""
+        return self.lister(kind)(
+            self.namespace,
+            **selectors,
+            watch=True,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
+            _preload_content=False,
+            # Bookmarks or the server's own end come well within this; silence past it is a dead connection.
+            _request_timeout=(self.request_timeout, seconds + max(self.request_timeout, 30)),
+        )
+
     def events(self, *, log: LogFn = _quiet) -> list[Obj]:
         found = self.checked("listing events", self.core.list_namespaced_event, self.namespace, log=log)
         return found.get("items") or []

@@ -1,15 +1,20 @@
 """Watching one Deployment rollout until it completes or fails, and explaining a failure to users.
 
-It polls the Deployment, its ReplicaSets and its pods every `poll_seconds` (the namespace's events, a larger
-list, every EVENTS_INTERVAL and once more at the end): a poll survives API hiccups through KubeApi's
-retries, and should_stop() is checked on a fixed rhythm, which a long-lived watch connection would not give.
+It follows the Deployment and its pods with watches (kube_watch.Feed: resourceVersion, bookmarks, a new
+list on 410 Gone), and decides whenever one of them changes, or at least every `poll_seconds`, so
+should_stop() and the grace periods keep a fixed rhythm. The namespace's events (a larger list) and the
+replica sets they are matched against are read every EVENTS_INTERVAL and once more at the end. When the
+API will not let them be watched, it polls them every `poll_seconds` instead.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+
+from serving.contract import EXIT_LOAD_FAILED
 
 from .base import (
     DeploySpec,
@@ -20,9 +25,11 @@ from .base import (
     StopFn,
     TargetError,
     log_tail,
+    runtime_error,
     selector_labels,
 )
 from .kube_api import KubeApi
+from .kube_watch import Feed, WatchUnavailable
 from .manifests import CONTAINER_NAME
 
 __all__ = ["RolloutWatch"]
@@ -94,6 +101,7 @@ class Failure:
     pod: Obj | None = None
     container: str = ""
     crashed: bool = False
+    load_failed: bool = False  # the runtime exited because the model cannot load: its error is the reason
 
 
 @dataclass
@@ -107,12 +115,17 @@ class RolloutWatch:
     unschedulable_grace: float
     image_pull_grace: float
     stall_grace: float
+    watch_seconds: int = 60  # how long one watch may stay open; 0: poll every poll_seconds instead
     _seen_events: set[str] = field(default_factory=set)
     _first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _last_progress: tuple[int, ...] = ()
     _progressed_at: float = 0.0
     _events: list[Obj] = field(default_factory=list)
     _events_at: float = float("-inf")
+    _replicasets: list[Obj] = field(default_factory=list)
+    _replicasets_at: float = float("nan")
+    _feeds: list[Feed] = field(default_factory=list)
+    _changed: threading.Event = field(default_factory=threading.Event)
 
     @property
     def selector(self) -> str:
@@ -124,22 +137,74 @@ class RolloutWatch:
 
     def run(self) -> None:
         self._progressed_at = time.monotonic()
-        while True:
-            self._check_stop()
-            snapshot = self._observe()
-            self._report(snapshot)
-            failure = self._failure(snapshot)
-            if failure is not None or snapshot.complete():
-                # The end is decided: show (and decide on) every event up to now, not those of a while ago.
-                snapshot.events = self._recent_events(refresh=True)
+        self._follow()
+        try:
+            while True:
+                self._check_stop()
+                snapshot = self._observe()
                 self._report(snapshot)
                 failure = self._failure(snapshot)
-            if failure is not None:
-                raise TargetError(self._explain(snapshot, failure))
-            if snapshot.complete():
-                self.log(f"Rollout complete: {snapshot.desired} of {snapshot.desired} pods updated and available")
-                return
+                if failure is not None or snapshot.complete():
+                    # The end is decided: show (and decide on) every event up to now, not those of a while ago.
+                    snapshot = self._observe(refresh=True)
+                    self._report(snapshot)
+                    failure = self._failure(snapshot)
+                if failure is not None:
+                    raise TargetError(self._explain(snapshot, failure))
+                if snapshot.complete():
+                    self.log(f"Rollout complete: {snapshot.desired} of {snapshot.desired} pods updated and available")
+                    return
+                self._wait()
+        finally:
+            for feed in self._feeds:
+                feed.stop()
+
+    def _follow(self) -> None:
+        """Watch the Deployment and its pods; poll them when the API will not let them be watched."""
+        if not self.watch_seconds:
+            return
+        feeds = [
+            Feed(
+                self.api,
+                "Deployment",
+                selectors={"field_selector": f"metadata.name={self.spec.name}"},
+                changed=self._changed,
+                log=self.log,
+                seconds=self.watch_seconds,
+            ),
+            Feed(
+                self.api,
+                "Pod",
+                selectors={"label_selector": self.selector},
+                changed=self._changed,
+                log=self.log,
+                seconds=self.watch_seconds,
+            ),
+        ]
+        try:
+            for feed in feeds:
+                feed.start()
+                self._feeds.append(feed)
+        except WatchUnavailable as error:
+            self._fall_back(str(error))
+
+    def _fall_back(self, reason: str) -> None:
+        for feed in self._feeds:
+            feed.stop()
+        self._feeds = []
+        self.log(f"Following the rollout by polling every {self.poll_seconds:g} s: {reason}")
+
+    def _wait(self) -> None:
+        """Until a watched object changes (or, polling, poll_seconds); at most poll_seconds either way, so
+        should_stop() and the time-based checks keep their rhythm."""
+        if not self._feeds:
             time.sleep(self.poll_seconds)
+            return
+        self._changed.wait(self.poll_seconds)
+        self._changed.clear()
+        broken = next((feed.failure for feed in self._feeds if feed.failure), "")
+        if broken:
+            self._fall_back(broken)
 
     def _check_stop(self) -> None:
         reason = self.should_stop()
@@ -149,8 +214,12 @@ class RolloutWatch:
 
     # --- observing --------------------------------------------------------------------------------
 
-    def _observe(self) -> Snapshot:
-        deployment = self.api.get("Deployment", self.spec.name, log=self.log)
+    def _observe(self, *, refresh: bool = False) -> Snapshot:
+        if self._feeds:
+            deployment, pods = self._feeds[0].get(self.spec.name), self._feeds[1].objects()
+        else:
+            deployment = self.api.get("Deployment", self.spec.name, log=self.log)
+            pods = self.api.pods(self.selector, log=self.log)
         if deployment is None:
             raise TargetError(f"The Deployment {self.spec.name} was deleted while it was rolling out.")
         template_labels = deployment["spec"]["template"].get("metadata", {}).get("labels") or {}
@@ -160,12 +229,16 @@ class RolloutWatch:
                 f"The Deployment {self.spec.name} was changed by someone else (now deployment {owner or 'unknown'}) "
                 "while this rollout was in progress."
             )
-        uid = deployment["metadata"].get("uid")
-        replicasets = [rs for rs in self.api.replicasets(self.selector, log=self.log) if _owner_uid(rs) == uid]
-        pods = [p for p in self.api.pods(self.selector, log=self.log) if not p["metadata"].get("deletionTimestamp")]
+        events = self._recent_events(refresh=refresh)
+        if self._events_at != self._replicasets_at or not self._feeds:
+            # Replica sets only matter to tell which events are this rollout's: read them with the events.
+            uid = deployment["metadata"].get("uid")
+            listed = self.api.replicasets(self.selector, log=self.log)
+            self._replicasets, self._replicasets_at = [rs for rs in listed if _owner_uid(rs) == uid], self._events_at
+        pods = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
         wanted = str(self.spec.deployment_id)
         new_pods = [p for p in pods if (p["metadata"].get("labels") or {}).get("slipway.io/deployment-id") == wanted]
-        return Snapshot(deployment, replicasets, pods, new_pods, self._recent_events())
+        return Snapshot(deployment, self._replicasets, pods, new_pods, events)
 
     def _recent_events(self, *, refresh: bool = False) -> list[Obj]:
         if refresh or time.monotonic() - self._events_at >= EVENTS_INTERVAL:
@@ -211,6 +284,12 @@ class RolloutWatch:
 
     def _pod_failure(self, pod: Obj) -> Failure | None:
         status = pod.get("status") or {}
+        for container in status.get("containerStatuses") or []:
+            ended = [(container.get(key) or {}).get("terminated") or {} for key in ("state", "lastState")]
+            if any(run.get("exitCode") == EXIT_LOAD_FAILED for run in ended):
+                # The runtime said the model cannot load, then exited: no restart can change that.
+                message = f"The model server reported a load failure (exit code {EXIT_LOAD_FAILED})"
+                return Failure(message, pod, container.get("name", ""), crashed=True, load_failed=True)
         for container in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
             waiting = (container.get("state") or {}).get("waiting") or {}
             reason = waiting.get("reason", "")
@@ -260,9 +339,11 @@ class RolloutWatch:
         message = failure.message
         for pod in pods[:EXPLAINED_PODS]:
             self._log_pod(snapshot, pod)
-            last_line = self._log_container_output(pod, failure.container if pod is failure.pod else "")
-            if failure.crashed and pod is failure.pod and last_line:
-                message = f"{_crash_summary(pod, failure.container)}: {last_line}"
+            error = self._log_container_output(pod, failure.container if pod is failure.pod else "")
+            if failure.load_failed and pod is failure.pod and error:
+                message = f"{failure.message}: {error}"
+            elif failure.crashed and pod is failure.pod and error:
+                message = f"{_crash_summary(pod, failure.container)}: {error}"
         return message
 
     def _log_pod(self, snapshot: Snapshot, pod: Obj) -> None:
@@ -274,7 +355,8 @@ class RolloutWatch:
             self.log(f"  {event.get('type', '')} {event.get('reason', '')}: {event.get('message', '')}")
 
     def _log_container_output(self, pod: Obj, container: str) -> str:
-        """Log the last lines of a started container (the crashed run when it restarted); return the last line."""
+        """Log the last lines of a started container (the crashed run when it restarted); return the error
+        they end with (see runtime_error)."""
         statuses = {s.get("name"): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
         name = container or (CONTAINER_NAME if CONTAINER_NAME in statuses else next(iter(statuses), ""))
         status = statuses.get(name)
@@ -287,7 +369,7 @@ class RolloutWatch:
         self.log(f"  last {len(lines)} log lines of {name} ({which}):")
         for line in lines:
             self.log(f"  | {line}")
-        return lines[-1].strip() if lines and not text.startswith("(no log") else ""
+        return runtime_error(lines) if not text.startswith("(no log") else ""
 
 
 def _owner_uid(obj: Obj) -> str | None:

@@ -14,11 +14,9 @@ from .base import DeploySpec, TargetError, common_labels, int_or_percent, select
 __all__ = [
     "CONTAINER_NAME",
     "FIELD_MANAGER",
-    "HANDOVER_MANAGER",
     "deployment_manifest",
     "hpa_manifest",
     "render_manifests",
-    "replicas_handover",
     "schema_version",
     "service_manifest",
     "validate_manifest",
@@ -29,8 +27,6 @@ PORT_NAME = "http"
 SERVICE_PORT = 80
 RUN_AS = 10001
 FIELD_MANAGER = "slipway"
-# Holds spec.replicas for a moment while the HPA takes it over (see replicas_handover).
-HANDOVER_MANAGER = "slipway-replicas-handover"
 TMP_VOLUME = "tmp"
 GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -53,7 +49,7 @@ def _metadata(spec: DeploySpec, namespace: str) -> dict[str, Any]:
 
 
 def deployment_manifest(spec: DeploySpec, namespace: str, *, replicas: int | None = None) -> dict[str, Any]:
-    """With autoscaling, `replicas` is left out so the HPA owns it (unless given, for a first creation)."""
+    """With autoscaling, `replicas` is left out unless given: the target applies the count the cluster runs."""
     deployment_spec: dict[str, Any] = {
         "selector": {"matchLabels": selector_labels(spec.name, spec.model)},
         "progressDeadlineSeconds": spec.progress_deadline_seconds,
@@ -82,20 +78,6 @@ def deployment_manifest(spec: DeploySpec, namespace: str, *, replicas: int | Non
         "kind": "Deployment",
         "metadata": _metadata(spec, namespace),
         "spec": deployment_spec,
-    }
-
-
-def replicas_handover(name: str, namespace: str, replicas: int) -> dict[str, Any]:
-    """Applied by HANDOVER_MANAGER before Slipway drops spec.replicas from its own configuration.
-
-    Without it, removing the field from Slipway's apply would make the API server reset replicas to 1
-    (Slipway was its only owner) until the HPA next scales: the documented server-side-apply handover.
-    """
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"replicas": replicas},
     }
 
 

@@ -2,7 +2,8 @@
 
 The model is a `python` framework class (numpy only), so builds are quick. The broken version needs a
 weights file its environment names but does not have: it passes its build's smoke test (no environment
-there) and never becomes ready in the environment, which must leave the previous one serving.
+there) and cannot load in the environment. The runtime says so at once; the rollout must fail on that
+(not wait for its deadline, nor for the runtime to exit), and leave the previous one serving.
 """
 
 import time
@@ -57,7 +58,12 @@ def docker_env(docker_engine):
         target=TargetKind.DOCKER,
         docker_url="unix:///var/run/docker.sock",
         bind_address="127.0.0.1",
-        deployment_settings={"progress_deadline_seconds": 15, "env": {"IRIS_WEIGHTS": "/models/iris.bin"}},
+        deployment_settings={
+            # Far longer than a rollout here may take: a load failure must end it through the runtime's
+            # own report, neither at the deadline nor when the runtime exits after its grace.
+            "progress_deadline_seconds": 300,
+            "env": {"IRIS_WEIGHTS": "/models/iris.bin", "SLIPWAY_LOAD_FAILURE_GRACE": "300"},
+        },
     )
     yield environment
     remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")
@@ -137,7 +143,13 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
 
     failed = deploy(client, broken, docker_env)
     assert failed.state == RolloutState.FAILED
-    assert "weights missing" in "\n".join(failed.log_lines.values_list("text", flat=True))
+    assert failed.failure_reason.startswith("The model server reported a load failure after "), failed.failure_reason
+    assert "model failed to load: RuntimeError: this model cannot load: weights missing at /models/iris.bin" in (
+        failed.failure_reason
+    )
+    assert (failed.finished_at - failed.started_at).total_seconds() < 30
+    log = "\n".join(failed.log_lines.order_by("seq").values_list("text", flat=True))
+    assert "log lines of slipway-" in log and '"event": "model_load_failed"' in log  # the container's own lines
     assert predict(second.endpoint, 5) == 15  # the previous release kept serving
     rollback = finished(Rollout.objects.get(kind=RolloutKind.AUTO_ROLLBACK, replaces=failed).pk)
     assert rollback.state == RolloutState.SUCCEEDED and rollback.version_id == v2

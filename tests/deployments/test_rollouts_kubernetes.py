@@ -159,6 +159,32 @@ def test_a_crash_loop_fails_with_the_container_log(teammate, model, cluster_env,
     assert not Rollout.objects.filter(kind=RolloutKind.AUTO_ROLLBACK).exists()  # nothing earlier to go back to
 
 
+def test_a_model_that_cannot_load_fails_in_seconds_and_rolls_back(teammate, model, cluster_env, kube_cluster):  # noqa: F811
+    kube_cluster.require_emulator()
+    cluster_env.deployment_settings = {"replicas": 2, "progress_deadline_seconds": 600}
+    cluster_env.save()
+    good = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert good.state == RolloutState.SUCCEEDED
+
+    # The emulated kubelet runs it as the runtime would: readiness 503 with the error, then exit code 3.
+    broken = deploy(teammate, version_with_image(model, 2, image_suffix="unloadable"), cluster_env)
+
+    assert broken.state == RolloutState.FAILED
+    assert broken.failure_reason == (
+        "The model server reported a load failure (exit code 3): "
+        "model failed to load: UnpicklingError: invalid load key, 't'."
+    )
+    assert (broken.finished_at - broken.started_at).total_seconds() < 15  # not the 600 s deadline
+    log = log_text(broken)
+    assert "log lines of model (previous run):" in log and '"event": "exiting"' in log
+    rollback = Rollout.objects.get(kind=RolloutKind.AUTO_ROLLBACK, replaces=broken)
+    rollout_runner.execute(rollout_id=rollback.pk)
+    rollback.refresh_from_db()
+    assert rollback.state == RolloutState.SUCCEEDED and rollback.version == good.version
+    deployment = kube_cluster.apps.read_namespaced_deployment(good.resource_name, kube_cluster.namespace)
+    assert deployment.spec.template.spec.containers[0].image == good.image
+
+
 def test_the_progress_deadline_fails_the_rollout(teammate, model, cluster_env, kube_cluster):  # noqa: F811
     kube_cluster.require_emulator()
     kube_cluster.controller.ready_delay = 30

@@ -332,6 +332,52 @@ def test_watch_streams_changes_and_honours_timeout(kube_cluster: KubeCluster) ->
     assert seen == [("ADDED", "cfg"), ("MODIFIED", "cfg"), ("DELETED", "cfg")]
 
 
+def test_watches_send_bookmarks_and_end_with_410_gone_after_a_compaction(kube_cluster: KubeCluster) -> None:
+    emulator, _ = kube_cluster.require_emulator()
+    emulator.bookmark_interval = 0.2
+    core, namespace = kube_cluster.core, kube_cluster.namespace
+    start = core.list_namespaced_config_map(namespace).metadata.resource_version
+
+    def watch_lines(**options: Any) -> list[dict]:
+        response = core.list_namespaced_config_map(
+            namespace, watch=True, resource_version=start, timeout_seconds=1, _preload_content=False, **options
+        )
+        return [json.loads(line) for line in response.data.splitlines() if line.strip()]
+
+    quiet = watch_lines(allow_watch_bookmarks=True)
+    assert quiet and {event["type"] for event in quiet} == {"BOOKMARK"}
+    assert int(quiet[-1]["object"]["metadata"]["resourceVersion"]) >= int(start)
+    assert watch_lines() == []  # no bookmarks unless asked for
+
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}})
+    assert emulator.expire_watches() >= 0  # compacted past `start`
+    (gone,) = watch_lines(allow_watch_bookmarks=True)
+    assert gone["type"] == "ERROR" and gone["object"]["code"] == 410 and gone["object"]["reason"] == "Expired"
+    fresh = core.list_namespaced_config_map(namespace).metadata.resource_version  # a new list: watching works
+    response = core.list_namespaced_config_map(namespace, watch=True, resource_version=fresh, timeout_seconds=1,
+                                               _preload_content=False)  # fmt: skip
+    assert response.data.strip() == b""
+
+
+def test_an_apply_taken_as_the_whole_object_refuses_a_partial_one(kube_cluster: KubeCluster) -> None:
+    # Some independent API servers do not share fields between managers: a partial apply is the whole object.
+    emulator, _ = kube_cluster.require_emulator()
+    emulator.core.whole_object_apply = True
+    apps, namespace = kube_cluster.apps, kube_cluster.namespace
+    apps.patch_namespaced_deployment("iris", namespace, deployment("iris", replicas=3), field_manager="slipway",
+                                     _content_type=APPLY)  # fmt: skip
+
+    partial = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "iris"}, "spec": {"replicas": 2}}
+    refused = error_of(apps.patch_namespaced_deployment, "iris", namespace, partial, field_manager="handover",
+                       _content_type=APPLY)  # fmt: skip
+    assert refused.status == 422
+
+    whole = deployment("iris", replicas=2)
+    del whole["metadata"]["labels"]
+    applied = apps.patch_namespaced_deployment("iris", namespace, whole, field_manager="slipway", _content_type=APPLY)
+    assert applied.spec.replicas == 2 and not applied.metadata.labels  # what it left out is gone
+
+
 def test_namespace_delete_removes_its_objects(kube_cluster: KubeCluster) -> None:
     core = kube_cluster.core
     core.create_namespace({"metadata": {"name": f"{kube_cluster.namespace}-x"}})

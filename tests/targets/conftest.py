@@ -5,7 +5,8 @@ by the platform's own code (deployments.imaging: the context of a `python` model
 the host and installed with --no-index, built and pushed by its DockerEngine) to the session's registry,
 and deployed by digest:
   ready   - model.py loads at once (v1 and v2 differ, so their digests differ)
-  broken  - model.py raises in load(): the server lives but /v2/health/ready stays 503
+  broken  - model.py raises in load(): readiness reports the load failure (503, state "failed"), then the
+            runtime exits with code 3
   crash   - the runtime exits at start (its model folder does not exist)
 """
 

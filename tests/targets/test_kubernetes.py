@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
@@ -80,37 +82,46 @@ def test_a_new_autoscaled_deployment_starts_at_min_replicas(kube_cluster, kube_t
     assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 4)
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 2 and deployment["status"]["availableReplicas"] == 2
-    assert "slipway" not in managers_of_replicas(deployment)
     # Straight to min_replicas: not created with the API server's default of 1 and scaled up later.
     scaling = [line for line in recorder.lines if "ScalingReplicaSet" in line]
     assert scaling and scaling[0].endswith("from 0 to 2"), scaling
 
 
+@pytest.mark.parametrize("whole_object_apply", [False, True], ids=["fields-per-manager", "whole-object-apply"])
 def test_autoscaling_takes_replicas_over_without_resetting_them_and_gives_them_back(
-    kube_cluster, kube_target, spec_for, recorder
+    kube_cluster, kube_target, spec_for, recorder, whole_object_apply
 ):
+    # The handover must not rely on server-side apply sharing fields between managers: an API server that
+    # takes each apply as the whole object gives the same counts.
+    emulator, _ = kube_cluster.require_emulator()
+    emulator.core.whole_object_apply = whole_object_apply
     namespace, apps = kube_cluster.namespace, kube_cluster.apps
     kube_target.deploy(spec_for(replicas=3), **recorder.kwargs)
-    assert "slipway" in managers_of_replicas(read_deployment(kube_cluster))
 
     # Turning autoscaling on must not drop replicas to the API server's default of 1 (nor to min_replicas).
     kube_target.deploy(spec_for(autoscaling=Autoscaling(min_replicas=2, max_replicas=5)), **recorder.kwargs)
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 3 and deployment["status"]["availableReplicas"] == 3
-    assert "slipway" not in managers_of_replicas(deployment)
+    hpa = kube_cluster.autoscaling.read_namespaced_horizontal_pod_autoscaler(NAME, namespace)
+    assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 5)
 
-    # The HPA scales; the next version keeps its count.
+    # The HPA scales (through the scale subresource, as the real one does); the next version keeps its count.
     apps.patch_namespaced_deployment_scale(NAME, namespace, {"spec": {"replicas": 4}})
     kube_target.deploy(spec_for(autoscaling=Autoscaling(min_replicas=2, max_replicas=5)), **recorder.kwargs)
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 4 and deployment["status"]["availableReplicas"] == 4
+
+    # Narrower bounds: the count is brought within them by the rollout itself.
+    kube_target.deploy(spec_for(autoscaling=Autoscaling(min_replicas=1, max_replicas=2)), **recorder.kwargs)
+    assert read_deployment(kube_cluster)["spec"]["replicas"] == 2
+    assert "Replicas 4 are outside the autoscaler's 1-2: 2" in recorder.text
 
     # Autoscaling off: the HPA is deleted and Slipway's replicas count again.
     kube_target.deploy(spec_for(replicas=1), **recorder.kwargs)
     assert kube_cluster.autoscaling.list_namespaced_horizontal_pod_autoscaler(namespace).items == []
     deployment = read_deployment(kube_cluster)
     assert deployment["spec"]["replicas"] == 1 and deployment["status"]["availableReplicas"] == 1
-    assert "slipway" in managers_of_replicas(deployment)
+    assert managers_of_replicas(deployment) <= {"slipway", "kube-controller-manager"}
     assert f"Deleted HorizontalPodAutoscaler {NAME}: autoscaling is off" in recorder.text
 
 
@@ -137,6 +148,26 @@ def test_a_crash_loop_fails_with_the_last_log_lines(kube_target, spec_for, recor
     assert "log lines of model (previous run)" in recorder.text
     assert "  | Traceback (most recent call last):" in recorder.text
     assert "Warning BackOff: Back-off restarting failed container model" in recorder.text
+
+
+def test_a_model_that_cannot_load_fails_when_the_runtime_exits_3_with_its_error(kube_cluster, kube_target, spec_for,
+                                                                                recorder):  # fmt: skip
+    _, controller = kube_cluster.require_emulator()
+    controller.load_failure_grace = 0.5  # the runtime's readiness says why for this long, then it exits 3
+    spec = spec_for("unloadable", progress_deadline_seconds=600)
+
+    started = time.monotonic()
+    with pytest.raises(TargetError) as failure:
+        kube_target.deploy(spec, **recorder.kwargs)
+
+    assert time.monotonic() - started < 10  # not the 600 s progress deadline
+    assert str(failure.value) == (
+        "The model server reported a load failure (exit code 3): "
+        "model failed to load: UnpicklingError: invalid load key, 't'."
+    )
+    assert "last 3 log lines of model (previous run):" in recorder.text
+    assert '"event": "model_load_failed"' in recorder.text and '"exit_code": 3' in recorder.text
+    assert "Readiness probe failed: HTTP probe failed with statuscode: 503" in recorder.text
 
 
 def test_a_missing_secret_fails_at_once_with_create_container_config_error(kube_cluster, kube_target, spec_for):
@@ -184,6 +215,7 @@ def test_api_errors_and_timeouts_during_apply_and_watch_are_retried(kube_cluster
             injected.append(progress)
             emulator.fail_next(2, status=503, path="/pods")
             emulator.delay_next(1, seconds=1.5, path="/events")
+            emulator.expire_watches()  # so the pods are listed again, into those errors
 
     recorder.on_progress_hook = fault_while_watching
     emulator.fail_next(2, status=500, method="PATCH", path=f"/deployments/{NAME}")
@@ -202,6 +234,75 @@ def test_api_errors_and_timeouts_during_apply_and_watch_are_retried(kube_cluster
     assert any(f"applying Service {NAME}" in line and "timed out" in line.lower() for line in retries)
     assert any("listing pods (503" in line for line in retries)
     assert any("listing events" in line for line in retries)
+    assert recorder.progress[-1].available == 2
+
+
+def platform_requests(emulator) -> list:
+    return [r for r in emulator.requests if not r.user_agent.startswith("kube-controller-manager/")]
+
+
+def is_watch(record) -> bool:
+    return record.query.get("watch") == "true"
+
+
+def test_a_rollout_follows_the_deployment_and_its_pods_with_watches_not_polls(kube_cluster, kube_target, spec_for,
+                                                                              recorder):  # fmt: skip
+    emulator, controller = kube_cluster.require_emulator()
+    controller.ready_delay = 1.0  # long enough for a poll every 0.05 s to show up many times
+
+    kube_target.deploy(spec_for(replicas=2), **recorder.kwargs)
+
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("watch-")]  # the watches were closed
+    requests = platform_requests(emulator)
+    deployments = [r for r in requests if r.method == "GET" and "/deployments" in r.path]
+    pods = [r for r in requests if r.method == "GET" and r.path.endswith("/pods")]
+    assert [(is_watch(r), r.query.get("fieldSelector")) for r in deployments][:2] == [
+        (False, f"metadata.name={NAME}"),
+        (True, f"metadata.name={NAME}"),
+    ]
+    assert [is_watch(r) for r in pods][:2] == [False, True]
+    for watched in (deployments[1], pods[1]):
+        assert watched.query.get("allowWatchBookmarks") == "true" and watched.query.get("resourceVersion")
+    # Nothing was read again and again: one list each, and watches that the server ends itself.
+    assert sum(1 for r in deployments + pods if not is_watch(r)) == 2
+    assert "polling" not in recorder.text
+    assert "Rollout complete: 2 of 2 pods updated and available" in recorder.text
+
+
+def test_a_watch_expired_mid_rollout_lists_again_and_the_rollout_succeeds(kube_cluster, kube_target, spec_for,
+                                                                          recorder):  # fmt: skip
+    emulator, controller = kube_cluster.require_emulator()
+    controller.ready_delay = 1.0
+    expired: list[int] = []
+
+    def compact_the_history(progress):
+        if not expired:  # once, mid-rollout: as after an etcd compaction, every open watch ends with 410 Gone
+            expired.append(emulator.expire_watches())
+
+    recorder.on_progress_hook = compact_the_history
+    kube_target.deploy(spec_for(replicas=2), **recorder.kwargs)
+
+    assert expired and expired[0] >= 2  # the rollout's two watches were open
+    requests = platform_requests(emulator)
+    watches = [r for r in requests if "/deployments" in r.path and is_watch(r)]
+    assert int(watches[-1].query["resourceVersion"]) >= emulator.core.compacted_revision
+    lists = [r for r in requests if r.method == "GET" and "/deployments" in r.path and not is_watch(r)]
+    assert len(lists) == 2  # listed again after the 410, then watched from the new list's resourceVersion
+    assert recorder.progress[-1].available == 2
+    assert "Rollout complete: 2 of 2 pods updated and available" in recorder.text
+
+
+def test_when_the_api_refuses_watches_the_rollout_polls(kube_cluster, kube_target, spec_for, recorder):
+    emulator, _ = kube_cluster.require_emulator()
+    emulator.deny("watch", "deployments", namespace=kube_cluster.namespace)
+
+    kube_target.deploy(spec_for(replicas=2), **recorder.kwargs)
+
+    assert "Following the rollout by polling every 0.05 s: the API refused to watch Deployments: 403" in recorder.text
+    reads = [
+        r for r in platform_requests(emulator) if r.method == "GET" and r.path.endswith(f"/deployments/{NAME}")
+    ]
+    assert len(reads) >= 2  # polled
     assert recorder.progress[-1].available == 2
 
 

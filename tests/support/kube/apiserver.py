@@ -128,10 +128,15 @@ class ApiCore:
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.revision = 1000
         self.history: deque[Event] = deque(maxlen=HISTORY_LIMIT)
+        self.compacted_revision = 0  # watches from an older resourceVersion get 410 Gone (see expire_watches)
         self.watchers: set[Watcher] = set()
         self.logs: dict[tuple[str, str, str, bool], str] = {}
         self.denials: list[Denial] = []
         self.server_minor, self.validate_schema, self.user = server_minor, validate_schema, user
+        # False: server-side apply as a real API server does it, fields owned per manager (managedFields).
+        # True: each apply is taken as the whole object (what some independent servers do): what the
+        # applied configuration leaves out is reset, whoever set it.
+        self.whole_object_apply = False
         self._ips = itertools.count(10)
         for namespace in DEFAULT_NAMESPACES:
             self.create(self.resource("namespaces"), None, {"metadata": {"name": namespace}}, manager="kube-apiserver")
@@ -211,9 +216,10 @@ class ApiCore:
         except ValueError as error:
             raise ApiError(400, f'invalid resource version "{since}"') from error
         oldest = self.history[0].revision if self.history else self.revision + 1
-        if len(self.history) == self.history.maxlen and revision < oldest - 1:
+        if revision < self.compacted_revision or (len(self.history) == self.history.maxlen and revision < oldest - 1):
             expired = ApiError(410, f"too old resource version: {revision} ({oldest - 1})", reason="Expired")
             watcher.put({"type": "ERROR", "object": expired.status()})
+            watcher.put(None)  # a real server ends the watch after the error
             return
         for event in self.history:
             if event.revision > revision:
@@ -222,6 +228,21 @@ class ApiCore:
     def close_watch(self, watcher: Watcher) -> None:
         with self.lock:
             self.watchers.discard(watcher)
+
+    def expire_watches(self) -> int:
+        """Compact the history as etcd does: every open watch ends with 410 Gone ("too old resource
+        version"), and so does any new one from an older resourceVersion, until its client lists again.
+        Returns how many watches were open."""
+        with self.lock:
+            self.compacted_revision = self.revision
+            self.history.clear()
+            expired = ApiError(410, f"too old resource version (compacted at {self.revision})", reason="Expired")
+            for watcher in self.watchers:
+                watcher.put({"type": "ERROR", "object": expired.status()})
+                watcher.put(None)
+            count = len(self.watchers)
+            self.watchers.clear()
+            return count
 
     def close_all_watches(self) -> None:
         with self.lock:
@@ -461,6 +482,10 @@ class ApiCore:
                 )
             config = _subresource_part(rtype, applied, subresource)
             claimed = patching.field_paths(config)
+            if self.whole_object_apply and not subresource:
+                return self._update(
+                    rtype, old, _as_whole_object(old, config), manager, "Apply", None, dry_run, "Strict", claimed, force
+                )
             self._raise_conflicts(old, config, claimed, manager, subresource, force)
             mine = _entry_paths(old, manager, "Apply", subresource)
             others = set().union(*(_paths(e) for e in _entries(old) if not _same(e, manager, "Apply", subresource)))
@@ -745,6 +770,18 @@ def _load(body: str, yaml_allowed: bool) -> Any:
         return yaml.safe_load(body) if yaml_allowed else yaml.safe_load(body or "null")
     except yaml.YAMLError as error:
         raise ApiError(400, f"error decoding patch: {error}") from error
+
+
+def _as_whole_object(old: Obj, config: Obj) -> Obj:
+    """The stored object replaced by an applied configuration: its identity and status kept, nothing else."""
+    result = {key: copy.deepcopy(value) for key, value in old.items() if key in ("apiVersion", "kind", "status")}
+    result.update({key: copy.deepcopy(value) for key, value in config.items() if key not in ("metadata", "status")})
+    metadata = {key: value for key, value in old["metadata"].items() if key not in ("labels", "annotations")}
+    for key in ("labels", "annotations"):
+        if key in (config.get("metadata") or {}):
+            metadata[key] = copy.deepcopy(config["metadata"][key])
+    result["metadata"] = copy.deepcopy(metadata)
+    return result
 
 
 def _entries(obj: Obj | None) -> list[Obj]:

@@ -7,7 +7,10 @@ the emulator through `log_sink` (wire it to `KubeEmulator.set_pod_log`).
 
 Failures are decided from the image reference and the pod's requests:
   * an image containing a key of `fail_images` gets that outcome (default "bad-image" -> ImagePullBackOff,
-    "crashloop" -> CrashLoopBackOff; other reasons, e.g. "CreateContainerConfigError", wait with that reason);
+    "crashloop" -> CrashLoopBackOff; "unloadable" -> what the serving runtime does with a model it cannot
+    load: it runs, readiness answers 503 for `load_failure_grace` seconds, then it exits with code 3 and
+    the kubelet backs off (CrashLoopBackOff), its log the runtime's JSON lines naming `load_error`; other
+    reasons, e.g. "CreateContainerConfigError", wait with that reason);
   * with `allowed_registries` set, an image from any other registry cannot be pulled (ImagePullBackOff);
   * requests above `node_capacity` (cpu 64, memory 256Gi, no nvidia.com/gpu by default) leave the pod
     Pending/Unschedulable with a FailedScheduling event;
@@ -33,12 +36,21 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 
+from serving.contract import EXIT_LOAD_FAILED
+
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LogSink = Callable[..., None]
 AGENT = "kube-controller-manager/v1.30.0 (linux/amd64) slipway-emulator"
 HASH_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-DEFAULT_FAIL_IMAGES = {"bad-image": "ImagePullBackOff", "crashloop": "CrashLoopBackOff"}
+MODEL_LOAD_FAILURE = "ModelLoadFailure"  # no kubelet reason: the outcome of an image whose model cannot load
+DEFAULT_FAIL_IMAGES = {
+    "bad-image": "ImagePullBackOff",
+    "crashloop": "CrashLoopBackOff",
+    "unloadable": MODEL_LOAD_FAILURE,
+}
+# What the runtime says of a text file uploaded as a scikit-learn model (the issue's case).
+LOAD_ERROR = "model failed to load: UnpicklingError: invalid load key, 't'."
 DEFAULT_CAPACITY = {"cpu": "64", "memory": "256Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 PULL_FAILURES = {"ImagePullBackOff", "ErrImagePull"}
 TRACEBACK = """Starting model server
@@ -49,6 +61,26 @@ Traceback (most recent call last):
     raise RuntimeError(f"cannot load model from {path}")
 RuntimeError: cannot load model from /models/model.onnx
 """
+
+
+def runtime_load_failure_log(error: str, *, exited: bool) -> str:
+    """The serving runtime's own lines for a model it cannot load (see serving/protocol.py, workers.py)."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    records: list[Obj] = [
+        {"ts": stamp, "level": "info", "event": "listening", "host": "0.0.0.0", "port": 8080},  # noqa: S104
+        {
+            "ts": stamp,
+            "level": "error",
+            "event": "model_load_failed",
+            "error": error,
+            "traceback": "Traceback (most recent call last):\n  ...\n" + error.split(": ", 1)[-1],
+        },
+    ]
+    if exited:
+        records.append(
+            {"ts": stamp, "level": "error", "event": "exiting", "error": error, "exit_code": EXIT_LOAD_FAILED}
+        )
+    return "".join(json.dumps(record) + "\n" for record in records)
 
 
 def now_iso() -> str:
@@ -126,14 +158,16 @@ class DeploymentController:
         *,
         ready_delay: float = 0.2,
         crash_interval: float = 0.5,
+        load_failure_grace: float = 0.5,
         node_name: str = "emulated-node",
         log_sink: LogSink | None = None,
         resync_interval: float = 1.0,
     ) -> None:
         self.kubeconfig = str(kubeconfig)
         self.ready_delay, self.crash_interval = ready_delay, crash_interval
+        self.load_failure_grace, self.load_error = load_failure_grace, LOAD_ERROR
         self.node_name, self.log_sink, self.resync_interval = node_name, log_sink, resync_interval
-        self._initial_delays = (ready_delay, crash_interval)
+        self._initial_delays = (ready_delay, crash_interval, load_failure_grace)
         self.fail_images: dict[str, str] = dict(DEFAULT_FAIL_IMAGES)
         self.allowed_registries: set[str] | None = None
         self.node_capacity: dict[str, str] = dict(DEFAULT_CAPACITY)
@@ -153,7 +187,8 @@ class DeploymentController:
 
     def reset_rules(self) -> None:
         """Back to the default failure rules and node (a fixture calls this between tests)."""
-        self.ready_delay, self.crash_interval = self._initial_delays
+        self.ready_delay, self.crash_interval, self.load_failure_grace = self._initial_delays
+        self.load_error = LOAD_ERROR
         self.fail_images = dict(DEFAULT_FAIL_IMAGES)
         self.allowed_registries = None
         self.node_capacity = dict(DEFAULT_CAPACITY)
@@ -864,7 +899,7 @@ class DeploymentController:
         if outcome in PULL_FAILURES:
             self._wake_at(memory.seen + self.ready_delay)
             return self._pull_failure(status, image, reference, elapsed, event)
-        if outcome and outcome != "CrashLoopBackOff":
+        if outcome and outcome not in ("CrashLoopBackOff", MODEL_LOAD_FAILURE):
             event("Failed", f"Error: {outcome}", warning=True)
             status["state"] = {"waiting": {"reason": outcome, "message": f"container {name} cannot start"}}
             return status
@@ -884,7 +919,10 @@ class DeploymentController:
         container_id = "containerd://" + hashlib.sha256(f"{pod['metadata']['uid']}/{name}".encode()).hexdigest()
         status["containerID"] = container_id
         if outcome == "CrashLoopBackOff":
-            return self._crash_loop(pod, memory, status, elapsed, event)
+            first_exit = memory.seen + self.ready_delay
+            return self._crash_loop(pod, memory, status, first_exit, event, exit_code=1, text=TRACEBACK)
+        if outcome == MODEL_LOAD_FAILURE:
+            return self._load_failure(pod, memory, status, elapsed, event)
         status.update(ready=True, started=True, state={"running": {"startedAt": memory.started_at}})
         return status
 
@@ -908,11 +946,40 @@ class DeploymentController:
         }
         return status
 
-    def _crash_loop(self, pod: Obj, memory: PodMemory, status: Obj, elapsed: float, event: Callable[..., None]) -> Obj:
+    def _load_failure(
+        self, pod: Obj, memory: PodMemory, status: Obj, elapsed: float, event: Callable[..., None]
+    ) -> Obj:
+        """Running but never ready while the runtime reports the failure; then it exits 3 and crash-loops."""
         meta, name = pod["metadata"], status["name"]
-        restarts = 1 + int((elapsed - self.ready_delay) / self.crash_interval)
+        if elapsed < self.ready_delay + self.load_failure_grace:
+            self._wake_at(memory.seen + self.ready_delay + self.load_failure_grace)
+            event("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503", warning=True)
+            if self.log_sink and f"{name}:running" not in memory.logged:
+                text = runtime_load_failure_log(self.load_error, exited=False)
+                self.log_sink(meta["namespace"], meta["name"], text, container=name, previous=False)
+                memory.logged.add(f"{name}:running")
+            status.update(started=True, state={"running": {"startedAt": memory.started_at}})
+            return status
+        text = runtime_load_failure_log(self.load_error, exited=True)
+        first_exit = memory.seen + self.ready_delay + self.load_failure_grace
+        return self._crash_loop(pod, memory, status, first_exit, event, exit_code=EXIT_LOAD_FAILED, text=text)
+
+    def _crash_loop(
+        self,
+        pod: Obj,
+        memory: PodMemory,
+        status: Obj,
+        first_exit: float,
+        event: Callable[..., None],
+        *,
+        exit_code: int,
+        text: str,
+    ) -> Obj:
+        """Exited with exit_code at first_exit (monotonic), restarted every crash_interval since; text is its log."""
+        meta, name = pod["metadata"], status["name"]
+        restarts = 1 + int((time.monotonic() - first_exit) / self.crash_interval)
         pod_id = f"{meta['name']}_{meta['namespace']}({meta['uid']})"
-        self._wake_at(memory.seen + self.ready_delay + restarts * self.crash_interval)
+        self._wake_at(first_exit + restarts * self.crash_interval)
         backoff = min(10 * 2 ** (restarts - 1), 300)
         status.update(
             restartCount=restarts,
@@ -925,7 +992,7 @@ class DeploymentController:
             },
             lastState={
                 "terminated": {
-                    "exitCode": 1,
+                    "exitCode": exit_code,
                     "reason": "Error",
                     "startedAt": memory.started_at,
                     "finishedAt": memory.started_at,
@@ -942,7 +1009,7 @@ class DeploymentController:
         memory.restarts[name] = restarts
         if self.log_sink and name not in memory.logged:
             for previous in (False, True):
-                self.log_sink(meta["namespace"], meta["name"], TRACEBACK, container=name, previous=previous)
+                self.log_sink(meta["namespace"], meta["name"], text, container=name, previous=previous)
             memory.logged.add(name)
         return status
 

@@ -42,6 +42,7 @@ DEFAULT_WATCH_TIMEOUT = 1800.0
 ACCESS_REVIEW = "selfsubjectaccessreviews"
 # Faults skip the emulated controllers' own traffic, so they reach the code under test.
 INTERNAL_AGENTS = ("kube-controller-manager/",)
+RECORDED = web.RequestKey("recorded", bool)  # a watch is recorded when it opens, not when it ends
 
 
 @dataclass
@@ -73,6 +74,7 @@ class RequestRecord:
     content_type: str
     user_agent: str
     status: int
+    at: float = 0.0  # time.time() when it was answered (a watch: when it opened)
 
 
 @dataclass
@@ -98,6 +100,7 @@ class KubeEmulator:
         minor = int(self.version.split(".")[1].rstrip("+").split("-")[0])
         self.core = ApiCore(server_minor=minor, validate_schema=validate_schema, user=user)
         self.requests: deque[RequestRecord] = deque(maxlen=5000)
+        self.bookmark_interval = 1.0  # seconds a watch that asked for bookmarks may stay silent (a real one: ~60)
         self._faults: list[Fault] = []
         self._faults_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -247,6 +250,8 @@ class KubeEmulator:
         with self._faults_lock:
             self._faults.clear()
         self.core.denials.clear()
+        self.core.whole_object_apply = False
+        self.bookmark_interval = 1.0
         self.requests.clear()
 
     # --- HTTP -----------------------------------------------------------------------------------------
@@ -261,6 +266,11 @@ class KubeEmulator:
         except Exception as error:  # an emulator bug must look like a server error, not hang the client
             log.exception("emulator failure on %s %s", request.method, request.path_qs)
             response = web.json_response(ApiError(500, f"emulator error: {error!r}").status(), status=500)
+        if not request.get(RECORDED):
+            self._record(request, response.status)
+        return response
+
+    def _record(self, request: web.Request, status: int) -> None:
         self.requests.append(
             RequestRecord(
                 request.method,
@@ -268,10 +278,11 @@ class KubeEmulator:
                 dict(request.query),
                 request.headers.get("Content-Type", ""),
                 request.headers.get("User-Agent", ""),
-                response.status,
+                status,
+                time.time(),
             )
         )
-        return response
+        request[RECORDED] = True
 
     def _take_fault(self, request: web.Request, delays: bool) -> Fault | None:
         with self._faults_lock:
@@ -548,17 +559,22 @@ class KubeEmulator:
     ) -> web.StreamResponse:
         loop = asyncio.get_running_loop()
         timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
         watcher = self.core.open_watch(loop, rtype, namespace, matches, request.query.get("resourceVersion"))
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         deadline = loop.time() + timeout
         try:
             await response.prepare(request)
+            self._record(request, response.status)  # now: a watch may stay open for minutes
             while (remaining := deadline - loop.time()) > 0:
+                wait = min(remaining, self.bookmark_interval) if bookmarks else remaining
                 try:
-                    event = await asyncio.wait_for(watcher.queue.get(), remaining)
+                    event = await asyncio.wait_for(watcher.queue.get(), wait)
                 except TimeoutError:
-                    break
+                    if bookmarks:  # idle: tell the client how far it is up to date, as the watch cache does
+                        await response.write(json.dumps(self._bookmark(rtype)).encode() + b"\n")
+                    continue
                 if event is None:
                     break
                 await response.write(json.dumps(event).encode() + b"\n")
@@ -568,6 +584,19 @@ class KubeEmulator:
         finally:
             self.core.close_watch(watcher)
         return response
+
+    def _bookmark(self, rtype: ResourceType) -> Obj:
+        with self.core.lock:
+            revision = self.core.revision
+        metadata = {"resourceVersion": str(revision)}
+        return {
+            "type": "BOOKMARK",
+            "object": {"kind": rtype.kind, "apiVersion": rtype.api_version, "metadata": metadata},
+        }
+
+    def expire_watches(self) -> int:
+        """Every open watch ends with 410 Gone, as after an etcd compaction; see ApiCore.expire_watches."""
+        return self.core.expire_watches()
 
     def _pod_log(self, request: web.Request, route: Route) -> web.Response:
         rtype = route.rtype
