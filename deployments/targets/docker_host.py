@@ -192,15 +192,15 @@ class DockerHostTarget:
             return LiveState(exists=False, detail=self._why_not_running(identity, containers))
         current = max(running, key=deployment_id_of)
         session = loopback_session()
-        answers = {c.id: self._probe(session, port) if (port := host_port(c)) else (0, "no published port")
+        answers = {c.id: self._probe(session, port) if (port := host_port(c)) else (0, "no published port", "")
                    for c in running}  # fmt: skip
         port = host_port(current)
-        status, _ = answers[current.id]
+        status, _, _ = answers[current.id]
         return LiveState(
             exists=True,
             image=self._image_as_run(current),
             replicas=len(running),
-            ready=sum(1 for code, _ in answers.values() if code == 200),
+            ready=sum(1 for code, _, _ in answers.values() if code == 200),
             endpoint=f"http://{self.host}:{port}" if port else "",
             detail=""
             if status == 200

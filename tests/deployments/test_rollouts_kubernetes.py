@@ -181,7 +181,7 @@ def test_a_model_that_cannot_load_fails_in_seconds_and_rolls_back(teammate, mode
     rollout_runner.execute(rollout_id=rollback.pk)
     rollback.refresh_from_db()
     assert rollback.state == RolloutState.SUCCEEDED and rollback.version == good.version
-    deployment = kube_cluster.apps.read_namespaced_deployment(good.resource_name, kube_cluster.namespace)
+    deployment = kube_cluster.apps.read_namespaced_deployment(name_of(good), kube_cluster.namespace)
     assert deployment.spec.template.spec.containers[0].image == good.image
 
 

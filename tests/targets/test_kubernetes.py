@@ -299,9 +299,7 @@ def test_when_the_api_refuses_watches_the_rollout_polls(kube_cluster, kube_targe
     kube_target.deploy(spec_for(replicas=2), **recorder.kwargs)
 
     assert "Following the rollout by polling every 0.05 s: the API refused to watch Deployments: 403" in recorder.text
-    reads = [
-        r for r in platform_requests(emulator) if r.method == "GET" and r.path.endswith(f"/deployments/{NAME}")
-    ]
+    reads = [r for r in platform_requests(emulator) if r.method == "GET" and r.path.endswith(f"/deployments/{NAME}")]
     assert len(reads) >= 2  # polled
     assert recorder.progress[-1].available == 2
 
