@@ -122,7 +122,11 @@ def pages(fleet) -> dict[str, str]:
         "build": f"/builds/{build.pk}/",
         "rollout": f"/rollouts/{rollout.pk}/",
         "models": "/models/",
+        "compare": "/models/vision/defect-detector-resnet50/compare/?a=1&b=1",
         "audit": "/audit/",
+        "teams": "/teams/",
+        "team": "/teams/vision/",
+        "tokens": "/settings/tokens/",
     }
 
 
