@@ -99,7 +99,8 @@ class Approving(HttpUser):
     wait_time = between(1, 3)
 
     def on_start(self) -> None:
-        self.person = FIXTURE["approvers"][self.environment.runner.user_count % len(FIXTURE["approvers"])]
+        approvers = FIXTURE["approvers"][:-1]  # the last one approved while seeding
+        self.person = approvers[self.environment.runner.user_count % len(approvers)]
         self.client.headers["Authorization"] = f"Bearer {self.person['token']}"
 
     @task
