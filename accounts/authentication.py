@@ -6,6 +6,8 @@ from rest_framework import authentication, exceptions
 
 from accounts import tokens
 from accounts.models import ApiToken
+from accounts.permissions import REQUEST_TOKEN_ATTRIBUTE
+from audit.services import client_ip
 
 # Recording every use would turn each API read into a write; once a minute is enough to answer
 # "is this token still used?".
@@ -35,6 +37,8 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("The token's user is inactive.")
         self._touch(token, request)
+        # Every query narrowed for this user (accounts.permissions.restrict) honours the token's limits.
+        setattr(token.user, REQUEST_TOKEN_ATTRIBUTE, token)
         return token.user, token
 
     def _touch(self, token: ApiToken, request) -> None:
@@ -44,7 +48,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
             # an UPDATE that matches nothing takes the database's write lock)
         ApiToken.objects.filter(pk=token.pk).filter(
             Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now, last_used_ip=request.META.get("REMOTE_ADDR"))
+        ).update(last_used_at=now, last_used_ip=client_ip(request))
 
     def authenticate_header(self, request):
         return 'Bearer realm="api"'

@@ -1,10 +1,17 @@
-"""Who may do what, in one place for the HTML views, the API and the services.
+"""Who may do what: one policy for the HTML views, the API, the services and the templates.
 
-Two questions, always in this order:
-1. Can the user see the object at all? Querysets are restricted to the teams the user belongs to,
-   so an object of another team is simply not found (404) and its existence is not revealed.
-2. May the user perform this action on it? A role (and, for API tokens, a scope) decides; a
-   refusal carries the reason, which the API returns and the "can I" endpoint explains.
+`decide(actor, action, obj, environment=...)` answers "may this principal take this action on this
+object" and says why, in plain words. It takes into account:
+- the object's own team (a global object, team None, is administered by site administrators only);
+- for any action into an environment, that environment: a team's environment takes only that team's
+  models, a global one the teams it grants a role to (every team when it grants none), each at most
+  with its granted role (`Environment.role_cap`);
+- an API token's scopes and its team and environment limits.
+
+Querysets are narrowed through the same rules (`restrict(queryset, user, action)`, as NetBox does), so an
+object of another team is simply not found (404) and its existence is not revealed; a refusal of an
+object the user may see is a 403 with the reason. `require()` raises that refusal and puts it on the
+audit trail.
 """
 
 from dataclasses import dataclass
@@ -15,7 +22,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 
 from accounts.models import ROLE_RANK, ApiToken, Membership, Role, Team, TokenScope
-from audit.services import record
+from audit.services import client_ip, record
 
 
 class Action(StrEnum):
@@ -26,8 +33,11 @@ class Action(StrEnum):
     UPLOAD_VERSION = "upload_version"
     START_BUILD = "start_build"
     DEPLOY = "deploy"
+    ROLLBACK = "rollback"
     REQUEST_PROMOTION = "request_promotion"
+    CANCEL_PROMOTION = "cancel_promotion"
     APPROVE = "approve"
+    BREAK_GLASS = "break_glass"
     MANAGE_TEAM = "manage_team"
 
 
@@ -39,9 +49,29 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.UPLOAD_VERSION: Role.DEVELOPER,
     Action.START_BUILD: Role.DEVELOPER,
     Action.DEPLOY: Role.DEVELOPER,
+    Action.ROLLBACK: Role.DEVELOPER,
     Action.REQUEST_PROMOTION: Role.DEVELOPER,
+    Action.CANCEL_PROMOTION: Role.DEVELOPER,
     Action.APPROVE: Role.APPROVER,
+    Action.BREAK_GLASS: Role.ADMIN,
     Action.MANAGE_TEAM: Role.ADMIN,
+}
+
+# What each action is called in a sentence ("Deploying needs the developer role ...").
+ACTION_WORDS: dict[Action, str] = {
+    Action.VIEW: "seeing this",
+    Action.CREATE_MODEL: "registering a model",
+    Action.CHANGE_MODEL: "changing a model",
+    Action.ARCHIVE_MODEL: "archiving a model",
+    Action.UPLOAD_VERSION: "uploading a version",
+    Action.START_BUILD: "building or cancelling an image build",
+    Action.DEPLOY: "deploying",
+    Action.ROLLBACK: "rolling back",
+    Action.REQUEST_PROMOTION: "requesting a promotion",
+    Action.CANCEL_PROMOTION: "cancelling a promotion request",
+    Action.APPROVE: "approving or rejecting a promotion",
+    Action.BREAK_GLASS: "overriding a freeze window (break-glass)",
+    Action.MANAGE_TEAM: "administering the team",
 }
 
 # How a refused action is named on the audit trail ("<object>.<verb>", like the changes themselves).
@@ -53,12 +83,15 @@ AUDIT_NAME: dict[Action, str] = {
     Action.UPLOAD_VERSION: "version.create",
     Action.START_BUILD: "build.start",
     Action.DEPLOY: "rollout.start",
+    Action.ROLLBACK: "rollout.rollback",
     Action.REQUEST_PROMOTION: "promotion.request",
+    Action.CANCEL_PROMOTION: "promotion.cancel",
     Action.APPROVE: "promotion.approve",
+    Action.BREAK_GLASS: "freeze.break_glass",
     Action.MANAGE_TEAM: "team.manage",
 }
 
-# The scope an API token needs for each action. Team management is for people, not scripts.
+# The scope an API token needs for each action. Team management and break-glass are for people, signed in.
 REQUIRED_SCOPE: dict[Action, TokenScope | None] = {
     Action.VIEW: TokenScope.READ,
     Action.CREATE_MODEL: TokenScope.DEPLOY,
@@ -67,10 +100,22 @@ REQUIRED_SCOPE: dict[Action, TokenScope | None] = {
     Action.UPLOAD_VERSION: TokenScope.DEPLOY,
     Action.START_BUILD: TokenScope.DEPLOY,
     Action.DEPLOY: TokenScope.DEPLOY,
+    Action.ROLLBACK: TokenScope.DEPLOY,
     Action.REQUEST_PROMOTION: TokenScope.DEPLOY,
+    Action.CANCEL_PROMOTION: TokenScope.DEPLOY,
     Action.APPROVE: TokenScope.APPROVE,
+    Action.BREAK_GLASS: None,
     Action.MANAGE_TEAM: None,
 }
+
+# Set by accounts.authentication on the user of a request made with an API token, so that every
+# query narrowed through this module (and the audit trail's own) honours the token's limits.
+REQUEST_TOKEN_ATTRIBUTE = "request_token"  # noqa: S105  an attribute name, not a secret
+
+
+def token_of(user) -> ApiToken | None:
+    token = getattr(user, REQUEST_TOKEN_ATTRIBUTE, None)
+    return token if isinstance(token, ApiToken) else None
 
 
 @dataclass(frozen=True)
@@ -85,11 +130,10 @@ class Actor:
     @classmethod
     def from_request(cls, request) -> "Actor":
         auth = getattr(request, "auth", None)
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
         return cls(
             user=request.user,
-            token=auth if isinstance(auth, ApiToken) else None,
-            ip_address=(forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")) or None,
+            token=auth if isinstance(auth, ApiToken) else token_of(request.user),
+            ip_address=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
         )
 
@@ -98,9 +142,18 @@ class Actor:
 class Decision:
     allowed: bool
     reason: str
+    # Refused for now only (a freeze, say), though the role allows it: pages show the action disabled,
+    # with the reason on hover, where they hide an action the role never allows.
+    held: bool = False
 
     def __bool__(self) -> bool:
         return self.allowed
+
+
+class Refused(PermissionDenied):
+    """A refusal already put on the audit trail (the middleware records the others)."""
+
+    recorded = True
 
 
 def role_in(user, team: Team) -> Role | None:
@@ -121,76 +174,122 @@ def roles_by_team(user) -> dict[int, Role]:
     }
 
 
-def decide(actor: Actor, action: Action, team: Team, *, role: Role | None = None) -> Decision:
-    """Whether the actor may perform the action in the team, and why."""
+def team_of(obj) -> Team | None:
+    """The team an object belongs to, following its model's TEAM_LOOKUP; None for a global object."""
+    if obj is None or isinstance(obj, Team):
+        return obj
+    target = obj
+    for name in obj.TEAM_LOOKUP.split("__"):
+        target = getattr(target, name)
+        if target is None:
+            return None
+    return target
+
+
+def _words(action: Action) -> str:
+    text = ACTION_WORDS[action]
+    return text[0].upper() + text[1:]
+
+
+def token_refusal(token: ApiToken, action: Action, team: Team | None, environment) -> str | None:
+    scope = REQUIRED_SCOPE[action]
+    if scope is None:
+        return f"{_words(action)} cannot be done with an API token; sign in to the web UI"
+    if not token.has_scope(scope):
+        return f"the API token '{token.name}' lacks the '{scope}' scope, which {ACTION_WORDS[action]} needs"
+    limited_to = {t.pk for t in token.teams.all()}
+    if limited_to and team is not None and team.pk not in limited_to:
+        return f"the API token '{token.name}' is limited to other teams than '{team.slug}'"
+    if environment is not None and not token.allows_environment(environment.name):
+        return f"the API token '{token.name}' is limited to other environments than '{environment.name}'"
+    return None
+
+
+def decide(actor: Actor, action: Action, obj, *, environment=None, role: Role | None = None) -> Decision:
+    """Whether the actor may take the action on `obj` (a team, or an object of a team), and why.
+
+    `environment`: for an action into an environment (deploy, roll back, request, approve, break-glass).
+    `role`: the user's role in the object's team when the caller already knows it (list pages)."""
     user = actor.user
     if not user.is_authenticated or not user.is_active:
         return Decision(False, "you are not signed in")
-    if actor.token is not None:
-        scope = REQUIRED_SCOPE[action]
-        if scope is None:
-            return Decision(False, f"'{action}' cannot be done with an API token; use the web UI")
-        if not actor.token.has_scope(scope):
-            return Decision(False, f"the API token '{actor.token.name}' lacks the '{scope}' scope")
-        limited_to = {t.pk for t in actor.token.teams.all()}
-        if limited_to and team.pk not in limited_to:
-            return Decision(False, f"the API token '{actor.token.name}' is limited to other teams")
+    team = team_of(obj)
+    token = actor.token
+    if token is not None:
+        refusal = token_refusal(token, action, team, environment)
+        if refusal:
+            return Decision(False, refusal)
+    if team is None:  # a global object (an environment or registry every team uses)
+        if user.is_superuser:
+            return Decision(True, "site administrator")
+        return Decision(False, f"{ACTION_WORDS[action]} on a global object is for site administrators only")
+    cap = None
+    if environment is not None:
+        cap = environment.role_cap(team)
+        if cap is None:
+            owner = f"team '{environment.team.slug}'" if environment.team_id else "other teams"
+            return Decision(
+                False, f"environment '{environment.name}' belongs to {owner}; team '{team.slug}' has no role there"
+            )
     if user.is_superuser:
         return Decision(True, "site administrator")
     role = role or role_in(user, team)
-    needed = MINIMUM_ROLE[action]
     if role is None:
         return Decision(False, f"you are not a member of team '{team.slug}'")
+    needed = MINIMUM_ROLE[action]
     if ROLE_RANK[role] < ROLE_RANK[needed]:
         return Decision(
             False,
-            f"'{action}' needs the {needed.label.lower()} role in team '{team.slug}'; you are a {role.label.lower()}",
+            f"{ACTION_WORDS[action]} needs the {needed.label.lower()} role in team '{team.slug}'; "
+            f"you are a {role.label.lower()} there",
         )
-    return Decision(True, f"{role.label.lower()} in team '{team.slug}'")
+    if cap is not None and ROLE_RANK[cap] < ROLE_RANK[needed]:
+        return Decision(
+            False,
+            f"{ACTION_WORDS[action]} in '{environment.name}' needs the {needed.label.lower()} role there; "
+            f"team '{team.slug}' is granted {Role(cap).label.lower()} at most",
+        )
+    where = f" (in {environment.name})" if environment is not None else ""
+    return Decision(True, f"{role.label.lower()} in team '{team.slug}'{where}")
 
 
-def require(actor: Actor, action: Action, team: Team, *, obj=None) -> None:
-    """Raise PermissionDenied with the reason, and put the refused attempt on the audit trail."""
-    decision = decide(actor, action, team)
+def require(actor: Actor, action: Action, target, *, obj=None, environment=None) -> Decision:
+    """Raise PermissionDenied with the reason, and put the refused attempt on the audit trail.
+    `target` is what the policy decides on (a team or an object); `obj` what the trail names."""
+    decision = decide(actor, action, target, environment=environment)
     if not decision:
+        team = team_of(target)
         record(
             actor=actor,
             action=AUDIT_NAME[action],
-            obj=obj or team,
+            obj=obj or target,
             outcome="refused",
             reason=decision.reason,
-            team_id=team.pk,
+            team_id=team.pk if team is not None else None,
+            environment=environment.name if environment is not None else "",
         )
-        raise PermissionDenied(f"You may not do this: {decision.reason}.")
-
-
-def require_admin(actor: Actor, team: Team | None, *, global_refusal: str) -> None:
-    """A team's objects are administered by its admins; global ones (team None) by site administrators,
-    signed in to the web UI (never with an API token)."""
-    if team is None:
-        if not (actor.user.is_authenticated and actor.user.is_superuser) or actor.token is not None:
-            raise PermissionDenied(global_refusal)
-    else:
-        require(actor, Action.MANAGE_TEAM, team)
-
-
-def is_team_admin(user, team: Team | None) -> bool:
-    """Whether the user administers the team; a global object (team None) only site administrators do."""
-    if not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    return team is not None and Membership.objects.filter(user=user, team=team, role=Role.ADMIN).exists()
+        raise Refused(f"You may not do this: {decision.reason}.")
+    return decision
 
 
 def teams_where(user, action: Action) -> QuerySet[Team]:
-    """The teams in which the user's role allows the action (every team for a site administrator)."""
-    if user.is_authenticated and user.is_superuser:
-        return Team.objects.all()
+    """The teams in which the user's role (and the API token of the request) allows the action."""
     if not user.is_authenticated:
         return Team.objects.none()
-    enough = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[action]]]
-    return Team.objects.filter(memberships__user=user, memberships__role__in=enough)
+    if user.is_superuser:
+        teams = Team.objects.all()
+    else:
+        enough = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[action]]]
+        teams = Team.objects.filter(memberships__user=user, memberships__role__in=enough)
+    token = token_of(user)
+    if token is not None:
+        scope = REQUIRED_SCOPE[action]
+        if scope is None or (action != Action.VIEW and not token.has_scope(scope)):
+            return Team.objects.none()
+        limited_to = token.teams.values("pk")
+        if token.teams.exists():
+            teams = teams.filter(pk__in=limited_to)
+    return teams
 
 
 def admin_teams(user) -> QuerySet[Team]:
@@ -202,19 +301,15 @@ def manages_any_team(user) -> bool:
 
 
 def visible_teams(user) -> QuerySet[Team]:
-    if user.is_authenticated and user.is_superuser:
-        return Team.objects.all()
-    if not user.is_authenticated:
-        return Team.objects.none()
-    return Team.objects.filter(memberships__user=user)
+    return teams_where(user, Action.VIEW)
 
 
-def restrict(queryset: QuerySet, user) -> QuerySet:
-    """Only the rows of teams the user belongs to. Each model names its path to the team."""
-    if user.is_authenticated and user.is_superuser:
+def restrict(queryset: QuerySet, user, action: Action = Action.VIEW) -> QuerySet:
+    """Only the rows of teams where the user (and the request's token) may take the action. Each model
+    names its path to the team in TEAM_LOOKUP."""
+    if user.is_authenticated and user.is_superuser and token_of(user) is None:
         return queryset
     if not user.is_authenticated:
         return queryset.none()
     lookup = queryset.model.TEAM_LOOKUP
-    team_ids = Membership.objects.filter(user=user).values("team_id")
-    return queryset.filter(**{f"{lookup}__in": team_ids})
+    return queryset.filter(**{f"{lookup}__in": teams_where(user, action).values("pk")})

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from accounts import tokens
 from accounts.models import ROLE_RANK, ApiToken, Membership, Role, Team, TokenScope
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Action, Actor, Refused, require
 from audit.services import record
 
 User = get_user_model()
@@ -104,12 +104,19 @@ def token_create(
     return token, secret
 
 
-def token_revoke(*, token: ApiToken, by=None) -> bool:
-    """Revoke; returns False when it was already revoked (a double click does nothing twice)."""
+def token_revoke(*, token: ApiToken, actor: Actor | None = None) -> bool:
+    """Revoke; returns False when it was already revoked (a double click does nothing twice).
+
+    Tokens are managed from a signed-in session: a token may revoke itself (a leaked one, at once),
+    never its owner's other tokens."""
+    if actor is not None and actor.token is not None and actor.token.pk != token.pk:
+        reason = "API tokens are revoked from a signed-in session; a token may only revoke itself"
+        record(actor=actor, action="token.revoke", obj=token, outcome="refused", reason=reason)
+        raise Refused(reason[0].upper() + reason[1:] + ".")
     with transaction.atomic():
         revoked = bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
         if revoked:
-            record(actor=by or token.user, action="token.revoke", obj=token, after={"name": token.name})
+            record(actor=actor or token.user, action="token.revoke", obj=token, after={"name": token.name})
     return revoked
 
 

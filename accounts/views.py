@@ -6,17 +6,19 @@ from django.contrib import auth, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, SuspiciousOperation, ValidationError
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render, resolve_url
+from django.urls import reverse
 from django.views import View
 from django.views.decorators.http import require_POST
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from accounts import selectors, services, sso
 from accounts.forms import MemberForm, SignInForm, TokenForm
-from accounts.permissions import Action, Actor, decide
+from accounts.permissions import Action, Actor, decide, require
 from audit.services import record
+from config.actions import post_only
 from config.forms import apply_service_errors
 
 logger = logging.getLogger(__name__)
@@ -44,10 +46,10 @@ def token_list(request):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("accounts:tokens"))
 def token_revoke(request, pk):
     token = selectors.token_get(user=request.user, pk=pk)
-    if services.token_revoke(token=token, by=Actor.from_request(request)):
+    if services.token_revoke(token=token, actor=Actor.from_request(request)):
         messages.success(request, f"Token '{token.name}' revoked. Scripts using it will get 401.")
     return redirect("accounts:tokens")
 
@@ -65,8 +67,7 @@ def team_detail(request, slug):
     can_manage = decide(actor, Action.MANAGE_TEAM, team).allowed
     form = MemberForm(request.POST or None)
     if request.method == "POST":
-        if not can_manage:
-            raise PermissionDenied(decide(actor, Action.MANAGE_TEAM, team).reason)
+        require(actor, Action.MANAGE_TEAM, team)
         if form.is_valid():
             membership = services.membership_set(
                 actor=actor, team=team, user=form.cleaned_data["username"], role=form.cleaned_data["role"]
@@ -88,7 +89,7 @@ def team_detail(request, slug):
 
 
 @login_required
-@require_POST
+@post_only(lambda slug, username: reverse("accounts:team-detail", args=[slug]))
 def member_remove(request, slug, username):
     team = selectors.team_get(user=request.user, slug=slug)
     user = get_object_or_404(get_user_model(), username=username)

@@ -16,6 +16,7 @@ import json
 import re
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist, PermissionDenied
@@ -79,6 +80,28 @@ def record(
         event.object_repr = _repr(obj)
     event.save()
     return event
+
+
+def client_ip(request) -> str | None:
+    """The address the request came from. `X-Forwarded-For` is believed only when the connection comes
+    from a proxy named in SLIPWAY_TRUSTED_PROXIES, and then only up to the first address no trusted
+    proxy vouches for (reading from the right: a client can put anything at the left)."""
+    remote = _valid_ip(request.META.get("REMOTE_ADDR"))
+    if remote is None or not _trusted(remote):
+        return remote
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _valid_ip(hop)
+        if address is None:
+            return remote  # a proxy we trust sent garbage: keep what we know
+        if not _trusted(address):
+            return address
+    return _valid_ip(hops[0]) if hops else remote
+
+
+def _trusted(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return any(ip in network for network in settings.TRUSTED_PROXIES)
 
 
 def model_snapshot(instance: models.Model, fields) -> dict:

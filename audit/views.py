@@ -47,11 +47,10 @@ class RequestActor:
 
     @classmethod
     def of(cls, request) -> "RequestActor":
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")[0].strip()
         return cls(
             user=request.user,
             token=getattr(request, "auth", None),
-            ip_address=forwarded or request.META.get("REMOTE_ADDR"),
+            ip_address=services.client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
 

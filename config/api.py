@@ -14,11 +14,20 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from config.errors import Conflict
+from config.refusals import is_refusal, record_refusal
+
 
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class ConflictError(exceptions.APIException):
+    status_code = 409
+    default_detail = "The object changed since you looked at it."
+    default_code = "conflict"
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -52,6 +61,10 @@ def exception_handler(exc, context):
         exc = exceptions.ValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
+    if isinstance(exc, Conflict):
+        exc = ConflictError(str(exc))
+    if is_refusal(exc):
+        record_refusal(context["request"], exc)
     if isinstance(exc, DjangoPermissionDenied) and exc.args:
         # Keep the reason ("needs the developer role in team 'vision'"), which DRF would drop.
         exc = exceptions.PermissionDenied(str(exc))

@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.refusals.RefusalAuditMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
@@ -274,6 +275,8 @@ LOGGING = logging_config(log_format=LOG_FORMAT, level=env("SLIPWAY_LOG_LEVEL", "
 OUTBOUND_POLICY = OutboundPolicy.from_networks(
     envnetworks("SLIPWAY_OUTBOUND_ALLOWED_NETWORKS", []), envnetworks("SLIPWAY_OUTBOUND_DENIED_NETWORKS", [])
 )
+# X-Forwarded-For is believed (for the audit trail's client address) only from these proxies.
+TRUSTED_PROXIES = envnetworks("SLIPWAY_TRUSTED_PROXIES", [])
 METRICS_ALLOWED_NETWORKS = envnetworks("SLIPWAY_METRICS_ALLOWED_NETWORKS", ["127.0.0.0/8", "::1/128"])
 METRICS_TOKEN = env("SLIPWAY_METRICS_TOKEN", "")
 

@@ -1,24 +1,42 @@
-"""The rules of deploying, in one place: freeze windows, the previous stage, who may approve a promotion,
-and what must hold before a version's image goes to an environment (directly or through a promotion).
+"""The rules of deploying, in one place: who may put an image into an environment (through
+`accounts.permissions.decide`, which weighs the model's team, the environment's team or grants, and an
+API token's scopes and limits), freeze windows and break-glass, the previous stage, four eyes, and what
+must hold before a version's image goes to an environment (directly or through a promotion).
 
 Services call these before they change anything; pages, the API and `can-i` ask the same functions
 for their verdicts, so they never disagree about a rule.
 """
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import ROLE_RANK
-from accounts.permissions import MINIMUM_ROLE, Action, Actor, Decision, decide, is_team_admin
-from deployments.models import Build, Environment, FreezeWindow, PromotionRequest, Rollout, RolloutState
+from accounts.permissions import (
+    Action,
+    Actor,
+    Decision,
+    Refused,
+    decide,
+    require,
+    team_of,
+    token_refusal,
+)
+from audit.services import record
+from deployments.models import (
+    Build,
+    Environment,
+    FourEyes,
+    FreezeWindow,
+    PromotionRequest,
+    Rollout,
+    RolloutState,
+)
 from deployments.selectors.builds import deployable_build
-from deployments.selectors.environments import environment_list
 from deployments.selectors.vulnerabilities import blocking_findings
-from registry.models import ModelVersion
+from registry.models import ModelVersion, RegisteredModel
 
-# -- freeze windows ------------------------------------------------------------------------------------
+# -- freeze windows and break-glass ------------------------------------------------------------------
 
 
 def active_freeze(environment: Environment, when=None) -> FreezeWindow | None:
@@ -26,19 +44,45 @@ def active_freeze(environment: Environment, when=None) -> FreezeWindow | None:
     return environment.freeze_windows.filter(starts_at__lte=when, ends_at__gt=when).first()
 
 
-def check_freeze(actor: Actor, environment: Environment, team, justification: str) -> None:
+def frozen_message(environment: Environment, window: FreezeWindow) -> str:
+    return (
+        f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} ({window.reason}). "
+        f"An admin of the environment's team may override it with a break-glass justification."
+    )
+
+
+def break_glass(actor: Actor, environment: Environment, obj, justification: str) -> str:
+    """The freeze gate, at the moment of a deploy or rollback. Returns the break-glass justification
+    used ("" when no freeze is active). Break-glass exists only while a freeze is active, and only for
+    an admin of the environment's team, signed in (never with an API token): a justification given
+    when nothing is frozen is refused, so none can be filed in advance for a freeze to come."""
     window = active_freeze(environment)
+    justification = justification.strip()
     if window is None:
-        return
-    if not justification.strip():
-        raise ValidationError(
-            {
-                "environment": f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} "
-                f"({window.reason}). An admin may override with a justification."
-            }
-        )
-    if not is_team_admin(actor.user, team) or actor.token is not None:
-        raise PermissionDenied(f"{environment.name} is frozen; only an admin, signed in, may override the freeze.")
+        if justification:
+            raise ValidationError(
+                {
+                    "break_glass_justification": f"No freeze window is active in {environment.name}: "
+                    f"break-glass applies only during a freeze. Leave it empty."
+                }
+            )
+        return ""
+    if not justification:
+        raise ValidationError({"environment": frozen_message(environment, window)})
+    require(actor, Action.BREAK_GLASS, obj, environment=environment)
+    return justification
+
+
+def deploy_verdict(actor: Actor, version: ModelVersion, environment: Environment) -> Decision:
+    """May the actor put the version into the environment now: deploy it (unprotected) or request its
+    promotion (protected), and if not, why."""
+    action = Action.REQUEST_PROMOTION if environment.protected else Action.DEPLOY
+    decision = decide(actor, action, version, environment=environment)
+    if decision and not environment.protected:
+        direct = direct_deploy_verdict(environment)
+        if not direct:
+            return direct
+    return decision
 
 
 def direct_deploy_verdict(environment: Environment) -> Decision:
@@ -47,7 +91,9 @@ def direct_deploy_verdict(environment: Environment) -> Decision:
         return Decision(False, f"{environment.name} is protected: deploying needs an approved promotion")
     freeze = active_freeze(environment)
     if freeze:
-        return Decision(False, f"{environment.name} is frozen until {freeze.ends_at:%Y-%m-%d %H:%M} ({freeze.reason})")
+        return Decision(
+            False, f"{environment.name} is frozen until {freeze.ends_at:%Y-%m-%d %H:%M} ({freeze.reason})", held=True
+        )
     return Decision(True, f"{environment.name} takes direct deploys")
 
 
@@ -55,12 +101,14 @@ def direct_deploy_verdict(environment: Environment) -> Decision:
 
 
 def previous_stage(environment: Environment, team) -> Environment | None:
-    return (
-        Environment.objects.filter(position__lt=environment.position)
-        .filter(Q(team=team) | Q(team__isnull=True))
-        .order_by("-position")
-        .first()
-    )
+    """The environment before this one on the promotion path. A global environment's path is made of
+    global environments only: no team can put a throwaway environment of its own in front of it."""
+    before = Environment.objects.filter(position__lt=environment.position)
+    if environment.team_id is None:
+        before = before.filter(team__isnull=True)
+    else:
+        before = before.filter(Q(team=team) | Q(team__isnull=True))
+    return before.order_by("-position").first()
 
 
 def previous_stage_verdict(environment: Environment, version: ModelVersion, image: str) -> Decision:
@@ -81,31 +129,75 @@ def previous_stage_verdict(environment: Environment, version: ModelVersion, imag
     return Decision(True, f"the same digest succeeded in {before.name}")
 
 
-# -- approvers --------------------------------------------------------------------------------------------
+# -- who may do what with a promotion -----------------------------------------------------------------
+
+
+def four_eyes_verdict(user, promotion: PromotionRequest) -> Decision:
+    """Nobody approves their own request; where the environment asks for it, nor the version they
+    uploaded or the build they started."""
+    if user.pk == promotion.requested_by_id:
+        return Decision(False, "you requested this promotion; someone else must approve it")
+    if promotion.environment.four_eyes == FourEyes.AUTHORS:
+        if user.pk == promotion.version.created_by_id:
+            return Decision(False, f"you uploaded this version; {promotion.environment.name} needs someone else")
+        if user.pk == promotion.build.started_by_id:
+            return Decision(False, f"you started this build; {promotion.environment.name} needs someone else")
+    return Decision(True, "four eyes")
 
 
 def approver_verdict(actor: Actor, promotion: PromotionRequest, *, role=None) -> Decision:
-    """May this person (or token) approve this request, and why. `role`: the user's role in the
-    model's team when the caller already knows it (lists)."""
-    user = actor.user
-    if not user.is_authenticated:
-        return Decision(False, "you are not signed in")
-    if actor.token is not None:
-        if not actor.token.has_scope("approve"):
-            return Decision(False, f"the API token '{actor.token.name}' lacks the 'approve' scope")
-        if not actor.token.allows_environment(promotion.environment.name):
-            return Decision(False, f"the API token '{actor.token.name}' is limited to other environments")
-    if user.pk == promotion.requested_by_id:
-        return Decision(False, "you requested this promotion; someone else must approve it")
-    groups = list(promotion.environment.approver_groups.all())
+    """May this person (or token) approve or reject this request, and why. The environment decides
+    who approves: its approver groups when it names some, else the approvers of the environment's team
+    (for a global environment, of the teams it grants the approver role). `role`: the user's role in
+    the model's team when the caller already knows it (lists)."""
+    environment = promotion.environment
+    groups = list(environment.approver_groups.all())
     if groups:
-        if user.groups.filter(pk__in=[g.pk for g in groups]).exists():
-            return Decision(True, f"member of the approver group {', '.join(g.name for g in groups)}")
-        return Decision(
-            False, f"only members of {', '.join(g.name for g in groups)} approve in {promotion.environment.name}"
+        # The groups replace the role; a token's scope and limits still hold.
+        if not actor.user.is_authenticated:
+            return Decision(False, "you are not signed in")
+        refusal = token_refusal(actor.token, Action.APPROVE, team_of(promotion), environment) if actor.token else None
+        if refusal:
+            return Decision(False, refusal)
+        if not actor.user.is_superuser and not actor.user.groups.filter(pk__in=[g.pk for g in groups]).exists():
+            return Decision(False, f"only members of {', '.join(g.name for g in groups)} approve in {environment.name}")
+        decision = Decision(True, f"member of the approver group {', '.join(g.name for g in groups)}")
+    else:
+        decision = decide(actor, Action.APPROVE, promotion, environment=environment, role=role)
+        if not decision:
+            return decision
+    eyes = four_eyes_verdict(actor.user, promotion)
+    return eyes if not eyes else decision
+
+
+def cancel_verdict(actor: Actor, promotion: PromotionRequest) -> Decision:
+    """The requester (with the role to request it) or an admin of the environment's team cancels."""
+    if actor.user.is_authenticated and actor.user.pk == promotion.requested_by_id:
+        return decide(actor, Action.CANCEL_PROMOTION, promotion, environment=promotion.environment)
+    decision = decide(actor, Action.MANAGE_TEAM, promotion, environment=promotion.environment)
+    if not decision:
+        return Decision(False, f"only the requester or a team admin cancels a request; {decision.reason}")
+    return decision
+
+
+def rollback_verdict(actor: Actor, environment: Environment, model: RegisteredModel) -> Decision:
+    """Rolling back needs the developer role in the environment; in a protected one, the approver role
+    (going back to what already ran there needs no new request)."""
+    decision = decide(actor, Action.ROLLBACK, model, environment=environment)
+    if decision and environment.protected:
+        decision = decide(actor, Action.APPROVE, model, environment=environment)
+        if not decision:
+            return Decision(False, f"rolling back in protected {environment.name}: {decision.reason}")
+    return decision
+
+
+def require_verdict(actor: Actor, decision: Decision, *, action: str, obj, environment: Environment) -> None:
+    """Raise (and record) a refusal the functions above found."""
+    if not decision:
+        record(
+            actor=actor, action=action, obj=obj, outcome="refused", reason=decision.reason, environment=environment.name
         )
-    decision = decide(actor, Action.APPROVE, promotion.model.team, role=role)
-    return Decision(decision.allowed, decision.reason)
+        raise Refused(f"You may not do this: {decision.reason}.")
 
 
 # -- known vulnerabilities --------------------------------------------------------------------------------
@@ -132,40 +224,29 @@ def vulnerability_verdict(environment: Environment, build: Build) -> Decision:
 
 
 def who_may_approve(promotion: PromotionRequest) -> dict:
-    """Who may decide the request, in words and by name, for its page. The same rule as
-    approver_verdict: the environment's approver groups if it names any, otherwise the team's approvers
-    and admins (and site administrators); never the person who asked."""
+    """Who may decide the request, in words and by name, for its page: the candidates the rule names,
+    each asked through approver_verdict, so the page and the decision never disagree (four eyes included)."""
     groups = list(promotion.environment.approver_groups.all())
     User = get_user_model()
     if groups:
         rule = f"members of {', '.join(g.name for g in groups)}"
-        people = User.objects.filter(groups__in=groups, is_active=True)
+        candidates = User.objects.filter(groups__in=groups, is_active=True)
     else:
         rule = f"approvers and admins of team {promotion.model.team.slug}, and site administrators"
-        ranks = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[Action.APPROVE]]]
-        people = User.objects.filter(
-            Q(memberships__team=promotion.model.team, memberships__role__in=ranks) | Q(is_superuser=True),
-            is_active=True,
+        candidates = User.objects.filter(
+            Q(memberships__team=promotion.model.team) | Q(is_superuser=True), is_active=True
         )
-    names = sorted(set(people.exclude(pk=promotion.requested_by_id).values_list("username", flat=True)))
+    names = sorted({user.username for user in candidates.distinct() if approver_verdict(Actor(user=user), promotion)})
     return {"rule": rule, "people": names, "needed": promotion.required_approvals}
 
 
 # -- before an image goes to an environment ----------------------------------------------------------------
 
 
-def check_environment(actor: Actor, environment: Environment) -> None:
-    """The environment is one the actor's teams deploy to, and their API token (if any) reaches it."""
-    if not environment_list(user=actor.user).filter(pk=environment.pk).exists():
-        raise ValidationError({"environment": "No such environment for this team."})
-    if actor.token is not None and not actor.token.allows_environment(environment.name):
-        raise PermissionDenied(f"The API token '{actor.token.name}' is limited to other environments.")
-
-
-def check_release(actor: Actor, version: ModelVersion, environment: Environment, justification: str) -> Build:
-    """The version has an image to deploy, it passed the stage before, the environment's vulnerability
-    policy lets it in, and no freeze forbids it (an admin's justification aside). Returns the build whose
-    image goes."""
+def check_release(actor: Actor, version: ModelVersion, environment: Environment) -> Build:
+    """The version has an image to deploy, it passed the stage before, and the environment's vulnerability
+    policy lets it in. Returns the build whose image goes (freezes are checked at the moment of deploy:
+    see break_glass)."""
     build = deployable_build(version)
     stage = previous_stage_verdict(environment, version, build.digest_reference)
     if not stage:
@@ -173,7 +254,6 @@ def check_release(actor: Actor, version: ModelVersion, environment: Environment,
     vulnerabilities = vulnerability_verdict(environment, build)
     if not vulnerabilities:
         raise ValidationError({"version": vulnerabilities.reason[0].upper() + vulnerabilities.reason[1:] + "."})
-    check_freeze(actor, environment, version.model.team, justification)
     return build
 
 

@@ -4,9 +4,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
-from accounts.permissions import Action, Actor, decide, teams_where, visible_teams
+from accounts.permissions import Action, Actor, require, teams_where, visible_teams
+from config.actions import post_only
 from config.api import QUEUED_FOR_LATER
 from config.forms import apply_service_errors
 from registry import selectors, services
@@ -41,7 +42,7 @@ def model_list(request):
 def model_create(request):
     teams = creatable_teams(request.user)
     if not teams.exists():
-        raise PermissionDenied("Registering a model needs the developer role in a team.")
+        raise PermissionDenied("Registering a model needs the developer role in a team; you have it in none.")
     form = ModelForm(request.POST or None, teams=teams, initial={"team": request.GET.get("team")})
     if request.method == "POST" and form.is_valid():
         try:
@@ -58,8 +59,7 @@ def model_create(request):
 def model_edit(request, team, name):
     model = selectors.model_get(user=request.user, team=team, name=name)
     actor = Actor.from_request(request)
-    if not decide(actor, Action.CHANGE_MODEL, model.team):
-        raise PermissionDenied(decide(actor, Action.CHANGE_MODEL, model.team).reason)
+    require(actor, Action.CHANGE_MODEL, model)
     form = ModelEditForm(request.POST or None, instance=model)
     if request.method == "POST" and form.is_valid():
         try:
@@ -73,7 +73,7 @@ def model_edit(request, team, name):
 
 
 @login_required
-@require_POST
+@post_only(lambda team, name: reverse("model-detail", args=[team, name]))
 def model_archive(request, team, name):
     model = selectors.model_get(user=request.user, team=team, name=name)
     archived = request.POST.get("archived", "1") == "1"
@@ -86,9 +86,7 @@ def model_archive(request, team, name):
 def version_create(request, team, name):
     model = selectors.model_get(user=request.user, team=team, name=name)
     actor = Actor.from_request(request)
-    decision = decide(actor, Action.UPLOAD_VERSION, model.team)
-    if not decision:
-        raise PermissionDenied(decision.reason)
+    require(actor, Action.UPLOAD_VERSION, model)
     status = 200
     if request.method == "POST":
         try:

@@ -29,7 +29,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
         return Response(serializers.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance):
-        services.token_revoke(token=instance, by=Actor.from_request(self.request))
+        services.token_revoke(token=instance, actor=Actor.from_request(self.request))
 
 
 class TeamViewSet(viewsets.ReadOnlyModelViewSet):

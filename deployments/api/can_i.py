@@ -6,12 +6,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import Team
-from accounts.permissions import Action, Actor, decide, is_team_admin, restrict, visible_teams
+from accounts.permissions import Action, Actor, decide, restrict, visible_teams
 from deployments import policy
 from deployments.models import BuildState, PromotionRequest
 from deployments.selectors.environments import environment_list
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion
 from registry.selectors import model_by_id, version_by_id
 
 OBJECTS = {
@@ -27,14 +26,6 @@ OBJECTS = {
         .first()
     ),
 }
-
-
-def team_of(obj) -> Team:
-    if isinstance(obj, Team):
-        return obj
-    if isinstance(obj, RegisteredModel):
-        return obj.team
-    return obj.model.team
 
 
 class CanIView(APIView):
@@ -63,8 +54,8 @@ class CanIView(APIView):
             raise NotFound(f"No {kind} {pk} in your teams.")
         subject = request.user
         if params.get("user") and params["user"] != request.user.get_username():
-            if not is_team_admin(request.user, team_of(obj)):
-                raise PermissionDenied("Only admins ask about other people.")
+            if not decide(Actor.from_request(request), Action.MANAGE_TEAM, obj):
+                raise PermissionDenied("Only admins of the object's team ask about other people.")
             subject = get_user_model().objects.filter(username=params["user"]).first()
             if subject is None:
                 raise NotFound(f"No user {params['user']}.")
@@ -87,14 +78,21 @@ class CanIView(APIView):
             if verdict and not image:
                 return False, image.reason
             return verdict.allowed, verdict.reason
-        decision = decide(actor, action, team_of(obj))
-        if not decision or action not in (Action.DEPLOY, Action.REQUEST_PROMOTION) or not environment_id:
+        if action == Action.CANCEL_PROMOTION and isinstance(obj, PromotionRequest):
+            verdict = policy.cancel_verdict(actor, obj)
+            return verdict.allowed, verdict.reason
+        environment = None
+        if environment_id:
+            environment = environment_list(user=actor.user).filter(pk=environment_id).first()
+            if environment is None:
+                return False, "no such environment"
+        elif isinstance(obj, PromotionRequest):
+            environment = obj.environment
+        decision = decide(actor, action, obj, environment=environment)
+        if not decision or environment is None or action not in (Action.DEPLOY, Action.REQUEST_PROMOTION):
             return decision.allowed, decision.reason
-        environment = environment_list(user=actor.user).filter(pk=environment_id).first()
-        if environment is None:
-            return False, "no such environment for this team"
         if action == Action.DEPLOY:
-            verdict = policy.direct_deploy_verdict(environment)
+            verdict = policy.direct_deploy_verdict(environment)  # protected or frozen: not directly
             if not verdict:
                 return False, verdict.reason
         if isinstance(obj, ModelVersion):

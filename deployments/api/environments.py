@@ -60,6 +60,8 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "approval_expiry_hours",
             "requires_previous_stage",
             "block_severity",
+            "four_eyes",
+            "rollback_during_freeze",
             "target",
             "kube_api_url",
             "kube_ca_cert",
@@ -200,6 +202,7 @@ class EnvironmentViewSet(
             environment=self.get_object(),
             model=model,
             reason=incoming.validated_data["reason"],
+            break_glass_justification=incoming.validated_data["break_glass_justification"],
         )
         return created(rollout, RolloutSerializer(rollout).data)
 

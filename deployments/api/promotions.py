@@ -76,6 +76,32 @@ class PromotionCreateSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+    digest = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=600,
+        help_text="The image digest you looked at (sha256:…, the request's `image` works too). "
+        "A request rebuilt since then answers 409 and nothing is recorded.",
+    )
+
+
+class ApproveSerializer(DecisionSerializer):
+    digest = serializers.CharField(
+        max_length=600,
+        help_text="Required: the image digest you approve (sha256:…, or the request's `image`). "
+        "If the request was rebuilt since you looked, the answer is 409 and nothing is recorded.",
+    )
+
+
+class DeploySerializer(serializers.Serializer):
+    break_glass_justification = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=2000,
+        help_text="During a freeze window only, and only for an admin of the environment's team, signed in.",
+    )
 
 
 class PromotionFilter(filters.FilterSet):
@@ -125,15 +151,17 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
     def _decided(self, promotion):
         return Response(self.get_serializer(self.get_queryset().get(pk=promotion.pk)).data)
 
-    @extend_schema(request=DecisionSerializer, responses=PromotionSerializer)
+    @extend_schema(request=ApproveSerializer, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        incoming = DecisionSerializer(data=request.data)
+        promotion = self.get_object()
+        incoming = ApproveSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         return self._decided(
             promotions.promotion_approve(
                 actor=Actor.from_request(request),
-                promotion=self.get_object(),
+                promotion=promotion,
+                digest=incoming.validated_data["digest"],
                 comment=incoming.validated_data["comment"],
             )
         )
@@ -147,6 +175,7 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
             promotions.promotion_reject(
                 actor=Actor.from_request(request),
                 promotion=self.get_object(),
+                digest=incoming.validated_data["digest"],
                 comment=incoming.validated_data["comment"],
             )
         )
@@ -158,12 +187,18 @@ class PromotionViewSet(viewsets.ReadOnlyModelViewSet):
             promotions.promotion_cancel(actor=Actor.from_request(request), promotion=self.get_object())
         )
 
-    @extend_schema(request=None, responses=PromotionSerializer)
+    @extend_schema(request=DeploySerializer, responses=PromotionSerializer)
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
         """Deploy an approved request that was held back (a freeze window, another rollout)."""
+        incoming = DeploySerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
         return self._decided(
-            promotions.promotion_deploy(actor=Actor.from_request(request), promotion=self.get_object())
+            promotions.promotion_deploy(
+                actor=Actor.from_request(request),
+                promotion=self.get_object(),
+                break_glass_justification=incoming.validated_data["break_glass_justification"],
+            )
         )
 
     @extend_schema(responses={200: dict})

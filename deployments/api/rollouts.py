@@ -128,15 +128,24 @@ class ReleaseSerializer(RolloutSerializer):
         return list(AttemptSerializer(self.context.get("attempts", {}).get(obj.model_id, []), many=True).data)
 
 
+BREAK_GLASS_HELP = "During a freeze window only, and only for an admin of the environment's team, signed in."
+
+
 class RolloutCreateSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="The id of the model version to deploy (its latest successful build).")
     environment = serializers.IntegerField(help_text="The id of the environment.")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    break_glass_justification = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000, help_text=BREAK_GLASS_HELP
+    )
 
 
 class RollbackSerializer(serializers.Serializer):
     model = serializers.IntegerField(help_text="The id of the model to roll back in this environment.")
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    break_glass_justification = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=2000, help_text=BREAK_GLASS_HELP
+    )
 
 
 class RolloutFilter(filters.FilterSet):
@@ -173,6 +182,7 @@ class RolloutViewSet(LogActions, viewsets.ReadOnlyModelViewSet):
             version=version,
             environment=environment,
             reason=incoming.validated_data["reason"],
+            break_glass_justification=incoming.validated_data["break_glass_justification"],
         )
         return created(rollout, RolloutSerializer(rollout).data)
 

@@ -48,6 +48,8 @@ class EnvironmentForm(forms.ModelForm):
             "approval_expiry_hours",
             "requires_previous_stage",
             "block_severity",
+            "four_eyes",
+            "rollback_during_freeze",
             "auto_rollback",
             "target",
             "namespace",

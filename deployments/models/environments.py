@@ -2,7 +2,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from accounts.models import Team, dns_label_validator
+from accounts.models import ROLE_RANK, Role, Team, dns_label_validator
 from deployments.crypto import EncryptedTextField
 from deployments.deployment_settings import DEFAULTS as DEFAULT_DEPLOYMENT_SETTINGS
 from registry.models import RegisteredModel
@@ -11,6 +11,11 @@ from registry.models import RegisteredModel
 class TargetKind(models.TextChoices):
     KUBERNETES = "kubernetes", "Kubernetes"
     DOCKER = "docker", "Docker host"
+
+
+class FourEyes(models.TextChoices):
+    REQUESTER = "requester", "Not the requester"
+    AUTHORS = "authors", "Not the requester, the version's uploader or the build's trigger"
 
 
 class Environment(models.Model):
@@ -52,6 +57,15 @@ class Environment(models.Model):
     )
     requires_previous_stage = models.BooleanField(
         default=False, help_text="The same image digest must have succeeded in the environment before this one."
+    )
+    four_eyes = models.CharField(
+        max_length=16,
+        choices=FourEyes.choices,
+        default=FourEyes.REQUESTER,
+        help_text="Who may not approve a request: the requester, or also whoever uploaded or built the version.",
+    )
+    rollback_during_freeze = models.BooleanField(
+        default=False, help_text="Rollbacks may run during a freeze window without a break-glass justification."
     )
 
     target = models.CharField(max_length=16, choices=TargetKind.choices, default=TargetKind.DOCKER)
@@ -97,8 +111,38 @@ class Environment(models.Model):
     def has_credentials(self) -> bool:
         return bool(self.kubeconfig or self.kube_token)
 
+    def role_cap(self, team: Team) -> str | None:
+        """The highest role members of `team` act with here (accounts.permissions asks it). A team's own
+        environment takes only that team; a global one every team, unless roles are granted on it, and
+        then only the teams granted a role, up to that role."""
+        if self.team_id is not None:
+            return Role.ADMIN if self.team_id == team.pk else None
+        grants = dict(self.grants.values_list("team_id", "role"))
+        if not grants:
+            return Role.ADMIN
+        return grants.get(team.pk)
+
     def settings_for(self, model: RegisteredModel | None, override: dict | None = None) -> dict:
         return {**DEFAULT_DEPLOYMENT_SETTINGS, **self.deployment_settings, **(override or {})}
+
+
+class EnvironmentGrant(models.Model):
+    """A role a team holds in a global environment. Once a global environment has grants, only the
+    granted teams act there, each at most with its granted role (and never above its own role)."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="grants")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="environment_grants")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.DEVELOPER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["environment", "team"], name="one_grant_per_team")]
+
+    def __str__(self) -> str:
+        return f"{self.team} as {self.role} in {self.environment}"
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self.role]
 
 
 class ModelEnvironmentSettings(models.Model):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.permissions import Action, Actor, require, require_admin
+from accounts.permissions import Action, Actor, require
 from audit.services import model_snapshot, record
 from deployments import deployment_settings, targets
 from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettings, TargetKind
@@ -31,6 +31,8 @@ AUDITED_FIELDS = (
     "approval_expiry_hours",
     "requires_previous_stage",
     "block_severity",
+    "four_eyes",
+    "rollback_during_freeze",
     "target",
     "namespace",
     "kube_api_url",
@@ -42,9 +44,8 @@ AUDITED_FIELDS = (
 
 
 def require_environment_admin(actor: Actor, environment: Environment) -> None:
-    require_admin(
-        actor, environment.team, global_refusal="Only site administrators change global environments, from the web UI."
-    )
+    """A team's environment is administered by the team's admins; a global one by site administrators."""
+    require(actor, Action.MANAGE_TEAM, environment)
 
 
 def clean_settings(data, *, environment: Environment, base: dict | None = None) -> dict:
@@ -145,7 +146,9 @@ def _check_kubeconfig(kubeconfig: str) -> None:
 def model_settings_save(
     *, actor: Actor, environment: Environment, model: RegisteredModel, deployment_settings: dict
 ) -> ModelEnvironmentSettings:
-    require(actor, Action.MANAGE_TEAM, model.team, obj=model)
+    # The environment's settings and secrets go into the model's container: the policy checks that the
+    # environment takes this team's models (a team's environment takes only its own team's).
+    require(actor, Action.MANAGE_TEAM, model, environment=environment)
     # Checked with the environment's own settings, so a request never exceeds the limit it inherits.
     cleaned = clean_settings(deployment_settings, environment=environment, base=environment.settings_for(model))
     with transaction.atomic():

@@ -12,8 +12,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, is_team_admin, require
+from accounts.permissions import Action, Actor, Refused, decide, require
 from audit.services import record
+from config.errors import Conflict
 from deployments import policy
 from deployments.models import (
     Approval,
@@ -36,18 +37,23 @@ from registry.models import ModelVersion
 def promotion_request(
     *, actor: Actor, version: ModelVersion, environment: Environment, reason: str, break_glass_justification: str = ""
 ) -> PromotionRequest:
+    """Ask for a version's image to go to a protected environment. A break-glass justification is taken
+    only while a freeze is active, from an admin of the environment's team; it lets the approved request
+    through that same freeze, never a later one."""
     team = version.model.team
-    require(actor, Action.REQUEST_PROMOTION, team, obj=version)  # records its own refusals
+    require(actor, Action.REQUEST_PROMOTION, version, environment=environment)  # records its own refusals
     try:
-        policy.check_environment(actor, environment)
         if not environment.protected:
             raise ValidationError({"environment": f"'{environment.name}' is not protected: deploy to it directly."})
         if not reason.strip():
             raise ValidationError({"reason": "Say why this version should go to " + environment.name + "."})
-        build = policy.check_release(actor, version, environment, break_glass_justification)
+        build = policy.check_release(actor, version, environment)
+        justification = policy.break_glass(actor, environment, version, break_glass_justification)
         image = build.digest_reference
         frozen = effective_settings(environment, version.model)
         check_secret_refs(environment, frozen)
+    except Refused:
+        raise
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,
@@ -70,7 +76,7 @@ def promotion_request(
         reason=reason.strip(),
         required_approvals=environment.required_approvals,
         expires_at=timezone.now() + timedelta(hours=environment.approval_expiry_hours),
-        break_glass_justification=break_glass_justification.strip(),
+        break_glass_justification=justification,
         deployment_settings=frozen,
     )
     promotion.decision_context = decision_context(promotion)
@@ -88,8 +94,8 @@ def promotion_request(
                     "reason": promotion.reason,
                     "deployment_settings": frozen,
                 },
-                flagged=bool(promotion.break_glass_justification),
-                reason=promotion.break_glass_justification,
+                flagged=bool(justification),
+                reason=f"Break-glass during a freeze: {justification}" if justification else "",
             )
             notifications.promotion_event("promotion.requested", promotion)
     except IntegrityError:
@@ -106,15 +112,23 @@ def promotion_request(
 # -- deciding ---------------------------------------------------------------------------------------
 
 
-def promotion_approve(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
-    return _decide(actor, promotion, ApprovalDecision.APPROVE, comment)
+class StaleDecision(Conflict):
+    """The approver decided on a page that showed another image than the request is bound to now."""
 
 
-def promotion_reject(*, actor: Actor, promotion: PromotionRequest, comment: str = "") -> PromotionRequest:
-    return _decide(actor, promotion, ApprovalDecision.REJECT, comment)
+def promotion_approve(*, actor: Actor, promotion: PromotionRequest, digest: str, comment: str = "") -> PromotionRequest:
+    """Approve the image the approver saw: `digest` (sha256:…, or the image by digest) must be the one the
+    request is bound to now; otherwise StaleDecision (409) and nothing is recorded."""
+    return _decide(actor, promotion, ApprovalDecision.APPROVE, comment, digest)
 
 
-def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: str) -> PromotionRequest:
+def promotion_reject(
+    *, actor: Actor, promotion: PromotionRequest, comment: str = "", digest: str = ""
+) -> PromotionRequest:
+    return _decide(actor, promotion, ApprovalDecision.REJECT, comment, digest)
+
+
+def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: str, digest: str) -> PromotionRequest:
     action = f"promotion.{decision}"
     refusal = None
     with transaction.atomic():
@@ -124,6 +138,12 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
             .get(pk=promotion.pk)
         )
         refusal = _decision_refusal(actor, locked, decision, comment)
+        seen = digest.strip().split("@")[-1]
+        if refusal is None and (seen or decision == ApprovalDecision.APPROVE) and seen != locked.digest:
+            raise StaleDecision(
+                f"Request #{locked.pk} now asks for image {locked.digest[:19]}…, not the one you saw "
+                f"({seen[:19] or 'none given'}…): the version was rebuilt. Reload the request and decide again."
+            )
         if refusal is None:
             _apply_decision(actor, locked, decision, comment)
             record(
@@ -152,13 +172,14 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
 
 
 def _decision_refusal(actor, promotion, decision, comment):
+    # Who may decide comes first: a viewer is told about the role they lack, not the request's state.
+    verdict = policy.approver_verdict(actor, promotion)
+    if not verdict:
+        return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
     if promotion.state == PromotionState.PENDING and promotion.expires_at <= timezone.now():
         _expire(promotion)
     if promotion.state != PromotionState.PENDING:
         return ValidationError(f"Request #{promotion.pk} is {promotion.state}; it can no longer be decided.")
-    verdict = policy.approver_verdict(actor, promotion)
-    if not verdict:
-        return PermissionDenied(f"You may not decide this request: {verdict.reason}.")
     if decision == ApprovalDecision.APPROVE:
         vulnerabilities = policy.vulnerability_verdict(promotion.environment, promotion.build)
         if not vulnerabilities:
@@ -196,13 +217,31 @@ def _approval_count(promotion: PromotionRequest) -> int:
     return promotion.approvals.filter(decision=ApprovalDecision.APPROVE, digest=promotion.digest).count()
 
 
-def _deploy(promotion: PromotionRequest) -> None:
+def _held_by_freeze(promotion: PromotionRequest) -> str:
+    """Why an approved request may not deploy now because of a freeze ("" when it may). The requester's
+    break-glass counts only for the freeze that was already active when they filed it."""
     window = policy.active_freeze(promotion.environment)
-    if window is not None and not promotion.break_glass_justification:
-        promotion.note = (
-            f"Approved, but {promotion.environment.name} is frozen until "
-            f"{window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); deploy it after."
-        )
+    if window is None:
+        return ""
+    if promotion.break_glass_justification and window.starts_at <= promotion.created_at:
+        return ""
+    return (
+        f"Approved, but {promotion.environment.name} is frozen until "
+        f"{window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); deploy it after, or an admin of the "
+        f"environment's team deploys it now with a break-glass justification."
+    )
+
+
+def _deploy(promotion: PromotionRequest, *, break_glass: str = "") -> None:
+    """Queue the rollout of an approved request, unless a gate holds it; the note says which."""
+    held = "" if break_glass else _held_by_freeze(promotion)
+    if held:
+        promotion.note = held
+        return
+    # The image may have changed since the request was filed (a rebuild): its gates are run again.
+    stage = policy.previous_stage_verdict(promotion.environment, promotion.version, promotion.image)
+    if not stage:
+        promotion.note = f"Approved, but not deployed: {stage.reason}."
         return
     try:
         promotion.rollout = queue_rollout(
@@ -216,11 +255,35 @@ def _deploy(promotion: PromotionRequest) -> None:
         )
     except ValidationError as exc:
         promotion.note = "Approved, but not deployed: " + " ".join(exc.messages)
+        return
+    if break_glass:
+        promotion.note = "Deploying through a freeze window (break-glass)."
 
 
-def promotion_deploy(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
-    """Deploy an approved request that could not deploy at once (a freeze, a rollout in progress)."""
-    require(actor, Action.REQUEST_PROMOTION, promotion.model.team)
+def promotion_deploy(
+    *, actor: Actor, promotion: PromotionRequest, break_glass_justification: str = ""
+) -> PromotionRequest:
+    """Deploy an approved request that could not deploy at once (a freeze, a rollout in progress). It
+    needs the developer role in the environment; during a freeze, break-glass by an admin of the
+    environment's team (or the requester's, for the freeze that was already active when they filed it)."""
+    environment = promotion.environment
+    require(actor, Action.DEPLOY, promotion, environment=environment)
+    justification = ""
+    try:
+        if break_glass_justification.strip():
+            justification = policy.break_glass(actor, environment, promotion, break_glass_justification)
+    except Refused:
+        raise
+    except ValidationError as exc:
+        record(
+            actor=actor,
+            action="promotion.deploy",
+            obj=promotion,
+            outcome="refused",
+            environment=environment.name,
+            reason=policy.reason_of(exc),
+        )
+        raise
     with transaction.atomic():
         locked = (
             PromotionRequest.objects.select_for_update(of=("self",))
@@ -229,29 +292,28 @@ def promotion_deploy(*, actor: Actor, promotion: PromotionRequest) -> PromotionR
         )
         if locked.state != PromotionState.APPROVED or locked.rollout_id:
             raise ValidationError(f"Request #{locked.pk} has nothing left to deploy ({locked.state}).")
-        _deploy(locked)
+        _deploy(locked, break_glass=justification)
         locked.save()
         record(
             actor=actor,
             action="promotion.deploy",
             obj=locked,
             environment=locked.environment.name,
-            after={"rollout": locked.rollout_id, "note": locked.note},
+            after={"rollout": locked.rollout_id, "note": locked.note, "break_glass": bool(justification)},
+            flagged=bool(justification),
+            reason=f"Break-glass during a freeze: {justification}" if justification else "",
         )
     return locked
 
 
 def promotion_cancel(*, actor: Actor, promotion: PromotionRequest) -> PromotionRequest:
-    if actor.user.pk != promotion.requested_by_id and not is_team_admin(actor.user, promotion.model.team):
-        record(
-            actor=actor,
-            action="promotion.cancel",
-            obj=promotion,
-            outcome="refused",
-            reason="only the requester or an admin cancels a request",
-            environment=promotion.environment.name,
-        )
-        raise PermissionDenied("Only the requester or a team admin may cancel this request.")
+    policy.require_verdict(
+        actor,
+        policy.cancel_verdict(actor, promotion),
+        action="promotion.cancel",
+        obj=promotion,
+        environment=promotion.environment,
+    )
     with transaction.atomic():
         if not PromotionRequest.objects.filter(pk=promotion.pk, state=PromotionState.PENDING).update(
             state=PromotionState.CANCELLED,
@@ -298,27 +360,39 @@ def expire_promotions() -> int:
 
 def rebind_to_new_build(build) -> int:
     """A rebuild changed the version's digest: pending requests follow it, and the approvals given
-    for the old digest stop counting (they approved something else)."""
+    for the old digest stop counting (they approved something else). The new image goes through every
+    gate again, as if the request were filed now: a request it fails is cancelled, saying why."""
     rebound = 0
     for promotion in (
         PromotionRequest.objects.filter(version=build.version, state=PromotionState.PENDING)
         .exclude(image=build.digest_reference)
-        .select_related("environment")
+        .select_related("environment", "version__model__team", "requested_by")
     ):
         before = promotion.image
-        promotion.build, promotion.image = build, build.digest_reference
-        promotion.note = "The image was rebuilt: earlier approvals are void."
-        promotion.decision_context = decision_context(promotion)
-        promotion.save(update_fields=["build", "image", "note", "decision_context"])
-        record(
-            actor=None,
-            action="promotion.rebind",
-            obj=promotion,
-            environment=promotion.environment.name,
-            before={"image": before},
-            after={"image": promotion.image},
-            reason=promotion.note,
-        )
+        requester = Actor(user=promotion.requested_by)
+        allowed = decide(requester, Action.REQUEST_PROMOTION, promotion, environment=promotion.environment)
+        stage = policy.previous_stage_verdict(promotion.environment, promotion.version, build.digest_reference)
+        failed = allowed if not allowed else stage if not stage else None
+        with transaction.atomic():
+            if failed is not None:
+                promotion.state, promotion.decided_at = PromotionState.CANCELLED, timezone.now()
+                promotion.note = f"The image was rebuilt and the new one cannot be promoted: {failed.reason}."
+                promotion.save(update_fields=["state", "decided_at", "note"])
+            else:
+                promotion.build, promotion.image = build, build.digest_reference
+                promotion.note = "The image was rebuilt: earlier approvals are void."
+                promotion.decision_context = decision_context(promotion)
+                promotion.save(update_fields=["build", "image", "note", "decision_context"])
+            record(
+                actor=None,
+                action="promotion.rebind",
+                obj=promotion,
+                environment=promotion.environment.name,
+                outcome="succeeded" if failed is None else "refused",
+                before={"image": before},
+                after={"image": build.digest_reference, "state": promotion.state},
+                reason=promotion.note,
+            )
         rebound += 1
     return rebound
 

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts.permissions import Actor, require_admin
+from accounts.permissions import Action, Actor, require
 from audit.services import record
 from deployments.models import ContainerRegistry
 from deployments.outbound import OutboundRefused
@@ -15,8 +15,9 @@ URL_RE = re.compile(r"^(?:[a-zA-Z0-9.-]+|\[[0-9a-fA-F:]+\])(?::[0-9]{1,5})?(?:/[
 LOOPBACK_HOSTS = ("127.", "localhost", "[::1]")
 
 
-def _require_admin(actor: Actor, team) -> None:
-    require_admin(actor, team, global_refusal="Only site administrators manage the global registry, from the web UI.")
+def _require_admin(actor: Actor, registry: ContainerRegistry) -> None:
+    """A team's registry is managed by the team's admins; the global one by site administrators."""
+    require(actor, Action.MANAGE_TEAM, registry)
 
 
 def _clean(registry: ContainerRegistry) -> None:
@@ -38,7 +39,7 @@ def _clean(registry: ContainerRegistry) -> None:
 
 def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | None = None) -> ContainerRegistry:
     """Create or update. `password=None` keeps the stored one: it is never sent back to be re-entered."""
-    _require_admin(actor, registry.team)
+    _require_admin(actor, registry)
     if password is not None:
         registry.password = password
     _clean(registry)
@@ -66,7 +67,7 @@ def registry_save(*, actor: Actor, registry: ContainerRegistry, password: str | 
 
 
 def registry_delete(*, actor: Actor, registry: ContainerRegistry) -> None:
-    _require_admin(actor, registry.team)
+    _require_admin(actor, registry)
     with transaction.atomic():
         record(
             actor=actor,

@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Action, Actor, Refused, require
 from audit.services import record
 from deployments import policy, supervision, targets
 from deployments.deployment_settings import SettingError, check_secret_refs_allowed
@@ -33,14 +33,16 @@ def rollout_start(
     break_glass_justification: str = "",
 ) -> Rollout:
     """Deploy to an unprotected environment. Protected ones go through a promotion request."""
-    require(actor, Action.DEPLOY, version.model.team, obj=version)  # records its own refusals
+    require(actor, Action.DEPLOY, version, environment=environment)  # records its own refusals
     try:
-        policy.check_environment(actor, environment)
         if environment.protected:
             raise PermissionDenied(
                 f"'{environment.name}' is protected: request a promotion, which needs approval before it deploys."
             )
-        build = policy.check_release(actor, version, environment, break_glass_justification)
+        build = policy.check_release(actor, version, environment)
+        justification = policy.break_glass(actor, environment, version, break_glass_justification)
+    except Refused:
+        raise
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,
@@ -61,9 +63,9 @@ def rollout_start(
                 action="rollout.start",
                 obj=rollout,
                 environment=environment.name,
-                after={"version": version.number, "image": rollout.image},
-                flagged=bool(break_glass_justification),
-                reason=break_glass_justification or reason,
+                after={"version": version.number, "image": rollout.image, "break_glass": bool(justification)},
+                flagged=bool(justification),
+                reason=f"Break-glass during a freeze: {justification}" if justification else reason,
             )
     except ValidationError as exc:  # another rollout of this model runs there: refused, and recorded
         record(
@@ -134,18 +136,45 @@ def check_secret_refs(environment: Environment, wanted: dict) -> None:
         raise ValidationError({"deployment_settings": str(error)}) from None
 
 
-def rollout_rollback(*, actor: Actor, environment: Environment, model: RegisteredModel, reason: str = "") -> Rollout:
-    """Redeploy the release that ran before the current one, as a new rollout linked to it."""
-    require(actor, Action.DEPLOY, model.team)
-    current = current_release(environment, model)
-    if current is None:
-        raise ValidationError(f"{model.name} has no current release in {environment.name} to roll back.")
-    previous = previous_release(current)
-    if previous is None:
-        raise ValidationError(f"{model.name} has no earlier release in {environment.name} to go back to.")
-    if environment.protected and not actor.user.is_superuser:
-        # Going back to what already ran there is allowed to the team's approvers without a new request.
-        require(actor, Action.APPROVE, model.team)
+def rollout_rollback(
+    *,
+    actor: Actor,
+    environment: Environment,
+    model: RegisteredModel,
+    reason: str = "",
+    break_glass_justification: str = "",
+) -> Rollout:
+    """Redeploy the release that ran before the current one, as a new rollout linked to it. During a
+    freeze only with break-glass, unless the environment lets rollbacks through."""
+    policy.require_verdict(
+        actor,
+        policy.rollback_verdict(actor, environment, model),
+        action="rollout.rollback",
+        obj=model,
+        environment=environment,
+    )
+    try:
+        current = current_release(environment, model)
+        if current is None:
+            raise ValidationError(f"{model.name} has no current release in {environment.name} to roll back.")
+        previous = previous_release(current)
+        if previous is None:
+            raise ValidationError(f"{model.name} has no earlier release in {environment.name} to go back to.")
+        justification = ""
+        if not (environment.rollback_during_freeze and not break_glass_justification.strip()):
+            justification = policy.break_glass(actor, environment, model, break_glass_justification)
+    except Refused:
+        raise
+    except (PermissionDenied, ValidationError) as exc:
+        record(
+            actor=actor,
+            action="rollout.rollback",
+            obj=model,
+            outcome="refused",
+            environment=environment.name,
+            reason=policy.reason_of(exc),
+        )
+        raise
     with transaction.atomic():
         rollout = queue_rollout(
             version=previous.version,
@@ -162,8 +191,9 @@ def rollout_rollback(*, actor: Actor, environment: Environment, model: Registere
             obj=rollout,
             environment=environment.name,
             before={"version": current.version.number, "image": current.image},
-            after={"version": previous.version.number, "image": previous.image},
-            reason=rollout.reason,
+            after={"version": previous.version.number, "image": previous.image, "break_glass": bool(justification)},
+            flagged=bool(justification),
+            reason=f"Break-glass during a freeze: {justification}" if justification else rollout.reason,
         )
     return rollout
 
@@ -214,7 +244,7 @@ def release_succeeded(rollout: Rollout) -> None:
 def rollout_cancel(*, actor: Actor, rollout: Rollout) -> Rollout:
     """A queued rollout is cancelled at once; a running one is asked to stop, and its runner then puts
     the previous release back if it had changed anything (see runners.rollouts)."""
-    require(actor, Action.DEPLOY, rollout.model.team, obj=rollout)
+    require(actor, Action.DEPLOY, rollout, environment=rollout.environment)
     who = actor.user.get_username()
     with transaction.atomic():
         if Rollout.objects.filter(pk=rollout.pk, state=RolloutState.QUEUED).update(

@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.permissions import Actor, require_admin
+from accounts.permissions import Action, Actor, require
 from audit.services import record
 from deployments.models import (
     Advisory,
@@ -308,12 +308,8 @@ def recheck_running_releases() -> dict:
 
 
 def _require_environment_admin(actor: Actor, environment: Environment) -> None:
-    require_admin(
-        actor,
-        environment.team,
-        global_refusal=f"{environment.name} is a global environment: only a site administrator, signed in, "
-        "accepts findings there.",
-    )
+    """Findings are accepted by the environment's admins (a global environment's: site administrators)."""
+    require(actor, Action.MANAGE_TEAM, environment)
 
 
 def acceptance_create(

@@ -2,9 +2,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
 from accounts.permissions import Action, Actor, decide
+from config.actions import post_only
 from deployments.models import BuildState, Severity
 from deployments.selectors.builds import build_list
 from deployments.selectors.vulnerabilities import database_status, findings_filtered
@@ -28,7 +29,7 @@ def build_detail(request, pk):
         "build": build,
         "version": build.version,
         "model": build.version.model,
-        "can_cancel": decide(Actor.from_request(request), Action.START_BUILD, build.version.model.team).allowed
+        "can_cancel": decide(Actor.from_request(request), Action.START_BUILD, build).allowed
         and build.state in BuildState.active(),
     }
     template = "deployments/_build_header.html" if request.htmx else "deployments/build_detail.html"
@@ -36,7 +37,7 @@ def build_detail(request, pk):
 
 
 @login_required
-@require_POST
+@post_only(lambda team, name, number: reverse("version-detail", args=[team, name, number]))
 def build_start(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
     try:
@@ -49,7 +50,7 @@ def build_start(request, team, name, number):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:build-detail", args=[pk]))
 def build_cancel(request, pk):
     build = get_object_or_404(build_list(user=request.user), pk=pk)
     try:

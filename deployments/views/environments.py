@@ -3,12 +3,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
 
-from accounts.permissions import Actor, is_team_admin, manages_any_team, restrict
+from accounts.permissions import Action, Actor, decide, manages_any_team, require, restrict
+from config.actions import post_only
 from config.forms import apply_service_errors
+from deployments import policy
 from deployments.forms.environments import EnvironmentForm, FreezeForm
 from deployments.forms.vulnerabilities import AcceptanceForm
 from deployments.models import Environment, Rollout, RolloutState
@@ -45,7 +47,15 @@ def environment_detail(request, pk):
     at = parse_datetime(at_text) if at_text else None
     if at is not None and timezone.is_naive(at):
         at = timezone.make_aware(at)
+    actor = Actor.from_request(request)
     releases = list(restrict(releases_at(environment, at), request.user))
+    frozen = policy.active_freeze(environment)
+    for release in releases:
+        # The Roll back button: shown to who may roll back; during a freeze, to who may break the glass.
+        release.rollback = policy.rollback_verdict(actor, environment, release.model)
+        release.break_glass = None
+        if release.rollback and frozen and not environment.rollback_during_freeze:
+            release.break_glass = decide(actor, Action.BREAK_GLASS, release.model, environment=environment)
     vulnerable = vulnerable_since_release(releases)
     for release in releases:
         release.vulnerable = vulnerable.get(release.pk)
@@ -69,7 +79,8 @@ def environment_detail(request, pk):
             "at": at,
             "at_text": at_text,
             "at_invalid": bool(at_text) and at is None,
-            "can_admin": is_team_admin(request.user, environment.team),
+            "can_admin": decide(actor, Action.MANAGE_TEAM, environment).allowed,
+            "frozen": frozen,
             "check": request.session.pop(f"environment-check-{pk}", None),
             "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
             "freeze_form": FreezeForm(),
@@ -85,8 +96,10 @@ def environment_detail(request, pk):
 def environment_edit(request, pk=None):
     envs = visible_environments(user=request.user)
     instance = get_object_or_404(envs, pk=pk) if pk else Environment()
-    if pk and not is_team_admin(request.user, instance.team):
-        raise PermissionDenied("Only the team's admins (or site administrators) change this environment.")
+    if pk:
+        require(Actor.from_request(request), Action.MANAGE_TEAM, instance, obj=instance)
+    elif not manages_any_team(request.user):
+        raise PermissionDenied("Adding an environment needs the admin role in a team.")
     form = EnvironmentForm(request.POST or None, instance=instance, user=request.user)
     if request.method == "POST" and form.is_valid():
         environment = form.instance
@@ -113,7 +126,7 @@ def environment_edit(request, pk=None):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:environment-detail", args=[pk]))
 def freeze_create(request, pk):
     environment = get_object_or_404(visible_environments(user=request.user), pk=pk)
     form = FreezeForm(request.POST)
@@ -132,7 +145,7 @@ def freeze_create(request, pk):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk, window_pk: reverse("deployments:environment-detail", args=[pk]))
 def freeze_delete(request, pk, window_pk):
     environment = get_object_or_404(visible_environments(user=request.user), pk=pk)
     window = get_object_or_404(environment.freeze_windows, pk=window_pk)
@@ -142,7 +155,7 @@ def freeze_delete(request, pk, window_pk):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:environment-detail", args=[pk]))
 def environment_test(request, pk):
     environment = get_object_or_404(visible_environments(user=request.user), pk=pk)
     report = environments.environment_check(actor=Actor.from_request(request), environment=environment)

@@ -4,9 +4,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
-from accounts.permissions import Actor, is_team_admin
+from accounts.permissions import Action, Actor, decide
+from config.actions import post_only
+from config.errors import Conflict
 from deployments import policy
 from deployments.models import PromotionState
 from deployments.selectors.comparisons import change_rows, shown_context
@@ -59,15 +61,17 @@ def promotion_detail(request, pk):
             "approvers": policy.who_may_approve(promotion),
             "verdict": verdict,
             "can_decide": promotion.state == PromotionState.PENDING and verdict.allowed and not decided,
-            "can_cancel": promotion.state == PromotionState.PENDING
-            and (promotion.requested_by_id == request.user.pk or is_team_admin(request.user, promotion.model.team)),
+            "can_cancel": promotion.state == PromotionState.PENDING and policy.cancel_verdict(actor, promotion).allowed,
+            "deploy_verdict": decide(actor, Action.DEPLOY, promotion, environment=promotion.environment),
+            "break_glass_verdict": decide(actor, Action.BREAK_GLASS, promotion, environment=promotion.environment),
+            "frozen": policy.active_freeze(promotion.environment),
             "counted": sum(1 for a in approvals if a.decision == "approve" and a.digest == promotion.digest),
         },
     )
 
 
 @login_required
-@require_POST
+@post_only(lambda team, name, number: reverse("version-detail", args=[team, name, number]))
 def promotion_create(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
     environment = get_object_or_404(environment_list(user=request.user), pk=request.POST.get("environment"))
@@ -87,22 +91,29 @@ def promotion_create(request, team, name, number):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk, decision: reverse("deployments:promotion-detail", args=[pk]))
 def promotion_decide(request, pk, decision):
     promotion = get_object_or_404(visible_promotions(user=request.user), pk=pk)
     actor = Actor.from_request(request)
     comment = request.POST.get("comment", "")
+    # The digest the page showed: approving a request rebuilt since then is refused (Conflict).
+    digest = request.POST.get("digest", "")
+    justification = request.POST.get("break_glass_justification", "")
     actions = {
-        "approve": lambda: promotions.promotion_approve(actor=actor, promotion=promotion, comment=comment),
-        "reject": lambda: promotions.promotion_reject(actor=actor, promotion=promotion, comment=comment),
+        "approve": lambda: promotions.promotion_approve(
+            actor=actor, promotion=promotion, digest=digest, comment=comment
+        ),
+        "reject": lambda: promotions.promotion_reject(actor=actor, promotion=promotion, digest=digest, comment=comment),
         "cancel": lambda: promotions.promotion_cancel(actor=actor, promotion=promotion),
-        "deploy": lambda: promotions.promotion_deploy(actor=actor, promotion=promotion),
+        "deploy": lambda: promotions.promotion_deploy(
+            actor=actor, promotion=promotion, break_glass_justification=justification
+        ),
     }
     if decision not in actions:
         raise Http404("No such decision.")
     try:
         actions[decision]()
-    except (ValidationError, PermissionDenied) as error:
+    except (ValidationError, PermissionDenied, Conflict) as error:
         messages.error(request, policy.reason_of(error))
     else:
         messages.success(

@@ -4,10 +4,12 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
 from accounts.permissions import Action, Actor, decide, restrict
+from config.actions import post_only
 from config.api import QUEUED_FOR_LATER
+from deployments import policy
 from deployments.models import RolloutState
 from deployments.selectors.environments import environment_list
 from deployments.selectors.rollouts import rollout_list
@@ -25,9 +27,9 @@ def rollout_detail(request, pk):
         "rollout": rollout,
         "model": rollout.model,
         "version": rollout.version,
-        "can_rollback": is_current and decide(actor, Action.DEPLOY, rollout.model.team).allowed,
+        "rollback": policy.rollback_verdict(actor, rollout.environment, rollout.model) if is_current else None,
         "can_cancel": rollout.state in RolloutState.active()
-        and decide(actor, Action.DEPLOY, rollout.model.team).allowed,
+        and decide(actor, Action.DEPLOY, rollout.model, environment=rollout.environment).allowed,
         "manifests_json": json.dumps(rollout.manifests, indent=2),
     }
     template = "deployments/_rollout_header.html" if request.htmx else "deployments/rollout_detail.html"
@@ -35,7 +37,7 @@ def rollout_detail(request, pk):
 
 
 @login_required
-@require_POST
+@post_only(lambda team, name, number: reverse("version-detail", args=[team, name, number]))
 def rollout_start(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
     environment = get_object_or_404(environment_list(user=request.user), pk=request.POST.get("environment"))
@@ -45,9 +47,10 @@ def rollout_start(request, team, name, number):
             version=version,
             environment=environment,
             reason=request.POST.get("reason", ""),
+            break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, policy.reason_of(error))
         return redirect("version-detail", team, name, number)
     messages.success(request, f"Deploying {version.display_name} to {environment.name}.")
     if rollout.queued_for_later:
@@ -56,7 +59,7 @@ def rollout_start(request, team, name, number):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:environment-detail", args=[pk]))
 def rollout_rollback(request, pk):
     environment = get_object_or_404(environment_list(user=request.user), pk=pk)
     model = get_object_or_404(restrict(RegisteredModel.objects.all(), request.user), pk=request.POST.get("model"))
@@ -66,16 +69,17 @@ def rollout_rollback(request, pk):
             environment=environment,
             model=model,
             reason=request.POST.get("reason", ""),
+            break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
     except ValidationError as error:
-        messages.error(request, " ".join(error.messages))
+        messages.error(request, policy.reason_of(error))
         return redirect("deployments:environment-detail", pk)
     messages.success(request, f"Rolling {model.name} back to {rollout.version.display_name}.")
     return redirect("deployments:rollout-detail", rollout.pk)
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:rollout-detail", args=[pk]))
 def rollout_cancel(request, pk):
     rollout = get_object_or_404(rollout_list(user=request.user), pk=pk)
     try:

@@ -6,6 +6,7 @@ from django.shortcuts import render
 
 from accounts.permissions import Action, Actor, decide
 from deployments.models import PromotionState
+from deployments.policy import deploy_verdict
 from deployments.selectors.builds import build_list, latest_builds_for_versions
 from deployments.selectors.comparisons import compare_versions
 from deployments.selectors.environments import environment_list
@@ -34,9 +35,9 @@ def model_detail(request, team, name):
             "rows": rows,
             "releases": releases,
             "metric_names": sorted({key for version in versions for key in version.metrics}),
-            "can_upload": decide(actor, Action.UPLOAD_VERSION, model.team).allowed and not model.archived,
-            "can_edit": decide(actor, Action.CHANGE_MODEL, model.team).allowed,
-            "can_archive": decide(actor, Action.ARCHIVE_MODEL, model.team).allowed,
+            "can_upload": decide(actor, Action.UPLOAD_VERSION, model).allowed and not model.archived,
+            "can_edit": decide(actor, Action.CHANGE_MODEL, model).allowed,
+            "can_archive": decide(actor, Action.ARCHIVE_MODEL, model).allowed,
         },
     )
 
@@ -46,25 +47,24 @@ def version_detail(request, team, name, number):
     version = registry_selectors.version_get(user=request.user, team=team, name=name, number=number)
     version_builds = list(build_list(user=request.user).filter(version=version).order_by("-created_at")[:20])
     actor = Actor.from_request(request)
-    can_deploy = decide(actor, Action.DEPLOY, version.model.team).allowed
     context = {
         "version": version,
         "model": version.model,
         "builds": version_builds,
         "latest_build": version_builds[0] if version_builds else None,
-        "can_build": decide(actor, Action.START_BUILD, version.model.team).allowed,
+        "can_build": decide(actor, Action.START_BUILD, version).allowed,
     }
     if request.htmx:
         return render(request, "deployments/_build_summary.html", context)
     releases = {release.environment_id: release for release in current_releases(version.model)}
     deployable = any(b.state == "succeeded" for b in version_builds)
     context["environments"] = [
-        (environment, releases.get(environment.pk))
+        (environment, releases.get(environment.pk), deploy_verdict(actor, version, environment))
         for environment in environment_list(user=request.user).order_by("position", "name")
         if environment.team_id in (None, version.model.team_id)
     ]
     pending = promotion_list(user=request.user).filter(model=version.model, state=PromotionState.PENDING)
-    context.update(can_deploy=can_deploy, deployable=deployable, pending={p.environment_id: p for p in pending})
+    context.update(deployable=deployable, pending={p.environment_id: p for p in pending})
     return render(request, "deployments/version_detail.html", context)
 
 

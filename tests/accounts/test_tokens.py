@@ -155,8 +155,10 @@ def test_a_token_limited_to_a_team_reaches_only_that_team(api, teammate, model, 
     client = api.with_token(created["token"])
     allowed = client.patch(f"/api/v1/models/{model.pk}/", {"task": "ranking"}, format="json")
     assert allowed.status_code == 200
+    # The other team's objects are out of the token's sight altogether, as if they did not exist.
     refused = client.patch(f"/api/v1/models/{theirs.pk}/", {"task": "ranking"}, format="json")
-    assert refused.status_code == 403 and "limited to other teams" in refused.json()["detail"]
+    assert refused.status_code == 404
+    assert client.get(f"/api/v1/models/{theirs.pk}/").status_code == 404
 
 
 def test_a_token_cannot_be_limited_to_a_team_i_am_not_in(api, teammate, other_team):

@@ -1,6 +1,7 @@
 """audit.services.record: every field filled, the team and environment found, values made JSON-safe."""
 
 import datetime
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -131,8 +132,9 @@ def test_model_snapshot_takes_ids_of_relations_and_json_safe_values(model):
     }
 
 
-def test_the_accounts_actor_of_a_request_is_read_as_is(rf, teammate, token_for):
-
+def test_the_accounts_actor_of_a_request_is_read_as_is(rf, teammate, token_for, settings):
+    # Behind two proxies we trust, the address they were given is the client's.
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("10.0.0.0/8")]
     token_for(teammate, scopes=("read",))
     request = rf.get("/", HTTP_USER_AGENT="pytest", HTTP_X_FORWARDED_FOR="203.0.113.9, 10.0.0.1")
     request.user = SimpleLazyObject(lambda: teammate)  # as AuthenticationMiddleware sets it

@@ -6,6 +6,7 @@ from django.utils import timezone
 from deployments.models import PromotionRequest, Rollout, RolloutState
 from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
+DIGEST = "sha256:" + "a" * 64  # the image succeeded_build() pushes
 CALLERS = ["viewer", "teammate", "approver", "owner", "stranger", "anonymous"]
 
 
@@ -71,7 +72,7 @@ API_CASES = [
     ("post", "/api/v1/rollouts/", {"version": "@version", "environment": "@prod"}, [403, 403, 403, 403, 400, 401]),
     ("post", "/api/v1/environments/{dev}/rollback/", {"model": "@model"}, [403, 400, 400, 400, 400, 401]),
     ("get", "/api/v1/promotions/{promotion}/changes/", None, [200, 200, 200, 200, 404, 401]),
-    ("post", "/api/v1/promotions/{promotion}/approve/", {}, [403, 403, 200, 200, 404, 401]),
+    ("post", "/api/v1/promotions/{promotion}/approve/", {"digest": DIGEST}, [403, 403, 200, 200, 404, 401]),
     ("post", "/api/v1/promotions/{promotion}/cancel/", None, [403, 200, 403, 200, 404, 401]),
     ("get", "/api/v1/audit/", None, [200, 200, 200, 200, 200, 401]),
 ]
@@ -91,7 +92,7 @@ TOKEN_CASES = [
     # (method, url, body, expected for a token with only read / only deploy / only approve)
     ("get", "/api/v1/builds/{build}/", None, [200, 403, 403]),
     ("post", "/api/v1/rollouts/", {"version": "@version", "environment": "@dev"}, [403, 201, 403]),
-    ("post", "/api/v1/promotions/{promotion}/approve/", {}, [403, 403, 200]),
+    ("post", "/api/v1/promotions/{promotion}/approve/", {"digest": DIGEST}, [403, 403, 200]),
     ("post", "/api/v1/environments/", {"name": "qa", "team": "vision", "target": "docker"}, [403, 403, 403]),
 ]
 

@@ -40,7 +40,11 @@ def request_promotion(api, user, version, environment, reason="Better recall on 
 
 
 def decide(api, user, promotion_id, decision="approve", comment=""):
-    return api.as_user(user).post(f"/api/v1/promotions/{promotion_id}/{decision}/", {"comment": comment}, format="json")
+    """Decide as the page does: on the image by digest the request shows now."""
+    digest = PromotionRequest.objects.get(pk=promotion_id).digest
+    return api.as_user(user).post(
+        f"/api/v1/promotions/{promotion_id}/{decision}/", {"comment": comment, "digest": digest}, format="json"
+    )
 
 
 def test_a_developer_requests_and_approvers_are_emailed(
@@ -77,14 +81,18 @@ def test_the_requester_never_approves_their_own_request(api, approver, version, 
 def test_a_token_of_the_requester_cannot_approve_either(api, approver, version, prod, token_for):
     promotion = request_promotion(api, approver, version, prod).json()
     secret = token_for(approver, scopes=["read", "approve"])
-    response = api.with_token(secret).post(f"/api/v1/promotions/{promotion['id']}/approve/", {}, format="json")
+    response = api.with_token(secret).post(
+        f"/api/v1/promotions/{promotion['id']}/approve/", {"digest": promotion["image"]}, format="json"
+    )
     assert response.status_code == 403
 
 
 def test_a_token_without_the_approve_scope_never_approves(api, teammate, approver, version, prod, token_for):
     promotion = request_promotion(api, teammate, version, prod).json()
     secret = token_for(approver, scopes=["read", "deploy"])
-    response = api.with_token(secret).post(f"/api/v1/promotions/{promotion['id']}/approve/", {}, format="json")
+    response = api.with_token(secret).post(
+        f"/api/v1/promotions/{promotion['id']}/approve/", {"digest": promotion["image"]}, format="json"
+    )
     assert response.status_code == 403
     assert "lacks the 'approve' scope" in response.json()["detail"]
 
@@ -282,7 +290,8 @@ def test_can_i_explains_the_decision(api, teammate, approver, owner, version, pr
         "action": "approve",
         "object": f"promotion:{promotion['id']}",
         "allowed": False,
-        "reason": "you requested this promotion; someone else must approve it",
+        "reason": "approving or rejecting a promotion needs the approver role in team 'vision'; "
+        "you are a developer there",
     }
     theirs = api.as_user(owner).get(
         "/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}", "user": "approver"}

@@ -32,13 +32,16 @@ def test_twenty_simultaneous_approvals_from_five_approvers_count_two_and_deploy_
     )
     assert created.status_code == 201, created.text
     url = f"{live_server.url}/api/v1/promotions/{created.json()['id']}/approve/"
+    digest = created.json()["image"]
 
     start = threading.Barrier(20)
     statuses = []
 
     def approve(token):
         start.wait()
-        response = requests.post(url, json={"comment": "ok"}, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        response = requests.post(
+            url, json={"comment": "ok", "digest": digest}, headers={"Authorization": f"Bearer {token}"}, timeout=60
+        )
         statuses.append(response.status_code)
 
     threads = [threading.Thread(target=approve, args=(tokens[n % 5],)) for n in range(20)]

@@ -234,9 +234,10 @@ def test_the_readmes_ci_job_ships_a_version_to_prod_with_an_approval(make_run, t
         waiting = re.match(r"ci: waiting for an approver to approve promotion (\d+)$", line)
         if waiting:
             promotion = waiting.group(1)
+            seen = requests.get(f"{make_run.url}/api/v1/promotions/{promotion}/", headers=bob, timeout=30).json()
             answer = requests.post(
                 f"{make_run.url}/api/v1/promotions/{promotion}/approve/",
-                json={"comment": "looks good"},
+                json={"comment": "looks good", "digest": seen["image"]},
                 headers=bob,
                 timeout=30,
             )
