@@ -10,7 +10,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Max
@@ -18,7 +18,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from accounts.models import Team
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Action, Actor, Refused, require
 from audit.services import record
 from registry import archives, validation
 from registry.artifacts import ArtifactRejected, inspect_artifact
@@ -82,7 +82,7 @@ def model_allow_build_network(*, actor: Actor, model: RegisteredModel, reason: s
     is the platform's, so only a site administrator decides, and the reason is shown on every build."""
     if not actor.user.is_superuser:
         record(actor=actor, action="model.build_network", obj=model, outcome="refused", reason="not a site admin")
-        raise PermissionDenied("Only a site administrator lets a model's builds use the network.")
+        raise Refused("Only a site administrator lets a model's builds use the network.")
     reason = reason.strip()
     with transaction.atomic():
         before = model.build_network_reason

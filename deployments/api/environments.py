@@ -194,12 +194,13 @@ class EnvironmentViewSet(
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
         """Redeploy the release that ran before the current one of a model."""
+        environment = self.get_object()  # 404 before anything else for an environment out of sight
         incoming = RollbackSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
         model = model_named(request, incoming.validated_data["model"])
         rollout = rollouts.rollout_rollback(
             actor=Actor.from_request(request),
-            environment=self.get_object(),
+            environment=environment,
             model=model,
             reason=incoming.validated_data["reason"],
             break_glass_justification=incoming.validated_data["break_glass_justification"],

@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -83,7 +83,7 @@ def promotion_create(request, team, name, number):
             reason=request.POST.get("reason", ""),
             break_glass_justification=request.POST.get("break_glass_justification", ""),
         )
-    except (ValidationError, PermissionDenied) as error:
+    except ValidationError as error:  # a refusal (PermissionDenied) answers 403 with its reason
         messages.error(request, policy.reason_of(error))
         return redirect("version-detail", team, name, number)
     messages.success(request, f"Promotion to {environment.name} requested; approvers have been told.")
@@ -113,7 +113,7 @@ def promotion_decide(request, pk, decision):
         raise Http404("No such decision.")
     try:
         actions[decision]()
-    except (ValidationError, PermissionDenied, Conflict) as error:
+    except (ValidationError, Conflict) as error:  # a refusal (PermissionDenied) answers 403 with its reason
         messages.error(request, policy.reason_of(error))
     else:
         messages.success(

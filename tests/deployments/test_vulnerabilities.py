@@ -228,7 +228,9 @@ def test_a_promotion_is_blocked_then_let_through_by_an_acceptance_until_it_expir
     assert changes["acceptances"][0]["by"] == "owner"
 
     time.sleep(3.2)  # the acceptance expires: it no longer counts
-    refused = api.as_user(approver).post(f"/api/v1/promotions/{promotion}/approve/", {}, format="json")
+    refused = api.as_user(approver).post(
+        f"/api/v1/promotions/{promotion}/approve/", {"digest": created.json()["image"]}, format="json"
+    )
     assert refused.status_code == 400
     assert "CVE-2026-41001 in scikit-learn 1.9.1, high, fixed in 1.9.2" in str(refused.json())
     assert can_i(api, approver, "approve", f"promotion:{promotion}")["allowed"] is False

@@ -89,7 +89,9 @@ def test_settings_changed_after_the_request_do_not_ride_on_its_approval(
 
     with django_capture_on_commit_callbacks(execute=False):
         approved = api.as_user(approver).post(
-            f"/api/v1/promotions/{promotion.json()['id']}/approve/", {}, format="json"
+            f"/api/v1/promotions/{promotion.json()['id']}/approve/",
+            {"digest": promotion.json()["image"]},
+            format="json",
         )
     assert approved.status_code == 200, approved.json()
     rollout = PromotionRequest.objects.get().rollout
