@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_token_limits"),
-        ("deployments", "0005_secret_allow_list_and_frozen_settings"),
+        ("deployments", "0007_decision_context"),
     ]
 
     operations = [
