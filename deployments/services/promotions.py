@@ -64,6 +64,7 @@ def promotion_request(
             team_id=team.pk,
             environment=environment.name,
         )
+        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
         raise
     promotion = PromotionRequest(
         environment=environment,
@@ -167,6 +168,7 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
             reason=policy.reason_of(refusal),
             environment=promotion.environment.name,
         )
+        setattr(refusal, "recorded", True)  # noqa: B010  the API and pages record it no second time
         raise refusal
     return locked
 
@@ -283,6 +285,7 @@ def promotion_deploy(
             environment=environment.name,
             reason=policy.reason_of(exc),
         )
+        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
         raise
     with transaction.atomic():
         locked = (

@@ -52,6 +52,7 @@ def rollout_start(
             environment=environment.name,
             reason=policy.reason_of(exc),
         )
+        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
         raise
     try:
         with transaction.atomic():
@@ -174,6 +175,7 @@ def rollout_rollback(
             environment=environment.name,
             reason=policy.reason_of(exc),
         )
+        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
         raise
     with transaction.atomic():
         rollout = queue_rollout(

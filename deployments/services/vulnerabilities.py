@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Action, Actor, Refused, require
 from audit.services import record
 from deployments.models import (
     Advisory,
@@ -339,6 +339,8 @@ def acceptance_create(
             errors["expires_at"] = f"An acceptance lasts at most {settings.VULN_ACCEPT_MAX_DAYS} days."
         if errors:
             raise ValidationError(errors)
+    except Refused:
+        raise  # the policy recorded it
     except (PermissionDenied, ValidationError) as exc:
         record(
             actor=actor,

@@ -27,7 +27,7 @@ from rest_framework.test import APIClient
 from accounts.models import ApiToken, Role
 from accounts.services import token_create
 from audit.models import AuditEvent
-from deployments.models import FreezeWindow, PromotionRequest, Rollout, RolloutState, Webhook
+from deployments.models import FindingAcceptance, FreezeWindow, PromotionRequest, Rollout, RolloutState, Webhook
 from tests.conftest import member
 from tests.support.factories import (
     EnvironmentFactory,
@@ -52,6 +52,7 @@ PUBLIC = {
     "sso-callback": "the OpenID Connect callback",
     "api-schema": "the public OpenAPI schema",
     "api-docs": "the public API documentation",
+    "favicon": "a static file",
 }
 IGNORED_PREFIXES = ("admin/",)  # Django's admin: site administrators only, its own permission system
 
@@ -174,6 +175,29 @@ API: dict[tuple[str, str], Case] = {
     ),
     ("api:webhook-detail", "get"): Case("/api/v1/webhooks/{webhook}/", "401 404 404 404 200 404 404"),
     ("api:webhook-detail", "delete"): Case("/api/v1/webhooks/{webhook}/", "401 404 404 404 204 404 404"),
+    ("api:vulnerability-database", "get"): Case("/api/v1/vulnerability-database/", "401 403 403 403 200 200 403"),
+    ("api:vulnerability-database", "post"): Case("/api/v1/vulnerability-database/", "401 403 403 403 403 403 403"),
+    ("api:build-vulnerabilities", "get"): Case(
+        "/api/v1/builds/{build}/vulnerabilities/", "401 200 200 200 200 200 404"
+    ),
+    ("api:finding-acceptance-list", "get"): Case("/api/v1/finding-acceptances/", "401 200 200 200 200 200 200"),
+    ("api:finding-acceptance-list", "post"): Case(
+        "/api/v1/finding-acceptances/",
+        "401 403 403 403 201 403 400",
+        {
+            "environment": "{dev}",
+            "model": "{model}",
+            "advisory_id": "CVE-2026-1",
+            "reason": "r",
+            "expires_at": "{soon}",
+        },
+    ),
+    ("api:finding-acceptance-detail", "get"): Case(
+        "/api/v1/finding-acceptances/{acceptance}/", "401 200 200 200 200 200 404"
+    ),
+    ("api:finding-acceptance-revoke", "post"): Case(
+        "/api/v1/finding-acceptances/{acceptance}/revoke/", "401 403 403 403 200 403 404"
+    ),
     ("api:audit-event-list", "get"): Case("/api/v1/audit/", "401 200 200 200 200 200 200"),
     ("api:audit-event-detail", "get"): Case("/api/v1/audit/{event}/", "401 200 200 200 200 200 404"),
 }
@@ -330,6 +354,14 @@ def world(team, other_team, owner, teammate, approver, viewer):
     )
     webhook = Webhook.objects.create(team=team, url="https://hooks.example.com/in", secret="whsec_x")
     event = AuditEvent.objects.create(action="model.create", actor_username="teammate", team=team)
+    acceptance = FindingAcceptance.objects.create(
+        environment=dev,
+        model=model,
+        advisory_id="CVE-2026-0",
+        reason="r",
+        expires_at=now + timedelta(days=5),
+        accepted_by=owner,
+    )
     token_create(user=teammate, name="ci")
     _, token_secret = token_create(user=both, name="read-other", scopes=["read"], teams=["other"])
     ids = {
@@ -346,8 +378,10 @@ def world(team, other_team, owner, teammate, approver, viewer):
             "freeze": freeze,
             "webhook": webhook,
             "event": event,
+            "acceptance": acceptance,
         }.items()
     }
+    ids["soon"] = (now + timedelta(days=3)).isoformat()
     ids["developer_token"] = ApiToken.objects.get(user=teammate).pk
     users = {"viewer": viewer, "developer": teammate, "approver": approver, "admin": owner, "dual": dual}
     return ids, users, token_secret
