@@ -7,6 +7,7 @@ from deployments.models import (
     Build,
     ContainerRegistry,
     Environment,
+    EnvironmentGrant,
     FindingAcceptance,
     FreezeWindow,
     PromotionRequest,
@@ -22,9 +23,17 @@ class ContainerRegistryAdmin(admin.ModelAdmin):
     list_display = ["name", "team", "url", "username", "insecure"]
 
 
+class EnvironmentGrantInline(admin.TabularInline):
+    """Roles granted to teams in a global environment (accounts.permissions.decide reads them)."""
+
+    model = EnvironmentGrant
+    extra = 0
+
+
 @admin.register(Environment)
 class EnvironmentAdmin(admin.ModelAdmin):
     exclude = ["kube_token", "kubeconfig"]
+    inlines = [EnvironmentGrantInline]
     list_display = ["name", "team", "position", "target", "protected", "required_approvals"]
     list_filter = ["target", "protected"]
 

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -139,6 +140,10 @@ class EnvironmentGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.team} as {self.role} in {self.environment}"
+
+    def clean(self) -> None:
+        if self.environment_id and self.environment.team_id is not None:
+            raise ValidationError({"environment": "Roles are granted on global environments only."})
 
     @property
     def rank(self) -> int:
