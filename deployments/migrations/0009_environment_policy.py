@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_token_limits"),
-        ("deployments", "0007_decision_context"),
+        ("deployments", "0008_installation_and_unhealthy"),
     ]
 
     operations = [
