@@ -2,11 +2,12 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
-from django.views.decorators.http import require_POST
+from django.urls import reverse
 
 from accounts.permissions import Actor, restrict
+from config.actions import post_only
 from deployments.forms.vulnerabilities import AcceptanceForm
 from deployments.selectors.environments import environment_list
 from deployments.services import vulnerabilities
@@ -20,7 +21,7 @@ def acceptable_models(environment, user):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk: reverse("deployments:environment-detail", args=[pk]))
 def acceptance_create(request, pk):
     environment = get_object_or_404(environment_list(user=request.user), pk=pk)
     form = AcceptanceForm(request.POST, models=acceptable_models(environment, request.user))
@@ -31,10 +32,8 @@ def acceptance_create(request, pk):
         acceptance = vulnerabilities.acceptance_create(
             actor=Actor.from_request(request), environment=environment, **form.cleaned_data
         )
-    except ValidationError as error:
+    except ValidationError as error:  # a refusal (PermissionDenied) answers 403 with its reason
         messages.error(request, " ".join(error.messages))
-    except PermissionDenied as error:
-        messages.error(request, str(error))
     else:
         messages.success(
             request,
@@ -45,14 +44,14 @@ def acceptance_create(request, pk):
 
 
 @login_required
-@require_POST
+@post_only(lambda pk, acceptance_pk: reverse("deployments:environment-detail", args=[pk]))
 def acceptance_revoke(request, pk, acceptance_pk):
     environment = get_object_or_404(environment_list(user=request.user), pk=pk)
     acceptance = get_object_or_404(restrict(environment.finding_acceptances.all(), request.user), pk=acceptance_pk)
     try:
         vulnerabilities.acceptance_revoke(actor=Actor.from_request(request), acceptance=acceptance)
-    except (ValidationError, PermissionDenied) as error:
-        messages.error(request, " ".join(error.messages) if isinstance(error, ValidationError) else str(error))
+    except ValidationError as error:  # a refusal (PermissionDenied) answers 403 with its reason
+        messages.error(request, " ".join(error.messages))
     else:
         messages.success(request, f"The acceptance of {acceptance.advisory_id} is revoked.")
     return redirect("deployments:environment-detail", pk)
