@@ -136,11 +136,15 @@ def test_the_promotion_page_follows_approval_and_deploy(browser, signed_in, team
     )
     page = opened(browser, f"/promotions/{promotion.pk}/")
     assert page.locator("h1 >> text=Pending").is_visible()
+    approver_session = signed_in(approver.username, PASSWORD)
+    inbox = opened(approver_session, "/promotions/")
+    assert inbox.locator(f"#inbox a[href='/promotions/{promotion.pk}/']").is_visible()
 
     promotions.promotion_approve(actor=Actor(user=approver), promotion=promotion, comment="go")
     changed = time.monotonic()
     shows_within(page, "h1 >> text=Approved", changed)
     shows_within(page, "#promotion-status >> text=go", changed)
+    shows_within(inbox, "#inbox >> text=Nothing waits for you", changed)
     rollout = PromotionRequest.objects.get(pk=promotion.pk).rollout
 
     finish_rollout(rollout)
