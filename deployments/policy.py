@@ -223,20 +223,31 @@ def vulnerability_verdict(environment: Environment, build: Build) -> Decision:
     )
 
 
-def who_may_approve(promotion: PromotionRequest) -> dict:
-    """Who may decide the request, in words and by name, for its page: the candidates the rule names,
-    each asked through approver_verdict, so the page and the decision never disagree (four eyes included)."""
+def approvers(promotion: PromotionRequest) -> list:
+    """Everyone who may decide the request: the candidates the rule names, each asked through
+    approver_verdict, so the page, the emails and the decision never disagree (four eyes included)."""
     groups = list(promotion.environment.approver_groups.all())
     User = get_user_model()
     if groups:
-        rule = f"members of {', '.join(g.name for g in groups)}"
         candidates = User.objects.filter(groups__in=groups, is_active=True)
     else:
-        rule = f"approvers and admins of team {promotion.model.team.slug}, and site administrators"
         candidates = User.objects.filter(
             Q(memberships__team=promotion.model.team) | Q(is_superuser=True), is_active=True
         )
-    names = sorted({user.username for user in candidates.distinct() if approver_verdict(Actor(user=user), promotion)})
+    return sorted(
+        (user for user in candidates.distinct() if approver_verdict(Actor(user=user), promotion)),
+        key=lambda user: user.get_username(),
+    )
+
+
+def who_may_approve(promotion: PromotionRequest) -> dict:
+    """Who may decide the request, in words and by name, for its page."""
+    groups = list(promotion.environment.approver_groups.all())
+    if groups:
+        rule = f"members of {', '.join(g.name for g in groups)}"
+    else:
+        rule = f"approvers and admins of team {promotion.model.team.slug}, and site administrators"
+    names = [user.get_username() for user in approvers(promotion)]
     return {"rule": rule, "people": names, "needed": promotion.required_approvals}
 
 

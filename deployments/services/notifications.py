@@ -11,12 +11,9 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Iterable
-from typing import Any
 
 import requests
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
@@ -26,7 +23,7 @@ from django.utils import timezone
 from accounts.models import Membership, Role
 from accounts.permissions import Action, Actor, require
 from audit.services import record
-from deployments import supervision
+from deployments import policy, supervision
 from deployments.models import PromotionRequest, Webhook, WebhookDelivery
 from deployments.outbound import OutboundRefused
 from deployments.tasks import deliver_webhook
@@ -76,17 +73,8 @@ def promotion_payload(event: str, promotion: PromotionRequest) -> dict:
 
 
 def approver_emails(promotion: PromotionRequest) -> list[str]:
-    groups = list(promotion.environment.approver_groups.all())
-    if groups:
-        users: Iterable[Any] = get_user_model().objects.filter(groups__in=groups)
-    else:
-        users = [
-            m.user
-            for m in Membership.objects.filter(
-                team=promotion.model.team, role__in=[Role.APPROVER, Role.ADMIN]
-            ).select_related("user")
-        ]
-    return sorted({u.email for u in users if u.email and u.pk != promotion.requested_by_id})
+    """Told of a new request: whoever the policy lets decide it."""
+    return sorted({user.email for user in policy.approvers(promotion) if user.email})
 
 
 def promotion_event(event: str, promotion: PromotionRequest) -> None:
