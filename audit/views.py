@@ -8,7 +8,6 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
 
 from audit import exports, selectors, services
 from audit.models import AuditEvent, Outcome
@@ -134,8 +133,12 @@ def export_jsonl(request):
 
 
 @login_required
-@require_POST
 def event_review(request, pk: int):
+    if request.method != "POST":
+        # An action URL opened with GET goes back to the trail (as config.actions.post_only does for
+        # the other apps' actions; audit imports none of them).
+        messages.info(request, "That address performs an action; use its button on this page.")
+        return redirect("audit:event-list")
     event = selectors.event_get(user=request.user, pk=pk)
     if not selectors.may_review(request.user):
         raise PermissionDenied("Reviewing audit events needs the 'Can add audit review' permission.")

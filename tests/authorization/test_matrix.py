@@ -457,3 +457,22 @@ def test_authorization_matrix(world, principal):
         if answered != expected:
             wrong.append(f"{method.upper()} {case.url} ({name}): {answered}, expected {expected}")
     assert not wrong, f"{principal}:\n" + "\n".join(wrong)
+
+
+ACTION_PAGES = [
+    (name, case) for (name, method), case in PAGES.items() if method == "post" and (name, "get") not in PAGES
+]
+
+
+def test_every_action_url_opened_with_get_goes_to_its_object(world):
+    """No bare 405 page: each POST-only page answers a GET with a redirect to what it acts on."""
+    client = client_for("developer", world)
+    wrong = []
+    for name, case in ACTION_PAGES:
+        url = case.url.format(**world[0])
+        response = client.get(url)
+        location = response.get("Location", "")
+        if response.status_code != 302 or location.startswith("/login/") or location == url:
+            wrong.append(f"{name} {url}: {response.status_code} {location}")
+    assert not wrong, "\n".join(wrong)
+    assert len(ACTION_PAGES) >= 15
