@@ -3,8 +3,9 @@
 Every password form (the sign-in page, the admin site's) authenticates through Django's
 `authenticate()`, whose `user_login_failed` signal counts each failure here; the forms ask
 `refusal()` first, so a locked account or address is told plainly how long to wait, and
-LocalPasswordBackend refuses it too, whichever form asked. The address is the connecting one
-(REMOTE_ADDR), never X-Forwarded-For, which any client can write.
+LocalPasswordBackend refuses it too, whichever form asked. The address is the client's as the audit
+trail records it (audit.services.client_ip): the connecting one, and X-Forwarded-For only from the
+proxies named in SLIPWAY_TRUSTED_PROXIES (anyone else can write that header).
 """
 
 import hashlib
@@ -13,6 +14,8 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+
+from audit.services import client_ip
 
 _PREFIX = "slipway:signin"
 
@@ -25,7 +28,7 @@ def _keys(request, username: str | None) -> list[tuple[str, int, str]]:
     keys = []
     if username:
         keys.append((_key("account", username.strip().lower()), settings.SIGNIN_MAX_FAILURES_PER_ACCOUNT, "account"))
-    address = request.META.get("REMOTE_ADDR") if request is not None else None
+    address = client_ip(request) if request is not None else None
     if address:
         keys.append((_key("address", address), settings.SIGNIN_MAX_FAILURES_PER_ADDRESS, "address"))
     return keys

@@ -5,8 +5,10 @@ import ipaddress
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
+from accounts import throttle
 from accounts.models import Role
 from accounts.services import token_create
 from audit.models import AuditEvent
@@ -381,6 +383,26 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_recorded(api, viewer, v
         HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.9, 127.0.0.5",
     )
     assert refusals("build.start").get().ip_address == "203.0.113.9"
+
+
+def test_the_sign_in_throttle_reads_the_client_address_the_same_way(rf, settings):
+    """Behind the trusted proxy, each client is counted on its own; a header from anyone else changes
+    nothing (the same rule as the audit trail's)."""
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network("10.0.0.0/8")]
+    settings.SIGNIN_MAX_FAILURES_PER_ADDRESS = 2
+    cache.clear()
+    guesser = rf.post("/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    colleague = rf.post("/login/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.10")
+    throttle.record_failure(guesser, None)
+    throttle.record_failure(guesser, None)
+    assert "your address" in throttle.refusal(guesser, None)
+    assert throttle.refusal(colleague, None) is None
+    spoofing = rf.post("/login/", REMOTE_ADDR="198.51.100.3", HTTP_X_FORWARDED_FOR="203.0.113.10")
+    throttle.record_failure(spoofing, None)
+    throttle.record_failure(spoofing, None)
+    assert throttle.refusal(colleague, None) is None
+    assert throttle.refusal(rf.post("/login/", REMOTE_ADDR="198.51.100.3"), None) is not None
+    cache.clear()
 
 
 @pytest.mark.parametrize(
