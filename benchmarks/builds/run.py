@@ -58,7 +58,7 @@ def main() -> None:
         vulnerabilities.database_refresh()
     advisories = database_status().advisory_count if settings.VULN_DB else 0
 
-    engine = docker.from_env()
+    engine = docker.from_env(timeout=600)  # a busy engine (other builds) answers a prune slowly
     run_id = time.strftime("%H%M%S")
     model_name = f"bench-{run_id}"
     # Cold means no layer of this dependency set exists yet: forget earlier benchmark images.

@@ -11,6 +11,7 @@ import shutil
 import socket
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -93,9 +94,12 @@ class BuildRunner:
         )
         size = self.engine.image_size(image_id)
         self.say(f"Built image {image_id[:19]} ({human_size(size)})")
-        if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
-            self.smoke_test(image_id)
-        bill = self.bill_of_materials(context.bill_of_materials, image_id)
+        # The image's Debian packages are read while the smoke test runs: neither waits for the other.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dpkg-{self.build.pk}") as reader:
+            reading = reader.submit(self.read_debian_packages, image_id)
+            if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
+                self.smoke_test(image_id)
+            bill = self.bill_of_materials(context.bill_of_materials, *reading.result())
 
         self.enter(BuildState.PUSHING)
         auth = registry.auth_config
@@ -145,16 +149,20 @@ class BuildRunner:
         verdict = smoke_test(client=client, image=image_id, name=name, log=self.log, should_stop=self.should_stop)
         self.say(f"Smoke test passed in {verdict.seconds:.1f} s: {verdict.summary}")
 
-    def bill_of_materials(self, python_packages: list[dict], image_id: str) -> list[dict]:
-        """The wheels installed, the serving runtime, and the image's Debian packages (from its dpkg status)."""
-        bill = [{**item, "ecosystem": "PyPI"} for item in python_packages]
-        if self.version.framework != Framework.CUSTOM:
-            bill.append(runtime_component())
+    def read_debian_packages(self, image_id: str) -> tuple[str, list, float]:
+        """(the Debian release, its packages, seconds taken): on a thread of its own, with its own client."""
         client, started = self.engine.client(), time.monotonic()
         try:
             ecosystem, packages = debian_packages(client, image_id)
         finally:
             client.close()
+        return ecosystem, packages, time.monotonic() - started
+
+    def bill_of_materials(self, python_packages: list[dict], ecosystem: str, packages: list, seconds: float) -> list:
+        """The wheels installed, the serving runtime, and the image's Debian packages (from its dpkg status)."""
+        bill = [{**item, "ecosystem": "PyPI"} for item in python_packages]
+        if self.version.framework != Framework.CUSTOM:
+            bill.append(runtime_component())
         if packages and ecosystem:
             bill.extend(
                 {
@@ -169,7 +177,7 @@ class BuildRunner:
             )
             self.say(
                 f"The image holds {len(packages)} Debian packages ({ecosystem}); all are in the bill of materials "
-                f"(read from its dpkg status in {time.monotonic() - started:.2f} s)"
+                f"(read from its dpkg status in {seconds:.2f} s, beside the smoke test)"
             )
         elif packages:
             self.say(f"The image holds {len(packages)} dpkg packages of a release the scanner does not know")

@@ -80,7 +80,7 @@ def test_a_build_lists_its_debian_packages_and_is_scanned_before_it_succeeds(
     assert ecosystems == {"PyPI", "generic", "Debian:12"}
     libc = next(item for item in build.bill_of_materials if item["name"] == "libc6")
     assert libc["source"] == "glibc" and libc["arch"] == "amd64"
-    assert "Debian packages (Debian:12); all are in the bill of materials" in log
+    assert "Debian packages (Debian:12); all are in the bill of materials (read from its dpkg status in" in log
     assert "2 vulnerabilities (1 high, 1 medium)" in log
     assert build.scanned_at is not None and build.scanned_at <= build.finished_at
 
