@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PURPOSES = (
-    ("token", ("accounts_apitoken",)),
+    ("token", ("accounts_apitoken", "accounts_apitoken_teams", "accounts_apitoken_environments")),
     ("audit", ("audit_auditevent",)),
     ("permissions", ("accounts_membership", "accounts_team", "auth_user")),
     ("build enqueue", ("deployments_build", "deployments_containerregistry")),
