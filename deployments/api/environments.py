@@ -34,7 +34,20 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         trim_whitespace=False,
         help_text="Write-only: stored encrypted, never returned.",
     )
+    docker_tls_ca = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Write-only PEM: the CA that signed a tcp:// engine's certificate. Stored encrypted, never returned.",
+    )  # fmt: skip
+    docker_tls_cert = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Write-only PEM: Slipway's client certificate for a tcp:// engine. Stored encrypted, never returned.",
+    )  # fmt: skip
+    docker_tls_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Write-only PEM: the client certificate's private key. Stored encrypted, never returned.",
+    )  # fmt: skip
     has_credentials = serializers.BooleanField(read_only=True)
+    has_docker_tls = serializers.BooleanField(read_only=True)
     allowed_secret_refs = serializers.ListField(
         child=serializers.CharField(),
         required=False,
@@ -71,6 +84,10 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "namespace",
             "docker_url",
             "bind_address",
+            "docker_tls_ca",
+            "docker_tls_cert",
+            "docker_tls_key",
+            "has_docker_tls",
             "deployment_settings",
             "allowed_secret_refs",
             "created_at",

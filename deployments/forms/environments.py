@@ -18,6 +18,24 @@ class EnvironmentForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4, "class": "mono"}),
         help_text="Paste a kubeconfig instead of URL + token. Stored encrypted, never shown.",
     )
+    docker_tls_ca = forms.CharField(
+        required=False,
+        label="Docker TLS CA certificate",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="tcp:// engines: the CA that signed the engine's certificate (PEM). Stored encrypted, never shown.",
+    )
+    docker_tls_cert = forms.CharField(
+        required=False,
+        label="Docker TLS client certificate",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="Slipway's client certificate (PEM). Stored encrypted, never shown.",
+    )
+    docker_tls_key = forms.CharField(
+        required=False,
+        label="Docker TLS client key",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="Its private key (PEM, unencrypted). Stored encrypted, never shown.",
+    )
     deployment_settings = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),

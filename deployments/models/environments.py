@@ -77,8 +77,17 @@ class Environment(models.Model):
     kubeconfig = EncryptedTextField(blank=True)
     namespace = models.CharField(max_length=63, blank=True, validators=[dns_label_validator])
     # Docker host: the engine's address and the interface containers publish their port on.
-    docker_url = models.CharField(max_length=300, blank=True, default="unix:///var/run/docker.sock")
+    docker_url = models.CharField(
+        max_length=300,
+        blank=True,
+        default="unix:///var/run/docker.sock",
+        help_text="unix:///var/run/docker.sock (this machine), tcp://host:2376 with TLS, or ssh://user@host.",
+    )
     bind_address = models.GenericIPAddressField(default="127.0.0.1", protocol="both")
+    # A tcp:// engine's TLS: the CA that signed its certificate, and Slipway's client certificate and key.
+    docker_tls_ca = EncryptedTextField(blank=True)
+    docker_tls_cert = EncryptedTextField(blank=True)
+    docker_tls_key = EncryptedTextField(blank=True)
 
     deployment_settings = models.JSONField(default=dict, blank=True)
     allowed_secret_refs = models.JSONField(
@@ -110,7 +119,11 @@ class Environment(models.Model):
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.kubeconfig or self.kube_token)
+        return bool(self.kubeconfig or self.kube_token or self.has_docker_tls)
+
+    @property
+    def has_docker_tls(self) -> bool:
+        return bool(self.docker_tls_ca and self.docker_tls_cert and self.docker_tls_key)
 
     def role_cap(self, team: Team) -> str | None:
         """The highest role members of `team` act with here (accounts.permissions asks it). A team's own

@@ -2,6 +2,7 @@
 or a Docker host)."""
 
 import logging
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -14,11 +15,13 @@ from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettin
 from deployments.outbound import OutboundRefused
 from deployments.selectors.installation import installation_id
 from deployments.selectors.registries import registry_for
+from deployments.targets.docker_tls import is_loopback
 from registry.models import RegisteredModel
 
 logger = logging.getLogger(__name__)
 
-SECRET_FIELDS = ("kube_token", "kubeconfig")
+SECRET_FIELDS = ("kube_token", "kubeconfig", "docker_tls_ca", "docker_tls_cert", "docker_tls_key")
+DOCKER_SCHEMES = ("unix", "tcp", "ssh")
 AUDITED_FIELDS = (
     "name",
     "description",
@@ -75,7 +78,7 @@ def environment_save(
         raise ValidationError({"allowed_secret_refs": str(error)}) from None
     environment.deployment_settings = clean_settings(environment.deployment_settings, environment=environment)
     _check_target(environment)
-    environment.full_clean(exclude=["kube_token", "kubeconfig"], validate_unique=False, validate_constraints=False)
+    environment.full_clean(exclude=list(SECRET_FIELDS), validate_unique=False, validate_constraints=False)
     created = environment.pk is None
     before = {} if created else model_snapshot(Environment.objects.get(pk=environment.pk), AUDITED_FIELDS)
     try:
@@ -108,10 +111,53 @@ def _check_target(environment: Environment) -> None:
             raise ValidationError({"kubeconfig": "Upload a kubeconfig, or give the API URL with a token."})
     elif not environment.docker_url:
         raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
+    else:
+        _check_docker_host(environment)
     try:
         check_target_address(environment, saving=True)
     except OutboundRefused as error:
         raise ValidationError({_address_field(environment): str(error)}) from None
+
+
+def docker_tls_of(environment: Environment) -> "targets.DockerTLS | None":
+    if not (environment.docker_tls_ca or environment.docker_tls_cert or environment.docker_tls_key):
+        return None
+    return targets.DockerTLS(
+        ca=environment.docker_tls_ca, cert=environment.docker_tls_cert, key=environment.docker_tls_key
+    )
+
+
+def _check_docker_host(environment: Environment) -> None:
+    url = environment.docker_url
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme not in DOCKER_SCHEMES:
+        raise ValidationError(
+            {"docker_url": "Use unix:///var/run/docker.sock, tcp://host:2376 (with TLS) or ssh://user@host."}
+        )
+    tls = docker_tls_of(environment)
+    if tls is not None and scheme != "tcp":
+        raise ValidationError({"docker_tls_cert": "TLS client certificates are for tcp:// engines only."})
+    if tls is not None:
+        try:
+            targets.validate_tls(tls)
+        except targets.TargetError as error:
+            field, _, reason = str(error).partition(": ")
+            raise ValidationError({field: reason}) from None
+    host = urlsplit(url).hostname or ""
+    if scheme == "tcp" and tls is None and not is_loopback(host):
+        raise ValidationError(
+            {
+                "docker_url": "A tcp:// engine needs TLS client credentials (docker_tls_ca, docker_tls_cert, "
+                "docker_tls_key): without them anyone who reaches its port controls the host."
+            }
+        )
+    if scheme != "unix" and not is_loopback(host) and is_loopback(environment.bind_address):
+        raise ValidationError(
+            {
+                "bind_address": f"Ports published on the loopback of {host} cannot be reached from here: "
+                "bind them to 0.0.0.0 or to an address of that host."
+            }
+        )
 
 
 def _address_field(environment: Environment) -> str:
@@ -200,6 +246,7 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None, 
         bind_address=environment.bind_address,
         registry_auth=registry.auth_config if registry else None,
         ready_timeout=ready_timeout or environment.settings_for(None)["progress_deadline_seconds"],
+        tls=docker_tls_of(environment),
         **({"request_timeout": settings.DRIFT_REQUEST_TIMEOUT} if quick else {}),
     )
 

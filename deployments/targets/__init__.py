@@ -18,6 +18,7 @@ from .base import (
     validate_spec,
 )
 from .docker_host import DockerHostTarget
+from .docker_tls import DockerTLS, validate_tls
 from .kube import KubernetesTarget
 from .kubeconfig import KubeconfigError, kubeconfig_from_token, parse_kubeconfig
 
@@ -25,6 +26,7 @@ __all__ = [
     "Autoscaling",
     "DeploySpec",
     "DockerHostTarget",
+    "DockerTLS",
     "Identity",
     "KubeconfigError",
     "KubernetesTarget",
@@ -38,4 +40,5 @@ __all__ = [
     "kubeconfig_from_token",
     "parse_kubeconfig",
     "validate_spec",
+    "validate_tls",
 ]

@@ -8,11 +8,18 @@ Readiness is probed through 127.0.0.1 and the published port, never through the 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import socket
+import ssl
+import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
+import docker.tls
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
@@ -51,6 +58,7 @@ from .containers import (
     running_count,
     stop_if,
 )
+from .docker_tls import DockerTLS, engine_host, tls_refusal, validate_tls
 
 __all__ = ["DockerHostTarget", "container_name"]
 
@@ -62,6 +70,21 @@ WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
 
 def container_name(name: str, deployment_id: int) -> str:
     return f"slipway-{name}-d{deployment_id}"
+
+
+class _EngineApi(docker.APIClient):
+    """An engine is reached directly: never through an HTTP proxy, and never with the machine's CA bundle
+    (requests lets REQUESTS_CA_BUNDLE replace the engine's own CA). The version is asked in __init__."""
+
+    def _retrieve_server_version(self) -> str:
+        self.trust_env = False
+        return str(super()._retrieve_server_version())  # type: ignore[misc]
+
+
+class _Engine(docker.DockerClient):
+    def __init__(self, **options: Any) -> None:
+        self.api = _EngineApi(**options)
+        self.api.trust_env = False
 
 
 class _ContainerFailed(Exception):
@@ -79,17 +102,25 @@ class DockerHostTarget:
         poll_seconds: float = 0.5,
         stop_timeout: int = 10,
         request_timeout: float = 60,
+        tls: DockerTLS | None = None,
     ) -> None:
+        """`base_url`: unix:// (this machine), tcp:// (with `tls`: the engine's CA and Slipway's client
+        certificate and key) or ssh://user@host (the worker's own SSH client, keys and known_hosts)."""
         self.base_url, self.bind_address = base_url, bind_address
         self.ready_timeout, self.poll_seconds, self.stop_timeout = ready_timeout, poll_seconds, stop_timeout
         self.registry_auth = registry_auth
         self.request_timeout = request_timeout
+        self.tls = tls
         self._client: docker.DockerClient | None = None
+        self._tls_dir: str | None = None
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
             self._client = None
+        if self._tls_dir is not None:
+            shutil.rmtree(self._tls_dir, ignore_errors=True)
+            self._tls_dir = None
 
     def __enter__(self) -> DockerHostTarget:
         return self
@@ -101,14 +132,68 @@ class DockerHostTarget:
     def engine(self) -> docker.DockerClient:
         # Connecting is deferred: the client asks the engine for its API version when it is created.
         if self._client is None:
-            with self._errors("connecting to the Docker engine"):
-                self._client = docker.DockerClient(base_url=self.base_url, timeout=int(self.request_timeout))
+            try:
+                with self._errors("connecting to the Docker engine"):
+                    options: dict[str, Any] = {"base_url": self.base_url, "timeout": int(self.request_timeout)}
+                    if self.base_url.startswith("ssh://"):
+                        options["use_ssh_client"] = True  # the system's ssh: its keys, agent and known_hosts
+                    elif self.tls is not None:
+                        options["tls"] = self._tls_config(self.tls)
+                    self._client = _Engine(**options)
+            except TransientTargetError:
+                refusal = self._tls_diagnosis()
+                if refusal is not None:
+                    raise TargetError(refusal) from None
+                raise
         return self._client
+
+    def _tls_diagnosis(self) -> str | None:
+        """Why a TLS engine dropped the connection, asked with one handshake of our own.
+
+        An engine that refuses a client certificate under TLS 1.3 does so after the client's side of the
+        handshake is done: the client often sees only a reset, its alert lost. A reset right after a
+        completed handshake is that refusal."""
+        if self.tls is None or self._tls_dir is None:
+            return None
+        parts = urlsplit(self.base_url)
+        host, port = parts.hostname or "", parts.port or 2376
+        context = ssl.create_default_context(cafile=os.path.join(self._tls_dir, "ca.pem"))
+        context.load_cert_chain(os.path.join(self._tls_dir, "cert.pem"), os.path.join(self._tls_dir, "key.pem"))
+        try:
+            with (
+                socket.create_connection((host, port), timeout=self.request_timeout) as raw,
+                context.wrap_socket(raw, server_hostname=host) as conn,
+            ):
+                conn.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+                conn.recv(1)
+        except ssl.SSLError as error:
+            if not isinstance(error, ssl.SSLEOFError):
+                return tls_refusal(self.base_url, error)
+            return tls_refusal(self.base_url, ssl.SSLError("alert certificate unknown (connection closed)"))
+        except (ConnectionResetError, BrokenPipeError):
+            return tls_refusal(self.base_url, ssl.SSLError("alert certificate unknown (connection reset)"))
+        except OSError:
+            return None
+        return None
+
+    def _tls_config(self, tls: DockerTLS) -> docker.tls.TLSConfig:
+        """The docker SDK reads credentials from files: written for this target only, removed on close()."""
+        validate_tls(tls)
+        self._tls_dir = tempfile.mkdtemp(prefix="slipway-docker-tls-")
+        paths = {}
+        for name, text in (("ca.pem", tls.ca), ("cert.pem", tls.cert), ("key.pem", tls.key)):
+            path = os.path.join(self._tls_dir, name)
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(text)
+            paths[name] = path
+        return docker.tls.TLSConfig(
+            client_cert=(paths["cert.pem"], paths["key.pem"]), ca_cert=paths["ca.pem"], verify=True
+        )
 
     @property
     def host(self) -> str:
-        """Where published ports are reached: the bound address, or loopback for a wildcard bind."""
-        return "127.0.0.1" if self.bind_address in WILDCARD_ADDRESSES else self.bind_address
+        """Where published ports are reached: on a remote host its address, never this machine's loopback."""
+        return engine_host(self.base_url, self.bind_address, WILDCARD_ADDRESSES)
 
     # --- the Target protocol ----------------------------------------------------------------------
 
@@ -406,6 +491,9 @@ class DockerHostTarget:
                 raise TransientTargetError(f"The Docker engine failed while {what}: {message}") from None
             raise TargetError(f"The Docker engine refused {what}: {message}") from None
         except (requests.RequestException, DockerException, OSError) as error:
+            refusal = tls_refusal(self.base_url, error)
+            if refusal is not None:  # a TLS handshake that failed fails again: no retry
+                raise TargetError(refusal) from None
             raise TransientTargetError(
                 f"The Docker engine at {self.base_url} did not answer while {what}: {error}"
             ) from None

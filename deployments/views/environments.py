@@ -104,7 +104,7 @@ def environment_edit(request, pk=None):
     if request.method == "POST" and form.is_valid():
         environment = form.instance
         environment.deployment_settings = form.cleaned_data["deployment_settings"]
-        secrets = {"kube_token": form.cleaned_data["kube_token"], "kubeconfig": form.cleaned_data["kubeconfig"]}
+        secrets = {field: form.cleaned_data[field] for field in environments.SECRET_FIELDS}
         try:
             environments.environment_save(
                 actor=Actor.from_request(request),
