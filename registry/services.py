@@ -46,7 +46,9 @@ def model_create(
     model = RegisteredModel(
         team=team, name=name, description=description, task=task, auto_build=auto_build, created_by=actor.user
     )
-    model.full_clean(validate_unique=False)
+    # The team's one-name-per-model constraint is left to the database, whose refusal below names
+    # the field (`full_clean` would report it under `__all__`).
+    model.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             model.save()

@@ -207,3 +207,13 @@ def test_an_archived_model_takes_no_new_versions(api, owner, model):
     response = upload(api.as_user(owner), model)
     assert response.status_code == 400
     assert "archived" in response.json()["model"][0]
+
+
+def test_a_duplicate_model_name_is_refused_naming_the_field(api, teammate, team, model):
+    """README: errors name the field. A second model of the same name in a team is the `name`'s fault."""
+    response = api.as_user(teammate).post(
+        "/api/v1/models/", {"team": team.slug, "name": model.name, "task": "classification"}, format="json"
+    )
+    assert response.status_code == 400
+    assert set(response.json()) == {"name"}, response.json()
+    assert "already has a model named" in response.json()["name"][0]
