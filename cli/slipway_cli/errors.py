@@ -1,9 +1,13 @@
 """The exit codes a CI script relies on, and the one place that maps a failure to its code."""
 
 import json
+import re
 from enum import IntEnum
 
 import click
+
+# Django REST framework's own answers for an address that matches no object.
+_GENERIC_NOT_FOUND = re.compile(r"^(Not found\.|No \w+ matches the given query\.|HTTP 404)$")
 
 
 class Exit(IntEnum):
@@ -85,7 +89,11 @@ def for_status(status: int, body, *, method: str, path: str) -> CliError:
     if status == 403:
         return Refused(f"refused: {reason}")
     if status == 404:
-        return Usage(f"not found: {path} does not exist, or belongs to a team you are not in")
+        if body in (None, "") or _GENERIC_NOT_FOUND.match(reason):
+            return Usage(f"not found: {path} does not exist, or belongs to a team you are not in")
+        # The server named what it did not find (`can-i`: "No promotion 7 in your teams."): the
+        # address itself exists, so saying it does not would mislead.
+        return Usage(f"not found: {reason}")
     if status == 413:
         return Usage(f"too large for the server: {reason}")
     if 400 <= status < 500:

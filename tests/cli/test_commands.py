@@ -332,6 +332,13 @@ def test_another_teams_objects_are_not_found(slipway, token_of, stranger, built)
     assert deploy.code == 2 and "not found" in deploy.stderr
 
 
+def test_not_found_says_what_the_server_did_not_find_not_that_the_endpoint_is_missing(slipway, token_of, teammate):
+    answer = slipway(token_of(teammate))("can-i", "approve", "promotion:987654")
+    assert answer.code == 2, answer
+    assert "No promotion 987654 in your teams" in answer.stderr
+    assert "/can-i/ does not exist" not in answer.stderr
+
+
 # -- exit code 5: server and network errors, after retries -----------------------------------------
 
 
