@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from deployments.imaging.context import BuildSpec, prepare_context, runtime_component
 from deployments.imaging.engine import DockerEngine
-from deployments.imaging.errors import Cancelled, ImageError, TransientError
+from deployments.imaging.errors import BuildContextError, Cancelled, ImageError, TransientError
 from deployments.imaging.packages import debian_packages
 from deployments.imaging.smoke import smoke_test
 from deployments.logs import LogWriter
@@ -120,8 +120,16 @@ class BuildRunner:
         artifact_dir.mkdir(parents=True)
         artifact_path = artifact_dir / version.artifact_name
         self.say(f"Fetching the artifact {version.artifact_name} ({version.artifact_size:,} bytes)")
-        with version.artifact.open("rb") as source, open(artifact_path, "wb") as target:
-            shutil.copyfileobj(source, target, 1024 * 1024)
+        try:
+            with version.artifact.open("rb") as source, open(artifact_path, "wb") as target:
+                shutil.copyfileobj(source, target, 1024 * 1024)
+        except FileNotFoundError:
+            # Said without the storage's path, which is the platform's business, not the user's.
+            logger.exception("build %s: the artifact of %s is missing from storage", self.build.pk, version)
+            raise BuildContextError(
+                f"The artifact {version.artifact_name} of {version.display_name} is missing from the artifact "
+                "storage; upload the version again."
+            ) from None
         spec = BuildSpec(
             team=version.model.team.slug,
             model=version.model.name,

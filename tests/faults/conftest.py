@@ -19,3 +19,11 @@ def broker(own_redis):
     """This process enqueues into `own_redis`, which the test may stop and start."""
     with celery_broker(own_redis.url):
         yield own_redis
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Lets a fixture see whether its test failed (to show the logs of the processes it ran)."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

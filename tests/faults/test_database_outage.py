@@ -5,6 +5,7 @@ nothing is lost, nothing is stuck, and the recorded reason is the true one; the 
 (run with -s to see them)."""
 
 import json
+import re
 import textwrap
 import time
 
@@ -84,7 +85,7 @@ def stack(tmp_path_factory, kube_backend, oci_registry, base_image):
 
 
 @pytest.fixture
-def world(stack, kube_cluster, oci_registry):
+def world(stack, kube_cluster, oci_registry, request):
     platform, database, broker = stack
     seed = SEED.format(
         registry=oci_registry.host,
@@ -98,7 +99,10 @@ def world(stack, kube_cluster, oci_registry):
         platform.start_web()
     if "worker" not in platform.processes:
         platform.start_worker()
-    return platform, database, broker, Api(platform, ids["token"]), ids
+    yield platform, database, broker, Api(platform, ids["token"]), ids
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for name in ("worker", "web"):
+            print(f"\n--- {name} log (end) ---\n{platform.log(name)[-4000:]}")
 
 
 def upload(api: Api, model: int, dockerfile: str) -> tuple[int, int]:
@@ -214,3 +218,155 @@ def test_a_worker_killed_while_building_is_reaped_with_the_true_reason_and_its_f
     assert final["failure_reason"] == "The worker running this build was lost (no heartbeat for 3 s)."
     assert not workdir.exists(), "the killed build's work folder is still there"
     figure(f"build, worker SIGKILLed while building: failed {took:.1f} s after the kill, work folder removed")
+
+
+REAP = """
+from django.test.utils import override_settings
+from deployments.runners.rollouts import reap
+from deployments.services.builds import reap_stale_builds
+with override_settings(BUILD_STALE_AFTER=3):
+    print(reap_stale_builds(), reap())
+"""
+
+
+def built_version(api: Api, model: int, base_image: str, extra: str = "") -> int:
+    version, build = upload(api, model, f"FROM {base_image}\nRUN echo {extra}-{time.time_ns()}\n")
+    final = wait_until(
+        lambda: (b := api.ok(f"builds/{build}/"))["finished"] and b, timeout=180, interval=1, message="the build"
+    )
+    assert final["state"] == "succeeded", final["failure_reason"]
+    return version
+
+
+def deploy(api: Api, version: int, environment: int) -> int:
+    answer = api.post("rollouts/", json={"version": version, "environment": environment})
+    assert answer.status_code == 201, answer.text
+    return answer.json()["id"]
+
+
+def finished(api: Api, kind: str, pk: int, timeout: float = 120) -> dict:
+    return wait_until(
+        lambda: (r := api.ok(f"{kind}/{pk}/"))["finished"] and r, timeout=timeout, interval=1, message=f"{kind} {pk}"
+    )
+
+
+def test_a_database_away_for_longer_than_the_limit_fails_the_rollout_with_that_reason(world, base_image, kube_cluster):
+    platform, database, _, api, ids = world
+    version = built_version(api, ids["model"], base_image)
+    platform.kill("worker")
+    platform.start_worker("impatient", env={"SLIPWAY_DATABASE_RETRY_LIMIT": "3"})
+    try:
+        kube_cluster.controller.ready_delay = 60
+        rollout = deploy(api, version, ids["environment"])
+        wait_until(lambda: api.ok(f"rollouts/{rollout}/")["state"] == "progressing", timeout=60, message="progress")
+        stopped = time.monotonic()
+        outage(database, api)
+        final = finished(api, "rollouts", rollout)
+        took = time.monotonic() - stopped
+    finally:
+        platform.kill("impatient")
+
+    assert final["state"] == "failed"
+    assert re.fullmatch(
+        r"The database was unavailable for [34] s, longer than a worker waits for it "
+        r"\(SLIPWAY_DATABASE_RETRY_LIMIT, 3 s\)\.",
+        final["failure_reason"],
+    ), final["failure_reason"]
+    assert "worker" not in final["failure_reason"]
+    figure(
+        f"rollout, PostgreSQL down {OUTAGE} s past a 3 s limit: failed {took:.1f} s after the stop, reason: "
+        f"{final['failure_reason']}"
+    )
+
+
+def test_a_rollout_taken_while_postgresql_is_down_is_claimed_once_it_is_back(world, base_image):
+    platform, database, _, api, ids = world
+    version = built_version(api, ids["model"], base_image)
+    platform.kill("worker")
+    rollout = deploy(api, version, ids["environment"])  # its message waits in Redis
+    database.stop()
+    stopped = time.monotonic()
+    platform.start_worker(wait=False)
+    time.sleep(OUTAGE)
+    database.start()
+    final = finished(api, "rollouts", rollout)
+    took = time.monotonic() - stopped
+
+    assert final["state"] == "succeeded", final["failure_reason"]
+    figure(f"rollout queued while PostgreSQL was down {OUTAGE} s: {final['state']} {took:.1f} s after the stop")
+
+
+def test_a_worker_killed_while_pushing_is_reaped_and_a_new_build_succeeds(world, base_image):
+    platform, _, _, api, ids = world
+    blob = f"RUN head -c 200000000 /dev/urandom > /blob-{time.time_ns()}"
+    version, build = upload(api, ids["model"], f"FROM {base_image}\n{blob}\n")
+    wait_until(lambda: api.ok(f"builds/{build}/")["state"] == "pushing", timeout=120, interval=0.2, message="push")
+    platform.kill("worker")
+    killed = time.monotonic()
+    final = wait_until(
+        lambda: platform.manage("shell", "-c", REAP) and (b := api.ok(f"builds/{build}/"))["finished"] and b,
+        timeout=60,
+        interval=1,
+        message="the reaper",
+    )
+    took = time.monotonic() - killed
+    platform.start_worker()
+
+    assert final["state"] == "failed"
+    assert final["failure_reason"] == "The worker running this build was lost (no heartbeat for 3 s)."
+    assert not (platform.folder / "builds" / str(build)).exists()
+    again = api.post("builds/", json={"version": version})
+    assert again.status_code == 201, again.text
+    rebuilt = finished(api, "builds", again.json()["id"], timeout=240)
+    assert rebuilt["state"] == "succeeded", rebuilt["failure_reason"]
+    figure(f"build, worker SIGKILLed while pushing: failed {took:.1f} s after the kill; the rebuild succeeded")
+
+
+def test_a_worker_killed_while_rolling_out_is_reaped_and_the_cluster_rolled_back(world, base_image, kube_cluster):
+    platform, _, _, api, ids = world
+    first = built_version(api, ids["model"], base_image, "first")
+    second = built_version(api, ids["model"], base_image, "second")
+    good = finished(api, "rollouts", deploy(api, first, ids["environment"]))
+    assert good["state"] == "succeeded"
+    kube_cluster.controller.ready_delay = 60
+    lost = deploy(api, second, ids["environment"])
+    wait_until(lambda: api.ok(f"rollouts/{lost}/")["state"] == "progressing", timeout=60, message="progress")
+    platform.kill("worker")
+    killed = time.monotonic()
+    kube_cluster.controller.ready_delay = 0.2
+    final = wait_until(
+        lambda: platform.manage("shell", "-c", REAP) and (r := api.ok(f"rollouts/{lost}/"))["finished"] and r,
+        timeout=60,
+        interval=1,
+        message="the reaper",
+    )
+    platform.start_worker()
+    rollback = wait_until(
+        lambda: api.ok(f"rollouts/?kind=auto_rollback&environment={ids['environment']}")["results"],
+        timeout=30,
+        message="the automatic rollback",
+    )[0]
+    back = finished(api, "rollouts", rollback["id"])
+    took = time.monotonic() - killed
+
+    assert final["state"] == "failed" and "worker running this rollout was lost" in final["failure_reason"]
+    assert rollback["replaces"] == lost and back["state"] == "succeeded"
+    deployments = kube_cluster.apps.list_namespaced_deployment(kube_cluster.namespace).items
+    assert [d.spec.template.spec.containers[0].image for d in deployments] == [good["image"]]
+    figure(f"rollout, worker SIGKILLed while rolling out: failed, rolled back to v1, cluster on v1 {took:.1f} s after")
+
+
+def test_redis_stopped_and_started_during_a_build(world, base_image):
+    _, _, broker, api, ids = world
+    _, build = upload(api, ids["model"], f"FROM {base_image}\nRUN sleep 6 && echo r-{time.time_ns()}\n")
+    wait_until(lambda: api.ok(f"builds/{build}/")["state"] == "building", timeout=90, message="building")
+    broker.stop()
+    stopped = time.monotonic()
+    time.sleep(5)
+    broker.start()
+    built = finished(api, "builds", build, timeout=180)
+    took = time.monotonic() - stopped
+
+    assert built["state"] == "succeeded", built["failure_reason"]
+    whole_log(api, "builds", build)
+    figure(f"build, Redis down 5 s while building: {built['state']} {took:.1f} s after the stop")

@@ -188,10 +188,15 @@ class Platform:
             raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
         return done.stdout
 
-    def _start(self, name: str, command: list[str]) -> None:
-        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 (the process owns it)
+    def _start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.folder / f"{name}.log", "wb")  # noqa: SIM115 (the process owns it)
         self.processes[name] = subprocess.Popen(
-            command, cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            cwd=self.root,
+            env={**self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def start_web(self, *, gunicorn: bool = False) -> None:
@@ -213,7 +218,7 @@ class Platform:
         except requests.RequestException:
             return False
 
-    def start_worker(self, name: str = "worker") -> None:
+    def start_worker(self, name: str = "worker", *, env: dict[str, str] | None = None, wait: bool = True) -> None:
         self._start(
             name,
             [
@@ -232,9 +237,11 @@ class Platform:
                 "--without-mingle",
                 "--without-gossip",
             ],
+            env,
         )
         log = self.folder / f"{name}.log"
-        wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, message=f"the Celery {name}")
+        if wait:
+            wait_until(lambda: b"ready." in log.read_bytes(), timeout=60, message=f"the Celery {name}")
 
     def kill(self, name: str) -> None:
         """SIGKILL a process and its children: what an OOM kill or a lost node does."""
