@@ -49,9 +49,35 @@ PYTHON_IMAGE = [  # what a scikit-learn image installs, and more
 ]
 
 
+def base_image_packages() -> list[dict]:
+    """The Debian packages of SLIPWAY_BASE_IMAGE, read as a build reads them (none without the engine)."""
+    import docker
+
+    from deployments.imaging.packages import debian_packages
+
+    image = os.environ.get("SLIPWAY_BASE_IMAGE", "slipway/python:3.11-bookworm")
+    try:
+        client = docker.APIClient(version="auto", timeout=300)
+        ecosystem, packages = debian_packages(client, image)
+    except docker.errors.DockerException:
+        return []
+    return [
+        {
+            "ecosystem": ecosystem,
+            "name": p.name,
+            "version": p.version,
+            "arch": p.architecture,
+            "source": p.source,
+            "source_version": p.source_version,
+        }
+        for p in packages
+    ]
+
+
 def debian_image(rng: random.Random) -> list[dict]:
-    """About 300 binary packages from about 150 source packages, with bookworm-like versions."""
-    items = []
+    """About 300 binary packages: the base image's own, and more from made-up source packages (what a
+    model's system dependencies add), with bookworm-like versions."""
+    items = base_image_packages()
     for index in range(150):
         source = f"src{index:03d}"
         upstream = f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 20)}"
@@ -71,19 +97,13 @@ def debian_image(rng: random.Random) -> list[dict]:
                     "source_version": version,
                 }
             )
-    return items[:300]
+    return items[:300]  # the base image's first
 
 
 def _debian_fixed(version: str, rng: random.Random, affected: bool) -> str:
-    epoch, _, rest = version.rpartition(":")
-    upstream, _, revision = rest.partition("-")
-    base = revision.split("+", 1)[0]
-    update = int(revision.split("deb12u", 1)[1]) if "deb12u" in revision else 0
-    update = update + rng.randint(1, 5) if affected else max(0, update - rng.randint(1, update or 1))
-    fixed = f"{upstream}-{base}" + (f"+deb12u{update}" if update else "")
-    if not affected and not update:
-        fixed = f"{upstream}-{max(0, int(base) - 1)}" if int(base) > 1 else f"0.{upstream}-1"
-    return f"{epoch}:{fixed}" if epoch else fixed
+    """A fixed version just above the installed one (it is affected) or just below it (it is not), in
+    Debian's order whatever the version's shape: "+" sorts after the end of a version, "~" before it."""
+    return f"{version}{'+' if affected else '~'}bench{rng.randint(1, 40)}"
 
 
 def generate(pypi_count: int, debian_count: int, seed: int = 7, *, write: bool = True) -> tuple[list[dict], int]:
@@ -181,6 +201,7 @@ def main() -> None:
     django_ready()
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.db import connection
 
     from accounts.models import Team
     from deployments.models import AffectedPackage, Build, BuildState, Finding
@@ -195,6 +216,8 @@ def main() -> None:
     size = sum(p.stat().st_size for p in MIRROR.rglob("*.zip"))
     first_load = unchanged_load = None
     if not args.scan_only:
+        with connection.cursor() as cursor:  # the first load starts from an empty database
+            cursor.execute("TRUNCATE deployments_affectedpackage, deployments_advisory")
         started = time.monotonic()
         vulnerabilities.database_refresh()
         first_load = time.monotonic() - started
