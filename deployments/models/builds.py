@@ -17,6 +17,7 @@ class BuildState(models.TextChoices):
     QUEUED = "queued", "Queued"
     PREPARING = "preparing", "Preparing"
     BUILDING = "building", "Building"
+    TESTING = "testing", "Smoke testing"  # the image just built serves its model, or it is never pushed
     PUSHING = "pushing", "Pushing"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
@@ -24,11 +25,11 @@ class BuildState(models.TextChoices):
 
     @classmethod
     def active(cls) -> list[str]:
-        return [cls.QUEUED, cls.PREPARING, cls.BUILDING, cls.PUSHING]
+        return [cls.QUEUED, cls.PREPARING, cls.BUILDING, cls.TESTING, cls.PUSHING]
 
     @classmethod
     def running(cls) -> list[str]:
-        return [cls.PREPARING, cls.BUILDING, cls.PUSHING]
+        return [cls.PREPARING, cls.BUILDING, cls.TESTING, cls.PUSHING]
 
     @classmethod
     def final(cls) -> list[str]:

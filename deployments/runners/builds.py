@@ -98,6 +98,7 @@ class BuildRunner:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"dpkg-{self.build.pk}") as reader:
             reading = reader.submit(self.read_debian_packages, image_id)
             if version.framework != Framework.CUSTOM:  # a custom image carries its own server, not our probe
+                self.enter(BuildState.TESTING)  # its own step: how long the smoke test took is shown apart
                 self.smoke_test(image_id)
             bill = self.bill_of_materials(context.bill_of_materials, *reading.result())
 

@@ -5,6 +5,7 @@ are conditional updates too, so a rollout the reaper already failed stays failed
 transaction is open while the cluster or the Docker host is talked to.
 """
 
+import contextlib
 import logging
 import socket
 import time
@@ -76,9 +77,10 @@ class RolloutRunner:
             rollout.environment, ready_timeout=rollout.deployment_settings.get("progress_deadline_seconds")
         )
         spec = deploy_spec(rollout)
-        manifests = target.render(spec)
-        with_database(lambda: Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests))
-        endpoint = target.deploy(spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop)
+        with contextlib.closing(target):  # its connections to the cluster or engine end with the rollout
+            manifests = target.render(spec)
+            with_database(lambda: Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests))
+            endpoint = target.deploy(spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop)
         self.finish(RolloutState.SUCCEEDED, "", endpoint=endpoint)
         with_database(lambda: rollouts.release_succeeded(rollout))
         with_database(lambda: promotions.release_deployed(rollout))

@@ -153,3 +153,26 @@ def test_the_promotion_page_follows_approval_and_deploy(browser, signed_in, team
     shows_within(page, "#promotion-header >> text=Deployed.", changed)
     assert page.locator("#promotion-changes >> text=as approved").is_visible()
     browser.shot("live-promotion-deployed")
+
+
+def test_the_build_page_shows_the_smoke_test_as_a_step_of_its_own(browser, model):
+    started = timezone.now()
+    build = BuildFactory(
+        version=VersionFactory(model=model),
+        state=BuildState.TESTING,
+        started_at=started,
+        steps={
+            "preparing": {"started": started.isoformat(), "finished": started.isoformat(), "seconds": 0.4},
+            "building": {"started": started.isoformat(), "finished": started.isoformat(), "seconds": 1.1},
+            "testing": {"started": started.isoformat()},
+        },
+    )
+    page = opened(browser, f"/builds/{build.pk}/")
+    assert page.locator(".steps .step.active", has_text="Smoke test").is_visible()
+
+    steps = {**build.steps, "testing": {**build.steps["testing"], "finished": started.isoformat(), "seconds": 1.7}}
+    Build.objects.filter(pk=build.pk).update(state=BuildState.PUSHING, steps={**steps, "pushing": {"started": "x"}})
+    shows_within(page, ".steps .step.done:has-text('Smoke test') >> text=1.7 s", time.monotonic())
+    browser.shot("build-smoke-test-step")
+    page.set_viewport_size({"width": 390, "height": 844})
+    browser.shot("build-smoke-test-step-phone")

@@ -158,7 +158,7 @@ def test_an_sklearn_version_is_built_pushed_and_serves_the_same_predictions(
     manifest = oci_registry.manifest("vision/iris", tag)
     assert manifest.status_code == 200
     assert manifest.headers["Docker-Content-Digest"] == build.image_digest
-    assert set(build.steps) == {"preparing", "building", "pushing"}
+    assert set(build.steps) == {"preparing", "building", "testing", "pushing"}  # the smoke test is a step
     assert all(step["seconds"] >= 0 for step in build.steps.values())
     packages = {item["name"].lower(): item for item in build.bill_of_materials}
     assert "scikit-learn" in packages and len(packages["scikit-learn"]["sha256"]) == 64
@@ -262,7 +262,7 @@ def test_a_model_that_cannot_load_fails_its_build_and_is_never_pushed(
     assert '"event": "model_load_failed"' in log  # the runtime's own lines, shown in the build log
     assert "==> Pushing" not in log
     assert oci_registry.manifest("vision/iris", f"v1-b{build.pk}").status_code == 404
-    assert "pushing" not in build.steps
+    assert "pushing" not in build.steps and build.steps["testing"]["seconds"] > 0
     assert not docker_engine.containers.list(all=True, filters={"label": "io.slipway.smoke-test"})
 
 
