@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("deployments", "0009_environment_policy"),
+        ("deployments", "0010_docker_tls"),
         ("registry", "0003_version_inspection"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
