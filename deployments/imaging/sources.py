@@ -62,6 +62,9 @@ def check_dockerfile(text: str, sources: ImageSources) -> None:
     """Raises BuildContextError naming the line when the Dockerfile uses an image it may not, or a URL."""
     stages: set[str] = set()
     for number, instruction, arguments in _instructions(text):
+        if instruction == "ONBUILD":
+            # Runs in a later build FROM this image (one of the team's own): the same rules apply.
+            instruction, arguments = _split(arguments)
         words = arguments.split()
         if instruction == "FROM":
             rest = [w for w in words if not w.startswith("--")]
@@ -83,6 +86,11 @@ def check_dockerfile(text: str, sources: ImageSources) -> None:
                     raise BuildContextError(
                         f"Dockerfile line {number}: ADD may not fetch {word}: builds have no network; "
                         "put the file in the archive"
+                    )
+                if "$" in word and not word.startswith("--"):
+                    # The builder expands ARG and ENV values before it decides whether to fetch.
+                    raise BuildContextError(
+                        f"Dockerfile line {number}: ADD may not use variables ({word}); name the file, or use COPY"
                     )
 
 
@@ -120,8 +128,12 @@ def _instructions(text: str) -> Iterable[tuple[int, str, str]]:
             continue
         full = (pending + stripped).strip()
         pending = ""
-        instruction, _, arguments = full.partition(" ")
-        yield start, instruction.upper(), arguments.strip()
+        yield start, *_split(full)
     if pending.strip():
-        instruction, _, arguments = pending.strip().partition(" ")
-        yield start, instruction.upper(), arguments.strip()
+        yield start, *_split(pending)
+
+
+def _split(line: str) -> tuple[str, str]:
+    """INSTRUCTION and its arguments: the builder splits them at any whitespace, a tab included."""
+    parts = line.strip().split(maxsplit=1)
+    return (parts[0].upper() if parts else ""), (parts[1].strip() if len(parts) > 1 else "")

@@ -179,6 +179,16 @@ def test_a_prebuilt_image_in_the_teams_own_path_is_accepted(api, teammate, devel
         "# escape=`\nFROM `\n  127.0.0.1:5000/other/x:v1\n",
         "from 127.0.0.1:5000/vision-evil/x:v1\n",
         "FROM base AS build\nFROM build\nCOPY --from=127.0.0.1:5000/other/x:v1 / /\n",
+        # The builder splits an instruction from its arguments at any whitespace, a tab too.
+        "FROM\t127.0.0.1:5000/other/x:v1\n",
+        "FROM base\nADD\thttp://169.254.169.254/latest/meta-data/ /creds\n",
+        "FROM base\nCOPY\t--from=127.0.0.1:5000/other/x:v1 / /\n",
+        # ADD expands build arguments and environment variables before it fetches.
+        "FROM base\nARG U=http://169.254.169.254/latest/meta-data/\nADD ${U} /creds\n",
+        "FROM base\nENV U=http://169.254.169.254\nADD $U/latest/meta-data/ /creds\n",
+        # ONBUILD runs its instruction in a later build FROM this image (the team's own repositories).
+        "FROM base\nONBUILD ADD http://169.254.169.254/latest/meta-data/ /creds\n",
+        "FROM base\nONBUILD COPY --from=127.0.0.1:5000/other/x:v1 / /\n",
     ],
 )
 def test_dockerfile_tricks_are_refused(dockerfile):
