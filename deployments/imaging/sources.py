@@ -82,7 +82,10 @@ def check_dockerfile(text: str, sources: ImageSources) -> None:
                         _check_image(number, "COPY --from", source, sources)
         elif instruction == "ADD":
             for word in words:
-                if "://" in word or word.startswith("git@"):
+                # The builder removes quotes and escapes (`\` or the `# escape=` one) before it
+                # decides whether a word is a URL: http:"//"host and http:\/\/host are URLs too.
+                bare = re.sub(r"[\"'\\`]", "", word)
+                if "://" in bare or bare.startswith("git@"):
                     raise BuildContextError(
                         f"Dockerfile line {number}: ADD may not fetch {word}: builds have no network; "
                         "put the file in the archive"

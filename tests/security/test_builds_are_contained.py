@@ -186,6 +186,10 @@ def test_a_prebuilt_image_in_the_teams_own_path_is_accepted(api, teammate, devel
         # ADD expands build arguments and environment variables before it fetches.
         "FROM base\nARG U=http://169.254.169.254/latest/meta-data/\nADD ${U} /creds\n",
         "FROM base\nENV U=http://169.254.169.254\nADD $U/latest/meta-data/ /creds\n",
+        # ...and removes quotes and escapes from its words first.
+        'FROM base\nADD http:"//"169.254.169.254/latest/meta-data/ /creds\n',
+        "FROM base\nADD http:\\/\\/169.254.169.254/latest/meta-data/ /creds\n",
+        "# escape=`\nFROM base\nADD http:`/`/169.254.169.254/latest/meta-data/ /creds\n",
         # ONBUILD runs its instruction in a later build FROM this image (the team's own repositories).
         "FROM base\nONBUILD ADD http://169.254.169.254/latest/meta-data/ /creds\n",
         "FROM base\nONBUILD COPY --from=127.0.0.1:5000/other/x:v1 / /\n",
