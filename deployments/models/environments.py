@@ -131,7 +131,7 @@ class Environment(models.Model):
         then only the teams granted a role, up to that role."""
         if self.team_id is not None:
             return Role.ADMIN if self.team_id == team.pk else None
-        grants = dict(self.grants.values_list("team_id", "role"))
+        grants = {grant.team_id: grant.role for grant in self.grants.all()}  # prefetched by list pages
         if not grants:
             return Role.ADMIN
         return grants.get(team.pk)

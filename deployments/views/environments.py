@@ -50,12 +50,16 @@ def environment_detail(request, pk):
     actor = Actor.from_request(request)
     releases = list(restrict(releases_at(environment, at), request.user))
     frozen = policy.active_freeze(environment)
+    verdicts: dict[int, tuple] = {}  # the verdicts depend on the model's team only: asked once per team
     for release in releases:
         # The Roll back button: shown to who may roll back; during a freeze, to who may break the glass.
-        release.rollback = policy.rollback_verdict(actor, environment, release.model)
-        release.break_glass = None
-        if release.rollback and frozen and not environment.rollback_during_freeze:
-            release.break_glass = decide(actor, Action.BREAK_GLASS, release.model, environment=environment)
+        if release.model.team_id not in verdicts:
+            rollback = policy.rollback_verdict(actor, environment, release.model)
+            glass = None
+            if rollback and frozen and not environment.rollback_during_freeze:
+                glass = decide(actor, Action.BREAK_GLASS, release.model, environment=environment)
+            verdicts[release.model.team_id] = (rollback, glass)
+        release.rollback, release.break_glass = verdicts[release.model.team_id]
     vulnerable = vulnerable_since_release(releases)
     for release in releases:
         release.vulnerable = vulnerable.get(release.pk)

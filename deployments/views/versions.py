@@ -6,7 +6,7 @@ from django.shortcuts import render
 
 from accounts.permissions import Action, Actor, decide
 from deployments.models import PromotionState
-from deployments.policy import deploy_verdict
+from deployments.policy import deploy_verdicts
 from deployments.selectors.builds import build_list, latest_builds_for_versions
 from deployments.selectors.comparisons import compare_versions
 from deployments.selectors.environments import environment_list
@@ -58,11 +58,13 @@ def version_detail(request, team, name, number):
         return render(request, "deployments/_build_summary.html", context)
     releases = {release.environment_id: release for release in current_releases(version.model)}
     deployable = any(b.state == "succeeded" for b in version_builds)
-    context["environments"] = [
-        (environment, releases.get(environment.pk), deploy_verdict(actor, version, environment))
-        for environment in environment_list(user=request.user).order_by("position", "name")
+    environments = [
+        environment
+        for environment in environment_list(user=request.user).prefetch_related("grants").order_by("position", "name")
         if environment.team_id in (None, version.model.team_id)
     ]
+    verdicts = deploy_verdicts(actor, version, environments)
+    context["environments"] = [(env, releases.get(env.pk), verdicts[env.pk]) for env in environments]
     pending = promotion_list(user=request.user).filter(model=version.model, state=PromotionState.PENDING)
     context.update(deployable=deployable, pending={p.environment_id: p for p in pending})
     return render(request, "deployments/version_detail.html", context)

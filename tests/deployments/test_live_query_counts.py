@@ -69,7 +69,7 @@ def test_the_version_rollout_and_promotion_pages_cost_the_same_for_many_rows(
     rollout(model, staging, 1)
     version = current.version
     promotion = promotions.promotion_request(actor=Actor(user=teammate), version=version, environment=prod, reason="r")
-    promotions.promotion_approve(actor=Actor(user=approver), promotion=promotion)
+    promotions.promotion_approve(actor=Actor(user=approver), promotion=promotion, digest=promotion.digest)
     paths = [
         f"/models/vision/{model.name}/v1/",
         f"/rollouts/{current.pk}/",
@@ -80,7 +80,7 @@ def test_the_version_rollout_and_promotion_pages_cost_the_same_for_many_rows(
     for n in range(3):
         EnvironmentFactory(name=f"edge-{n}", position=40 + n)
         promotions.promotion_approve(
-            actor=Actor(user=member(team, f"approver-{n}", Role.APPROVER)), promotion=promotion
+            actor=Actor(user=member(team, f"approver-{n}", Role.APPROVER)), promotion=promotion, digest=promotion.digest
         )
     for _ in range(5):
         rollout(model, staging, 1)  # the digest's history grows
