@@ -140,7 +140,7 @@ def test_the_promotion_page_follows_approval_and_deploy(browser, signed_in, team
     inbox = opened(approver_session, "/promotions/")
     assert inbox.locator(f"#inbox a[href='/promotions/{promotion.pk}/']").is_visible()
 
-    promotions.promotion_approve(actor=Actor(user=approver), promotion=promotion, comment="go")
+    promotions.promotion_approve(actor=Actor(user=approver), promotion=promotion, digest=promotion.digest, comment="go")
     changed = time.monotonic()
     shows_within(page, "h1 >> text=Approved", changed)
     shows_within(page, "#promotion-status >> text=go", changed)
