@@ -2,7 +2,9 @@
 
 Only the standard library and numpy are imported at start; the model's framework (scikit-learn,
 onnxruntime or the user's ``model.py``) is imported when the model loads, after the socket listens, so
-liveness answers at once and readiness turns 200 only once every worker has the model.
+liveness answers at once and readiness turns 200 only once every worker has the model. Start-up time
+is mostly that framework's import: nothing else is imported that serving does not use (the
+healthcheck's HTTP client, for one, is imported by the healthcheck alone).
 The environment variables are listed in serving/README.md.
 
 Exit codes: 0 after SIGTERM or SIGINT; 2 for a configuration it cannot start with (slipway.json, an
@@ -20,13 +22,14 @@ from serving.config import load_config, read_settings
 from serving.contract import READY_PATH
 from serving.errors import ConfigError
 from serving.logs import log_event
-from serving.probe import call
-from serving.workers import Supervisor, listen
 
 EXIT_CONFIG = 2
 
 
 def healthcheck() -> int:
+    # Run every few seconds by the container engine: it imports the HTTP client only, not the server.
+    from serving.probe import call  # the server itself never needs http.client
+
     try:
         status, _ = call(int(os.environ.get("PORT") or 8080), "GET", READY_PATH, timeout=3)
     except (OSError, ValueError):
@@ -37,6 +40,12 @@ def healthcheck() -> int:
 def main(argv: list[str]) -> int:
     if "--healthcheck" in argv:
         return healthcheck()
+    return serve()
+
+
+def serve() -> int:
+    from serving.workers import Supervisor, listen  # numpy and the server: not for the healthcheck
+
     try:
         settings = read_settings()
         config = load_config(settings.model_dir)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import select
 import socket
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import formatdate
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -101,13 +102,25 @@ def accept(listener: socket.socket) -> tuple[socket.socket, str]:
 
 
 _date_cache: tuple[int, str] = (0, "")
+# RFC 9110's IMF-fixdate, in English whatever the locale (email.utils would do it, at the cost of
+# importing the email package, calendar and locale into every server start).
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def format_http_date(seconds: int) -> str:
+    t = time.gmtime(seconds)
+    return (
+        f"{DAY_NAMES[t.tm_wday]}, {t.tm_mday:02d} {MONTH_NAMES[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def http_date() -> str:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, formatdate(now, usegmt=True))
+        _date_cache = (now, format_http_date(now))
     return _date_cache[1]
 
 
@@ -298,7 +311,12 @@ class Connection:
 class Server:
     """The accept loop of one process, and the connections it serves."""
 
-    def __init__(self, listener: socket.socket, app: App, *, close_after_each: bool = False) -> None:
+    def __init__(
+        self, listener: socket.socket, app: App, *, close_after_each: bool = False, wake_on_stop: bool = False
+    ) -> None:
+        """`wake_on_stop`: stop() ends serve() at once instead of at the next accept poll. Only for a process
+        that accepts alone (the supervisor's probes while it loads the model): it waits in select(), and
+        forked workers waiting like that on one socket would all wake for each connection."""
         settings = app.settings
         self.listener = listener
         self.app = app
@@ -310,6 +328,7 @@ class Server:
         self._rejectors = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._wake = os.pipe() if wake_on_stop else None
 
     def serve(self, *, still_wanted: Callable[[], bool] = lambda: True) -> None:
         """Accepts connections until stop(), or until `still_wanted` (asked between polls) says no."""
@@ -317,6 +336,10 @@ class Server:
         while not self._stopping.is_set():
             if not still_wanted():
                 break
+            if self._wake is not None:
+                readable, _, _ = select.select([self.listener, self._wake[0]], [], [], ACCEPT_POLL_SECONDS)
+                if self.listener not in readable:
+                    continue
             try:
                 sock, remote = accept(self.listener)
             except (TimeoutError, ConnectionAbortedError):
@@ -331,6 +354,8 @@ class Server:
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._wake is not None:
+            os.write(self._wake[1], b"\0")
 
     def _dispatch(self, sock: socket.socket, remote: str) -> None:
         with self._lock:
@@ -377,7 +402,13 @@ class Server:
                 self._rejectors -= 1
 
     def close_connections(self, timeout: float) -> None:
-        """Waits up to `timeout` for the connections to end, then ends those still waiting for a request."""
+        """Waits up to `timeout` for the connections to end, then ends those still waiting for a request.
+
+        Called once serve() has returned; a workers' fork must not inherit the wake-up pipe."""
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
         with self._lock:
             connections = dict(self._connections)
         deadline = time.monotonic() + timeout

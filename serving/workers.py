@@ -82,7 +82,7 @@ class Supervisor:
 
     def _load_before_fork(self) -> bool:
         """Loads the model in this process while a thread answers probes; True when it loaded."""
-        probes = Server(self.listener, self.app, close_after_each=True)
+        probes = Server(self.listener, self.app, close_after_each=True, wake_on_stop=True)
         thread = threading.Thread(target=probes.serve, name="probes", daemon=True)
         thread.start()
         try:

@@ -3,14 +3,19 @@
     .venv/bin/python benchmarks/serving/run.py [--seconds 5] [--rounds 3]
 
 Both serve one iris LogisticRegression (the same joblib file) over OIP v2 REST on 127.0.0.1. For each,
-in turn and for several rounds: start to ready, requests/s and latency with 1 and with 8 keep-alive
-clients, then the memory of its processes (PSS, what a container's memory limit counts, and the sum of
-RSS, which counts pages the processes share once per process). Then the conformance checks of
-conformance.py. Prints a Markdown report with the medians of the rounds and the ratios.
+in turn and for several rounds: start to ready (and the CPU time its processes used until then, which
+a busy machine stretches less than the wall clock), requests/s and latency with 1 and with 8
+keep-alive clients, then the memory of its processes (PSS, what a container's memory limit counts, and
+the sum of RSS, which counts pages the processes share once per process). Then the conformance checks
+of conformance.py. Prints a Markdown report with the medians of the rounds and the ratios, and
+Slipway's start-up phases from its own log.
 
-MLServer is installed on first use, in a virtualenv of its own under var/bench/ (never in the
-project's): mlserver and mlserver-sklearn 1.7.1, uvloop 0.21.0 (newer ones crash its worker), and the
-project's scikit-learn version, so both sides unpickle the same model with the same code.
+Each server runs from a virtualenv of its own under var/bench/ (never the project's), made on first use:
+- Slipway as its image runs it: the project's scikit-learn version and what it depends on (an image of a
+  scikit-learn model holds nothing else), the serving package copied beside the model, PYTHONPATH and
+  PYTHONDONTWRITEBYTECODE as the image sets them;
+- MLServer: mlserver and mlserver-sklearn 1.7.1, uvloop 0.21.0 (newer ones crash its worker), and the
+  same scikit-learn, so both sides unpickle the same model with the same code.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import statistics
@@ -30,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -39,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conformance  # noqa: E402 - the checks beside this script
 
 MLSERVER_VENV = ROOT / "var" / "bench" / "mlserver-venv"
+SLIPWAY_VENV = ROOT / "var" / "bench" / "slipway-venv"
 MLSERVER_PACKAGES = ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0")
 MODEL, VERSION = "iris", "1"
 ROW = [5.1, 3.5, 1.4, 0.2]
@@ -54,19 +62,19 @@ def free_port() -> int:
 # --- the two servers ------------------------------------------------------------------------------
 
 
-def ensure_mlserver() -> Path:
+def ensure_venv(venv: Path, packages: tuple[str, ...]) -> Path:
+    """A virtualenv holding `packages` (made again when the list changes); returns its bin folder."""
     import sklearn
 
-    python = MLSERVER_VENV / "bin" / "python"
-    wanted = (*MLSERVER_PACKAGES, f"scikit-learn=={sklearn.__version__}")
-    marker = MLSERVER_VENV / "installed.txt"
+    wanted = (*packages, f"scikit-learn=={sklearn.__version__}")
+    marker = venv / "installed.txt"
     if marker.is_file() and marker.read_text() == "\n".join(wanted):
-        return MLSERVER_VENV / "bin" / "mlserver"
-    print(f"Installing {', '.join(wanted)} into {MLSERVER_VENV.relative_to(ROOT)} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(MLSERVER_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *wanted], check=True)
+        return venv / "bin"
+    print(f"Installing {', '.join(wanted)} into {venv.relative_to(ROOT)} ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", *wanted], check=True)
     marker.write_text("\n".join(wanted))
-    return MLSERVER_VENV / "bin" / "mlserver"
+    return venv / "bin"
 
 
 def write_models(work: Path) -> Path:
@@ -79,6 +87,8 @@ def write_models(work: Path) -> Path:
     joblib.dump(LogisticRegression(max_iter=500).fit(features, labels), artifact)
     slipway = work / "slipway"
     slipway.mkdir()
+    # The image's layout: /opt/slipway/serving (copied without bytecode) beside /opt/slipway/model.
+    shutil.copytree(ROOT / "serving", work / "runtime" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     (slipway / "model.joblib").write_bytes(artifact.read_bytes())
     config = {"name": MODEL, "version": VERSION, "framework": "sklearn", "artifact": "model.joblib"}
     (slipway / "slipway.json").write_text(json.dumps(config))
@@ -91,20 +101,32 @@ def write_models(work: Path) -> Path:
     return work
 
 
-def start_slipway(work: Path, port: int) -> subprocess.Popen[bytes]:
+def start_slipway(work: Path, port: int, venv_bin: Path, log: Path) -> subprocess.Popen[bytes]:
+    runtime = work / "runtime"
     env = {**os.environ, "SLIPWAY_MODEL_DIR": str(work / "slipway"), "PORT": str(port), "SLIPWAY_HOST": "127.0.0.1"}
-    env.pop("PYTHONPATH", None)
-    command = [sys.executable, "-m", "serving"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env.update(PYTHONPATH=str(runtime), PYTHONDONTWRITEBYTECODE="1", PYTHONUNBUFFERED="1")
+    command = [str(venv_bin / "python"), "-m", "serving"]
+    with log.open("wb") as output:
+        return subprocess.Popen(command, cwd=runtime, env=env, stdout=output, stderr=subprocess.STDOUT)
 
 
-def start_mlserver(work: Path, port: int, mlserver: Path) -> subprocess.Popen[bytes]:
+def slipway_phases(log: Path, started_at: float) -> dict[str, float]:
+    """Seconds from the start to each of the server's start-up events, from its own log lines."""
+    phases: dict[str, float] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            event = json.loads(line)
+            if event["event"] in ("listening", "model_loaded", "ready") and event["event"] not in phases:
+                phases[event["event"]] = datetime.fromisoformat(event["ts"]).timestamp() - started_at
+    return phases
+
+
+def start_mlserver(work: Path, port: int, venv_bin: Path) -> subprocess.Popen[bytes]:
     folder = work / "mlserver"
     ports = {"host": "127.0.0.1", "http_port": port, "grpc_port": free_port(), "metrics_port": free_port()}
     (folder / "settings.json").write_text(json.dumps(ports))
-    return subprocess.Popen(
-        [str(mlserver), "start", str(folder)], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    command = [str(venv_bin / "mlserver"), "start", str(folder)]
+    return subprocess.Popen(command, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -189,6 +211,16 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of the process and its descendants so far."""
+    ticks = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def memory_mib(pid: int) -> tuple[float, float]:
     """(PSS, RSS) summed over the process and its descendants, in MiB."""
     pss = rss = 0
@@ -222,6 +254,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 class Side:
     name: str
     ready_s: list[float] = field(default_factory=list)
+    ready_cpu_s: list[float] = field(default_factory=list)
+    phases: list[dict[str, float]] = field(default_factory=list)
+    load_average: list[float] = field(default_factory=list)
     loads: dict[int, list[dict[str, float]]] = field(default_factory=dict)
     pss: list[float] = field(default_factory=list)
     rss: list[float] = field(default_factory=list)
@@ -231,12 +266,16 @@ class Side:
         return statistics.median(run[key] for run in self.loads[clients])
 
 
-def measure(side: Side, start: Callable[[int], subprocess.Popen[bytes]], seconds: float, check: bool) -> None:
+def measure(side: Side, start: Callable[[int], subprocess.Popen[bytes]], seconds: float, check: bool) -> float:
+    """Measures one start of a server; returns when it started (the epoch time, for its log)."""
     port = free_port()
+    side.load_average.append(os.getloadavg()[0])
+    started_at = time.time()
     began = time.perf_counter()
     process = start(port)
     try:
         side.ready_s.append(wait_ready(process, port, began))
+        side.ready_cpu_s.append(cpu_seconds(process.pid))
         load(port, 1, 1.0)  # warm-up, not counted
         for clients in CLIENTS:
             side.loads.setdefault(clients, []).append(load(port, clients, seconds))
@@ -247,6 +286,7 @@ def measure(side: Side, start: Callable[[int], subprocess.Popen[bytes]], seconds
             side.conformance = conformance.run(f"http://127.0.0.1:{port}", MODEL, VERSION)
     finally:
         stop(process)
+    return started_at
 
 
 def report(slipway: Side, mlserver: Side, seconds: float, rounds: int) -> str:
@@ -272,6 +312,7 @@ def report(slipway: Side, mlserver: Side, seconds: float, rounds: int) -> str:
             lines.append(row(f"{key} latency, {who}", ours(clients, ms), theirs(clients, ms), " ms", "lower is better"))
     lines += [
         row("start to ready", med(slipway.ready_s), med(mlserver.ready_s), " s", "lower is better"),
+        row("CPU time until ready", med(slipway.ready_cpu_s), med(mlserver.ready_cpu_s), " s", "lower is better"),
         row("memory (PSS, all processes)", med(slipway.pss), med(mlserver.pss), " MiB", "lower is better"),
         row("memory (sum of RSS)", med(slipway.rss), med(mlserver.rss), " MiB", "lower is better"),
     ]
@@ -284,6 +325,15 @@ def report(slipway: Side, mlserver: Side, seconds: float, rounds: int) -> str:
     for side in (slipway, mlserver):
         failed = [f"{name} ({why})" for name, ok, why in side.conformance if not ok]
         lines.append(f"- {side.name}: {'; '.join(failed) if failed else 'none'}")
+    loads = slipway.load_average + mlserver.load_average
+    lines += ["", f"Load average (1 min) at each start: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs."]
+    lines += ["", "Slipway's start-up, from its log (each start; seconds since the process was started):", ""]
+    lines += ["| start | listening | model loaded | ready (logged) | ready (answered) | CPU until ready |"]
+    lines += ["|---|---|---|---|---|---|"]
+    starts = zip(slipway.phases, slipway.ready_s, slipway.ready_cpu_s, strict=True)
+    for number, (phases, ready, cpu) in enumerate(starts):
+        cells = [f"{phases[name]:.2f} s" if name in phases else "-" for name in ("listening", "model_loaded", "ready")]
+        lines.append(f"| {number + 1} | {' | '.join(cells)} | {ready:.2f} s | {cpu:.2f} s |")
     targets = [
         ("at least 3x MLServer's requests/s with 1 client", slipway.median(1, "rps") >= 3 * mlserver.median(1, "rps")),
         ("at least 2x with 8 clients", slipway.median(8, "rps") >= 2 * mlserver.median(8, "rps")),
@@ -300,9 +350,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load phase")
     parser.add_argument("--rounds", type=int, default=3, help="each server is started and measured this often")
     args = parser.parse_args()
-    mlserver_bin = ensure_mlserver()
+    mlserver_bin = ensure_venv(MLSERVER_VENV, MLSERVER_PACKAGES)
+    slipway_bin = ensure_venv(SLIPWAY_VENV, ())
     with tempfile.TemporaryDirectory(prefix="slipway-serving-bench-") as folder:
         work = write_models(Path(folder))
+        log = work / "slipway.log"
         slipway, mlserver = Side("Slipway"), Side("MLServer 1.7.1")
         for number in range(args.rounds):
             # Alternate who goes first, so neither always meets a warmer or a busier machine.
@@ -310,7 +362,10 @@ def main() -> None:
             for side, kind in order if number % 2 == 0 else order[::-1]:
                 print(f"round {number + 1}/{args.rounds}: {side.name}", file=sys.stderr)
                 if kind == "slipway":
-                    measure(side, lambda port: start_slipway(work, port), args.seconds, number == 0)
+                    started_at = measure(
+                        side, lambda port: start_slipway(work, port, slipway_bin, log), args.seconds, number == 0
+                    )
+                    side.phases.append(slipway_phases(log, started_at))
                 else:
                     measure(side, lambda port: start_mlserver(work, port, mlserver_bin), args.seconds, number == 0)
     print(report(slipway, mlserver, args.seconds, args.rounds))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
+import sys
 import time
 
+import joblib
 import pytest
 import requests
 
@@ -28,6 +31,28 @@ class Model:
 
     def predict(self, inputs):
         return {"pid": np.array([os.getpid()])}
+"""
+# A stand-in for a scikit-learn estimator whose unpickling waits for the test's gate, and says who unpickled it.
+GATED_ESTIMATOR = """
+import os, time
+
+import numpy as np
+
+
+class GatedEstimator:
+    def __init__(self):
+        self.n_features_in_ = 4
+
+    def __setstate__(self, state):
+        deadline = time.time() + 30
+        while not os.path.exists(os.environ["GATE_FILE"]) and time.time() < deadline:
+            time.sleep(0.02)
+        with open(os.environ["LOADS_FILE"], "a") as handle:
+            handle.write(f"{os.getpid()}\\n")
+        self.__dict__.update(state)
+
+    def predict(self, features):
+        return np.full(len(features), os.getpid())
 """
 IRIS_ROW = {"inputs": [{"name": "features", "shape": [1, 4], "datatype": "FP64", "data": [[5.1, 3.5, 1.4, 0.2]]}]}
 
@@ -68,6 +93,46 @@ def test_readiness_waits_for_every_worker(tmp_path, start_server, model_config):
         assert answer.status_code == 200, answer.text
         answering.add(answer.json()["outputs"][0]["data"][0])
     assert answering == {first, second}  # new connections are shared between the workers
+
+
+def test_a_scikit_learn_model_is_loaded_once_and_shared_by_the_workers(
+    tmp_path, start_server, model_config, monkeypatch
+):
+    (tmp_path / "gated_estimator.py").write_text(GATED_ESTIMATOR, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "gated_estimator", raising=False)
+    gated_estimator = importlib.import_module("gated_estimator")
+    joblib.dump(gated_estimator.GatedEstimator(), tmp_path / "model.joblib")
+    model_config(tmp_path, name="gated", framework="sklearn", artifact="model.joblib")
+    gate, loads = tmp_path / "gate", tmp_path / "loads"
+    env = {"PYTHONPATH": str(tmp_path), "GATE_FILE": str(gate), "LOADS_FILE": str(loads)}
+    server = start_server(tmp_path, SLIPWAY_WORKERS="2", **env)
+    server.wait_listening()
+
+    # Loading: the supervisor answers probes itself, honestly, and has forked no worker yet.
+    assert server.get("/v2/health/live").status_code == 200
+    for _ in range(3):
+        answer = fresh_get(server, "/v2/health/ready")
+        assert answer.status_code == 503
+        assert answer.json() == {"error": "model not loaded yet", "state": "loading"}
+    assert server.worker_pids() == set()
+
+    gate.touch()
+    server.wait_ready(timeout=15)
+
+    workers = server.worker_pids()
+    assert len(workers) == 2
+    answering = set()
+    for _ in range(20):
+        answer = requests.post(
+            server.url("/v2/models/gated/infer"), json=IRIS_ROW, headers={"Connection": "close"}, timeout=10
+        )
+        assert answer.status_code == 200, answer.text
+        answering.add(answer.json()["outputs"][0]["data"][0])
+    assert answering == workers  # both workers predict with the estimator...
+    assert loads.read_text().split() == [str(server.process.pid)]  # ...that the supervisor alone unpickled, once
+    (loaded,) = server.events("model_loaded")
+    assert loaded["framework"] == "sklearn"
 
 
 def test_metrics_count_the_requests_of_every_worker(sklearn_model_dir, start_server):
