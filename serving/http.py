@@ -337,8 +337,9 @@ class Server:
             if not still_wanted():
                 break
             if self._wake is not None:
-                readable, _, _ = select.select([self.listener, self._wake[0]], [], [], ACCEPT_POLL_SECONDS)
-                if self.listener not in readable:
+                listening = self.listener.fileno()
+                readable, _, _ = select.select([listening, self._wake[0]], [], [], ACCEPT_POLL_SECONDS)
+                if listening not in readable:
                     continue
             try:
                 sock, remote = accept(self.listener)
