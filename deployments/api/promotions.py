@@ -1,3 +1,5 @@
+import re
+
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
@@ -74,6 +76,9 @@ class PromotionCreateSerializer(serializers.Serializer):
     )
 
 
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
 class DecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     digest = serializers.CharField(
@@ -84,6 +89,14 @@ class DecisionSerializer(serializers.Serializer):
         help_text="The image digest you looked at (sha256:…, the request's `image` works too). "
         "A request rebuilt since then answers 409 and nothing is recorded.",
     )
+
+    def validate_digest(self, value: str) -> str:
+        # A typo is the caller's mistake (400), not a rebuild of the request (409).
+        if value.strip() and not _DIGEST.match(value.strip().split("@")[-1]):
+            raise serializers.ValidationError(
+                "Give the image digest you looked at: sha256: and 64 hex digits, or the request's `image`."
+            )
+        return value
 
 
 class ApproveSerializer(DecisionSerializer):

@@ -165,6 +165,20 @@ def test_a_rebuild_voids_the_approvals_already_given(api, teammate, approver, se
     assert Rollout.objects.get().image.endswith("b" * 64)
 
 
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+@pytest.mark.parametrize("digest", ["garbage", "sha256:abc", "registry/vision/iris@md5:00"])
+def test_a_malformed_digest_is_a_400_naming_the_field_not_a_rebuild(
+    api, teammate, approver, version, prod, decision, digest
+):
+    promotion = request_promotion(api, teammate, version, prod).json()
+    response = api.as_user(approver).post(
+        f"/api/v1/promotions/{promotion['id']}/{decision}/", {"digest": digest, "comment": "no"}, format="json"
+    )
+    assert response.status_code == 400, response.json()
+    assert "sha256:" in response.json()["digest"][0]
+    assert PromotionRequest.objects.get().approvals.count() == 0
+
+
 def test_an_expired_request_can_no_longer_be_approved(api, teammate, approver, version, prod):
 
     promotion = request_promotion(api, teammate, version, prod).json()
