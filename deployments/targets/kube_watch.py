@@ -91,6 +91,9 @@ class Feed:
                 if self._stopping.is_set():
                     return
                 self._response = self._reopen()
+                if self._stopping.is_set():  # stopped while the watch was being opened: stop() missed it
+                    _release(self._response)
+                    return
         except (WatchUnavailable, TargetError, TransientTargetError) as error:
             if not self._stopping.is_set():
                 self.failure = str(error)
@@ -116,6 +119,8 @@ class Feed:
                     self._version = version or self._version
                 if kind != "BOOKMARK":
                     self.changed.set()
+                if self._stopping.is_set():
+                    return
         except (urllib3.exceptions.HTTPError, OSError, ValueError):
             pass  # a dropped connection or a cut line: the next watch resumes from the last resourceVersion
         finally:

@@ -1,0 +1,252 @@
+"""Rollouts to Kubernetes against the emulated API: latency at both ends, and API requests per rollout.
+
+    .venv/bin/python benchmarks/rollouts/run.py
+
+For 1 and for 20 rollouts at once (each of another model, into one namespace), it measures:
+  * request -> first apply: from the API request that asks for the rollout (POST /api/v1/rollouts/)
+    to the emulated API server answering the first server-side apply of its Deployment;
+  * cluster available -> shown succeeded: from the moment a watch on the Deployment first sees it
+    complete (observed, every replica updated, ready and available) to the rollout's row reading
+    "succeeded" (what the API and pages show from then on);
+  * the API requests one rollout makes (everything but the emulated controllers' and this script's own),
+once as the platform runs (following the rollout with watches), once with watches refused (it polls).
+
+Rollout tasks run eagerly, each in its own thread: the figures assume a worker slot per concurrent
+rollout and leave out time spent waiting in the Celery queue. Loopback only; it stops by itself.
+"""
+
+import multiprocessing
+import os
+import sys
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from tempfile import mkdtemp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _setup import ROOT, django_ready, percentile
+
+sys.path.insert(0, str(ROOT))
+OBSERVER_AGENT = "slipway-benchmark/1"
+INTERNAL = ("kube-controller-manager/", OBSERVER_AGENT)
+ROUNDS = {1: 10, 20: 2}  # concurrency: rounds (so 10 and 40 samples)
+MODES = os.environ.get("BENCH_MODES", "watch,poll").split(",")
+
+
+def serve_cluster(conn, workdir: str) -> None:
+    """In a process of its own: the emulated API server and controllers, so that the platform's threads
+    and the cluster's do not share one interpreter lock. Answers the parent's commands over `conn`."""
+    from tests.support.kube.controller import DeploymentController
+    from tests.support.kube.emulator import KubeEmulator
+
+    with KubeEmulator() as emulator:
+        emulator.requests = deque(maxlen=500_000)
+        kubeconfig = emulator.write_kubeconfig(Path(workdir) / "config")
+        with DeploymentController(kubeconfig, log_sink=emulator.set_pod_log) as controller:
+            conn.send(str(kubeconfig))
+            while True:
+                command, *args = conn.recv()
+                if command == "deny":
+                    emulator.deny(args[0], args[1], namespace=args[2])
+                    conn.send(None)
+                elif command == "requests":
+                    conn.send([(r.method, r.path, r.content_type, r.user_agent, r.at) for r in emulator.requests])
+                elif command == "errors":
+                    conn.send(list(controller.errors))
+                else:
+                    conn.send(None)
+                    return
+
+
+class Cluster:
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(
+            target=serve_cluster, args=(child, mkdtemp(prefix="slipway-bench-")), daemon=True
+        )
+        self.process.start()
+        self.kubeconfig = Path(self.conn.recv())
+
+    def ask(self, *command):
+        self.conn.send(command)
+        return self.conn.recv()
+
+    def close(self) -> None:
+        self.ask("stop")
+        self.process.join(timeout=10)
+
+
+class Observer:
+    """Watches the namespace's Deployments and notes when each one is first complete, per rollout."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        from kubernetes import client, config
+
+        api_client = config.new_client_from_config(str(kubeconfig))
+        api_client.user_agent = OBSERVER_AGENT
+        self.apps, self.namespace = client.AppsV1Api(api_client), namespace
+        self.available_at: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stopping.is_set():
+            stream = watch.Watch()
+            # Across namespaces: the namespace where watches are refused (to make the platform poll) too.
+            for event in stream.stream(
+                self.apps.list_deployment_for_all_namespaces, timeout_seconds=2, deserialize=False
+            ):
+                obj = event.get("raw_object") or event["object"]
+                if obj["metadata"]["namespace"] == self.namespace and _complete(obj):
+                    rollout = obj["spec"]["template"]["metadata"]["labels"].get("slipway.io/deployment-id", "")
+                    self.available_at.setdefault(rollout, time.time())
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=5)
+
+
+def _complete(deployment: dict) -> bool:
+    spec, status, meta = deployment["spec"], deployment.get("status") or {}, deployment["metadata"]
+    wanted = spec.get("replicas", 1)
+    counts = [status.get(key) or 0 for key in ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas")]
+    return (status.get("observedGeneration") or 0) >= meta.get("generation", 0) and all(c == wanted for c in counts)
+
+
+def run(cluster, observer, environment, user, models, concurrency: int, round_number: int) -> list[dict]:
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from deployments.models import Rollout
+    from deployments.services.environments import identity_for
+    from tests.support.factories import VersionFactory, succeeded_build
+
+    versions = [VersionFactory(model=model, number=round_number) for model in models[:concurrency]]
+    for version in versions:
+        succeeded_build(version, digest_char="abcdef"[round_number % 6])
+    start = threading.Barrier(concurrency)
+
+    def one(version) -> dict:
+        client = APIClient()
+        client.force_authenticate(user=user)
+        start.wait()
+        requested = time.time()
+        answer = client.post("/api/v1/rollouts/", {"version": version.pk, "environment": environment.pk}, format="json")
+        assert answer.status_code == 201, answer.content
+        rollout = Rollout.objects.get(pk=answer.json()["id"])
+        connection.close()
+        return {"rollout": rollout, "requested": requested}
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        results = list(pool.map(one, versions))
+    time.sleep(0.3)  # the observer's last events
+    records = cluster.ask("requests")
+    for result in results:
+        rollout = result["rollout"]
+        assert rollout.state == "succeeded", f"rollout {rollout.pk}: {rollout.state}: {rollout.failure_reason}"
+        path = f"/deployments/{identity_for(rollout.environment, rollout.model).name}"
+        applies = [
+            at
+            for method, request_path, content_type, _, at in records
+            if method == "PATCH" and request_path.endswith(path) and content_type.startswith("application/apply-patch")
+        ]
+        result["first_apply"] = min(at for at in applies if at >= result["requested"])
+        result["available"] = observer.available_at[str(rollout.pk)]
+        result["shown"] = rollout.finished_at.timestamp()
+    return results
+
+
+def platform_requests(cluster) -> int:
+    return sum(1 for _, _, _, agent, _ in cluster.ask("requests") if not agent.startswith(INTERNAL))
+
+
+def measure(cluster, observer, environment, user, models, concurrency: int, first_round: int) -> dict:
+    before = platform_requests(cluster)
+    samples: list[dict] = []
+    for n in range(ROUNDS[concurrency]):
+        samples += run(cluster, observer, environment, user, models, concurrency, first_round + n)
+    after = platform_requests(cluster)
+    to_apply = [s["first_apply"] - s["requested"] for s in samples]
+    to_shown = [s["shown"] - s["available"] for s in samples]
+    return {
+        "samples": len(samples),
+        "apply_p50": percentile(to_apply, 50),
+        "apply_p95": percentile(to_apply, 95),
+        "shown_p50": percentile(to_shown, 50),
+        "shown_p95": percentile(to_shown, 95),
+        "requests": (after - before) / len(samples),
+    }
+
+
+def main() -> None:
+    django_ready()
+    from kubernetes import client, config
+
+    from accounts.models import Role
+    from config.celery import app
+    from deployments.models import Environment, TargetKind
+    from tests.support.factories import MembershipFactory, ModelFactory, RegistryFactory, TeamFactory, UserFactory
+
+    app.conf.task_always_eager = True  # each request's thread runs its rollout: a worker slot each
+    stamp = f"{int(time.time())}"
+    team = TeamFactory(slug=f"bench-rollouts-{stamp}")
+    user = UserFactory(username=f"bench-rollouts-{stamp}")
+    MembershipFactory(team=team, user=user, role=Role.DEVELOPER)
+    RegistryFactory()
+    models = [ModelFactory(team=team, name=f"model-{n:02d}", created_by=user) for n in range(max(ROUNDS))]
+    rows = []
+    round_number = 1
+    for mode in MODES:  # each on an API server and controllers of its own, in a process of its own
+        cluster = Cluster()
+        try:
+            namespace = f"bench-{mode}"
+            kube = client.CoreV1Api(config.new_client_from_config(str(cluster.kubeconfig)))
+            kube.create_namespace({"metadata": {"name": namespace}})
+            if mode == "poll":
+                for resource in ("deployments", "pods"):
+                    cluster.ask("deny", "watch", resource, namespace)
+            environment = Environment.objects.create(
+                name=f"bench-{mode}-{stamp}",
+                position=10,
+                target=TargetKind.KUBERNETES,
+                namespace=namespace,
+                kubeconfig=cluster.kubeconfig.read_text(),
+            )
+            observer = Observer(cluster.kubeconfig, namespace)
+            try:
+                for concurrency in ROUNDS:
+                    row = measure(cluster, observer, environment, user, models, concurrency, round_number)
+                    round_number += ROUNDS[concurrency]
+                    rows.append((mode, concurrency, row))
+            except AssertionError:
+                print(f"the emulated controllers' errors: {cluster.ask('errors')[-5:]}", file=sys.stderr)
+                raise
+            finally:
+                observer.stop()
+        finally:
+            cluster.close()
+    print("## Rollouts against the emulated Kubernetes API\n")
+    print("| follows the rollout by | concurrent | rollouts | request -> first apply p50 / p95 "
+          "| available -> shown succeeded p50 / p95 | API requests per rollout |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for mode, concurrency, row in rows:
+        how = "watches" if mode == "watch" else "polling every 0.5 s (watches refused)"
+        print(
+            f"| {how} | {concurrency} | {row['samples']} | {row['apply_p50']:.2f} s / {row['apply_p95']:.2f} s "
+            f"| {row['shown_p50']:.2f} s / {row['shown_p95']:.2f} s | {row['requests']:.1f} |"
+        )
+    watched = [row for mode, _, row in rows if mode == "watch"]
+    if watched:
+        met = all(row["apply_p95"] <= 2 and row["shown_p95"] <= 2 for row in watched)
+        verdict = "met" if met else "missed"
+        print(f"\nTarget (with watches): both p95 at most 2 s, at 1 and at 20 concurrent: **{verdict}**.")
+
+
+if __name__ == "__main__":
+    main()
