@@ -224,6 +224,7 @@ def main() -> None:
                     row = measure(cluster, observer, environment, user, models, concurrency, round_number)
                     round_number += ROUNDS[concurrency]
                     rows.append((mode, concurrency, row))
+                    print(f"measured: {mode}, {concurrency} at once: {row}", file=sys.stderr, flush=True)
             except AssertionError:
                 print(f"the emulated controllers' errors: {cluster.ask('errors')[-5:]}", file=sys.stderr)
                 raise
