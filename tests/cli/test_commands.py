@@ -435,8 +435,9 @@ def test_a_rejected_promotion_ends_the_wait_with_1_and_the_reason(slipway, token
     assert late.code == 2 and "can no longer be decided" in late.stderr
 
 
-def test_nobody_approves_their_own_request(slipway, token_of, teammate, built, stages):
-    cli = slipway(token_of(teammate, scopes=["read", "deploy", "approve"]))
+def test_nobody_approves_their_own_request(slipway, token_of, approver, built, stages):
+    # An approver, who may approve others' requests: the role is not what refuses it.
+    cli = slipway(token_of(approver, scopes=["read", "deploy", "approve"]))
     requested = cli("promote", "iris:1", "--env", "prod", "--reason", "ship it", "--json")
     assert requested.code == 0, requested
     own = cli("approve", str(requested.json()["promotion"]["id"]))

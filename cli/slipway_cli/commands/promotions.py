@@ -37,24 +37,37 @@ def register(cli: click.Group) -> None:
             result["rollout"] = {**rollout, "page_url": resolve.rollout_page(api, rollout["id"])}
         out.result(result, human=lambda: None)
 
-    def decide(app: App, request_id: int, verb: str, comment: str) -> None:
+    def decide(app: App, request_id: int, verb: str, comment: str, digest: str) -> None:
         api, out = app.api, app.out
-        promotion = api.post(f"/promotions/{request_id}/{verb}/", {"comment": comment})
+        if not digest:
+            # The decision names the image it is about: the one the request shows now. If the version is
+            # rebuilt before the decision arrives, the server answers 409 and records nothing.
+            digest = api.get(f"/promotions/{request_id}/")["image"].rpartition("@")[2]
+            out.say(f"Deciding on image {digest}")
+        promotion = api.post(f"/promotions/{request_id}/{verb}/", {"comment": comment, "digest": digest})
         page = resolve.promotion_page(api, request_id)
         summary(app, promotion)
         out.page(page)
         out.result({**promotion, "page_url": page}, human=lambda: None)
 
+    digest_option = click.option(
+        "--digest",
+        default="",
+        help="The image digest you reviewed (sha256:…); by default the one the request shows now.",
+    )
+
     @command(cli, "approve")
     @click.argument("request_id", metavar="REQUEST", type=click.IntRange(min=1))
     @click.option("--comment", default="", help="Shown to the requester and kept on the record.")
-    def approve(app: App, request_id: int, comment: str):
-        """Approve promotion request REQUEST (its number)."""
-        decide(app, request_id, "approve", comment)
+    @digest_option
+    def approve(app: App, request_id: int, comment: str, digest: str):
+        """Approve promotion request REQUEST (its number), for the image it names."""
+        decide(app, request_id, "approve", comment, digest)
 
     @command(cli, "reject")
     @click.argument("request_id", metavar="REQUEST", type=click.IntRange(min=1))
     @click.option("--comment", default="", help="Why (most environments require it).")
-    def reject(app: App, request_id: int, comment: str):
+    @digest_option
+    def reject(app: App, request_id: int, comment: str, digest: str):
         """Reject promotion request REQUEST (its number)."""
-        decide(app, request_id, "reject", comment)
+        decide(app, request_id, "reject", comment, digest)
