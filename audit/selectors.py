@@ -101,7 +101,9 @@ def clean_filters(params: Mapping[str, str]) -> dict:
         value = (params.get(key) or "").strip()
         if not value:
             continue
-        if key == "outcome" and value not in Outcome.values:
+        if "\x00" in value:  # PostgreSQL text never holds NUL: refuse it here rather than fail the query
+            errors[key] = "Null characters are not allowed."
+        elif key == "outcome" and value not in Outcome.values:
             errors[key] = f"Choose one of: {', '.join(Outcome.values)}."
         elif key == "flagged":
             if value.lower() not in TRUE + FALSE:
