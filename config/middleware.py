@@ -4,6 +4,9 @@ import logging
 import time
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousOperation
+from django.http import JsonResponse
+from django.views import defaults
 
 from config.logs import accept_request_id, request_id_var
 from config.metrics import route_label
@@ -58,3 +61,20 @@ class ContentSecurityPolicyMiddleware:
         response = self.get_response(request)
         response.headers.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+class NulCharacterMiddleware:
+    """A NUL character in the address (path or query) is answered 400 before any view runs.
+
+    PostgreSQL text cannot hold NUL, so a filter or lookup carrying one would otherwise fail its query
+    with a 500. Under /api/ the answer is JSON, like every API error."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if "\x00" in request.path or any("\x00" in key + value for key, value in request.GET.items()):
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": "Null characters are not allowed in the address."}, status=400)
+            return defaults.bad_request(request, SuspiciousOperation("NUL character in the address"))
+        return self.get_response(request)

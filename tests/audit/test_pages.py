@@ -76,11 +76,9 @@ def test_an_unreadable_filter_shows_the_error_and_no_events(client, site_admin, 
     assert "is not a date" in response.content.decode()
 
 
-def test_a_nul_character_in_a_filter_shows_the_error_not_a_500(client, site_admin, events):
+def test_a_nul_character_in_a_filter_is_a_400_not_a_500(client, site_admin, events):
     client.force_login(site_admin)
-    response = client.get(URL, {"actor": "a\x00b"})
-    assert response.status_code == 200 and rows(response) == set()
-    assert "Null characters" in response.content.decode()
+    assert client.get(URL, {"actor": "a\x00b"}).status_code == 400
     assert client.get("/audit/export.csv", {"q": "\x00"}).status_code == 400
 
 

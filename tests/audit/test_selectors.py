@@ -100,3 +100,9 @@ def test_a_filter_that_cannot_be_read_is_an_error_not_ignored(site_admin, filter
     with pytest.raises(ValidationError) as raised:
         event_list(user=site_admin, filters=filters)
     assert field in raised.value.message_dict
+
+
+def test_a_nul_character_in_a_filter_is_refused_naming_it(site_admin, events):
+    with pytest.raises(ValidationError) as refused:
+        list(event_list(user=site_admin, filters={"actor": "a\x00b"}))
+    assert "actor" in refused.value.message_dict
