@@ -126,6 +126,7 @@ class RolloutWatch:
     _replicasets_at: float = float("nan")
     _feeds: list[Feed] = field(default_factory=list)
     _changed: threading.Event = field(default_factory=threading.Event)
+    _changes: int = 0  # watched changes since the events were last read
 
     @property
     def selector(self) -> str:
@@ -200,7 +201,8 @@ class RolloutWatch:
         if not self._feeds:
             time.sleep(self.poll_seconds)
             return
-        self._changed.wait(self.poll_seconds)
+        if self._changed.wait(self.poll_seconds):
+            self._changes += 1
         self._changed.clear()
         broken = next((feed.failure for feed in self._feeds if feed.failure), "")
         if broken:
@@ -241,7 +243,11 @@ class RolloutWatch:
         return Snapshot(deployment, self._replicasets, pods, new_pods, events)
 
     def _recent_events(self, *, refresh: bool = False) -> list[Obj]:
-        if refresh or time.monotonic() - self._events_at >= EVENTS_INTERVAL:
+        # Watching, events are read again only after a watched object changed: a rollout that waits on a
+        # slow cluster costs no requests while nothing happens. Polling, every EVENTS_INTERVAL.
+        due = time.monotonic() - self._events_at >= EVENTS_INTERVAL and (self._changes or not self._feeds)
+        if refresh or due:
+            self._changes = 0
             self._events, self._events_at = self.api.events(log=self.log), time.monotonic()
         return self._events
 

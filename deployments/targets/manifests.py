@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, all_versions
 
 from .base import DeploySpec, TargetError, common_labels, int_or_percent, selector_labels
@@ -21,6 +22,11 @@ __all__ = [
     "service_manifest",
     "validate_manifest",
 ]
+
+# kubernetes_validate reads and parses its schema files, a definitions file of megabytes among them, on
+# every call (about 50 ms for one rollout's manifests, all of it holding the interpreter lock, which 20
+# rollouts at once in one worker wait on in turn). A schema file never changes: parse each once.
+kubernetes_validate.utils.schema_contents = functools.cache(kubernetes_validate.utils.schema_contents)
 
 CONTAINER_NAME = "model"
 PORT_NAME = "http"
