@@ -87,6 +87,8 @@ def clean_parameters(value) -> dict:
             raise ValidationError({"parameters": f"'{key}' is not a valid parameter name."})
         if not isinstance(item, str | int | float | bool) and item is not None:
             raise ValidationError({"parameters": f"The parameter '{key}' must be a string, number or boolean."})
+        if isinstance(item, str) and "\x00" in item:  # jsonb cannot hold it
+            raise ValidationError({"parameters": f"The parameter '{key}': Null characters are not allowed."})
     return value
 
 
@@ -98,6 +100,8 @@ def _clean_tensors(tensors, side: str) -> list[dict]:
         where = f"{side}[{index}]"
         if not isinstance(tensor, dict) or not isinstance(tensor.get("name"), str) or not tensor["name"]:
             raise ValidationError({"signature": f"{where} needs a 'name'."})
+        if "\x00" in tensor["name"]:  # jsonb cannot hold it
+            raise ValidationError({"signature": f"{where}: Null characters are not allowed in a name."})
         if tensor.get("datatype") not in DATATYPES:
             raise ValidationError(
                 {

@@ -144,6 +144,9 @@ def test_a_label_is_unique_within_the_model(api, teammate, model):
         ("label", "has space", "semver or git tag"),
         ("source_commit", "zzz", "hexadecimal"),
         ("framework", "tensorflow", "is not a valid choice"),
+        # PostgreSQL's jsonb holds no NUL character: refused here, not a 500 when the row is saved.
+        ("parameters", '{"x": "a\\u0000b"}', "Null characters"),
+        ("signature", '{"inputs": [{"name": "x\\u0000", "datatype": "FP32", "shape": [1]}]}', "Null characters"),
     ],
 )
 def test_bad_metadata_is_refused_naming_the_field(api, teammate, model, field, value, reason):
