@@ -87,9 +87,9 @@ def tls_refusal(base_url: str, error: BaseException) -> str | None:
     for alert in ("unknown ca", "bad certificate", "certificate required", "certificate unknown", "handshake failure"):
         if f"alert {alert}" in text.lower():
             return (
-                f"{where} refused Slipway's TLS client certificate (TLS alert: {alert}): "
-                "check docker_tls_cert and docker_tls_key against the CA the engine trusts"
+                f"{where} refused Slipway's TLS client certificate; check docker_tls_cert and docker_tls_key "
+                f"against the CA the engine trusts: TLS alert {alert}"
             )
     if "WRONG_VERSION_NUMBER" in text or "wrong version number" in text:
-        return f"{where} does not speak TLS on that port: check the address, or leave out the TLS credentials"
+        return f"{where} does not speak TLS on that port; check the address, or leave out the TLS credentials"
     return None

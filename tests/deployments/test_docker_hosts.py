@@ -63,7 +63,10 @@ def test_a_wrong_client_certificate_fails_the_connection_test(api, owner, site_a
     report = api.as_user(site_admin).post(f"/api/v1/environments/{created.json()['id']}/test-connection/").json()
 
     assert report["ok"] is False
-    assert report["message"].startswith(f"The Docker engine at {proxy.url} refused Slipway's TLS client certificate")
+    assert report["message"] == (
+        f"The Docker engine at {proxy.url} refused Slipway's TLS client certificate; check docker_tls_cert and "
+        "docker_tls_key against the CA the engine trusts."
+    )
 
 
 @pytest.mark.parametrize(

@@ -157,7 +157,9 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
     assert predict(second.endpoint, 5) == 15  # the previous release kept serving
     # The new container was removed and the previous one never stopped: the automatic rollback finds
     # nothing to put back (on Kubernetes, where the Deployment did change, it rolls back).
-    assert "==> dev still runs v2: nothing to roll back" in log_of(failed)
+    # Said after the rollout is marked failed, once the host was asked what it runs.
+    wait_until(lambda: "==> dev still runs v2: nothing to roll back" in log_of(failed), timeout=15,
+               message="the rollout to say why nothing is rolled back")  # fmt: skip
     assert not Rollout.objects.filter(kind=RolloutKind.AUTO_ROLLBACK, replaces=failed).exists()
 
     assert drift.check_environment(docker_env)[Drift.IN_SYNC] == 1
@@ -278,6 +280,7 @@ def test_drift_and_health_on_a_docker_host_are_observed_by_one_check(
     )  # fmt: skip
     try:
         state, detail = one_check()
-        assert state == Drift.DRIFTED and detail.startswith(f"Running {base_image}, but the release is")
+        assert state == Drift.DRIFTED and detail.endswith(f", but the release is {release.image}.")
+        assert release.image not in detail.split(", but")[0]
     finally:
         impostor.remove(force=True)
