@@ -12,8 +12,8 @@ Slipway's start-up phases from its own log.
 
 Each server runs from a virtualenv of its own under var/bench/ (never the project's), made on first use:
 - Slipway as its image runs it: the project's scikit-learn version and what it depends on (an image of a
-  scikit-learn model holds nothing else), the serving package copied beside the model, PYTHONPATH and
-  PYTHONDONTWRITEBYTECODE as the image sets them;
+  scikit-learn model holds nothing else), the serving package copied beside the model and compiled as
+  the image build does, PYTHONPATH and PYTHONDONTWRITEBYTECODE as the image sets them;
 - MLServer: mlserver and mlserver-sklearn 1.7.1, uvloop 0.21.0 (newer ones crash its worker), and the
   same scikit-learn, so both sides unpickle the same model with the same code.
 """
@@ -87,7 +87,7 @@ def write_models(work: Path) -> Path:
     joblib.dump(LogisticRegression(max_iter=500).fit(features, labels), artifact)
     slipway = work / "slipway"
     slipway.mkdir()
-    # The image's layout: /opt/slipway/serving (copied without bytecode) beside /opt/slipway/model.
+    # The image's layout: /opt/slipway/serving beside /opt/slipway/model (its bytecode: see main()).
     shutil.copytree(ROOT / "serving", work / "runtime" / "serving", ignore=shutil.ignore_patterns("__pycache__"))
     (slipway / "model.joblib").write_bytes(artifact.read_bytes())
     config = {"name": MODEL, "version": VERSION, "framework": "sklearn", "artifact": "model.joblib"}
@@ -354,6 +354,9 @@ def main() -> None:
     slipway_bin = ensure_venv(SLIPWAY_VENV, ())
     with tempfile.TemporaryDirectory(prefix="slipway-serving-bench-") as folder:
         work = write_models(Path(folder))
+        # As the image build does (Dockerfile.template), with the interpreter that will run it.
+        compile_runtime = [str(slipway_bin / "python"), "-m", "compileall", "-q", str(work / "runtime" / "serving")]
+        subprocess.run(compile_runtime, check=True)
         log = work / "slipway.log"
         slipway, mlserver = Side("Slipway"), Side("MLServer 1.7.1")
         for number in range(args.rounds):
