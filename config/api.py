@@ -5,11 +5,13 @@ and `server_error` / `not_found` (Django's handler500 / handler404) answer for w
 with the request id that the log line of the failure carries.
 """
 
+from typing import Any
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
-from rest_framework import exceptions
+from rest_framework import exceptions, parsers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -103,3 +105,24 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if not is_api_request(request):
         return defaults.page_not_found(request, exception)
     return JsonResponse({"detail": f"No API endpoint at {request.path}."}, status=404)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, refusing a NUL character anywhere in the document (a 400): PostgreSQL text
+    and jsonb cannot hold one, and a field that does not check for it would fail its query with a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        data = super().parse(stream, media_type, parser_context)
+        if _holds_nul(data):
+            raise exceptions.ParseError("Null characters are not allowed.")
+        return data

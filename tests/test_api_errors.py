@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from config.logs import JsonFormatter, RequestIdFilter
+from tests.support.factories import EnvironmentFactory
 
 
 @pytest.fixture
@@ -80,3 +81,24 @@ def test_a_nul_character_in_a_page_address_is_a_400_page_not_a_500(site_admin, p
 
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"approver_groups": ["g\x00"]},
+        {"deployment_settings": {"env": {"A": "b\x00"}}},
+        {"description": "fine", "nested": [{"deep": "x\x00"}]},
+    ],
+)
+def test_a_nul_character_in_a_json_body_is_a_400_not_a_500(site_admin, body):
+    environment = EnvironmentFactory(name="dev")
+    client = Client(raise_request_exception=False)
+    client.force_login(site_admin)
+    response = client.patch(
+        f"/api/v1/environments/{environment.pk}/", json.dumps(body), content_type="application/json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert "Null characters" in response.json()["detail"]

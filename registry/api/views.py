@@ -5,11 +5,11 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from accounts.permissions import Action, Actor, require, restrict
-from config.api import created
+from config.api import JSONParser, created
 from registry import selectors, services
 from registry.api import serializers
 from registry.models import ModelVersion, RegisteredModel
