@@ -305,7 +305,7 @@ def test_exception_in_predict_is_500_and_server_keeps_serving(python_server):
 
     assert answer.status_code == 500
     assert "the model exploded" in answer.json()["error"]
-    assert python_server.events("predict_failed")
+    assert python_server.wait_for_event("predict_failed")  # its log line may reach the reader after the answer
     ok = {"inputs": [{"name": "fine", "shape": [1], "datatype": "INT64", "data": [1]}]}
     assert python_server.post("/v2/models/echo/infer", ok).status_code == 200
 
