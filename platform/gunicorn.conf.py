@@ -44,3 +44,9 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess  # noqa: PLC0415
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# Gunicorn's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl), so two servers
+# on one machine (make run beside a test server) share it and the first to stop removes the other's.
+# Slipway never uses it.
+control_socket_disable = True

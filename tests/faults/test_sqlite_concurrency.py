@@ -62,6 +62,9 @@ print(json.dumps({
 """
 
 
+SEEN_DIGEST = "sha256:" + "a" * 64  # what SEED's builds pushed, as an approver's page shows it
+
+
 @pytest.fixture
 def sqlite_platform(tmp_path):
     broker = RedisServer(tmp_path / "redis").start()  # no worker: the work stays queued, as it should
@@ -93,7 +96,7 @@ def test_twenty_concurrent_writers_on_sqlite_get_no_error(sqlite_platform):
         for version in ids["rollout_versions"]
     ]
     calls += [
-        ("approval", n, f"promotions/{promotion}/approve/", {"json": {"comment": "ok"}})
+        ("approval", n, f"promotions/{promotion}/approve/", {"json": {"comment": "ok", "digest": SEEN_DIGEST}})
         for promotion in ids["promotions"]
         for n in range(3)
     ]
@@ -121,5 +124,6 @@ def test_twenty_concurrent_writers_on_sqlite_get_no_error(sqlite_platform):
     assert approvals[:4] == [200] * 4 and all(400 <= s < 500 for s in approvals[4:]), answers
     stored = json.loads(platform.manage("shell", "-c", CHECK).strip().splitlines()[-1])
     assert stored == {"numbers": list(range(1, 9)), "builds": 8, "rollouts": 6 + 2, "approvals": 4}
+    assert "Control socket" not in platform.log("web")  # one gunicorn's socket must not be another's
     slowest = max(seconds for _, _, seconds, _ in answers)
     figure(f"SQLite, 20 concurrent writers through gunicorn: 0 errors, slowest answer {slowest:.2f} s")
