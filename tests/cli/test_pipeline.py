@@ -11,6 +11,7 @@ from uuid import uuid4
 
 import pytest
 import requests
+from django.conf import settings
 
 from deployments.models import Build, Environment, PromotionRequest, Rollout, TargetKind
 from tests.support.builds import custom_context
@@ -52,10 +53,10 @@ SIGNATURE = (
 @pytest.fixture
 def platform(team, teammate, approver, registry_row, build_settings, celery_worker, docker_engine, tmp_path):
     ModelFactory(team=team, name=MODEL, created_by=teammate)
-    settings = {"progress_deadline_seconds": 30, "env": {"WEIGHTS": "/models/weights.bin"}}
-    Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER, deployment_settings=settings)
+    deploy_settings = {"progress_deadline_seconds": 30, "env": {"WEIGHTS": "/models/weights.bin"}}
+    Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER, deployment_settings=deploy_settings)
     Environment.objects.create(
-        name="prod", position=30, protected=True, target=TargetKind.DOCKER, deployment_settings=settings
+        name="prod", position=30, protected=True, target=TargetKind.DOCKER, deployment_settings=deploy_settings
     )
     (tmp_path / "signature.json").write_text(SIGNATURE)
     yield
