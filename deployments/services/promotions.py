@@ -28,6 +28,7 @@ from deployments.models import (
 from deployments.selectors.comparisons import decision_context
 from deployments.selectors.environments import effective_settings
 from deployments.services import notifications
+from deployments.services.refusals import refusals_recorded
 from deployments.services.rollouts import check_secret_refs, queue_rollout
 from registry.models import ModelVersion
 
@@ -42,7 +43,9 @@ def promotion_request(
     through that same freeze, never a later one."""
     team = version.model.team
     require(actor, Action.REQUEST_PROMOTION, version, environment=environment)  # records its own refusals
-    try:
+    with refusals_recorded(
+        actor=actor, action="promotion.request", obj=version, team_id=team.pk, environment=environment.name
+    ):
         if not environment.protected:
             raise ValidationError({"environment": f"'{environment.name}' is not protected: deploy to it directly."})
         if not reason.strip():
@@ -52,20 +55,6 @@ def promotion_request(
         image = build.digest_reference
         frozen = effective_settings(environment, version.model)
         check_secret_refs(environment, frozen)
-    except Refused:
-        raise
-    except (PermissionDenied, ValidationError) as exc:
-        record(
-            actor=actor,
-            action="promotion.request",
-            obj=version,
-            outcome="refused",
-            reason=policy.reason_of(exc),
-            team_id=team.pk,
-            environment=environment.name,
-        )
-        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
-        raise
     promotion = PromotionRequest(
         environment=environment,
         model=version.model,

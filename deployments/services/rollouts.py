@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, Refused, require
+from accounts.permissions import Action, Actor, require
 from audit.services import record
 from deployments import policy, supervision, targets
 from deployments.deployment_settings import SettingError, check_secret_refs_allowed
@@ -18,6 +18,7 @@ from deployments.selectors.builds import deployable_build
 from deployments.selectors.environments import effective_settings
 from deployments.selectors.rollouts import current_release, previous_release
 from deployments.services.environments import identity_for, target_for
+from deployments.services.refusals import refusals_recorded
 from deployments.tasks import run_rollout
 from registry.models import ModelVersion, RegisteredModel
 
@@ -34,26 +35,13 @@ def rollout_start(
 ) -> Rollout:
     """Deploy to an unprotected environment. Protected ones go through a promotion request."""
     require(actor, Action.DEPLOY, version, environment=environment)  # records its own refusals
-    try:
+    with refusals_recorded(actor=actor, action="rollout.start", obj=version, environment=environment.name):
         if environment.protected:
             raise PermissionDenied(
                 f"'{environment.name}' is protected: request a promotion, which needs approval before it deploys."
             )
         build = policy.check_release(actor, version, environment)
         justification = policy.break_glass(actor, environment, version, break_glass_justification)
-    except Refused:
-        raise
-    except (PermissionDenied, ValidationError) as exc:
-        record(
-            actor=actor,
-            action="rollout.start",
-            obj=version,
-            outcome="refused",
-            environment=environment.name,
-            reason=policy.reason_of(exc),
-        )
-        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
-        raise
     try:
         with transaction.atomic():
             rollout = queue_rollout(
@@ -154,7 +142,7 @@ def rollout_rollback(
         obj=model,
         environment=environment,
     )
-    try:
+    with refusals_recorded(actor=actor, action="rollout.rollback", obj=model, environment=environment.name):
         current = current_release(environment, model)
         if current is None:
             raise ValidationError(f"{model.name} has no current release in {environment.name} to roll back.")
@@ -164,19 +152,6 @@ def rollout_rollback(
         justification = ""
         if not (environment.rollback_during_freeze and not break_glass_justification.strip()):
             justification = policy.break_glass(actor, environment, model, break_glass_justification)
-    except Refused:
-        raise
-    except (PermissionDenied, ValidationError) as exc:
-        record(
-            actor=actor,
-            action="rollout.rollback",
-            obj=model,
-            outcome="refused",
-            environment=environment.name,
-            reason=policy.reason_of(exc),
-        )
-        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
-        raise
     with transaction.atomic():
         rollout = queue_rollout(
             version=previous.version,
