@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.support.browser",
     "tests.support.serving",
     "tests.support.oidc",
+    "tests.support.sshd",
 ]
 
 

@@ -46,8 +46,14 @@ class EnvironmentSerializer(serializers.ModelSerializer):
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
         help_text="Write-only PEM: the client certificate's private key. Stored encrypted, never returned.",
     )  # fmt: skip
+    docker_ssh_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        help_text="Write-only: Slipway's private key for an ssh:// host (OpenSSH or PEM, unencrypted). "
+        "Stored encrypted, never returned.",
+    )  # fmt: skip
     has_credentials = serializers.BooleanField(read_only=True)
     has_docker_tls = serializers.BooleanField(read_only=True)
+    has_docker_ssh_key = serializers.BooleanField(read_only=True)
     allowed_secret_refs = serializers.ListField(
         child=serializers.CharField(),
         required=False,
@@ -88,6 +94,9 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "docker_tls_cert",
             "docker_tls_key",
             "has_docker_tls",
+            "docker_ssh_key",
+            "has_docker_ssh_key",
+            "docker_ssh_host_key",
             "deployment_settings",
             "allowed_secret_refs",
             "created_at",

@@ -36,6 +36,13 @@ class EnvironmentForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
         help_text="Its private key (PEM, unencrypted). Stored encrypted, never shown.",
     )
+    docker_ssh_key = forms.CharField(
+        required=False,
+        label="SSH private key",
+        widget=forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+        help_text="ssh:// hosts: Slipway's private key (OpenSSH or PEM, unencrypted); its public half goes in the "
+        "user's authorized_keys there. Stored encrypted, never shown.",
+    )
     deployment_settings = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 5, "class": "mono"}),
@@ -75,9 +82,14 @@ class EnvironmentForm(forms.ModelForm):
             "kube_ca_cert",
             "docker_url",
             "bind_address",
+            "docker_ssh_host_key",
             "allowed_secret_refs",
         ]
-        widgets = {"kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"})}
+        widgets = {
+            "kube_ca_cert": forms.Textarea(attrs={"rows": 3, "class": "mono"}),
+            "docker_ssh_host_key": forms.TextInput(attrs={"class": "mono", "placeholder": "ssh-ed25519 AAAA…"}),
+        }
+        labels = {"docker_ssh_host_key": "SSH host key"}
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

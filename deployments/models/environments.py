@@ -88,6 +88,14 @@ class Environment(models.Model):
     docker_tls_ca = EncryptedTextField(blank=True)
     docker_tls_cert = EncryptedTextField(blank=True)
     docker_tls_key = EncryptedTextField(blank=True)
+    # An ssh:// host: Slipway's private key, and the host's public key (pinned when an admin gives it,
+    # otherwise recorded on the first connection; a host that later shows another key is refused).
+    docker_ssh_key = EncryptedTextField(blank=True)
+    docker_ssh_host_key = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="ssh:// hosts: the host's public key ('ssh-ed25519 AAAA…'). Empty: recorded on first connection.",
+    )
 
     deployment_settings = models.JSONField(default=dict, blank=True)
     allowed_secret_refs = models.JSONField(
@@ -119,11 +127,15 @@ class Environment(models.Model):
 
     @property
     def has_credentials(self) -> bool:
-        return bool(self.kubeconfig or self.kube_token or self.has_docker_tls)
+        return bool(self.kubeconfig or self.kube_token or self.has_docker_tls or self.has_docker_ssh_key)
 
     @property
     def has_docker_tls(self) -> bool:
         return bool(self.docker_tls_ca and self.docker_tls_cert and self.docker_tls_key)
+
+    @property
+    def has_docker_ssh_key(self) -> bool:
+        return bool(self.docker_ssh_key)
 
     def role_cap(self, team: Team) -> str | None:
         """The highest role members of `team` act with here (accounts.permissions asks it). A team's own

@@ -20,7 +20,7 @@ from registry.models import RegisteredModel
 
 logger = logging.getLogger(__name__)
 
-SECRET_FIELDS = ("kube_token", "kubeconfig", "docker_tls_ca", "docker_tls_cert", "docker_tls_key")
+SECRET_FIELDS = ("kube_token", "kubeconfig", "docker_tls_ca", "docker_tls_cert", "docker_tls_key", "docker_ssh_key")
 DOCKER_SCHEMES = ("unix", "tcp", "ssh")
 AUDITED_FIELDS = (
     "name",
@@ -41,6 +41,7 @@ AUDITED_FIELDS = (
     "kube_api_url",
     "docker_url",
     "bind_address",
+    "docker_ssh_host_key",
     "deployment_settings",
     "allowed_secret_refs",
 )
@@ -77,10 +78,12 @@ def environment_save(
     except deployment_settings.SettingError as error:
         raise ValidationError({"allowed_secret_refs": str(error)}) from None
     environment.deployment_settings = clean_settings(environment.deployment_settings, environment=environment)
+    created = environment.pk is None
+    stored = None if created else Environment.objects.get(pk=environment.pk)
+    _forget_host_key_of_another_host(environment, stored)
     _check_target(environment)
     environment.full_clean(exclude=list(SECRET_FIELDS), validate_unique=False, validate_constraints=False)
-    created = environment.pk is None
-    before = {} if created else model_snapshot(Environment.objects.get(pk=environment.pk), AUDITED_FIELDS)
+    before = {} if stored is None else model_snapshot(stored, AUDITED_FIELDS)
     try:
         with transaction.atomic():
             environment.save()
@@ -119,6 +122,58 @@ def _check_target(environment: Environment) -> None:
         raise ValidationError({_address_field(environment): str(error)}) from None
 
 
+def _forget_host_key_of_another_host(environment: Environment, stored: Environment | None) -> None:
+    """A host key recorded for one ssh:// address says nothing about another: moved to another host
+    without a new key, the environment records that host's key on its next connection."""
+    if stored is None or environment.docker_ssh_host_key != stored.docker_ssh_host_key:
+        return
+    if _ssh_address(environment.docker_url) != _ssh_address(stored.docker_url):
+        environment.docker_ssh_host_key = ""
+
+
+def _ssh_address(url: str) -> tuple[str, int | None] | None:
+    if not url.lower().startswith("ssh://"):
+        return None
+    try:
+        parts = urlsplit(url)
+        return (parts.hostname or "", parts.port)
+    except ValueError:
+        return None
+
+
+def docker_ssh_of(environment: Environment) -> "targets.DockerSSH | None":
+    if not environment.docker_url.lower().startswith("ssh://"):
+        return None
+
+    def record_host_key(seen: str) -> str:
+        recorded = docker_ssh_host_key_record(environment=environment, host_key=seen)
+        environment.docker_ssh_host_key = recorded
+        return recorded
+
+    return targets.DockerSSH(
+        key=environment.docker_ssh_key, host_key=environment.docker_ssh_host_key, record_host_key=record_host_key
+    )
+
+
+def docker_ssh_host_key_record(*, environment: Environment, host_key: str) -> str:
+    """Trust on first use: store the key an ssh:// host presented unless a key is stored already; the
+    key stored now (another connection may have recorded one first: the caller compares)."""
+    with transaction.atomic():
+        if Environment.objects.filter(pk=environment.pk, docker_ssh_host_key="").update(docker_ssh_host_key=host_key):
+            record(
+                actor=None,
+                action="environment.ssh_host_key_recorded",
+                obj=environment,
+                team_id=environment.team_id,
+                environment=environment.name,
+                after={"docker_url": environment.docker_url, "docker_ssh_host_key": host_key},
+            )
+            logger.info(
+                "environment %s: recorded the host key of %s on first use", environment.pk, environment.docker_url
+            )
+    return Environment.objects.values_list("docker_ssh_host_key", flat=True).get(pk=environment.pk)
+
+
 def docker_tls_of(environment: Environment) -> "targets.DockerTLS | None":
     if not (environment.docker_tls_ca or environment.docker_tls_cert or environment.docker_tls_key):
         return None
@@ -134,9 +189,14 @@ def _check_docker_host(environment: Environment) -> None:
         raise ValidationError(
             {"docker_url": "Use unix:///var/run/docker.sock, tcp://host:2376 (with TLS) or ssh://user@host."}
         )
+    if scheme != "ssh" and (environment.docker_ssh_key or environment.docker_ssh_host_key):
+        field = "docker_ssh_key" if environment.docker_ssh_key else "docker_ssh_host_key"
+        raise ValidationError({field: "SSH keys are for ssh:// hosts only."})
     tls = docker_tls_of(environment)
     if tls is not None and scheme != "tcp":
         raise ValidationError({"docker_tls_cert": "TLS client certificates are for tcp:// engines only."})
+    if scheme == "ssh":
+        _check_ssh(environment)
     if tls is not None:
         try:
             targets.validate_tls(tls)
@@ -158,6 +218,23 @@ def _check_docker_host(environment: Environment) -> None:
                 "bind them to 0.0.0.0 or to an address of that host."
             }
         )
+
+
+def _check_ssh(environment: Environment) -> None:
+    parts = urlsplit(environment.docker_url)
+    if not parts.username or not parts.hostname:
+        raise ValidationError({"docker_url": "Name the user and the host: ssh://user@host or ssh://user@host:port."})
+    if not environment.docker_ssh_key:
+        raise ValidationError(
+            {"docker_ssh_key": "An ssh:// host needs Slipway's private key (the worker's own ~/.ssh is never used)."}
+        )
+    try:
+        targets.validate_ssh(targets.DockerSSH(key=environment.docker_ssh_key))
+        if environment.docker_ssh_host_key:
+            environment.docker_ssh_host_key = targets.parse_host_key(environment.docker_ssh_host_key)
+    except targets.TargetError as error:
+        field, _, reason = str(error).partition(": ")
+        raise ValidationError({field: reason}) from None
 
 
 def _address_field(environment: Environment) -> str:
@@ -247,6 +324,7 @@ def target_for(environment: Environment, *, ready_timeout: float | None = None, 
         registry_auth=registry.auth_config if registry else None,
         ready_timeout=ready_timeout or environment.settings_for(None)["progress_deadline_seconds"],
         tls=docker_tls_of(environment),
+        ssh=docker_ssh_of(environment),
         **({"request_timeout": settings.DRIFT_REQUEST_TIMEOUT} if quick else {}),
     )
 

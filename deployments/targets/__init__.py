@@ -18,6 +18,7 @@ from .base import (
     validate_spec,
 )
 from .docker_host import DockerHostTarget
+from .docker_ssh import DockerSSH, parse_host_key, validate_ssh
 from .docker_tls import DockerTLS, validate_tls
 from .kube import KubernetesTarget
 from .kubeconfig import KubeconfigError, kubeconfig_from_token, parse_kubeconfig
@@ -26,6 +27,7 @@ __all__ = [
     "Autoscaling",
     "DeploySpec",
     "DockerHostTarget",
+    "DockerSSH",
     "DockerTLS",
     "Identity",
     "KubeconfigError",
@@ -38,7 +40,9 @@ __all__ = [
     "TargetError",
     "TransientTargetError",
     "kubeconfig_from_token",
+    "parse_host_key",
     "parse_kubeconfig",
     "validate_spec",
+    "validate_ssh",
     "validate_tls",
 ]

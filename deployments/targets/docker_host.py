@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 
 import docker
 import docker.tls
+import paramiko
 import requests
+from docker.constants import MINIMUM_DOCKER_API_VERSION
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from docker.models.containers import Container
 
@@ -58,6 +60,7 @@ from .containers import (
     running_count,
     stop_if,
 )
+from .docker_ssh import DockerSSH, SshEngineAdapter, ssh_refusal
 from .docker_tls import DockerTLS, engine_host, tls_refusal, validate_tls
 
 __all__ = ["DockerHostTarget", "container_name"]
@@ -75,6 +78,17 @@ def container_name(name: str, deployment_id: int) -> str:
 class _EngineApi(docker.APIClient):
     """An engine is reached directly: never through an HTTP proxy, and never with the machine's CA bundle
     (requests lets REQUESTS_CA_BUNDLE replace the engine's own CA). The version is asked in __init__."""
+
+    def __init__(self, *, ssh: DockerSSH | None = None, **options: Any) -> None:
+        if ssh is None:
+            super().__init__(**options)
+            return
+        # The SDK's own SSH transport would read the worker's ~/.ssh and connect as soon as it is made. Made
+        # in its shell-out form it does nothing yet; ours is mounted in its place before the first request.
+        super().__init__(**{**options, "use_ssh_client": True, "version": MINIMUM_DOCKER_API_VERSION})
+        self._custom_adapter = SshEngineAdapter(options["base_url"], ssh, timeout=options["timeout"])
+        self.mount("http+docker://ssh", self._custom_adapter)
+        self._version = self._retrieve_server_version()
 
     def _retrieve_server_version(self) -> str:
         self.trust_env = False
@@ -103,14 +117,15 @@ class DockerHostTarget:
         stop_timeout: int = 10,
         request_timeout: float = 60,
         tls: DockerTLS | None = None,
+        ssh: DockerSSH | None = None,
     ) -> None:
         """`base_url`: unix:// (this machine), tcp:// (with `tls`: the engine's CA and Slipway's client
-        certificate and key) or ssh://user@host (the worker's own SSH client, keys and known_hosts)."""
+        certificate and key) or ssh://user@host[:port] (with `ssh`: Slipway's key and the host's key)."""
         self.base_url, self.bind_address = base_url, bind_address
         self.ready_timeout, self.poll_seconds, self.stop_timeout = ready_timeout, poll_seconds, stop_timeout
         self.registry_auth = registry_auth
         self.request_timeout = request_timeout
-        self.tls = tls
+        self.tls, self.ssh = tls, ssh
         self._client: docker.DockerClient | None = None
         self._tls_dir: str | None = None
 
@@ -136,7 +151,9 @@ class DockerHostTarget:
                 with self._errors("connecting to the Docker engine"):
                     options: dict[str, Any] = {"base_url": self.base_url, "timeout": int(self.request_timeout)}
                     if self.base_url.startswith("ssh://"):
-                        options["use_ssh_client"] = True  # the system's ssh: its keys, agent and known_hosts
+                        if self.ssh is None:
+                            raise TargetError("docker_ssh_key: an ssh:// host needs Slipway's private key")
+                        options["ssh"] = self.ssh
                     elif self.tls is not None:
                         options["tls"] = self._tls_config(self.tls)
                     self._client = _Engine(**options)
@@ -490,6 +507,13 @@ class DockerHostTarget:
             if (error.status_code or 0) >= 500 and is_transient(message):
                 raise TransientTargetError(f"The Docker engine failed while {what}: {message}") from None
             raise TargetError(f"The Docker engine refused {what}: {message}") from None
+        except paramiko.SSHException as error:
+            refusal = ssh_refusal(self.base_url, error)
+            if refusal is not None:  # a refused key or an untrusted host is refused again: no retry
+                raise TargetError(refusal) from None
+            raise TransientTargetError(
+                f"The Docker host at {self.base_url} did not answer over SSH while {what}: {error}"
+            ) from None
         except (requests.RequestException, DockerException, OSError) as error:
             refusal = tls_refusal(self.base_url, error)
             if refusal is not None:  # a TLS handshake that failed fails again: no retry

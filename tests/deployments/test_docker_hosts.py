@@ -1,11 +1,18 @@
 """Remote Docker hosts as environments: TLS credentials are write-only and encrypted, and bad ones are refused
 naming the field; the connection test goes through a real TLS proxy in front of the local engine."""
 
+from types import SimpleNamespace
+
 import pytest
+from django.conf import settings
 from django.db import connection
 
-from deployments.models import Environment
+from audit.models import AuditEvent
+from deployments.models import Environment, RolloutState
+from tests.deployments.test_rollouts_docker import GOOD_MODEL, deploy, predict, upload
 from tests.support.docker_tls import Authority, TlsEngineProxy
+from tests.support.sshd import KeyPair
+from tests.support.targets import remove_containers
 
 
 @pytest.fixture
@@ -101,9 +108,123 @@ def test_a_remote_host_with_an_outside_bind_address_is_accepted(api, owner, prox
     response = api.as_user(owner).post(
         "/api/v1/environments/",
         docker_host(proxy, docker_url="ssh://deploy@edge-7.example.net", bind_address="0.0.0.0",  # noqa: S104
-                    docker_tls_ca="", docker_tls_cert="", docker_tls_key=""),
+                    docker_tls_ca="", docker_tls_cert="", docker_tls_key="", docker_ssh_key=KeyPair.make().private),
         format="json",
     )  # fmt: skip
 
     assert response.status_code == 201, response.content
     assert response.json()["has_docker_tls"] is False
+
+
+# --- ssh:// hosts: a real OpenSSH server in front of the local engine (tests/support/sshd.py) ----------
+
+
+def ssh_host(host, **overrides) -> dict:
+    return {
+        "name": "edge-ssh",
+        "team": "vision",
+        "target": "docker",
+        "docker_url": host.url,
+        "bind_address": "127.0.0.1",
+        "docker_ssh_key": host.client.private,
+        **overrides,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_model_deploys_through_an_ssh_host_with_slipways_key_and_a_wrong_key_is_refused_naming_the_field(
+    api, owner, teammate, model, ssh_docker_host, registry_row, build_settings, celery_worker, docker_engine
+):
+    admin = api.as_user(owner)
+    created = admin.post("/api/v1/environments/", ssh_host(ssh_docker_host), format="json")
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["has_docker_ssh_key"] is True and body["docker_ssh_host_key"] == ""
+    assert (
+        "docker_ssh_key" not in body
+        and "PRIVATE KEY" not in admin.get(f"/api/v1/environments/{body['id']}/").content.decode()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT docker_ssh_key FROM deployments_environment WHERE id = %s", [body["id"]])
+        (stored,) = cursor.fetchone()
+    assert stored and "PRIVATE KEY" not in stored  # ciphertext at rest
+    environment = Environment.objects.get(pk=body["id"])
+
+    try:
+        # The connection test trusts the host on first use and records its key.
+        report = admin.post(f"/api/v1/environments/{environment.pk}/test-connection/").json()
+        assert report["ok"] is True, report
+        shown = admin.get(f"/api/v1/environments/{environment.pk}/").json()
+        assert shown["docker_ssh_host_key"] == " ".join(ssh_docker_host.host_key.public.split()[:2])
+        assert (
+            AuditEvent.objects.filter(action="environment.ssh_host_key_recorded", environment="edge-ssh").count() == 1
+        )
+
+        # A real worker builds the model and rolls it out through the SSH host.
+        client = api.as_user(teammate)
+        version = upload(client, model, GOOD_MODEL % 2)
+        rollout = deploy(client, version, environment)
+        assert rollout.state == RolloutState.SUCCEEDED, rollout.failure_reason
+        assert rollout.endpoint.startswith("http://127.0.0.1:")  # the host as the ssh:// URL names it
+        assert predict(rollout.endpoint, 5) == 10
+        assert "Accepted publickey for root" in ssh_docker_host.log()
+
+        # Another key, which the host does not authorize: refused, naming the field; the release keeps serving.
+        admin = api.as_user(owner)  # one client, signed in as one user at a time
+        stranger = KeyPair.make().private
+        changed = admin.patch(f"/api/v1/environments/{environment.pk}/", {"docker_ssh_key": stranger}, format="json")
+        assert changed.status_code == 200, changed.content
+        report = admin.post(f"/api/v1/environments/{environment.pk}/test-connection/").json()
+        assert report == {
+            "ok": False,
+            "server_version": "",
+            "message": f"The Docker host at {ssh_docker_host.url} refused Slipway's SSH key; check docker_ssh_key.",
+        }
+        refused = deploy(api.as_user(teammate), version, environment)
+        assert refused.state == RolloutState.FAILED
+        assert f"The Docker host at {ssh_docker_host.url} refused Slipway's SSH key; check docker_ssh_key" in (
+            refused.failure_reason
+        )
+        assert predict(rollout.endpoint, 5) == 10
+    finally:
+        remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")
+
+
+def unstarted_host() -> SimpleNamespace:
+    """What ssh_host() needs of a host, for requests that are refused or saved without connecting."""
+    return SimpleNamespace(url="ssh://root@127.0.0.1:2222", client=KeyPair.make())
+
+
+def test_a_host_key_given_for_one_address_is_forgotten_when_the_environment_moves(api, owner):
+    admin = api.as_user(owner)
+    pinned = KeyPair.make().public
+    created = admin.post(
+        "/api/v1/environments/", ssh_host(unstarted_host(), docker_ssh_host_key=pinned + " root@edge"), format="json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["docker_ssh_host_key"] == pinned  # the comment is dropped
+    url = f"/api/v1/environments/{created.json()['id']}/"
+
+    assert admin.patch(url, {"description": "edge 7"}, format="json").json()["docker_ssh_host_key"] == pinned
+    moved = admin.patch(url, {"docker_url": "ssh://root@127.0.0.1:2"}, format="json")
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["docker_ssh_host_key"] == ""
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "reason"),
+    [
+        ({"docker_ssh_key": ""}, "docker_ssh_key", "needs Slipway's private key"),
+        ({"docker_ssh_key": "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n"}, "docker_ssh_key", "not a private key"),
+        ({"docker_ssh_host_key": "ssh-ed25519 bm90IGEga2V5"}, "docker_ssh_host_key", "not an SSH public key"),
+        ({"docker_url": "ssh://127.0.0.1:22"}, "docker_url", "Name the user and the host"),
+        ({"docker_url": "unix:///var/run/docker.sock"}, "docker_ssh_key", "for ssh:// hosts only"),
+    ],
+)
+def test_bad_ssh_hosts_are_refused_naming_the_field(api, owner, overrides, field, reason):
+    response = api.as_user(owner).post("/api/v1/environments/", ssh_host(unstarted_host(), **overrides), format="json")
+
+    assert response.status_code == 400, response.content
+    assert reason in response.json()[field][0]
+    assert not Environment.objects.filter(name="edge-ssh").exists()

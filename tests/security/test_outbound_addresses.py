@@ -15,6 +15,7 @@ from deployments.models import ContainerRegistry, Environment, Webhook, WebhookD
 from deployments.outbound import LOOPBACK, OutboundPolicy
 from deployments.services import notifications
 from tests.support.factories import EnvironmentFactory
+from tests.support.sshd import KeyPair
 
 LOOPBACK_ALLOWED = OutboundPolicy(allowed=LOOPBACK)
 INTERNAL_SECRET = "root-password-of-the-internal-service"
@@ -116,8 +117,16 @@ def test_a_webhook_receiver_redirects_to_an_internal_service(team, settings, ser
     [
         ({"target": "docker", "docker_url": "tcp://10.0.0.5:2375"}, "docker_url"),
         ({"target": "docker", "docker_url": "unix:///var/run/docker.sock"}, "docker_url"),
-        # bound to all addresses, so that the only thing wrong is where it points
-        ({"target": "docker", "docker_url": "ssh://deploy@192.168.1.20", "bind_address": "0.0.0.0"}, "docker_url"),  # noqa: S104 - a request body, nothing binds here
+        # bound to all addresses, and with a key, so that the only thing wrong is where it points
+        (
+            {
+                "target": "docker",
+                "docker_url": "ssh://deploy@192.168.1.20",
+                "bind_address": "0.0.0.0",  # noqa: S104 - a request body, nothing binds here
+                "docker_ssh_key": KeyPair.make().private,
+            },
+            "docker_url",
+        ),
         (
             {"target": "kubernetes", "namespace": "ml", "kube_api_url": "https://169.254.169.254", "kube_token": "t"},
             "kube_api_url",

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import requests
 
-from deployments.targets import DockerHostTarget, DockerTLS, TargetError, TransientTargetError, validate_tls
+from deployments.targets import DockerHostTarget, DockerSSH, DockerTLS, TargetError, TransientTargetError, validate_tls
 from tests.support.docker_tls import Authority, TlsEngineProxy
+from tests.support.sshd import KeyPair
 from tests.support.targets import containers_of
 
 pytestmark = pytest.mark.slow
@@ -110,7 +111,8 @@ def test_endpoints_are_on_the_hosts_address(url, bind, host):
 
 
 def test_an_ssh_host_that_does_not_answer_is_named_in_the_check():
-    with DockerHostTarget("ssh://nobody@127.0.0.1:1", request_timeout=5) as target:
+    ssh = DockerSSH(key=KeyPair.make().private)
+    with DockerHostTarget("ssh://nobody@127.0.0.1:1", request_timeout=5, ssh=ssh) as target:
         result = target.check()
 
     assert result["ok"] is False
