@@ -18,8 +18,10 @@ import random
 import re
 
 from locust import HttpUser, between, task
+from locust.exception import StopUser
 
 FIXTURE = json.loads(open(os.environ["SLIPWAY_LOAD_FIXTURE"]).read())  # noqa: SIM115 - read once
+SIGN_IN = "sign-in:"  # run.py reports these requests apart from the endpoints under load
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
@@ -28,34 +30,51 @@ class Browsing(HttpUser):
     wait_time = between(0.5, 2)
 
     def on_start(self) -> None:
+        # Once per simulated person, as a browser keeps its session. Named apart ("sign-in: ..."): its
+        # cost is the password hash (PBKDF2, deliberately slow), reported beside the pages, not among them.
         person = random.choice(FIXTURE["developers"] + [FIXTURE["viewer"]])  # noqa: S311 - not security
-        page = self.client.get("/login/", name="/login/")
+        page = self.client.get("/login/", name=f"{SIGN_IN} /login/")
         token = CSRF.search(page.text)
-        self.client.post(
+        with self.client.post(
             "/login/",
-            {"username": person["username"], "password": person["password"], "csrfmiddlewaretoken": token.group(1)},
+            {
+                "username": person["username"],
+                "password": person["password"],
+                "csrfmiddlewaretoken": token.group(1) if token else "",
+            },
             headers={"Referer": f"{self.host}/login/"},
-            name="/login/ (post)",
-        )
+            name=f"{SIGN_IN} /login/ (post)",
+            allow_redirects=False,
+            catch_response=True,
+        ) as answer:
+            if answer.status_code != 302 or "sessionid" not in self.client.cookies:
+                answer.failure(f"not signed in: {answer.status_code}")
+                raise StopUser  # its pages would all be the sign-in page, measured under their names
+
+    def page(self, path: str, name: str) -> None:
+        # A redirect (to the sign-in page, say) is a failure here, not a page measured under another name.
+        with self.client.get(path, name=name, allow_redirects=False, catch_response=True) as answer:
+            if answer.status_code != 200:
+                answer.failure(f"{answer.status_code} {answer.headers.get('Location', '')}".strip())
 
     @task(3)
     def overview(self) -> None:
-        self.client.get("/", name="/ (overview)")
+        self.page("/", "/ (overview)")
 
     @task(2)
     def model_page(self) -> None:
         model = random.choice(FIXTURE["models"])  # noqa: S311
-        self.client.get(f"/models/{model['team']}/{model['name']}/", name="/models/[team]/[name]/")
+        self.page(f"/models/{model['team']}/{model['name']}/", "/models/[team]/[name]/")
 
     @task(2)
     def build_page(self) -> None:
         build = random.choice(FIXTURE["builds"])  # noqa: S311
-        self.client.get(f"/builds/{build['id']}/", name="/builds/[id]/")
+        self.page(f"/builds/{build['id']}/", "/builds/[id]/")
 
     @task(1)
     def environment_page(self) -> None:
         environment = random.choice(FIXTURE["environments"])  # noqa: S311
-        self.client.get(f"/environments/{environment}/", name="/environments/[id]/")
+        self.page(f"/environments/{environment}/", "/environments/[id]/")
 
 
 class FollowingLogs(HttpUser):

@@ -1,6 +1,7 @@
 """The data the load test works on, written through the test suite's factories and the product's services.
 
-    DATABASE_URL=... python benchmarks/load/seed.py OUT.json
+    DATABASE_URL=... python benchmarks/load/seed.py OUT.json            # the data of the run (1x)
+    DATABASE_URL=... python benchmarks/load/seed.py OUT.json --grow 2   # then twice as much again (3x)
 
 One team ("load") with 10 developers, 12 approvers and a viewer, each with an API token; a global
 registry; dev, staging and prod (protected, 4 approvals, no previous-stage rule, so requests need
@@ -9,10 +10,15 @@ no real rollouts); 30 models with 3 versions each, every version with a succeede
 of them already approved once (by the last approver, whom the run leaves out).
 Automatic builds are off for these models: uploads during the run are measured, not the image
 builds they would start. Writes OUT.json with what the simulated users need.
+
+`--grow N` adds N times the models (with their versions, builds, logs, releases and requests, half
+approved once), N times the versions of every existing model, and N times the log lines of every
+existing build, so that statements.py can compare each endpoint's statements at 1x and (N+1)x rows.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -24,13 +30,14 @@ DEVELOPERS, APPROVERS = 10, 12
 PASSWORD = "load-test-" + "p" * 12
 
 
-def main(out: Path) -> None:
+def main(out: Path, grow: int) -> None:
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
     from django.core.management import call_command
     from django.test import Client
     from django.utils import timezone
@@ -38,8 +45,9 @@ def main(out: Path) -> None:
     from accounts import services as account_services
     from accounts.models import Membership, Role, Team
     from accounts.permissions import Actor
-    from deployments.models import PromotionRequest, Rollout, RolloutState
+    from deployments.models import Build, Environment, PromotionRequest, Rollout, RolloutState
     from deployments.services.promotions import promotion_request
+    from registry.models import RegisteredModel
     from tests.support.factories import (
         EnvironmentFactory,
         ModelFactory,
@@ -49,12 +57,75 @@ def main(out: Path) -> None:
         succeeded_build,
     )
 
-    call_command("migrate", verbosity=0)
     users = get_user_model().objects
+
+    def add_model(team, name: str, requester: Actor, environments) -> tuple[dict, list[dict]]:
+        dev, staging, prod = environments
+        model = ModelFactory(team=team, name=name, auto_build=False, created_by=requester.user)
+        builds = [add_version(model, n) for n in range(1, VERSIONS + 1)]
+        build = Build.objects.get(pk=builds[-1]["id"])
+        for environment in (dev, staging):
+            Rollout.objects.create(
+                environment=environment,
+                model=model,
+                version=build.version,
+                build=build,
+                image=build.digest_reference,
+                requested_by=requester.user,
+                state=RolloutState.SUCCEEDED,
+                started_at=timezone.now(),
+                finished_at=timezone.now(),
+            )
+        promotion_request(actor=requester, version=build.version, environment=prod, reason="load test")
+        return {"id": model.pk, "team": team.slug, "name": model.name}, builds
+
+    def add_version(model, number: int) -> dict:
+        version = VersionFactory(
+            model=model, number=number, metrics={"accuracy": 0.9 + number / 100}, created_by=model.created_by
+        )
+        build = succeeded_build(version, digest_char="abcdef"[(model.pk + number) % 6])
+        add_log_lines(build, LOG_LINES, text="step {n}: collecting, building, pushing")
+        return {"id": build.pk, "lines": LOG_LINES}
+
+    def approve_once(approver_token: str, promotions) -> None:
+        # Some requests already carry an approval, so that the counts read every kind of row the run
+        # adds (approvals and their approvers) and a growth means a query per row.
+        approver = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {approver_token}")
+        for promotion in promotions:
+            answer = approver.post(
+                f"/api/v1/promotions/{promotion.pk}/approve/",
+                {"comment": "seeded", "digest": promotion.image.rpartition("@")[2]},
+                content_type="application/json",
+            )
+            assert answer.status_code == 200, answer.content
+
+    if grow:
+        fixture = json.loads(out.read_text())
+        team = Team.objects.get(slug="load")
+        requester = Actor(user=users.get(username=fixture["developers"][0]["username"]))
+        environments = [Environment.objects.get(pk=pk) for pk in fixture["environments"]]
+        for model in RegisteredModel.objects.filter(team=team):
+            first = max(model.versions.values_list("number", flat=True)) + 1
+            for number in range(first, first + grow * VERSIONS):
+                add_version(model, number)
+        for build in Build.objects.filter(version__model__team=team):
+            add_log_lines(build, grow * LOG_LINES, text="step {n}: collecting, building, pushing")
+        existing = RegisteredModel.objects.filter(team=team).count()
+        new = [
+            add_model(team, f"model-{m:02d}", requester, environments)[0]["id"]
+            for m in range(existing, existing + grow * MODELS)
+        ]
+        fresh = PromotionRequest.objects.filter(model_id__in=new).order_by("pk")
+        approve_once(fixture["approvers"][-1]["token"], fresh[: len(new) // 2])
+        return
+
+    call_command("migrate", verbosity=0)
     team = Team.objects.create(slug="load", name="Load")
+    # Hashed once for everyone: the hash is deliberately slow (about 0.2 s of CPU here).
+    password_hash = make_password(PASSWORD)
 
     def person(name: str, role: str) -> dict:
-        user = users.create_user(name, password=PASSWORD)
+        user = users.create(username=name, password=password_hash)
         Membership.objects.create(team=team, user=user, role=role)
         _, token = account_services.token_create(
             user=user, name="load", scopes=["read", "deploy", "approve"], expires_in_days=1
@@ -65,54 +136,34 @@ def main(out: Path) -> None:
     approvers = [person(f"approver{i}", Role.APPROVER) for i in range(APPROVERS)]
     viewer = person("viewer", Role.VIEWER)
     RegistryFactory(url="127.0.0.1:5999")
-    dev = EnvironmentFactory(name="dev", position=10)
-    staging = EnvironmentFactory(name="staging", position=20)
-    prod = EnvironmentFactory(
-        name="prod", position=30, protected=True, required_approvals=4, requires_previous_stage=False
+    environments = (
+        EnvironmentFactory(name="dev", position=10),
+        EnvironmentFactory(name="staging", position=20),
+        EnvironmentFactory(
+            name="prod", position=30, protected=True, required_approvals=4, requires_previous_stage=False
+        ),
     )
     requester = Actor(user=users.get(username="dev0"))
     models, builds = [], []
     for m in range(MODELS):
-        model = ModelFactory(team=team, name=f"model-{m:02d}", auto_build=False, created_by=requester.user)
-        for n in range(1, VERSIONS + 1):
-            version = VersionFactory(model=model, number=n, metrics={"accuracy": 0.9 + n / 100})
-            build = succeeded_build(version, digest_char="abcdef"[(m + n) % 6])
-            add_log_lines(build, LOG_LINES, text="step {n}: collecting, building, pushing")
-            builds.append({"id": build.pk, "lines": LOG_LINES})
-        for environment in (dev, staging):
-            Rollout.objects.create(
-                environment=environment,
-                model=model,
-                version=version,
-                build=build,
-                image=build.digest_reference,
-                requested_by=requester.user,
-                state=RolloutState.SUCCEEDED,
-                started_at=timezone.now(),
-                finished_at=timezone.now(),
-            )
-        promotion_request(actor=requester, version=version, environment=prod, reason="load test")
-        models.append({"id": model.pk, "team": team.slug, "name": model.name})
-    # Some requests already carry an approval, so that the counts taken before the run read every
-    # kind of row the run adds (approvals and their approvers) and a growth means a query per row.
-    approver = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {approvers[-1]['token']}")
-    for promotion in PromotionRequest.objects.filter(environment=prod)[: MODELS // 2]:
-        answer = approver.post(
-            f"/api/v1/promotions/{promotion.pk}/approve/",
-            {"comment": "seeded", "digest": promotion.image.rpartition("@")[2]},
-            content_type="application/json",
-        )
-        assert answer.status_code == 200, answer.content
+        model, its_builds = add_model(team, f"model-{m:02d}", requester, environments)
+        models.append(model)
+        builds += its_builds
+    approve_once(approvers[-1]["token"], PromotionRequest.objects.order_by("pk")[: MODELS // 2])
     fixture = {
         "developers": developers,
         "approvers": approvers,
         "viewer": viewer,
         "models": models,
         "builds": builds,
-        "environments": [dev.pk, staging.pk, prod.pk],
+        "environments": [environment.pk for environment in environments],
     }
     out.write_text(json.dumps(fixture))
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("fixture", type=Path)
+    parser.add_argument("--grow", type=int, default=0, help="add this many times the data (after a first seed)")
+    arguments = parser.parse_args()
+    main(arguments.fixture, arguments.grow)

@@ -1,10 +1,12 @@
-"""Statements of one request per endpoint the load test uses, on the database DATABASE_URL names.
+"""Statements of one request to each endpoint the load test uses, on the database DATABASE_URL names.
 
-    python benchmarks/load/statements.py FIXTURE.json   # prints one JSON object: endpoint -> statements
+    python benchmarks/load/statements.py FIXTURE.json   # prints one JSON object: "METHOD endpoint" -> statements
 
-run.py calls it before and after the load: the data has grown in between (uploads, approvals, audit
-rows), so an endpoint whose count changed grows its queries with its rows. Reads only: it signs in
-through Django's test client, and changes nothing.
+run.py calls it with the seeded data (1x) and again after seed.py --grow has tripled it (more models,
+versions per model, log lines per build, requests and approvals): an endpoint whose count differs
+between the two issues queries per row. Each endpoint is asked twice and the second request counted,
+as a user's second visit (caches warm). The writes are real: two uploads and two approvals per call
+(of requests that carry exactly one approval, so both calls decide alike) and two sign-ins.
 """
 
 from __future__ import annotations
@@ -24,26 +26,68 @@ def main(fixture_path: Path) -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.files.uploadedfile import SimpleUploadedFile
     from django.db import connection
+    from django.db.models import Count, Q
     from django.test import Client
+
+    from deployments.models import PromotionRequest, PromotionState
 
     fixture = json.loads(fixture_path.read_text())
     model, build = fixture["models"][0], fixture["builds"][0]
+    developer, approver = fixture["developers"][0], fixture["approvers"][0]
     browser = Client(SERVER_NAME="127.0.0.1")
-    browser.force_login(get_user_model().objects.get(username=fixture["developers"][0]["username"]))
-    script = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {fixture['approvers'][0]['token']}")
+    browser.force_login(get_user_model().objects.get(username=developer["username"]))
+    script = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {approver['token']}")
+    uploader = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {developer['token']}")
+    undecided = list(
+        PromotionRequest.objects.filter(state=PromotionState.PENDING)
+        .annotate(
+            decisions=Count("approvals"),
+            mine=Count("approvals", filter=Q(approvals__approver__username=approver["username"])),
+        )
+        .filter(decisions=1, mine=0)
+        .order_by("-pk")[:2]
+    )
+    if len(undecided) < 2:
+        raise SystemExit("fewer than two pending requests with one approval to approve")
+
+    def get(client, url):
+        return lambda _: client.get(url)
+
+    def upload(_):
+        artifact = SimpleUploadedFile("model.joblib", os.urandom(1024))
+        return uploader.post(f"/api/v1/models/{model['id']}/versions/", {"framework": "sklearn", "artifact": artifact})
+
+    def approve(n):
+        promotion = undecided[n]
+        return script.post(
+            f"/api/v1/promotions/{promotion.pk}/approve/",
+            {"comment": "counting", "digest": promotion.image.rpartition("@")[2]},
+            content_type="application/json",
+        )
+
+    def sign_in(_):
+        return Client(SERVER_NAME="127.0.0.1").post(
+            "/login/", {"username": developer["username"], "password": developer["password"]}
+        )
+
+    promotion = undecided[0].pk
     endpoints = {
-        "/ (overview)": (browser, "/"),
-        "/models/[team]/[name]/": (browser, f"/models/{model['team']}/{model['name']}/"),
-        "/builds/[id]/": (browser, f"/builds/{build['id']}/"),
-        "/environments/[id]/": (browser, f"/environments/{fixture['environments'][2]}/"),
-        "/api/v1/builds/[id]/log/?after=": (script, f"/api/v1/builds/{build['id']}/log/?after=100"),
-        "/api/v1/promotions/?state=pending": (script, "/api/v1/promotions/?state=pending"),
-        "/api/v1/models/[id]/versions/": (script, f"/api/v1/models/{model['id']}/versions/"),
+        "GET / (overview)": (get(browser, "/"), 200),
+        "GET /models/[team]/[name]/": (get(browser, f"/models/{model['team']}/{model['name']}/"), 200),
+        "GET /builds/[id]/": (get(browser, f"/builds/{build['id']}/"), 200),
+        "GET /environments/[id]/": (get(browser, f"/environments/{fixture['environments'][2]}/"), 200),
+        "GET /api/v1/builds/[id]/log/?after=": (get(script, f"/api/v1/builds/{build['id']}/log/?after=100"), 200),
+        "GET /api/v1/promotions/?state=pending": (get(script, "/api/v1/promotions/?state=pending"), 200),
+        "GET /api/v1/promotions/[id]/": (get(script, f"/api/v1/promotions/{promotion}/"), 200),
+        "POST /api/v1/promotions/[id]/approve/": (approve, 200),
+        "POST /api/v1/models/[id]/versions/ (upload)": (upload, 201),
+        "POST sign-in: /login/ (post)": (sign_in, 302),
     }
     counts = {}
-    for name, (client, url) in endpoints.items():
-        client.get(url)  # once to warm caches, as a user's second visit would
+    for name, (request, expected) in endpoints.items():
+        request(0)  # once to warm caches, as a user's second visit would
         statements: list[str] = []
 
         def capture(execute, sql, params, many, context, statements=statements):
@@ -51,9 +95,9 @@ def main(fixture_path: Path) -> None:
             return execute(sql, params, many, context)
 
         with connection.execute_wrapper(capture):
-            answer = client.get(url)
-        if answer.status_code != 200:
-            raise SystemExit(f"{url} answered {answer.status_code}")
+            answer = request(1)
+        if answer.status_code != expected:
+            raise SystemExit(f"{name} answered {answer.status_code}, not {expected}: {answer.content[:300]!r}")
         counts[name] = len(statements)
     print(json.dumps(counts))
 
