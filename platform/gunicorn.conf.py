@@ -10,7 +10,7 @@
 import os
 import tempfile
 
-from config.env import envchoice
+from config.env import envchoice, envint
 from config.logs import FORMATS, logging_config
 
 # Set before any worker imports prometheus_client: the library picks its storage at import.
@@ -19,6 +19,14 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 accesslog = None
+
+# How long an idle keep-alive connection stays open. Gunicorn's default, 2 s, is shorter than the
+# pauses of scripts and browsers and than the idle timeout of the proxies in front (60 s for nginx
+# and most load balancers): a request sent just as the server closed the connection came back as
+# "connection reset by peer" (about one in fifty requests after a 2 s pause, benchmarks/load).
+# Above the proxies' 60 s, the client side always closes first. Idle connections cost a file
+# descriptor each in the worker's poller, not a thread.
+keepalive = envint("SLIPWAY_KEEPALIVE_SECONDS", 75, minimum=1)
 _format = envchoice("SLIPWAY_LOG_FORMAT", "plain", FORMATS)
 _config = logging_config(log_format=_format, level=os.environ.get("SLIPWAY_LOG_LEVEL", "INFO"))
 logconfig_dict = {
