@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 SLUG_RULE = "lowercase letters, digits and '-', starting with a letter, at most 63 characters"
 dns_label_validator = RegexValidator(
@@ -109,6 +110,15 @@ class ApiToken(models.Model):
 
     def allows_environment(self, name: str) -> bool:
         return not self.environment_names or name in self.environment_names
+
+    @cached_property
+    def team_ids(self) -> frozenset[int]:
+        """The teams the token is limited to; empty: all of its user's teams. They are set when the token
+        is made and never change, so one read per instance is enough, and none when the authentication's
+        query already said there are none (its `has_team_limits` annotation)."""
+        if getattr(self, "has_team_limits", True) is False:
+            return frozenset()
+        return frozenset(self.teams.values_list("pk", flat=True))
 
 
 class SsoIdentity(models.Model):

@@ -14,12 +14,13 @@ object the user may see is a 403 with the reason. `require()` raises that refusa
 audit trail.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.db.models.signals import post_delete, post_save
 
 from accounts.models import ROLE_RANK, ApiToken, Membership, Role, Team, TokenScope
 from audit.services import client_ip, record
@@ -118,6 +119,53 @@ def token_of(user) -> ApiToken | None:
     return token if isinstance(token, ApiToken) else None
 
 
+# Bumped by every membership saved or deleted in this process, so that a request which changes a role
+# and then checks one again reads the roles anew.
+_membership_generation = 0
+
+
+def _membership_changed(**kwargs) -> None:
+    global _membership_generation  # a process-wide counter, read by RequestRoles
+    _membership_generation += 1
+
+
+post_save.connect(_membership_changed, sender=Membership, dispatch_uid="accounts.permissions.roles")
+post_delete.connect(_membership_changed, sender=Membership, dispatch_uid="accounts.permissions.roles")
+
+
+class RequestRoles:
+    """A user's role in each of their teams, read in one query at the first check of a request and
+    kept for the rest of it (an upload checks the same team three times). Read anew after a membership
+    changed in this process; another process's change is seen by the next request."""
+
+    def __init__(self, user) -> None:
+        self.user = user
+        self._roles: dict[int, Role] | None = None
+        self._generation = -1
+
+    def role_in(self, team: Team) -> Role | None:
+        if self.user.is_superuser:
+            return Role.ADMIN
+        if self._roles is None or self._generation != _membership_generation:
+            self._generation = _membership_generation
+            self._roles = roles_by_team(self.user)
+        return self._roles.get(team.pk)
+
+
+REQUEST_ROLES_ATTRIBUTE = "_slipway_roles"
+
+
+def request_roles(request) -> RequestRoles:
+    """The roles memo of a request's user, shared by every Actor made from that request."""
+    request = getattr(request, "_request", request)  # DRF's Request wraps Django's
+    roles = getattr(request, REQUEST_ROLES_ATTRIBUTE, None)
+    user = request.user
+    if roles is None or roles.user is not user:
+        roles = RequestRoles(user)
+        setattr(request, REQUEST_ROLES_ATTRIBUTE, roles)
+    return roles
+
+
 @dataclass(frozen=True)
 class Actor:
     """The person behind a request, and the API token they used, if any."""
@@ -126,6 +174,9 @@ class Actor:
     token: ApiToken | None = None
     ip_address: str | None = None
     user_agent: str = ""
+    # An actor of a request reads the user's roles once for the whole request; any other (a worker's,
+    # a test's) asks the database at each check.
+    roles: RequestRoles | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_request(cls, request) -> "Actor":
@@ -135,6 +186,7 @@ class Actor:
             token=auth if isinstance(auth, ApiToken) else token_of(request.user),
             ip_address=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:500],
+            roles=request_roles(request) if request.user.is_authenticated else None,
         )
 
 
@@ -197,8 +249,7 @@ def token_refusal(token: ApiToken, action: Action, team: Team | None, environmen
         return f"{_words(action)} cannot be done with an API token; sign in to the web UI"
     if not token.has_scope(scope):
         return f"the API token '{token.name}' lacks the '{scope}' scope, which {ACTION_WORDS[action]} needs"
-    limited_to = {t.pk for t in token.teams.all()}
-    if limited_to and team is not None and team.pk not in limited_to:
+    if token.team_ids and team is not None and team.pk not in token.team_ids:
         return f"the API token '{token.name}' is limited to other teams than '{team.slug}'"
     if environment is not None and not token.allows_environment(environment.name):
         return f"the API token '{token.name}' is limited to other environments than '{environment.name}'"
@@ -233,7 +284,7 @@ def decide(actor: Actor, action: Action, obj, *, environment=None, role: Role | 
             )
     if user.is_superuser:
         return Decision(True, "site administrator")
-    role = role or role_in(user, team)
+    role = role or (actor.roles.role_in(team) if actor.roles is not None else role_in(user, team))
     if role is None:
         return Decision(False, f"you are not a member of team '{team.slug}'")
     needed = MINIMUM_ROLE[action]
@@ -286,9 +337,8 @@ def teams_where(user, action: Action) -> QuerySet[Team]:
         scope = REQUIRED_SCOPE[action]
         if scope is None or (action != Action.VIEW and not token.has_scope(scope)):
             return Team.objects.none()
-        limited_to = token.teams.values("pk")
-        if token.teams.exists():
-            teams = teams.filter(pk__in=limited_to)
+        if token.team_ids:
+            teams = teams.filter(pk__in=token.team_ids)
     return teams
 
 

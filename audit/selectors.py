@@ -51,8 +51,8 @@ def visible_events(*, user) -> QuerySet[AuditEvent]:
     # A request made with an API token limited to some teams sees only those teams' events (and the
     # user's own that concern no team). accounts.authentication puts the token on the user.
     token = getattr(user, "request_token", None)
-    limited = token.teams.values("pk") if token is not None and token.teams.exists() else None
-    if limited is not None:
+    limited = token.team_ids if token is not None else None
+    if limited:
         return events.filter(Q(team_id__in=limited) | Q(actor=user, team__isnull=True))
     if sees_everything(user):
         return events
