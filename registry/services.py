@@ -29,8 +29,10 @@ logger = logging.getLogger(__name__)
 
 INSPECTING, REJECTED = "inspecting", "rejected"
 
-# Sent after a version has committed. The deployments app listens to start a build; the registry
-# does not import deployments, so this is the one place the dependency is turned around.
+# Sent in the transaction that records a new version (or, for a version inspected on a worker, when
+# its inspection has committed): listeners write their rows in it and enqueue work on commit. The
+# deployments app listens to start a build; the registry does not import deployments, so this is the
+# one place the dependency is turned around.
 version_created = Signal()
 # Sent before a prebuilt image version is recorded, with `team` and `reference`: the deployments app
 # knows the team's registries and raises ValidationError({"image_reference": ...}) for another's image.
@@ -47,8 +49,9 @@ def model_create(
         team=team, name=name, description=description, task=task, auto_build=auto_build, created_by=actor.user
     )
     # The team's one-name-per-model constraint is left to the database, whose refusal below names
-    # the field (`full_clean` would report it under `__all__`).
-    model.full_clean(validate_unique=False, validate_constraints=False)
+    # the field (`full_clean` would report it under `__all__`). The team and the user are rows in hand
+    # (the policy has just read the user's role in that team): checking that they exist would read both again.
+    model.full_clean(exclude=["team", "created_by"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
             model.save()
@@ -239,8 +242,18 @@ def version_inspect(*, version_id: int) -> None:
     if info.signature and not version.signature:
         changes["signature"] = info.signature
     if _finish_inspection(version, state="", **changes):
-        actor = Actor(user=version.created_by)
-        version_created.send_robust(sender=ModelVersion, version=version, actor=actor)
+        _announce(version, Actor(user=version.created_by))
+
+
+def _announce(version: ModelVersion, actor: Actor) -> None:
+    """Tell the listeners (the automatic build) of a new version. Inside the transaction recording the
+    version, their rows commit with it, in one commit, and their work is enqueued once it has. What a
+    listener fails at is undone alone (a savepoint) and never turns the upload into an error."""
+    try:
+        with transaction.atomic():
+            version_created.send(sender=ModelVersion, version=version, actor=actor)
+    except Exception:
+        logger.exception("a listener of the new version %s failed", version)
 
 
 def _finish_inspection(version: ModelVersion, *, state: str, note: str = "", **changes) -> bool:
@@ -306,16 +319,13 @@ def _record_version(*, actor, model, framework, fields, stored_name) -> ModelVer
                     "image_reference": fields.get("image_reference", ""),
                 },
             )
-            # Robust: the version has committed by then, and whatever its listeners fail at (a build
-            # that cannot be enqueued) must not turn the upload into an error. A listener that could
-            # not enqueue its work sets `version.queued_for_later`, and the API answers 202.
+            # A listener that could not enqueue its work sets `version.queued_for_later` on commit,
+            # and the API answers 202.
             version.queued_for_later = False
             if version.inspection == INSPECTING:
                 transaction.on_commit(lambda: _enqueue_inspection(version), robust=True)
             else:
-                transaction.on_commit(
-                    lambda: version_created.send(sender=ModelVersion, version=version, actor=actor), robust=True
-                )
+                _announce(version, actor)
     except IntegrityError:
         raise ValidationError({"label": "This label was just taken by another upload; choose another."}) from None
     logger.info("registered %s by %s", version, actor.user)

@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from accounts.permissions import admin_teams
 from deployments.imaging.sources import ImageSources
@@ -20,8 +20,9 @@ def registry_list(*, user) -> QuerySet[ContainerRegistry]:
 def registry_for(team) -> ContainerRegistry | None:
     """Where a team's images go: its own registry, else the global one."""
     return (
-        ContainerRegistry.objects.filter(team=team).first()
-        or ContainerRegistry.objects.filter(team__isnull=True).first()
+        ContainerRegistry.objects.filter(Q(team=team) | Q(team__isnull=True))
+        .order_by(F("team_id").asc(nulls_last=True), "name")
+        .first()
     )
 
 

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -116,7 +116,12 @@ def start_build_for_new_version(sender, version: ModelVersion, actor: Actor, **k
         return
     try:
         build = build_start(actor=actor, version=version)
-        # The upload's answer says so when the build could not be enqueued yet (see registry.services).
-        version.queued_for_later = build.queued_for_later
     except ValidationError as exc:
         logger.warning("no automatic build for %s: %s", version, " ".join(exc.messages))
+        return
+    except PermissionDenied as exc:  # caught here, so that the refusal's audit row commits with the version
+        logger.warning("no automatic build for %s: %s", version, exc)
+        return
+    # The upload's answer says so when the build could not be enqueued yet (see registry.services). That
+    # is known once the upload's transaction has committed and the enqueue (registered before) was tried.
+    transaction.on_commit(lambda: setattr(version, "queued_for_later", build.queued_for_later))

@@ -62,6 +62,23 @@ def test_uploading_a_version_starts_its_build(api, teammate, model, django_captu
     assert build.state == BuildState.QUEUED and build.started_by == teammate
 
 
+def test_the_automatic_build_is_written_in_the_uploads_own_transaction(
+    api, teammate, model, django_capture_on_commit_callbacks
+):
+    RegistryFactory()
+    with django_capture_on_commit_callbacks() as callbacks:  # kept, not run: nothing has committed yet
+        response = api.as_user(teammate).post(
+            f"/api/v1/models/{model.pk}/versions/",
+            {"framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m")},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    # The build row was written before the commit, with the version; only its enqueue waits for it.
+    build = Build.objects.get(version_id=response.json()["id"])
+    assert build.state == BuildState.QUEUED
+    assert callbacks, "the build is enqueued on commit"
+
+
 def test_no_automatic_build_when_the_model_says_so(api, teammate, model, django_capture_on_commit_callbacks):
 
     RegistryFactory()

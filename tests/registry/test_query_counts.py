@@ -1,10 +1,13 @@
-"""No list grows its number of queries with its number of rows."""
+"""No list grows its number of queries with its number of rows, and a write reads what it needs once."""
+
+import re
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.support.factories import ModelFactory, VersionFactory
+from tests.support.factories import ModelFactory, RegistryFactory, VersionFactory
 
 URLS = [
     "/api/v1/models/",
@@ -38,3 +41,36 @@ def test_query_count_does_not_grow_with_rows(client, teammate, team, model, url)
     add_rows(team, model, 25)
     many = queries_for(client, url)
     assert many == few, f"{url}: {few} queries with 2 rows, {many} with 27"
+
+
+def outside_parentheses(sql: str) -> str:
+    while (inner := re.sub(r"\([^()]*\)", "", sql)) != sql:
+        sql = inner
+    return sql
+
+
+def reading(captured, table: str) -> list[str]:
+    """The SELECTs whose own FROM (not a subquery's) is `table`."""
+    return [
+        q["sql"]
+        for q in captured
+        if q["sql"].lstrip().startswith("SELECT") and f'FROM "{table}"' in outside_parentheses(q["sql"])
+    ]
+
+
+def test_an_upload_reads_the_token_and_the_users_roles_once(api, teammate, model, token_for):
+    # The upload is checked three times (the view, the service, its automatic build) by one policy,
+    # which reads the user's roles once per request; the token's team limits come with the token.
+    RegistryFactory()
+    client = api.with_token(token_for(teammate))
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            f"/api/v1/models/{model.pk}/versions/",
+            {"framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m")},
+            format="multipart",
+        )
+    assert response.status_code == 201, response.json()
+    assert len(reading(captured, "accounts_apitoken")) == 1
+    assert reading(captured, "accounts_apitoken_teams") == []
+    assert len(reading(captured, "accounts_membership")) == 1
+    assert len(reading(captured, "deployments_containerregistry")) == 1
