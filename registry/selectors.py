@@ -28,11 +28,17 @@ def model_list(*, user, search: str = "", team: str = "", include_archived: bool
     return models.order_by("team__slug", "name")
 
 
+def models_visible(*, user) -> QuerySet:
+    """The models the user may see, each with its team, without the counts of `model_list`."""
+    return restrict(RegisteredModel.objects.select_related("team"), user)
+
+
 def model_get(*, user, team: str, name: str) -> RegisteredModel:
-    return get_object_or_404(restrict(RegisteredModel.objects.select_related("team"), user), team__slug=team, name=name)
+    return get_object_or_404(models_visible(user=user), team__slug=team, name=name)
 
 
 def version_list(*, model: RegisteredModel) -> QuerySet:
+    # Through the model's own manager: every version comes with `model` already set to it (no join).
     return model.versions.select_related("created_by").order_by("-number")
 
 
@@ -46,7 +52,7 @@ def version_get(*, user, team: str, name: str, number: int) -> ModelVersion:
 
 
 def model_by_id(*, user, pk) -> RegisteredModel | None:
-    return restrict(RegisteredModel.objects.select_related("team"), user).filter(pk=pk).first()
+    return models_visible(user=user).filter(pk=pk).first()
 
 
 def version_by_id(*, user, pk) -> ModelVersion | None:

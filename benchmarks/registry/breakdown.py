@@ -55,6 +55,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=30)
     parser.add_argument("--cprofile", choices=["create-model", "create-version", "list", "get"])
+    parser.add_argument("--lines", type=int, default=40)
+    parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"])
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="slipway-bench-profile-"))
@@ -139,7 +141,7 @@ def main() -> None:
                 call(next(serial))
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profiler, stream=out).sort_stats(args.sort).print_stats(args.lines)
             print(out.getvalue())
     import redis
 

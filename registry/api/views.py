@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from accounts.permissions import Action, Actor, require, restrict
 from config.api import JSONParser, created
+from config.viewsets import FiltersOnListOnly
 from registry import selectors, services
 from registry.api import serializers
 from registry.models import ModelVersion, RegisteredModel
@@ -24,7 +25,7 @@ class ModelFilter(filters.FilterSet):
         fields = ["team", "name", "task", "archived"]
 
 
-class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ModelViewSet(FiltersOnListOnly, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.ModelSerializer
     filterset_class = ModelFilter
     search_fields = ["name", "description", "task"]
@@ -32,6 +33,8 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self):
+        if self.action == "versions":  # the model's versions are the answer, not its counts
+            return selectors.models_visible(user=self.request.user)
         return selectors.model_list(user=self.request.user, include_archived=True)
 
     def get_serializer_class(self):
@@ -92,7 +95,7 @@ class ModelViewSet(mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.Re
     def versions(self, request, pk=None):
         model = self.get_object()
         if request.method == "GET":
-            page = self.paginate_queryset(selectors.version_list(model=model).select_related("model__team"))
+            page = self.paginate_queryset(selectors.version_list(model=model))
             return self.get_paginated_response(serializers.VersionSerializer(page, many=True).data)
         actor = Actor.from_request(request)
         require(actor, Action.UPLOAD_VERSION, model.team)
@@ -116,7 +119,7 @@ class VersionFilter(filters.FilterSet):
         return queryset.filter(tags__icontains=json.dumps(value))
 
 
-class VersionViewSet(viewsets.ReadOnlyModelViewSet):
+class VersionViewSet(FiltersOnListOnly, viewsets.ReadOnlyModelViewSet):
     serializer_class = serializers.VersionSerializer
     filterset_class = VersionFilter
     search_fields = ["label", "description", "model__name"]
