@@ -48,6 +48,8 @@ fi
 "$BIN/python" manage.py migrate --no-input -v0
 "$BIN/python" manage.py collectstatic --no-input -v0
 "$BIN/python" manage.py seed_demo
+# Whose containers these are: `make stop` removes those labelled with this id, and no other installation's.
+"$BIN/python" manage.py installation_id >"$VAR/installation-id"
 
 pids=()
 demo_pid=""

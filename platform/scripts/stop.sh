@@ -3,8 +3,9 @@
 #
 # Ends what `make run` leaves running on purpose when it stops: the registry it
 # started (data in $SLIPWAY_VAR_DIR/registry) and the model containers the demo
-# deployed to this machine's Docker engine (those managed by Slipway whose image
-# comes from that registry). --list only names them, one per line.
+# deployed to this machine's Docker engine: those labelled with the installation
+# id of make run's database ($SLIPWAY_VAR_DIR/installation-id, written by make
+# run), and no other installation's. --list only names them, one per line.
 # dockerd, PostgreSQL and Redis are machine services that other work shares: they
 # are named by `make run` on exit but never stopped here.
 #
@@ -39,12 +40,19 @@ if [[ -r $registry_dir/config.yml ]]; then
     registry_addr=$(awk '/^  addr:/ { a = $2 } END { print a }' "$registry_dir/config.yml")
 fi
 
-# Model containers deployed by the demo: managed by Slipway, image pulled from make run's registry.
+# Model containers deployed by the demo: managed by Slipway and labelled with make run's installation
+# id. Another installation on the same engine (a second checkout, a test run) keeps its containers.
+installation=""
+if [[ -r $var_dir/installation-id ]]; then
+    installation=$(tr -d '[:space:]' <"$var_dir/installation-id")
+    [[ $installation =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "$var_dir/installation-id holds no installation id"
+fi
 containers=()
-if [[ -n $registry_addr ]] && have docker && timeout 10 docker info >/dev/null 2>&1; then
-    while read -r name image; do
-        [[ $image == "$registry_addr/"* ]] && containers+=("$name")
-    done < <(docker ps -a --filter label=app.kubernetes.io/managed-by=slipway --format '{{.Names}} {{.Image}}')
+if [[ -n $installation ]] && have docker && timeout 10 docker info >/dev/null 2>&1; then
+    while read -r name; do
+        [[ -n $name ]] && containers+=("$name")
+    done < <(docker ps -a --filter label=app.kubernetes.io/managed-by=slipway \
+        --filter "label=slipway.io/installation=$installation" --format '{{.Names}}')
 fi
 
 if [[ $list -eq 1 ]]; then
@@ -55,8 +63,10 @@ fi
 
 if [[ ${#containers[@]} -gt 0 ]]; then
     docker rm -f "${containers[@]}" >/dev/null
-    log "removed ${#containers[@]} model container(s) of the demo: ${containers[*]}"
+    log "removed ${#containers[@]} model container(s) of the demo (installation $installation): ${containers[*]}"
+elif [[ -z $installation ]]; then
+    log "no installation id in $var_dir (make run never got that far): no model containers to remove"
 else
-    log "no model containers of the demo are running"
+    log "no model containers of the demo (installation $installation) are running"
 fi
 bash "$here/stop-registry.sh" "$registry_dir"

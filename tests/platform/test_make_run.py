@@ -271,16 +271,20 @@ def test_the_readmes_ci_job_ships_a_version_to_prod_with_an_approval(make_run, t
     assert [a["approver"] for a in promoted["approvals"]] == ["bob"]
 
 
-def demo_containers(docker_engine, registry: str) -> list[str]:
-    managed = docker_engine.containers.list(all=True, filters={"label": "app.kubernetes.io/managed-by=slipway"})
-    return sorted(c.name for c in managed if (c.attrs["Config"]["Image"] or "").startswith(f"{registry}/"))
+def demo_containers(docker_engine, server: MakeRun) -> list[str]:
+    """The demo's containers, by the installation id make run recorded (stop.sh finds them the same way)."""
+    installation = (server.var / "installation-id").read_text().strip()
+    labels = ["app.kubernetes.io/managed-by=slipway", f"slipway.io/installation={installation}"]
+    managed = docker_engine.containers.list(all=True, filters={"label": labels})
+    assert all(c.attrs["Config"]["Image"].startswith(f"{server.registry}/") for c in managed)
+    return sorted(c.name for c in managed)
 
 
 def test_ctrl_c_stops_what_make_run_started_names_what_it_leaves_and_make_stop_ends_that(make_run, docker_engine):
     started = make_run.group_processes()
     assert len(started) >= 5, started  # run.sh, gunicorn and its workers, the worker and its pool, beat
     registry_pid = int((make_run.var / "registry" / "registry.pid").read_text())
-    containers = demo_containers(docker_engine, make_run.registry)
+    containers = demo_containers(docker_engine, make_run)
     before = len(make_run.output())
 
     os.killpg(make_run.process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -310,7 +314,7 @@ def test_ctrl_c_stops_what_make_run_started_names_what_it_leaves_and_make_stop_e
     assert stopped.returncode == 0, stopped.stderr
     if containers:
         assert f"removed {len(containers)} model container(s) of the demo" in stopped.stderr
-    assert demo_containers(docker_engine, make_run.registry) == []
+    assert demo_containers(docker_engine, make_run) == []
     assert f"stopped registry (pid {registry_pid})" in stopped.stderr
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://{make_run.registry}/v2/", timeout=30)
