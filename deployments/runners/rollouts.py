@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from deployments import supervision, targets
 from deployments.logs import LogWriter
-from deployments.models import Rollout, RolloutLogLine, RolloutState
+from deployments.models import Rollout, RolloutLogLine, RolloutState, TargetKind
+from deployments.selectors.rollouts import earlier_releases_here
 from deployments.services import promotions, rollouts
 from deployments.services.environments import identity_for, target_for
 from deployments.supervision import DatabaseUnavailable, Heartbeat, ending_patience, with_database
@@ -50,6 +51,7 @@ def deploy_spec(rollout: Rollout) -> "targets.DeploySpec":
         secret_refs=tuple(config["secret_refs"]),
         port=config["port"],
         progress_deadline_seconds=config["progress_deadline_seconds"],
+        adopt=earlier_releases_here(rollout) if rollout.environment.target == TargetKind.DOCKER else (),
     )
 
 

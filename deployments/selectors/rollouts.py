@@ -21,6 +21,22 @@ def current_release(environment: Environment, model: RegisteredModel) -> Rollout
     return Rollout.objects.filter(environment=environment, model=model, state=RolloutState.SUCCEEDED).first()
 
 
+def earlier_releases_here(rollout: Rollout) -> tuple[tuple[int, str], ...]:
+    """(id, image) of the model's earlier releases in the rollout's environment: what a container an older
+    Slipway made (without identity labels) may be adopted by (targets.DeploySpec.adopt)."""
+    return tuple(
+        Rollout.objects.filter(
+            environment_id=rollout.environment_id,
+            model_id=rollout.model_id,
+            pk__lt=rollout.pk,
+            state__in=[RolloutState.SUCCEEDED, RolloutState.SUPERSEDED],
+        )
+        .exclude(image="")
+        .order_by("pk")
+        .values_list("pk", "image")
+    )
+
+
 def current_releases(model: RegisteredModel) -> list[Rollout]:
     """Every environment's current release of the model, in promotion order."""
     return list(

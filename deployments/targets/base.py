@@ -137,6 +137,10 @@ class DeploySpec:
     # The runtime writes nothing outside /tmp (which targets mount writable); a custom image that
     # does may turn this off.
     read_only_root_filesystem: bool = True
+    # Docker hosts: (deployment id, image) of the model's earlier rollouts in this environment. A container
+    # an older Slipway made for one of them (named team-model-dN, with no identity labels) is replaced
+    # like the identity's own; one it made for another environment is never touched.
+    adopt: tuple[tuple[int, str], ...] = ()
 
     @property
     def name(self) -> str:

@@ -30,6 +30,7 @@ from deployments.transient import is_transient
 from serving.contract import EXIT_LOAD_FAILED, LOAD_FAILED_STATE, READY_PATH
 
 from .base import (
+    MANAGED_BY,
     DeploySpec,
     Identity,
     LiveState,
@@ -261,7 +262,7 @@ class DockerHostTarget:
         (config,) = self.render(spec)
         if spec.replicas != 1 or spec.autoscaling is not None:
             log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
-        previous = self._containers(spec.identity, running_only=False)
+        previous = self._containers(spec.identity, running_only=False) + self._legacy(spec, log)
         on_progress(Progress(desired=1, updated=0, ready=0, available=running_count(previous), message="starting"))
         self._ensure_image(spec.image, log)
         stop_if(should_stop, log)
@@ -477,6 +478,30 @@ class DockerHostTarget:
         labels = [f"{key}={value}" for key, value in identity.selector().items()]
         with self._errors(f"listing the containers of {identity.name}"):
             return self.engine.containers.list(all=not running_only, filters={"label": labels}, ignore_removed=True)
+
+    def _legacy(self, spec: DeploySpec, log: LogFn) -> list[Container]:
+        """Containers an older Slipway made for this environment: no installation label, so found by team and
+        model, and kept only when their deployment id and image are one of `spec.adopt` (a rollout here)."""
+        if not spec.adopt:
+            return []
+        adopt = {(str(deployment_id), image) for deployment_id, image in spec.adopt}
+        labels = [f"app.kubernetes.io/managed-by={MANAGED_BY}", f"slipway.io/team={spec.team}",
+                  f"slipway.io/model={spec.model}"]  # fmt: skip
+        with self._errors(f"listing the containers an older Slipway made for {spec.team}/{spec.model}"):
+            found = self.engine.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
+        legacy = [
+            c
+            for c in found
+            if "slipway.io/installation" not in c.labels
+            and (c.labels.get("slipway.io/deployment-id", ""), c.attrs["Config"].get("Image", "")) in adopt
+        ]
+        for container in legacy:
+            log(
+                f"Adopting {container.name}: an older Slipway made it for rollout "
+                f"#{container.labels['slipway.io/deployment-id']} here, without identity labels; it is replaced "
+                "like this environment's own"
+            )
+        return legacy
 
     def _container(self, name: str) -> Container | None:
         with self._errors(f"looking up the container {name}"):

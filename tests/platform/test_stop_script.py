@@ -5,6 +5,7 @@ folder, and another (a second checkout, or a test run). Both have containers man
 images come from the same registry; only the first one's may go.
 """
 
+import contextlib
 import secrets
 import subprocess
 
@@ -52,18 +53,16 @@ def exists(engine, name: str) -> bool:
 def installations(docker_engine, base_image):
     ours, theirs = f"stop-ours-{secrets.token_hex(3)}", f"stop-theirs-{secrets.token_hex(3)}"
     containers = [model_container(docker_engine, base_image, ours), model_container(docker_engine, base_image, theirs)]
-    yield ours, theirs, [c.name for c in containers]
+    yield ours, [c.name for c in containers]
     for container in containers:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             container.remove(force=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def test_make_stop_removes_this_installations_containers_and_another_installations_survive(
     tmp_path, docker_engine, installations
 ):
-    ours, theirs, (our_container, their_container) = installations
+    ours, (our_container, their_container) = installations
     var = tmp_path / "var"
     var.mkdir()
     (var / "installation-id").write_text(ours + "\n")  # as make run records it
@@ -81,7 +80,7 @@ def test_make_stop_removes_this_installations_containers_and_another_installatio
 
 
 def test_make_stop_without_a_recorded_installation_removes_nothing(tmp_path, docker_engine, installations):
-    _, _, names = installations
+    _, names = installations
 
     stopped = stop(tmp_path / "never-ran")
 
@@ -91,7 +90,7 @@ def test_make_stop_without_a_recorded_installation_removes_nothing(tmp_path, doc
 
 
 def test_a_damaged_installation_id_file_is_refused(tmp_path, docker_engine, installations):
-    _, _, names = installations
+    _, names = installations
     var = tmp_path / "var"
     var.mkdir()
     (var / "installation-id").write_text("--filter=label=x\n")
