@@ -1,3 +1,6 @@
+import base64
+import hashlib
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -136,6 +139,18 @@ class Environment(models.Model):
     @property
     def has_docker_ssh_key(self) -> bool:
         return bool(self.docker_ssh_key)
+
+    @property
+    def docker_ssh_host_key_fingerprint(self) -> str:
+        """As `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it on the host, to compare."""
+        words = self.docker_ssh_host_key.split()
+        if len(words) < 2:
+            return ""
+        try:
+            blob = base64.b64decode(words[1], validate=True)
+        except ValueError:
+            return ""
+        return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
     def role_cap(self, team: Team) -> str | None:
         """The highest role members of `team` act with here (accounts.permissions asks it). A team's own

@@ -1,8 +1,10 @@
 """Remote Docker hosts as environments: TLS credentials are write-only and encrypted, and bad ones are refused
 naming the field; the connection test goes through a real TLS proxy in front of the local engine."""
 
+import base64
 from types import SimpleNamespace
 
+import paramiko
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -206,10 +208,15 @@ def test_a_host_key_given_for_one_address_is_forgotten_when_the_environment_move
     assert created.json()["docker_ssh_host_key"] == pinned  # the comment is dropped
     url = f"/api/v1/environments/{created.json()['id']}/"
 
+    page = f"/environments/{created.json()['id']}/"
+    fingerprint = paramiko.PKey.from_type_string("ssh-ed25519", base64.b64decode(pinned.split()[1])).fingerprint
+    assert f">{fingerprint}</code>" in admin.get(page).content.decode()  # as ssh-keygen -lf shows it on the host
+
     assert admin.patch(url, {"description": "edge 7"}, format="json").json()["docker_ssh_host_key"] == pinned
     moved = admin.patch(url, {"docker_url": "ssh://root@127.0.0.1:2"}, format="json")
     assert moved.status_code == 200, moved.content
     assert moved.json()["docker_ssh_host_key"] == ""
+    assert 'host key <span class="muted">not recorded yet' in admin.get(page).content.decode()
 
 
 @pytest.mark.parametrize(
@@ -228,3 +235,27 @@ def test_bad_ssh_hosts_are_refused_naming_the_field(api, owner, overrides, field
     assert response.status_code == 400, response.content
     assert reason in response.json()[field][0]
     assert not Environment.objects.filter(name="edge-ssh").exists()
+
+
+def test_the_environment_form_takes_an_ssh_key_and_names_it_when_missing(api, owner, team):
+    client = api.as_user(owner)
+    form = {
+        "name": "edge-ssh", "team": team.pk, "position": 10, "required_approvals": 1, "approval_expiry_hours": 72,
+        "four_eyes": "requester", "target": "docker", "docker_url": "ssh://deploy@127.0.0.1:2222",
+        "bind_address": "127.0.0.1", "deployment_settings": "{}",
+    }  # fmt: skip
+
+    refused = client.post("/environments/new/", form)
+
+    assert refused.status_code == 400
+    assert "docker_ssh_key" in refused.context["form"].errors
+    assert "needs Slipway&#x27;s private key" in refused.content.decode()
+    assert not Environment.objects.filter(name="edge-ssh").exists()
+
+    key = KeyPair.make().private
+    saved = client.post("/environments/new/", {**form, "docker_ssh_key": key})
+
+    assert saved.status_code == 302, saved.context["form"].errors if saved.context else saved
+    environment = Environment.objects.get(name="edge-ssh")
+    assert environment.docker_ssh_key == key.strip()  # as pasted, less the trailing newline
+    assert "PRIVATE KEY" not in client.get(f"/environments/{environment.pk}/edit/").content.decode()
