@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import sys
 
-from serving.config import load_config, read_settings
+from serving.config import load_config, read_settings, threads_per_worker
 from serving.contract import READY_PATH
 from serving.errors import ConfigError
 from serving.logs import log_event
 
 EXIT_CONFIG = 2
+# What OpenBLAS reads for its thread count, first found first; an operator's own setting wins.
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def healthcheck() -> int:
@@ -37,6 +39,14 @@ def healthcheck() -> int:
     return 0 if status == 200 else 1
 
 
+def size_blas_threads(workers: int) -> None:
+    """numpy's and SciPy's OpenBLAS each start a thread per CPU as they load, and those threads spin while
+    the supervisor goes on importing, on the CPUs it would use. Each worker gets its share of the CPUs,
+    as an ONNX session does: one thread when there is a worker per CPU."""
+    if not any(os.environ.get(name) for name in BLAS_THREAD_VARIABLES):
+        os.environ["OPENBLAS_NUM_THREADS"] = str(threads_per_worker(workers))
+
+
 def main(argv: list[str]) -> int:
     if "--healthcheck" in argv:
         return healthcheck()
@@ -44,14 +54,15 @@ def main(argv: list[str]) -> int:
 
 
 def serve() -> int:
-    from serving.workers import Supervisor, listen  # numpy and the server: not for the healthcheck
-
     try:
         settings = read_settings()
         config = load_config(settings.model_dir)
     except ConfigError as exc:
         log_event("error", "invalid_config", error=str(exc))
         return EXIT_CONFIG
+    size_blas_threads(settings.workers)  # before numpy loads OpenBLAS
+    from serving.workers import Supervisor, listen  # numpy and the server: not for the healthcheck
+
     try:
         listener = listen(settings.host, settings.port)
     except OSError as exc:

@@ -173,6 +173,11 @@ def default_workers() -> int:
     return min(usable_cpus(), MAX_AUTO_WORKERS)
 
 
+def threads_per_worker(workers: int) -> int:
+    """Threads each worker's framework may run at once: the usable CPUs shared out among the workers."""
+    return max(1, usable_cpus() // workers)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on, capped by its cgroup's quota rounded up."""
     available = len(os.sched_getaffinity(0))

@@ -14,6 +14,7 @@ import numpy as np
 from serving.codec import NUMPY_DTYPES, ONNX_TENSOR_DATATYPES, Array, shape_matches
 from serving.config import ModelConfig
 from serving.contract import ONNX_SUFFIXES, SKLEARN_SUFFIXES
+from serving.docstrings import keep_scipy_docstrings
 from serving.errors import ClientError
 
 # The "platform" each framework reports in the model metadata, as KServe names them.
@@ -185,6 +186,7 @@ class PythonModel(LoadedModel):
 
 
 def load_model(config: ModelConfig, model_dir: Path, *, threads: int = 1) -> LoadedModel:
+    keep_scipy_docstrings()  # before any framework imports SciPy
     if config.framework == "sklearn":
         return SklearnModel(find_artifact(model_dir, config.artifact, SKLEARN_SUFFIXES), config)
     if config.framework == "onnx":

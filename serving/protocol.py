@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from serving.board import FAILED, LOADING, READY, Board
 from serving.codec import InputTensor, decode_inputs, encode_output, shape_matches
-from serving.config import ModelConfig, Settings, usable_cpus
+from serving.config import ModelConfig, Settings, threads_per_worker
 from serving.contract import LIVE_PATH, LOAD_FAILED_STATE, LOADING_STATE, READY_PATH, STOPPING_STATE
 from serving.errors import ClientError
 from serving.loaders import PLATFORMS, LoadedModel, load_model
@@ -85,7 +85,7 @@ class App:
     def load(self) -> bool:
         started = time.monotonic()
         try:
-            model = load_model(self.config, self.settings.model_dir, threads=self._threads_per_worker())
+            model = load_model(self.config, self.settings.model_dir, threads=threads_per_worker(self.settings.workers))
         except BaseException as exc:  # user code may raise anything (even SystemExit); readiness must say so
             reason = f"model failed to load: {type(exc).__name__}: {exc}"
             self.board.set(self.slot, FAILED, os.getpid(), reason)
@@ -102,9 +102,6 @@ class App:
             seconds=round(time.monotonic() - started, 3),
         )
         return True
-
-    def _threads_per_worker(self) -> int:
-        return max(1, usable_cpus() // self.settings.workers)
 
     @property
     def ready(self) -> bool:
