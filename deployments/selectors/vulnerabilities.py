@@ -149,13 +149,14 @@ def vulnerable_since_release(rollouts) -> dict[int, VulnerableRelease]:
     rollouts = [r for r in rollouts if r.finished_at]
     if not rollouts:
         return {}
-    condition = Q()
-    for rollout in rollouts:
-        condition |= Q(build_id=rollout.build_id, first_seen_at__gt=rollout.finished_at)
+    # One condition for all, not one per release: an OR of hundreds of clauses (the overview asks for
+    # every running release) cost more to build and plan than to run. Each release's own time is
+    # checked below.
+    late_findings = Finding.objects.filter(
+        build_id__in={r.build_id for r in rollouts}, first_seen_at__gt=min(r.finished_at for r in rollouts)
+    )
     found: dict[int, list[tuple]] = defaultdict(list)
-    for build_id, seen, rank in Finding.objects.filter(condition).values_list(
-        "build_id", "first_seen_at", "severity_rank"
-    ):
+    for build_id, seen, rank in late_findings.values_list("build_id", "first_seen_at", "severity_rank"):
         found[build_id].append((seen, rank))
     flagged = {}
     for rollout in rollouts:

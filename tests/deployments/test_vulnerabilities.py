@@ -12,6 +12,7 @@ from django.utils import timezone
 from accounts.permissions import Actor
 from audit.models import AuditEvent
 from deployments.models import Finding, Rollout, RolloutState, VulnerabilityDatabase, Webhook, WebhookDelivery
+from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import vulnerabilities
 from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 from tests.support.osv import CVSS_HIGH, advisory, write_folder
@@ -444,3 +445,46 @@ def test_site_admins_see_the_database_state_in_the_admin_site(client, site_admin
     page = client.get("/admin/deployments/vulnerabilitydatabase/").content.decode()
     assert str(loaded) in page
     assert client.get("/admin/deployments/findingacceptance/").status_code == 200
+
+
+def test_each_release_counts_only_the_findings_seen_after_its_own_deploy(model):
+    # One image released to staging, then to prod a day later: a finding seen in between is new for
+    # staging's release only; one seen after both is new for both. A build with no late finding is not flagged.
+    staging, prod = EnvironmentFactory(name="staging", position=20), EnvironmentFactory(name="prod", position=30)
+    build = succeeded_build(VersionFactory(model=model, number=1))
+    quiet = succeeded_build(VersionFactory(model=model, number=2), "b")
+    start = timezone.now() - timedelta(days=3)
+
+    def released(environment, built, days):
+        return Rollout.objects.create(
+            environment=environment,
+            model=model,
+            version=built.version,
+            build=built,
+            image=built.digest_reference,
+            state=RolloutState.SUCCEEDED,
+            finished_at=start + timedelta(days=days),
+        )
+
+    early, late, unaffected = released(staging, build, 0), released(prod, build, 1), released(staging, quiet, 0)
+    for advisory_id, days, severity, rank in (
+        ("A-1", -1, "critical", 4),
+        ("A-2", 0.5, "high", 3),
+        ("A-3", 2, "low", 1),
+    ):
+        Finding.objects.create(
+            build=build,
+            advisory_id=advisory_id,
+            ecosystem="PyPI",
+            package="numpy",
+            installed_version="1.0",
+            severity=severity,
+            severity_rank=rank,
+            first_seen_at=start + timedelta(days=days),
+        )
+
+    flagged = vulnerable_since_release([early, late, unaffected])
+
+    assert (flagged[early.pk].new_findings, flagged[early.pk].worst) == (2, "high")
+    assert (flagged[late.pk].new_findings, flagged[late.pk].worst) == (1, "low")
+    assert unaffected.pk not in flagged
