@@ -80,4 +80,7 @@ def logging_config(*, log_format: str, level: str) -> dict:
             "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["request_id"]},
         },
         "root": {"handlers": ["console"], "level": level},
+        # Two INFO lines per SSH connection to an ssh:// Docker host (the docker SDK mutes them the same way);
+        # a refusal reaches the rollout's log and the connection test as Slipway's own sentence.
+        "loggers": {"paramiko": {"level": "WARNING"}},
     }

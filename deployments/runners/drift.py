@@ -9,7 +9,8 @@ import logging
 from django.utils import timezone
 
 from deployments import targets
-from deployments.models import Drift, Environment, Rollout, RolloutState
+from deployments.models import Drift, Environment, Rollout, RolloutState, TargetKind
+from deployments.selectors.rollouts import earlier_releases_here
 from deployments.services.environments import identity_for, own_summary, target_for
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,12 @@ def check_environment(environment: Environment) -> dict[str, int]:
         if release.model_id in busy:
             continue  # a rollout is replacing it right now: its new container is not drift
         try:
-            live = target.live_state(identity_for(environment, release.model))
+            identity = identity_for(environment, release.model)
+            if environment.target == TargetKind.DOCKER:
+                # After an upgrade, the release may still run in a container an older Slipway made.
+                live = target.live_state(identity, adopt=earlier_releases_here(release, itself=True))
+            else:
+                live = target.live_state(identity)
         except (targets.TargetError, targets.TransientTargetError) as exc:
             # What cannot be observed is not claimed to be in sync (nor anything else).
             logger.warning("drift check of %s in %s failed: %s", release.model, environment.name, exc)

@@ -21,14 +21,15 @@ def current_release(environment: Environment, model: RegisteredModel) -> Rollout
     return Rollout.objects.filter(environment=environment, model=model, state=RolloutState.SUCCEEDED).first()
 
 
-def earlier_releases_here(rollout: Rollout) -> tuple[tuple[int, str], ...]:
-    """(id, image) of the model's earlier releases in the rollout's environment: what a container an older
-    Slipway made (without identity labels) may be adopted by (targets.DeploySpec.adopt)."""
+def earlier_releases_here(rollout: Rollout, *, itself: bool = False) -> tuple[tuple[int, str], ...]:
+    """(id, image) of the model's earlier releases in the rollout's environment (and of the rollout, if
+    `itself`): the rollouts whose containers, made by an older Slipway without identity labels, belong to
+    this environment (targets.DeploySpec.adopt; the drift check looks at them too)."""
     return tuple(
         Rollout.objects.filter(
+            Q(pk__lte=rollout.pk) if itself else Q(pk__lt=rollout.pk),
             environment_id=rollout.environment_id,
             model_id=rollout.model_id,
-            pk__lt=rollout.pk,
             state__in=[RolloutState.SUCCEEDED, RolloutState.SUPERSEDED],
         )
         .exclude(image="")

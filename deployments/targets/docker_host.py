@@ -262,7 +262,14 @@ class DockerHostTarget:
         (config,) = self.render(spec)
         if spec.replicas != 1 or spec.autoscaling is not None:
             log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
-        previous = self._containers(spec.identity, running_only=False) + self._legacy(spec, log)
+        legacy = self._legacy(spec.identity, spec.adopt)
+        for container in legacy:
+            log(
+                f"Adopting {container.name}: an older Slipway made it for rollout "
+                f"#{deployment_id_of(container)} here, without identity labels; it is replaced like this "
+                "environment's own"
+            )
+        previous = self._containers(spec.identity, running_only=False) + legacy
         on_progress(Progress(desired=1, updated=0, ready=0, available=running_count(previous), message="starting"))
         self._ensure_image(spec.image, log)
         stop_if(should_stop, log)
@@ -286,11 +293,16 @@ class DockerHostTarget:
         log(f"Serving at {endpoint}")
         return endpoint
 
-    def live_state(self, identity: Identity) -> LiveState:
-        """The newest of the identity's containers that runs, and whether it answers ready on its port."""
+    def live_state(self, identity: Identity, *, adopt: tuple[tuple[int, str], ...] = ()) -> LiveState:
+        """The newest of the identity's containers that runs, and whether it answers ready on its port. With
+        none, a container an older Slipway made for one of the rollouts in `adopt` (see DeploySpec.adopt)."""
         validate_identity(identity)
         containers = self._containers(identity, running_only=False)
         running = [c for c in containers if c.status in ("running", "paused")]
+        if not running and adopt:
+            legacy = self._legacy(identity, adopt)
+            running = [c for c in legacy if c.status in ("running", "paused")]
+            containers = containers or legacy
         if not running:
             return LiveState(exists=False, detail=self._why_not_running(identity, containers))
         current = max(running, key=deployment_id_of)
@@ -479,29 +491,22 @@ class DockerHostTarget:
         with self._errors(f"listing the containers of {identity.name}"):
             return self.engine.containers.list(all=not running_only, filters={"label": labels}, ignore_removed=True)
 
-    def _legacy(self, spec: DeploySpec, log: LogFn) -> list[Container]:
+    def _legacy(self, identity: Identity, adopt: tuple[tuple[int, str], ...]) -> list[Container]:
         """Containers an older Slipway made for this environment: no installation label, so found by team and
-        model, and kept only when their deployment id and image are one of `spec.adopt` (a rollout here)."""
-        if not spec.adopt:
+        model, and kept only when their deployment id and image are one of `adopt` (rollouts here)."""
+        if not adopt:
             return []
-        adopt = {(str(deployment_id), image) for deployment_id, image in spec.adopt}
-        labels = [f"app.kubernetes.io/managed-by={MANAGED_BY}", f"slipway.io/team={spec.team}",
-                  f"slipway.io/model={spec.model}"]  # fmt: skip
-        with self._errors(f"listing the containers an older Slipway made for {spec.team}/{spec.model}"):
+        wanted = {(str(deployment_id), image) for deployment_id, image in adopt}
+        labels = [f"app.kubernetes.io/managed-by={MANAGED_BY}", f"slipway.io/team={identity.team}",
+                  f"slipway.io/model={identity.model}"]  # fmt: skip
+        with self._errors(f"listing the containers an older Slipway made for {identity.team}/{identity.model}"):
             found = self.engine.containers.list(all=True, filters={"label": labels}, ignore_removed=True)
-        legacy = [
+        return [
             c
             for c in found
             if "slipway.io/installation" not in c.labels
-            and (c.labels.get("slipway.io/deployment-id", ""), c.attrs["Config"].get("Image", "")) in adopt
+            and (c.labels.get("slipway.io/deployment-id", ""), c.attrs["Config"].get("Image", "")) in wanted
         ]
-        for container in legacy:
-            log(
-                f"Adopting {container.name}: an older Slipway made it for rollout "
-                f"#{container.labels['slipway.io/deployment-id']} here, without identity labels; it is replaced "
-                "like this environment's own"
-            )
-        return legacy
 
     def _container(self, name: str) -> Container | None:
         with self._errors(f"looking up the container {name}"):

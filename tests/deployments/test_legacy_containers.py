@@ -1,7 +1,12 @@
 """A rollout to a Docker host may adopt containers an older Slipway made (no identity labels) only for the
 model's earlier releases in its own environment (the target side: tests/targets/test_docker_legacy.py)."""
 
-from deployments.models import Rollout, RolloutState
+import secrets
+
+import pytest
+
+from deployments.models import Drift, Rollout, RolloutState
+from deployments.runners import drift
 from deployments.runners.rollouts import deploy_spec
 from tests.support.factories import EnvironmentFactory, VersionFactory, succeeded_build
 
@@ -12,10 +17,9 @@ def rollout(environment, build, state, **fields) -> Rollout:
         model=build.version.model,
         version=build.version,
         build=build,
-        image=build.digest_reference,
         state=state,
         deployment_settings=environment.settings_for(None),
-        **fields,
+        **{"image": build.digest_reference, **fields},
     )
 
 
@@ -41,3 +45,33 @@ def test_a_kubernetes_rollout_adopts_nothing():
     rollout(cluster, build, RolloutState.SUCCEEDED)
 
     assert deploy_spec(rollout(cluster, build, RolloutState.QUEUED)).adopt == ()
+
+
+@pytest.mark.slow
+def test_the_drift_check_sees_the_release_in_the_container_an_older_slipway_made(docker_engine, base_image):
+    dev, staging = (
+        EnvironmentFactory(name=name, docker_url="unix:///var/run/docker.sock") for name in ("dev", "staging")
+    )
+    build = succeeded_build(VersionFactory())
+    model = build.version.model
+    release = rollout(dev, build, RolloutState.SUCCEEDED, image=base_image)
+    elsewhere = rollout(staging, build, RolloutState.SUCCEEDED, image=base_image)
+    old = docker_engine.containers.run(
+        base_image,
+        ["sleep", "300"],
+        name=f"slipway-{model.team.slug}-{model.name}-d{release.pk}-{secrets.token_hex(3)}",
+        detach=True,
+        labels={"app.kubernetes.io/managed-by": "slipway", "slipway.io/team": model.team.slug,
+                "slipway.io/model": model.name, "slipway.io/deployment-id": str(release.pk)},
+    )  # fmt: skip
+    try:
+        drift.check_environment(dev)
+        drift.check_environment(staging)
+    finally:
+        old.remove(force=True)
+
+    release.refresh_from_db()
+    elsewhere.refresh_from_db()
+    # Found, by its rollout's id and image; it answers no readiness probe (a stand-in), so: unhealthy.
+    assert release.drift == Drift.UNHEALTHY and old.name in release.drift_detail
+    assert elsewhere.drift == Drift.MISSING  # staging's release never ran in that container

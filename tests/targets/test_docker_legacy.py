@@ -10,14 +10,19 @@ import contextlib
 import docker.errors
 import pytest
 
+from tests.support.services import wait_until
+
 pytestmark = pytest.mark.slow
 
 
-def old_style(engine, image: str, identity, deployment_id: int):
-    """What the Slipway before identity labels ran (its labels, its name); `sleep` stands in for the server."""
+def old_style(engine, image: str, identity, deployment_id: int, *, serving: bool = False):
+    """What the Slipway before identity labels ran (its labels, its name); unless `serving`, `sleep` stands in
+    for the model server."""
+    serve = {"environment": {"PORT": "8080"}, "ports": {"8080/tcp": ("127.0.0.1", None)}, "user": "10001:10001"}
     return engine.containers.run(
         image,
-        ["sleep", "300"],
+        *([] if serving else [["sleep", "300"]]),
+        **(serve if serving else {}),
         name=f"slipway-{identity.team}-{identity.model}-d{deployment_id}",
         detach=True,
         labels={
@@ -74,5 +79,27 @@ def test_without_earlier_rollouts_here_no_old_container_is_touched(
 
         assert docker_engine.containers.get(old.name).status == "running"
         assert "Adopting" not in recorder.text
+    finally:
+        old.remove(force=True)
+
+
+def test_the_release_an_older_slipway_runs_is_observed_where_it_runs(
+    docker_target, docker_engine, model_images, host_identity
+):
+    old = old_style(docker_engine, model_images.v1, host_identity, 7, serving=True)
+    try:
+        assert docker_target.live_state(host_identity).exists is False  # by identity labels alone: nothing
+
+        def observed():
+            live = docker_target.live_state(host_identity, adopt=((7, model_images.v1),))
+            return live if live.ready == 1 else None
+
+        live = wait_until(observed, timeout=30, message="the old container to answer ready")
+        old.reload()
+        port = old.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+        assert (live.exists, live.image, live.replicas) == (True, model_images.v1, 1)
+        assert live.endpoint == f"http://127.0.0.1:{port}"
+        # Made for another environment's rollout: not this environment's release.
+        assert docker_target.live_state(host_identity, adopt=((8, model_images.v1),)).exists is False
     finally:
         old.remove(force=True)
