@@ -4,7 +4,7 @@
 object" and says why, in plain words. It takes into account:
 - the object's own team (a global object, team None, is administered by site administrators only);
 - for any action into an environment, that environment: a team's environment takes only that team's
-  models, a global one the teams it grants a role to (every team when it grants none), each at most
+  models, a global one only the teams it grants a role to (none when it grants none), each at most
   with its granted role (`Environment.role_cap`);
 - an API token's scopes and its team and environment limits.
 
@@ -278,10 +278,13 @@ def decide(actor: Actor, action: Action, obj, *, environment=None, role: Role | 
     if environment is not None:
         cap = environment.role_cap(team)
         if cap is None:
-            owner = f"team '{environment.team.slug}'" if environment.team_id else "other teams"
-            return Decision(
-                False, f"environment '{environment.name}' belongs to {owner}; team '{team.slug}' has no role there"
-            )
+            if environment.team_id:
+                reason = f"environment '{environment.name}' belongs to team '{environment.team.slug}'; "
+                reason += f"team '{team.slug}' has no role there"
+            else:
+                reason = f"global environment '{environment.name}' grants no role to team '{team.slug}', so the "
+                reason += "team has no role there (site administrators grant roles on the environment's page)"
+            return Decision(False, reason)
     if user.is_superuser:
         return Decision(True, "site administrator")
     role = role or (actor.roles.role_in(team) if actor.roles is not None else role_in(user, team))

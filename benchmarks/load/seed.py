@@ -137,10 +137,15 @@ def main(out: Path, grow: int) -> None:
     viewer = person("viewer", Role.VIEWER)
     RegistryFactory(url="127.0.0.1:5999")
     environments = (
-        EnvironmentFactory(name="dev", position=10),
-        EnvironmentFactory(name="staging", position=20),
+        EnvironmentFactory(name="dev", position=10, grants={team: Role.ADMIN}),
+        EnvironmentFactory(name="staging", position=20, grants={team: Role.ADMIN}),
         EnvironmentFactory(
-            name="prod", position=30, protected=True, required_approvals=4, requires_previous_stage=False
+            name="prod",
+            position=30,
+            protected=True,
+            required_approvals=4,
+            requires_previous_stage=False,
+            grants={team: Role.ADMIN},
         ),
     )
     requester = Actor(user=users.get(username="dev0"))

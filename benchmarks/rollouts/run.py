@@ -191,7 +191,14 @@ def main() -> None:
     from accounts.models import Role
     from config.celery import app
     from deployments.models import Environment, TargetKind
-    from tests.support.factories import MembershipFactory, ModelFactory, RegistryFactory, TeamFactory, UserFactory
+    from tests.support.factories import (
+        MembershipFactory,
+        ModelFactory,
+        RegistryFactory,
+        TeamFactory,
+        UserFactory,
+        grant,
+    )
 
     app.conf.task_always_eager = True  # each request's thread runs its rollout: a worker slot each
     stamp = f"{int(time.time())}"
@@ -218,6 +225,7 @@ def main() -> None:
                 namespace=namespace,
                 kubeconfig=cluster.kubeconfig.read_text(),
             )
+            grant(environment, team)
             observer = Observer(cluster.kubeconfig, namespace)
             try:
                 for concurrency in ROUNDS:

@@ -8,13 +8,13 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.models import Team
+from accounts.models import Role, Team
 from accounts.permissions import Actor, restrict, visible_teams
 from config.api import created
 from deployments.api.lookups import model_named
 from deployments.api.rollouts import ReleaseSerializer, RollbackSerializer, RolloutSerializer
 from deployments.models import Environment, FreezeWindow
-from deployments.selectors.environments import effective_settings, environment_list
+from deployments.selectors.environments import effective_settings, environment_list, grants_shown
 from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.services import environments, rollouts
 from registry.models import RegisteredModel
@@ -22,8 +22,34 @@ from registry.models import RegisteredModel
 SECRET_FIELDS = environments.SECRET_FIELDS
 
 
+class VisibleTeamField(serializers.SlugRelatedField):
+    """A team by slug, among those the caller sees: another team's existence is not revealed."""
+
+    def get_queryset(self):
+        return visible_teams(self.context["request"].user)
+
+
+class GrantSerializer(serializers.Serializer):
+    team = VisibleTeamField(slug_field="slug")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate(self, attrs):
+        # A PATCH makes every field optional, down to each grant's; a grant still needs both.
+        missing = {name: ["This field is required."] for name in self.fields if name not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
 class EnvironmentSerializer(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all(), allow_null=True, required=False)
+    grants = GrantSerializer(
+        many=True,
+        required=False,
+        help_text="Global environments: the teams that act here, each up to its role (none: no team's models "
+        "deploy here). Set by site administrators; a list given replaces the one there. Read: the grants "
+        "of the teams you see.",
+    )
     kube_token = serializers.CharField(
         write_only=True, required=False, allow_blank=True, help_text="Write-only: stored encrypted, never returned."
     )
@@ -99,11 +125,21 @@ class EnvironmentSerializer(serializers.ModelSerializer):
             "docker_ssh_host_key",
             "deployment_settings",
             "allowed_secret_refs",
+            "grants",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
         validators: list[Any] = []
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        context = self.context
+        if "visible_team_ids" not in context:  # asked once per request, however many environments it lists
+            context["visible_team_ids"] = set(visible_teams(context["request"].user).values_list("pk", flat=True))
+        shown = grants_shown(instance, user=context["request"].user, visible_team_ids=context["visible_team_ids"])
+        data["grants"] = [{"team": grant.team.slug, "role": grant.role} for grant in shown]
+        return data
 
 
 class ModelSettingsSerializer(serializers.Serializer):
@@ -137,15 +173,20 @@ class EnvironmentViewSet(
     search_fields = ["name", "description"]
 
     def get_queryset(self):
-        return environment_list(user=self.request.user).order_by("position", "name")
+        return environment_list(user=self.request.user).prefetch_related("grants__team").order_by("position", "name")
 
     def _save(self, environment, data):
         secrets = {field: data.pop(field) for field in SECRET_FIELDS if field in data}
         groups = data.pop("approver_groups", None)
+        grants = data.pop("grants", None)
         for field, value in data.items():
             setattr(environment, field, value)
         return environments.environment_save(
-            actor=Actor.from_request(self.request), environment=environment, secrets=secrets, approver_groups=groups
+            actor=Actor.from_request(self.request),
+            environment=environment,
+            secrets=secrets,
+            approver_groups=groups,
+            grants=None if grants is None else [(grant["team"], grant["role"]) for grant in grants],
         )
 
     def perform_create(self, serializer):

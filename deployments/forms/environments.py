@@ -1,10 +1,69 @@
 import json
 
 from django import forms
+from django.utils.html import format_html, format_html_join
 
-from accounts.models import Team
-from accounts.permissions import admin_teams
+from accounts.models import Role, Team
+from accounts.permissions import Action, Actor, admin_teams, decide
 from deployments.models import Environment
+
+
+class GrantsWidget(forms.Widget):
+    """One role select per team; its value is {team id: role}, "" for none."""
+
+    def __init__(self, teams=(), attrs=None):
+        super().__init__(attrs)
+        self.teams = list(teams)
+
+    def value_from_datadict(self, data, files, name):
+        return {team.pk: data.get(f"{name}-{team.pk}", "") for team in self.teams}
+
+    def value_omitted_from_data(self, data, files, name):
+        return not any(f"{name}-{team.pk}" in data for team in self.teams)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        value = value or {}
+        choices = [("", "No role"), *Role.choices]
+
+        def row(team):
+            field_id = f"id_{name}-{team.pk}"
+            options = format_html_join(
+                "",
+                '<option value="{}"{}>{}</option>',
+                ((role, " selected" if value.get(team.pk, "") == role else "", label) for role, label in choices),
+            )
+            return (field_id, team.name, team.slug, f"{name}-{team.pk}", field_id, options)
+
+        rows = format_html_join(
+            "",
+            '<div class="grant-row"><label for="{}">{} <span class="muted small">{}</span></label>'
+            '<select name="{}" id="{}">{}</select></div>',
+            (row(team) for team in self.teams),
+        )
+        return format_html('<div class="grant-list" id="id_{}">{}</div>', name, rows)
+
+
+class GrantsField(forms.Field):
+    """The roles a global environment grants to teams, as [(team, role)] for the service."""
+
+    widget = GrantsWidget
+
+    def __init__(self, *, teams, **kwargs):
+        self.teams = {team.pk: team for team in teams}
+        super().__init__(widget=GrantsWidget(teams=self.teams.values()), **kwargs)
+
+    def prepare_value(self, value):
+        return value if isinstance(value, dict) else {}
+
+    def to_python(self, value):
+        grants = []
+        for team_id, role in (value or {}).items():
+            if not role:
+                continue
+            if role not in Role.values:
+                raise forms.ValidationError(f"'{role}' is not a role.")
+            grants.append((self.teams[team_id], role))
+        return grants
 
 
 class EnvironmentForm(forms.ModelForm):
@@ -56,7 +115,9 @@ class EnvironmentForm(forms.ModelForm):
         help_text="Kubernetes Secrets in this namespace that models may read (secret_refs), comma separated. "
         "Only these; a shared namespace holds other teams' Secrets too.",
     )
-    team = forms.ModelChoiceField(queryset=Team.objects.none(), required=False, empty_label="Global (every team)")
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), required=False, empty_label="Global (the teams granted a role below)"
+    )
     kube_api_url = forms.URLField(required=False, assume_scheme="https", label="Kubernetes API URL")
 
     class Meta:
@@ -100,6 +161,19 @@ class EnvironmentForm(forms.ModelForm):
             self.fields["team"].disabled = True
         self.initial.setdefault("deployment_settings", json.dumps(self.instance.deployment_settings or {}, indent=1))
         self.initial["allowed_secret_refs"] = ", ".join(self.instance.allowed_secret_refs or [])
+        # Roles on a global environment: for whoever the policy lets administer one (site administrators).
+        if self.instance.team_id is None and decide(Actor(user=user), Action.MANAGE_TEAM, Environment()):
+            self.fields["grants"] = GrantsField(
+                teams=Team.objects.order_by("slug"),
+                required=False,
+                label="Roles granted to teams",
+                help_text="Global environments only. A team acts here up to the role granted (and never above "
+                "its own role); a team without a role cannot deploy here.",
+            )
+            if self.instance.pk:
+                self.initial["grants"] = dict(self.instance.grants.values_list("team_id", "role"))
+            names = [name for name in self.fields if name != "grants"]
+            self.order_fields([*names[: names.index("team") + 1], "grants"])  # beside the team it replaces
 
     def clean_allowed_secret_refs(self):
         return [name for name in self.cleaned_data["allowed_secret_refs"].replace(",", " ").split() if name]

@@ -37,7 +37,7 @@ class Environment(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="environments",
-        help_text="Empty for an environment every team deploys to.",
+        help_text="Empty for a global environment, where only the teams it grants a role deploy.",
     )
     description = models.CharField(max_length=300, blank=True)
     position = models.PositiveIntegerField(default=10, help_text="Order in the promotion path.")
@@ -154,22 +154,20 @@ class Environment(models.Model):
 
     def role_cap(self, team: Team) -> str | None:
         """The highest role members of `team` act with here (accounts.permissions asks it). A team's own
-        environment takes only that team; a global one every team, unless roles are granted on it, and
-        then only the teams granted a role, up to that role."""
+        environment takes only that team; a global one only the teams granted a role on it, up to that
+        role: a global environment without grants takes nobody's models."""
         if self.team_id is not None:
             return Role.ADMIN if self.team_id == team.pk else None
-        grants = {grant.team_id: grant.role for grant in self.grants.all()}  # prefetched by list pages
-        if not grants:
-            return Role.ADMIN
-        return grants.get(team.pk)
+        # Read from the prefetched grants when a list page loaded them.
+        return next((grant.role for grant in self.grants.all() if grant.team_id == team.pk), None)
 
     def settings_for(self, model: RegisteredModel | None, override: dict | None = None) -> dict:
         return {**DEFAULT_DEPLOYMENT_SETTINGS, **self.deployment_settings, **(override or {})}
 
 
 class EnvironmentGrant(models.Model):
-    """A role a team holds in a global environment. Once a global environment has grants, only the
-    granted teams act there, each at most with its granted role (and never above its own role)."""
+    """A role a team holds in a global environment: only the granted teams act there, each at most with
+    its granted role (and never above its own role)."""
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="grants")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="environment_grants")

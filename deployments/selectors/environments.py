@@ -3,7 +3,7 @@
 from django.db.models import Q, QuerySet
 
 from accounts.permissions import visible_teams
-from deployments.models import Environment, ModelEnvironmentSettings
+from deployments.models import Environment, EnvironmentGrant, ModelEnvironmentSettings
 from registry.models import RegisteredModel
 
 
@@ -12,6 +12,17 @@ def environment_list(*, user) -> QuerySet[Environment]:
     if user.is_authenticated and user.is_superuser:
         return Environment.objects.select_related("team")
     return Environment.objects.select_related("team").filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
+
+
+def grants_shown(environment: Environment, *, user, visible_team_ids: set[int] | None = None) -> list[EnvironmentGrant]:
+    """The roles a global environment grants, to the teams the user sees: another team's existence stays
+    hidden. Reads prefetched `grants__team` when a list loaded them; `visible_team_ids` when the caller
+    looked them up already."""
+    if visible_team_ids is None:
+        visible_team_ids = set(visible_teams(user).values_list("pk", flat=True))
+    return sorted(
+        (grant for grant in environment.grants.all() if grant.team_id in visible_team_ids), key=lambda g: g.team.slug
+    )
 
 
 def effective_settings(environment: Environment, model: RegisteredModel) -> dict:

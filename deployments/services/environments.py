@@ -8,10 +8,11 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts.models import Role, Team
 from accounts.permissions import Action, Actor, require
 from audit.services import model_snapshot, record
 from deployments import deployment_settings, targets
-from deployments.models import Environment, FreezeWindow, ModelEnvironmentSettings, TargetKind
+from deployments.models import Environment, EnvironmentGrant, FreezeWindow, ModelEnvironmentSettings, TargetKind
 from deployments.outbound import OutboundRefused
 from deployments.selectors.installation import installation_id
 from deployments.selectors.registries import registry_for
@@ -61,11 +62,19 @@ def clean_settings(data, *, environment: Environment, base: dict | None = None) 
 
 
 def environment_save(
-    *, actor: Actor, environment: Environment, secrets: dict | None = None, approver_groups=None
+    *,
+    actor: Actor,
+    environment: Environment,
+    secrets: dict | None = None,
+    approver_groups=None,
+    grants: list[tuple[Team, str]] | None = None,
 ) -> Environment:
     """Create or update. Secrets (token, kubeconfig) are only replaced when given: they are never
-    shown back, so a form cannot send them again."""
+    shown back, so a form cannot send them again. `grants`: the (team, role) pairs a global environment
+    grants, replacing those it had (None: unchanged)."""
     require_environment_admin(actor, environment)
+    if grants is not None:
+        _check_grants(environment, grants)
     for field, value in (secrets or {}).items():
         if field not in SECRET_FIELDS:
             raise ValidationError({field: "Not a secret field."})
@@ -83,12 +92,14 @@ def environment_save(
     _forget_host_key_of_another_host(environment, stored)
     _check_target(environment)
     environment.full_clean(exclude=list(SECRET_FIELDS), validate_unique=False, validate_constraints=False)
-    before = {} if stored is None else model_snapshot(stored, AUDITED_FIELDS)
+    before = {} if stored is None else _snapshot(stored)
     try:
         with transaction.atomic():
             environment.save()
             if approver_groups is not None:
                 environment.approver_groups.set(approver_groups)
+            if grants is not None:
+                _replace_grants(environment, grants)
             record(
                 actor=actor,
                 action="environment.create" if created else "environment.update",
@@ -97,13 +108,41 @@ def environment_save(
                 environment=environment.name,
                 before=before,
                 after={
-                    **model_snapshot(environment, AUDITED_FIELDS),
+                    **_snapshot(environment),
                     "credentials_changed": any(secrets.values()) if secrets else False,
                 },
             )
     except IntegrityError:
         raise ValidationError({"name": f"There is already an environment named '{environment.name}' here."}) from None
     return environment
+
+
+def _snapshot(environment: Environment) -> dict:
+    grants = environment.grants.select_related("team").order_by("team__slug") if environment.pk else []
+    return {
+        **model_snapshot(environment, AUDITED_FIELDS),
+        "grants": {grant.team.slug: grant.role for grant in grants},
+    }
+
+
+def _check_grants(environment: Environment, grants: list[tuple[Team, str]]) -> None:
+    if grants and environment.team_id is not None:
+        raise ValidationError(
+            {"grants": "Roles are granted on global environments only: a team's environment takes its own team."}
+        )
+    seen: set[int] = set()
+    for team, role in grants:
+        if role not in Role.values:
+            raise ValidationError({"grants": f"'{role}' is not a role; use one of {', '.join(Role.values)}."})
+        if team.pk in seen:
+            raise ValidationError({"grants": f"Team '{team.slug}' is granted a role twice; give it one."})
+        seen.add(team.pk)
+
+
+def _replace_grants(environment: Environment, grants: list[tuple[Team, str]]) -> None:
+    environment.grants.exclude(team__in=[team for team, _ in grants]).delete()
+    for team, role in grants:
+        EnvironmentGrant.objects.update_or_create(environment=environment, team=team, defaults={"role": role})
 
 
 def _check_target(environment: Environment) -> None:
@@ -359,7 +398,7 @@ def environment_delete(*, actor: Actor, environment: Environment) -> None:
             obj=environment,
             team_id=environment.team_id,
             environment=environment.name,
-            before=model_snapshot(environment, AUDITED_FIELDS),
+            before=_snapshot(environment),
         )
         environment.delete()
 

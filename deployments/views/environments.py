@@ -15,6 +15,7 @@ from deployments.forms.environments import EnvironmentForm, FreezeForm
 from deployments.forms.vulnerabilities import AcceptanceForm
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.selectors.environments import environment_list as visible_environments
+from deployments.selectors.environments import grants_shown
 from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import environments
@@ -42,7 +43,7 @@ def environment_list(request):
 
 @login_required
 def environment_detail(request, pk):
-    environment = get_object_or_404(visible_environments(user=request.user), pk=pk)
+    environment = get_object_or_404(visible_environments(user=request.user).prefetch_related("grants__team"), pk=pk)
     at_text = request.GET.get("at", "").strip()
     at = parse_datetime(at_text) if at_text else None
     if at is not None and timezone.is_naive(at):
@@ -84,6 +85,7 @@ def environment_detail(request, pk):
             "at_text": at_text,
             "at_invalid": bool(at_text) and at is None,
             "can_admin": decide(actor, Action.MANAGE_TEAM, environment).allowed,
+            "grants": grants_shown(environment, user=request.user) if environment.team_id is None else [],
             "frozen": frozen,
             "check": request.session.pop(f"environment-check-{pk}", None),
             "freezes": environment.freeze_windows.filter(ends_at__gt=timezone.now()).select_related("created_by"),
@@ -115,6 +117,7 @@ def environment_edit(request, pk=None):
                 environment=environment,
                 secrets=secrets,
                 approver_groups=form.cleaned_data["approver_groups"],
+                grants=form.cleaned_data.get("grants"),  # None: the form offers no grants to this user
             )
         except ValidationError as error:
             apply_service_errors(form, error)

@@ -1,6 +1,7 @@
 """Issue 12's findings, each replayed as the attack it described; each must now fail, leaving nothing
 behind but the refusal on the audit trail."""
 
+import html
 import ipaddress
 from datetime import timedelta
 
@@ -116,12 +117,80 @@ def test_a_global_environment_with_grants_takes_only_the_granted_teams_up_to_the
     assert api.as_user(teammate).post("/api/v1/rollouts/", body, format="json").status_code == 201
 
 
+# -- a global environment takes only the teams it grants a role -----------------------------------------------
+
+
+@pytest.fixture
+def shared():
+    return EnvironmentFactory(name="shared", position=10)
+
+
+@pytest.fixture
+def shared_prod():
+    return EnvironmentFactory(name="shared-prod", position=30, protected=True)
+
+
+MISSING_GRANT = "global environment '{}' grants no role to team 'vision'"
+
+
+def test_a_developer_cannot_deploy_into_a_global_environment_that_grants_their_team_nothing(
+    api, client, teammate, version, shared
+):
+    response = api.as_user(teammate).post(
+        "/api/v1/rollouts/", {"version": version.pk, "environment": shared.pk}, format="json"
+    )
+    assert response.status_code == 403, response.content
+    assert MISSING_GRANT.format("shared") in response.json()["detail"]
+    client.force_login(teammate)
+    form = client.post("/models/vision/iris/v1/deploy/", {"environment": shared.pk})
+    assert form.status_code == 403
+    assert MISSING_GRANT.format("shared") in html.unescape(form.content.decode())
+    assert not Rollout.objects.exists()
+    assert list(refusals("rollout.start").values_list("environment", flat=True)) == ["shared", "shared"]
+
+
+def test_nor_request_a_promotion_into_one(api, client, teammate, version, shared_prod):
+    body = {"version": version.pk, "environment": shared_prod.pk, "reason": "ship it"}
+    response = api.as_user(teammate).post("/api/v1/promotions/", body, format="json")
+    assert response.status_code == 403, response.content
+    assert MISSING_GRANT.format("shared-prod") in response.json()["detail"]
+    client.force_login(teammate)
+    form = client.post("/models/vision/iris/v1/promote/", {"environment": shared_prod.pk, "reason": "ship it"})
+    assert form.status_code == 403
+    assert not PromotionRequest.objects.exists()
+    assert refusals("promotion.request").count() == 2
+
+
+def test_a_grant_lets_the_team_in_at_the_granted_role_and_no_higher(
+    api, client, teammate, owner, version, shared, shared_prod, team
+):
+    EnvironmentGrant.objects.create(environment=shared, team=team, role=Role.DEVELOPER)
+    EnvironmentGrant.objects.create(environment=shared_prod, team=team, role=Role.DEVELOPER)
+    deployed = api.as_user(teammate).post(
+        "/api/v1/rollouts/", {"version": version.pk, "environment": shared.pk}, format="json"
+    )
+    assert deployed.status_code == 201, deployed.content
+    client.force_login(teammate)
+    form = client.post("/models/vision/iris/v1/promote/", {"environment": shared_prod.pk, "reason": "ship it"})
+    promotion = PromotionRequest.objects.get(environment=shared_prod)
+    assert form.status_code == 302 and form.url == f"/promotions/{promotion.pk}/"
+    # The team's admin acts there as a developer only: no break-glass through a freeze.
+    freeze(shared)
+    glass = api.as_user(owner).post(
+        "/api/v1/rollouts/",
+        {"version": version.pk, "environment": shared.pk, "break_glass_justification": "outage"},
+        format="json",
+    )
+    assert glass.status_code == 403
+    assert "team 'vision' is granted developer at most" in glass.json()["detail"]
+
+
 # -- 2. the freeze override armed in advance ----------------------------------------------------------------
 
 
 @pytest.fixture
-def prod():
-    return EnvironmentFactory(name="prod", position=30, protected=True)
+def prod(team):
+    return EnvironmentFactory(name="prod", position=30, protected=True, grants={team: Role.ADMIN})
 
 
 def freeze(environment, *, starts_in=timedelta(0), lasts=timedelta(hours=2)):
@@ -175,7 +244,7 @@ def test_a_freeze_that_starts_after_the_request_holds_its_deploy_and_a_developer
 def test_a_rollback_during_a_freeze_needs_break_glass_unless_the_environment_allows_it(
     api, teammate, owner, version, model
 ):
-    dev = EnvironmentFactory(name="dev", position=10)
+    dev = EnvironmentFactory(name="dev", team=model.team, position=10)
     older = VersionFactory(model=model, number=2)
     succeeded_build(older, digest_char="b")
     released(older, dev, minutes_ago=30)
@@ -232,8 +301,10 @@ def test_the_approve_form_carries_the_digest_it_showed(client, approver, pending
 
 
 def test_a_rebuild_that_never_ran_in_the_previous_stage_cannot_ride_a_pending_request(api, teammate, version, model):
-    staging = EnvironmentFactory(name="staging", position=20)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, requires_previous_stage=True)
+    staging = EnvironmentFactory(name="staging", position=20, grants={model.team: Role.ADMIN})
+    prod = EnvironmentFactory(
+        name="prod", position=30, protected=True, requires_previous_stage=True, grants={model.team: Role.ADMIN}
+    )
     released(version, staging)
     request = api.as_user(teammate).post(
         "/api/v1/promotions/", {"version": version.pk, "environment": prod.pk, "reason": "r"}, format="json"
@@ -281,7 +352,7 @@ def test_a_token_limited_to_one_team_reads_nothing_of_another(api, two_team_owne
 
 
 def test_environment_limits_hold_on_rollback_and_on_deploying_a_promotion(api, owner, version, prod, approver):
-    dev = EnvironmentFactory(name="dev", position=10)
+    dev = EnvironmentFactory(name="dev", team=version.model.team, position=10)
     token = limited_token(owner, environments=["staging"], scopes=("read", "deploy"))
     rollback = api.with_token(token).post(f"/api/v1/environments/{dev.pk}/rollback/", {"model": version.model.pk})
     assert rollback.status_code == 403 and "limited to other environments" in rollback.json()["detail"]
@@ -325,8 +396,10 @@ def test_a_read_only_token_cannot_revoke_its_owners_other_tokens(api, teammate):
 
 
 def test_a_team_admin_cannot_satisfy_a_global_stage_with_a_throwaway_environment(api, owner, version, team):
-    EnvironmentFactory(name="staging", position=20)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, requires_previous_stage=True)
+    EnvironmentFactory(name="staging", position=20, grants={team: Role.ADMIN})
+    prod = EnvironmentFactory(
+        name="prod", position=30, protected=True, requires_previous_stage=True, grants={team: Role.ADMIN}
+    )
     throwaway = EnvironmentFactory(name="scratch", team=team, position=25)
     released(version, throwaway)
     response = api.as_user(owner).post(
@@ -345,7 +418,9 @@ def test_four_eyes_can_exclude_the_uploader_and_the_builder(api, team, approver,
     build = succeeded_build(version)
     build.started_by = approver
     build.save()
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, four_eyes=FourEyes.AUTHORS)
+    prod = EnvironmentFactory(
+        name="prod", position=30, protected=True, four_eyes=FourEyes.AUTHORS, grants={team: Role.ADMIN}
+    )
     ci = member(team, "ci", Role.DEVELOPER)
     promotion = (
         api.with_token(token_for(ci))
@@ -432,7 +507,7 @@ def test_an_api_refusal_by_a_permission_class_is_on_the_audit_trail(api, teammat
 
 
 def test_a_viewer_is_not_offered_a_rollback(client, viewer, version):
-    dev = EnvironmentFactory(name="dev", position=10)
+    dev = EnvironmentFactory(name="dev", team=version.model.team, position=10)
     rollout = released(version, dev)
     client.force_login(viewer)
     for url in (f"/environments/{dev.pk}/", f"/rollouts/{rollout.pk}/"):
@@ -446,7 +521,7 @@ def test_a_viewer_is_not_offered_to_add_an_environment(client, viewer, team):
 
 
 def test_an_action_url_opened_with_get_goes_to_its_object_with_a_message(client, teammate, version):
-    dev = EnvironmentFactory(name="dev", position=10)
+    dev = EnvironmentFactory(name="dev", team=version.model.team, position=10)
     client.force_login(teammate)
     response = client.get(f"/environments/{dev.pk}/rollback/", follow=True)
     assert response.redirect_chain == [(f"/environments/{dev.pk}/", 302)]

@@ -90,3 +90,30 @@ def test_a_developer_sees_why_a_frozen_environment_takes_no_deploy(chromium, liv
     page = alice.go(f"/environments/{dev.pk}/")
     assert page.locator("button:has-text('Roll back')").is_disabled()
     alice.close()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_site_admin_grants_a_team_a_role_in_a_global_environment(
+    chromium, live_server, site_admin, team, other_team, teammate, width
+):
+    shared = EnvironmentFactory(name="shared", position=10, grants={other_team: Role.VIEWER})
+    admin = Session(chromium, live_server.url, "root", PASSWORD)
+    admin.page.set_viewport_size({"width": width, "height": 900})
+    page = admin.go(f"/environments/{shared.pk}/edit/")
+    assert page.locator(f"select[name='grants-{other_team.pk}']").input_value() == "viewer"
+    page.select_option(f"select[name='grants-{team.pk}']", "developer")
+    page.locator("#id_grants").scroll_into_view_if_needed()
+    admin.shot(f"authz-grants-form-{width}")
+    page.click("button:has-text('Save environment')")
+    page.wait_for_url(f"{live_server.url}/environments/{shared.pk}/")
+    assert "other up to viewer, vision up to developer" in page.locator("#environment-grants").inner_text()
+    admin.shot(f"authz-grants-environment-{width}")
+    admin.close()
+
+    alice = Session(chromium, live_server.url, "teammate", PASSWORD)
+    alice.page.set_viewport_size({"width": width, "height": 900})
+    page = alice.go(f"/environments/{shared.pk}/")
+    assert "vision up to developer" in page.locator("#environment-grants").inner_text()
+    assert "other" not in page.locator("#environment-grants").inner_text()  # a team she does not see
+    alice.close()
+    assert not admin.errors and not alice.errors

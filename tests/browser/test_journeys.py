@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, Role, Team
 from deployments.models import Build, Environment, PromotionRequest, Rollout, TargetKind
+from tests.support.factories import grant
 from tests.support.services import wait_until
 from tests.support.targets import remove_containers
 
@@ -38,13 +39,14 @@ def platform(registry_row, build_settings, celery_worker, docker_engine):
         user = get_user_model().objects.create_user(username, f"{username}@example.com", PASSWORDS[username])
         Membership.objects.create(team=team, user=user, role=role)
     for name, position, protected in (("dev", 10, False), ("prod", 30, True)):
-        Environment.objects.create(
+        environment = Environment.objects.create(
             name=name,
             position=position,
             protected=protected,
             target=TargetKind.DOCKER,
             deployment_settings={"progress_deadline_seconds": 60},
         )
+        grant(environment, team)
     yield team
     remove_containers(docker_engine, settings.INSTALLATION_ID, model="face-score")
 

@@ -62,9 +62,9 @@ def finish_rollout(rollout: Rollout, endpoint="http://127.0.0.1:18080") -> None:
 
 
 @pytest.fixture
-def dev():
+def dev(team):
     RegistryFactory()
-    return EnvironmentFactory(name="dev", position=10)
+    return EnvironmentFactory(name="dev", position=10, grants={team: Role.ADMIN})
 
 
 def test_the_version_page_offers_the_deploy_once_the_build_finishes(browser, model, dev):
@@ -122,8 +122,8 @@ def test_the_rollout_environment_and_overview_pages_follow_a_rollout(browser, si
 def test_the_promotion_page_follows_approval_and_deploy(browser, signed_in, teammate, model, team):
     approver = member(team, "approver", Role.APPROVER)
     RegistryFactory()
-    staging = EnvironmentFactory(name="staging", position=20)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True)
+    staging = EnvironmentFactory(name="staging", position=20, grants={team: Role.ADMIN})
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, grants={team: Role.ADMIN})
     version = VersionFactory(model=model, number=1)
     build = succeeded_build(version)
     finish_rollout(

@@ -85,9 +85,9 @@ def rollout_port(environment, version) -> int:
 def fleet(team, teammate):
     """Three environments, four models running in dev and staging, one request waiting for prod."""
     RegistryFactory()
-    dev = EnvironmentFactory(name="dev", position=10)
-    staging = EnvironmentFactory(name="staging", position=20)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=1)
+    dev = EnvironmentFactory(name="dev", position=10, grants={team: Role.ADMIN})
+    staging = EnvironmentFactory(name="staging", position=20, grants={team: Role.ADMIN})
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=1, grants={team: Role.ADMIN})
     made = {}
     for name in ("sensor-score", "defect-detector-resnet50", "ocr-receipts", "shelf-gap-finder"):
         model = ModelFactory(team=team, name=name, created_by=teammate)

@@ -59,8 +59,8 @@ def page_shows(user, url: str, *texts: str) -> None:
 @pytest.fixture
 def stages(team):
     RegistryFactory()
-    dev = EnvironmentFactory(name="dev", position=10)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2)
+    dev = EnvironmentFactory(name="dev", position=10, grants={team: Role.ADMIN})
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2, grants={team: Role.ADMIN})
     return dev, prod
 
 

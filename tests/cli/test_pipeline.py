@@ -15,7 +15,7 @@ from django.conf import settings
 
 from deployments.models import Build, Environment, PromotionRequest, Rollout, TargetKind
 from tests.support.builds import custom_context
-from tests.support.factories import ModelFactory
+from tests.support.factories import ModelFactory, grant
 from tests.support.services import wait_until
 from tests.support.targets import remove_containers
 
@@ -54,10 +54,14 @@ SIGNATURE = (
 def platform(team, teammate, approver, registry_row, build_settings, celery_worker, docker_engine, tmp_path):
     ModelFactory(team=team, name=MODEL, created_by=teammate)
     deploy_settings = {"progress_deadline_seconds": 30, "env": {"WEIGHTS": "/models/weights.bin"}}
-    Environment.objects.create(name="dev", position=10, target=TargetKind.DOCKER, deployment_settings=deploy_settings)
-    Environment.objects.create(
+    dev = Environment.objects.create(
+        name="dev", position=10, target=TargetKind.DOCKER, deployment_settings=deploy_settings
+    )
+    prod = Environment.objects.create(
         name="prod", position=30, protected=True, target=TargetKind.DOCKER, deployment_settings=deploy_settings
     )
+    grant(dev, team)
+    grant(prod, team)
     (tmp_path / "signature.json").write_text(SIGNATURE)
     yield
     remove_containers(docker_engine, settings.INSTALLATION_ID, model=MODEL)

@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 
 from deployments.models import Environment, PromotionRequest, Rollout, TargetKind
-from tests.support.factories import ModelFactory
+from tests.support.factories import ModelFactory, grant
 from tests.support.readme import code_block
 from tests.support.services import wait_until
 from tests.support.targets import remove_containers
@@ -32,13 +32,14 @@ SIGNATURE = (
 def churn(team, teammate, registry_row, build_settings, celery_worker, docker_engine):
     ModelFactory(team=team, name="churn", created_by=teammate)
     for name, position, protected in (("dev", 10, False), ("prod", 30, True)):
-        Environment.objects.create(
+        environment = Environment.objects.create(
             name=name,
             position=position,
             protected=protected,
             target=TargetKind.DOCKER,
             deployment_settings={"progress_deadline_seconds": 30},
         )
+        grant(environment, team)
     yield
     remove_containers(docker_engine, settings.INSTALLATION_ID, model="churn")
 

@@ -5,6 +5,7 @@ instead of comparing the request with the state its own deploy brought about."""
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role
 from deployments.models import Approval, PromotionRequest, Rollout, RolloutState
 from deployments.services import promotions, rollouts
 from tests.deployments.test_promotions import decide, request_promotion
@@ -33,15 +34,17 @@ def runs(environment, version, build) -> Rollout:
 
 
 @pytest.fixture
-def prod():
-    return EnvironmentFactory(name="prod", position=30, protected=True, deployment_settings={"replicas": 3})
+def prod(team):
+    return EnvironmentFactory(
+        name="prod", position=30, protected=True, deployment_settings={"replicas": 3}, grants={team: Role.ADMIN}
+    )
 
 
 @pytest.fixture
 def staged(model, prod):
     """v1 runs in prod; v2 (numpy upgraded, scipy added, better accuracy) ran in staging."""
     RegistryFactory()
-    staging = EnvironmentFactory(name="staging", position=20)
+    staging = EnvironmentFactory(name="staging", position=20, grants={model.team: Role.ADMIN})
     old, old_build = built(model, 1, "c", [("numpy", "2.0.0")], {"accuracy": 0.9})
     runs(prod, old, old_build)
     new, new_build = built(model, 2, "d", [("numpy", "2.4.6"), ("scipy", "1.17.1")], {"accuracy": 0.95})

@@ -22,7 +22,7 @@ from deployments.services import rollouts
 from deployments.services.environments import identity_for
 from deployments.targets import kubeconfig_from_token
 from deployments.tasks import check_drift
-from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from tests.support.factories import RegistryFactory, VersionFactory, grant, succeeded_build
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 from tests.support.services import ROOT, CeleryWorker, purge_queue, wait_until
 
@@ -32,9 +32,9 @@ HANG = 25  # how long the drift worker's requests to a hung cluster wait
 
 
 @pytest.fixture
-def cluster_env(kube_cluster, settings):  # noqa: F811
+def cluster_env(kube_cluster, settings, team):  # noqa: F811
     settings.ROLLOUT_TIMEOUT = 60
-    return Environment.objects.create(
+    environment = Environment.objects.create(
         name="dev",
         position=10,
         target=TargetKind.KUBERNETES,
@@ -42,6 +42,7 @@ def cluster_env(kube_cluster, settings):  # noqa: F811
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 2, "progress_deadline_seconds": 30},
     )
+    return grant(environment, team)
 
 
 def version_with_image(model, number):

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.db import connection
 
+from accounts.models import Role
 from audit.models import AuditEvent
 from deployments.models import Environment, FreezeWindow, TargetKind
 from tests.support.factories import EnvironmentFactory
@@ -163,7 +164,9 @@ def test_webhooks_show_their_secret_once(api, owner, teammate, team):
 
 
 def test_a_team_admin_overrides_settings_for_one_model(api, owner, teammate, team, model):
-    environment = EnvironmentFactory(name="prod", deployment_settings={"replicas": 2, "memory_limit": "2Gi"})
+    environment = EnvironmentFactory(
+        name="prod", deployment_settings={"replicas": 2, "memory_limit": "2Gi"}, grants={team: Role.ADMIN}
+    )
     url = f"/api/v1/environments/{environment.pk}/model-settings/"
     refused = api.as_user(teammate).post(
         url, {"model": model.pk, "deployment_settings": {"replicas": 6}}, format="json"

@@ -37,9 +37,12 @@ def queries(client, path) -> int:
 
 
 @pytest.fixture
-def environments():
+def environments(team):
     RegistryFactory()
-    return EnvironmentFactory(name="dev", position=10), EnvironmentFactory(name="staging", position=20)
+    return (
+        EnvironmentFactory(name="dev", position=10, grants={team: Role.ADMIN}),
+        EnvironmentFactory(name="staging", position=20, grants={team: Role.ADMIN}),
+    )
 
 
 def fleet(team, environments, start, count):
@@ -64,7 +67,7 @@ def test_the_version_rollout_and_promotion_pages_cost_the_same_for_many_rows(
 ):
     client.force_login(teammate)
     dev, staging = environments
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=5)
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=5, grants={team: Role.ADMIN})
     current = rollout(model, dev, 1)
     rollout(model, staging, 1)
     version = current.version
@@ -78,7 +81,7 @@ def test_the_version_rollout_and_promotion_pages_cost_the_same_for_many_rows(
     few = [queries(client, path) for path in paths]
 
     for n in range(3):
-        EnvironmentFactory(name=f"edge-{n}", position=40 + n)
+        EnvironmentFactory(name=f"edge-{n}", position=40 + n, grants={team: Role.ADMIN})
         promotions.promotion_approve(
             actor=Actor(user=member(team, f"approver-{n}", Role.APPROVER)), promotion=promotion, digest=promotion.digest
         )

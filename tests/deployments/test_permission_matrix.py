@@ -3,6 +3,7 @@
 import pytest
 from django.utils import timezone
 
+from accounts.models import Role
 from deployments.models import PromotionRequest, Rollout, RolloutState
 from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
 
@@ -15,8 +16,8 @@ def world(model, teammate, viewer, approver, owner, stranger):
     RegistryFactory()
     version = VersionFactory(model=model, number=1)
     build = succeeded_build(version)
-    dev = EnvironmentFactory(name="dev", position=10)
-    prod = EnvironmentFactory(name="prod", position=30, protected=True)
+    dev = EnvironmentFactory(name="dev", position=10, grants={model.team: Role.ADMIN})
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, grants={model.team: Role.ADMIN})
     rollout = Rollout.objects.create(
         environment=dev,
         model=model,

@@ -16,8 +16,8 @@ from tests.support.factories import EnvironmentFactory, RegistryFactory, Version
 
 
 @pytest.fixture
-def prod():
-    return EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2)
+def prod(team):
+    return EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2, grants={team: Role.ADMIN})
 
 
 @pytest.fixture
@@ -228,7 +228,7 @@ def test_a_freeze_window_blocks_requests_unless_an_admin_breaks_the_glass(api, t
 
 
 def test_the_previous_stage_must_have_run_the_same_digest(api, teammate, version, prod):
-    staging = EnvironmentFactory(name="staging", position=20)
+    staging = EnvironmentFactory(name="staging", position=20, grants={version.model.team: Role.ADMIN})
     prod.requires_previous_stage = True
     prod.save()
     refused = request_promotion(api, teammate, version, prod)

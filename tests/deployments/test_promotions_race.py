@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_twenty_simultaneous_approvals_from_five_approvers_count_two_and_deploy_once(live_server, team, teammate):
     RegistryFactory()
-    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2)
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, required_approvals=2, grants={team: Role.ADMIN})
     version = VersionFactory(model__team=team, model__name="fraud", number=1)
     succeeded_build(version)
     tokens = []

@@ -16,16 +16,16 @@ from deployments.models import Environment, Rollout, RolloutKind, RolloutState, 
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
 from tests.deployments.test_rollouts_kubernetes import deploy, version_with_image
-from tests.support.factories import EnvironmentFactory
+from tests.support.factories import EnvironmentFactory, grant
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cluster_env(kube_cluster, settings):  # noqa: F811
+def cluster_env(kube_cluster, settings, team):  # noqa: F811
     settings.ROLLOUT_TIMEOUT = 60
-    return Environment.objects.create(
+    environment = Environment.objects.create(
         name="prod",
         position=30,
         target=TargetKind.KUBERNETES,
@@ -33,6 +33,7 @@ def cluster_env(kube_cluster, settings):  # noqa: F811
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 1, "progress_deadline_seconds": 30},
     )
+    return grant(environment, team)
 
 
 def outcomes(rollout) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from accounts.models import Role
 from deployments.models import Drift, Environment, Rollout, RolloutKind, RolloutState, TargetKind
 from deployments.runners import drift
 from tests.support.builds import wait_for_build
-from tests.support.factories import MembershipFactory, ModelFactory, TeamFactory
+from tests.support.factories import MembershipFactory, ModelFactory, TeamFactory, grant
 from tests.support.services import wait_until
 from tests.support.targets import remove_containers
 
@@ -51,7 +51,7 @@ SIGNATURE = (
 
 
 @pytest.fixture
-def docker_env(docker_engine):
+def docker_env(docker_engine, team):
     environment = Environment.objects.create(
         name="dev",
         position=10,
@@ -65,6 +65,7 @@ def docker_env(docker_engine):
             "env": {"IRIS_WEIGHTS": "/models/iris.bin", "SLIPWAY_LOAD_FAILURE_GRACE": "300"},
         },
     )
+    grant(environment, team)
     yield environment
     remove_containers(docker_engine, settings.INSTALLATION_ID, model="iris")
 
@@ -173,8 +174,8 @@ def test_deploy_replace_fail_roll_back_and_drift_on_a_docker_host(
     assert "missing" in page and f"v{second.version.number}" in page
 
 
-def docker_environment(name: str, position: int) -> Environment:
-    return Environment.objects.create(
+def docker_environment(name: str, position: int, team) -> Environment:
+    environment = Environment.objects.create(
         name=name,
         position=position,
         target=TargetKind.DOCKER,
@@ -182,14 +183,15 @@ def docker_environment(name: str, position: int) -> Environment:
         bind_address="127.0.0.1",
         deployment_settings={"progress_deadline_seconds": 30},
     )
+    return grant(environment, team)
 
 
 def test_environments_and_teams_on_one_docker_host_never_touch_each_other(
     api, teammate, model, registry_row, build_settings, celery_worker, docker_engine
 ):
     client = api.as_user(teammate)
-    environments = [docker_environment(name, position) for name, position in (("dev", 10), ("staging", 20),
-                                                                                 ("prod", 30))]  # fmt: skip
+    stages = (("dev", 10), ("staging", 20), ("prod", 30))
+    environments = [docker_environment(name, position, model.team) for name, position in stages]
     v1 = upload(client, model, GOOD_MODEL % 2)
     serving: dict[str, tuple[str, str]] = {}  # what must keep answering: name -> (endpoint, model)
     try:
@@ -206,6 +208,7 @@ def test_environments_and_teams_on_one_docker_host_never_touch_each_other(
         for slug, name in (("ml", "search-ranker"), ("ml-search", "ranker")):
             team = TeamFactory(slug=slug, name=slug)
             MembershipFactory(team=team, user=teammate, role=Role.DEVELOPER)
+            grant(environments[0], team)  # one global environment, three teams
             other = ModelFactory(team=team, name=name, created_by=teammate)
             rollout = deploy(client, upload(client, other, GOOD_MODEL % 2), environments[0])
             assert rollout.state == RolloutState.SUCCEEDED, rollout.failure_reason

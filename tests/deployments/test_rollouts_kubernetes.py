@@ -21,6 +21,7 @@ from tests.support.factories import (
     RegistryFactory,
     TeamFactory,
     VersionFactory,
+    grant,
     succeeded_build,
 )
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
@@ -29,9 +30,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cluster_env(kube_cluster, settings):  # noqa: F811
+def cluster_env(kube_cluster, settings, team):  # noqa: F811
     settings.ROLLOUT_TIMEOUT = 60
-    return Environment.objects.create(
+    environment = Environment.objects.create(
         name="dev",
         position=10,
         target=TargetKind.KUBERNETES,
@@ -39,6 +40,7 @@ def cluster_env(kube_cluster, settings):  # noqa: F811
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 2, "progress_deadline_seconds": 30},
     )
+    return grant(environment, team)
 
 
 def version_with_image(model, number, image_suffix="good"):
@@ -108,6 +110,7 @@ def test_two_environments_in_one_namespace_and_colliding_team_model_pairs_run_si
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 1, "progress_deadline_seconds": 30},
     )
+    grant(prod, model.team)
     version = version_with_image(model, 1)
     released = []
     for environment in (cluster_env, prod):
@@ -120,6 +123,7 @@ def test_two_environments_in_one_namespace_and_colliding_team_model_pairs_run_si
     for slug, name in (("ml", "search-ranker"), ("ml-search", "ranker")):
         team = TeamFactory(slug=slug, name=slug)
         MembershipFactory(team=team, user=teammate, role=Role.DEVELOPER)
+        grant(cluster_env, team)  # one global environment, three teams
         other = ModelFactory(team=team, name=name, created_by=teammate)
         rollout = deploy(teammate, version_with_image(other, 1), cluster_env)
         assert rollout.state == RolloutState.SUCCEEDED, log_text(rollout)

@@ -9,6 +9,7 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
+from accounts.models import Role
 from accounts.permissions import Actor
 from audit.models import AuditEvent
 from deployments.models import Finding, Rollout, RolloutState, VulnerabilityDatabase, Webhook, WebhookDelivery
@@ -238,7 +239,7 @@ def test_a_promotion_is_blocked_then_let_through_by_an_acceptance_until_it_expir
 
 
 def test_the_promotion_shows_what_it_adds_and_removes_against_what_runs(api, approver, teammate, loaded, model):
-    prod = EnvironmentFactory(name="prod", position=30, protected=True)
+    prod = EnvironmentFactory(name="prod", position=30, protected=True, grants={model.team: Role.ADMIN})
     RegistryFactory()
     old = VersionFactory(model=model, number=1)
     old_build = succeeded_build(old, "b")
@@ -275,7 +276,7 @@ def test_a_refresh_rechecks_running_releases_flags_and_notifies(
     )
     write_folder(osv_folder, [NUMPY_ADVISORY])  # the database knows nothing of scikit-learn or glibc yet
     vulnerabilities.database_refresh()
-    prod = EnvironmentFactory(name="prod", position=30)
+    prod = EnvironmentFactory(name="prod", position=30, grants={model.team: Role.ADMIN})
     version = VersionFactory(model=model, number=1)
     build = succeeded_build(version)
     build.bill_of_materials = BILL

@@ -26,7 +26,7 @@ import json
 from accounts import services as account_services
 from accounts.models import Membership, Role, Team
 from django.contrib.auth import get_user_model
-from deployments.models import ContainerRegistry, Environment, TargetKind
+from deployments.models import ContainerRegistry, Environment, EnvironmentGrant, TargetKind
 from registry.models import RegisteredModel
 team, _ = Team.objects.get_or_create(slug="vision", defaults={{"name": "Vision"}})
 user, made = get_user_model().objects.get_or_create(username="dev")
@@ -43,6 +43,7 @@ environment = Environment.objects.create(
     namespace={namespace!r}, kubeconfig={kubeconfig!r},
     deployment_settings={{"replicas": 1, "progress_deadline_seconds": 60}},
 )
+EnvironmentGrant.objects.create(environment=environment, team=team, role=Role.ADMIN)
 model = RegisteredModel.objects.create(team=team, name={namespace!r}, created_by=user)
 print(json.dumps({{"token": secret, "environment": environment.pk, "model": model.pk}}))
 """

@@ -13,17 +13,17 @@ from deployments.models import Environment, Rollout, RolloutKind, RolloutState, 
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
 from deployments.services.environments import identity_for, target_for
-from tests.support.factories import RegistryFactory, VersionFactory, succeeded_build
+from tests.support.factories import RegistryFactory, VersionFactory, grant, succeeded_build
 from tests.support.services import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def cluster_env(kube_cluster, settings):
+def cluster_env(kube_cluster, settings, team):
     kube_cluster.require_emulator()
     settings.ROLLOUT_TIMEOUT = 60
-    return Environment.objects.create(
+    environment = Environment.objects.create(
         name="dev",
         position=10,
         target=TargetKind.KUBERNETES,
@@ -31,6 +31,7 @@ def cluster_env(kube_cluster, settings):
         kubeconfig=kube_cluster.kubeconfig.read_text(),
         deployment_settings={"replicas": 1, "progress_deadline_seconds": 30},
     )
+    return grant(environment, team)
 
 
 def version(model, number):

@@ -19,7 +19,7 @@ from accounts.models import Membership, Role, Team
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from accounts.permissions import Actor
-from deployments.models import Build, BuildState, ContainerRegistry, Environment
+from deployments.models import Build, BuildState, ContainerRegistry, Environment, EnvironmentGrant
 from deployments.services import promotions
 from registry.models import ModelVersion, RegisteredModel
 
@@ -34,6 +34,8 @@ approvers = [member(f"approver{n}", Role.APPROVER) for n in range(3)]
 ContainerRegistry.objects.create(name="r", url="127.0.0.1:5999", insecure=True)
 dev_env = Environment.objects.create(name="dev", position=10, target="docker")
 prod = Environment.objects.create(name="prod", position=30, target="docker", protected=True, required_approvals=2)
+for environment in (dev_env, prod):
+    EnvironmentGrant.objects.create(environment=environment, team=team, role=Role.ADMIN)
 def built(name):
     model = RegisteredModel.objects.create(team=team, name=name, created_by=dev)
     version = ModelVersion.objects.create(model=model, number=1, framework="sklearn", artifact_name="m.joblib",

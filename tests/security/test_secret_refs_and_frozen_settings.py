@@ -13,10 +13,15 @@ from tests.support.factories import EnvironmentFactory, RegistryFactory, Version
 
 
 @pytest.fixture
-def shared():
-    """A global environment: one namespace shared by every team, with one Secret allowed."""
+def shared(team, other_team):
+    """A global environment: one namespace shared by two teams, with one Secret allowed."""
     return EnvironmentFactory(
-        team=None, name="shared", target="kubernetes", namespace="models", allowed_secret_refs=["feature-store"]
+        team=None,
+        name="shared",
+        target="kubernetes",
+        namespace="models",
+        allowed_secret_refs=["feature-store"],
+        grants={team: Role.ADMIN, other_team: Role.ADMIN},
     )
 
 
@@ -71,7 +76,12 @@ def test_settings_changed_after_the_request_do_not_ride_on_its_approval(
     api, owner, teammate, approver, model, django_capture_on_commit_callbacks
 ):
     prod = EnvironmentFactory(
-        team=None, name="prod", protected=True, required_approvals=1, allowed_secret_refs=["feature-store"]
+        team=None,
+        name="prod",
+        protected=True,
+        required_approvals=1,
+        allowed_secret_refs=["feature-store"],
+        grants={model.team: Role.ADMIN},
     )
     RegistryFactory()
     version = VersionFactory(model=model, number=1)

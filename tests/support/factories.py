@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from accounts.models import Membership, Role, Team
-from deployments.models import Build, BuildLogLine, BuildState, ContainerRegistry, Environment
+from deployments.models import Build, BuildLogLine, BuildState, ContainerRegistry, Environment, EnvironmentGrant
 from registry.models import Framework, ModelVersion, RegisteredModel
 
 
@@ -89,12 +89,28 @@ def add_log_lines(build, count, text="line {n}"):
 
 
 class EnvironmentFactory(factory.django.DjangoModelFactory):
+    """A global environment unless given a team. A global one takes no team's models until it grants
+    a role: `EnvironmentFactory(name="prod", grants={team: Role.ADMIN})`."""
+
     class Meta:
         model = Environment
+        skip_postgeneration_save = True
 
     name = factory.Sequence(lambda n: f"env-{n}")
     position = factory.Sequence(lambda n: (n + 1) * 10)
     target = "docker"
+
+    @factory.post_generation
+    def grants(self, create, extracted, **kwargs):
+        for team, role in (extracted or {}).items():
+            grant(self, team, role=role)
+
+
+def grant(environment, *teams, role=Role.ADMIN):
+    """Let the teams act in a global environment, up to `role` (it takes no team's models otherwise)."""
+    for team in teams:
+        EnvironmentGrant.objects.update_or_create(environment=environment, team=team, defaults={"role": role})
+    return environment
 
 
 def succeeded_build(version, digest_char="a"):

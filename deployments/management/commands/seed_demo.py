@@ -19,6 +19,7 @@ from deployments.models import (
     BuildState,
     ContainerRegistry,
     Environment,
+    EnvironmentGrant,
     PromotionRequest,
     Rollout,
     RolloutState,
@@ -142,7 +143,7 @@ class Command(BaseCommand):
                 url=settings.DEFAULT_REGISTRY_URL,
                 insecure=settings.DEFAULT_REGISTRY_URL.startswith(("127.", "localhost")),
             )
-        self.seed_environments()
+        self.seed_environments(team)
         alice = User.objects.get(username="alice")
         for name, task, description, versions in DEMO_MODELS:
             self.seed_model(team, alice, name, task, description, versions)
@@ -152,10 +153,11 @@ class Command(BaseCommand):
             kind = "site admin" if superuser else role.label.lower()
             self.stdout.write(f"  {username:<6} / {password:<14} {kind}")
 
-    def seed_environments(self) -> None:
-        """dev, staging and prod (protected) on this machine's Docker engine: no cluster needed."""
+    def seed_environments(self, team: Team) -> None:
+        """dev, staging and prod (protected) on this machine's Docker engine: no cluster needed. Global
+        environments, granting the demo team its full role in each (a global one takes no team unasked)."""
         for name, position, protected in (("dev", 10, False), ("staging", 20, False), ("prod", 30, True)):
-            Environment.objects.get_or_create(
+            environment, _ = Environment.objects.get_or_create(
                 name=name,
                 team=None,
                 defaults={
@@ -168,6 +170,7 @@ class Command(BaseCommand):
                     "description": "Local Docker host" + (" · needs an approved promotion" if protected else ""),
                 },
             )
+            EnvironmentGrant.objects.get_or_create(environment=environment, team=team, defaults={"role": Role.ADMIN})
 
     def seed_model(self, team, alice, name, task, description, versions) -> None:
         actor = Actor(user=alice)
