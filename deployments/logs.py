@@ -41,11 +41,22 @@ def clean_line(text: str) -> str:
 class LogWriter:
     """Buffers lines and writes them in batches: a 100,000-line log is a few hundred INSERTs."""
 
-    def __init__(self, line_model: type[Any], parent: Any, *, flush_every: float = 0.3, batch: int = 500):
+    def __init__(
+        self,
+        line_model: type[Any],
+        parent: Any,
+        *,
+        flush_every: float = 0.3,
+        batch: int = 500,
+        seq: int | None = None,
+    ):
+        """`seq`: the parent's log_line_count, when the caller has just read the row (else it is read here)."""
         self.line_model = line_model
         self.parent = parent
         self.parent_field = line_model._meta.get_field(self._parent_field_name()).name
-        self.seq = type(parent).objects.filter(pk=parent.pk).values_list("log_line_count", flat=True).get()
+        if seq is None:
+            seq = type(parent).objects.filter(pk=parent.pk).values_list("log_line_count", flat=True).get()
+        self.seq = seq
         self.buffer: list = []
         self.flush_every = flush_every
         self.batch = batch

@@ -58,7 +58,7 @@ def deploy_spec(rollout: Rollout) -> "targets.DeploySpec":
 class RolloutRunner:
     def __init__(self, rollout: Rollout):
         self.rollout = rollout
-        self.log = LogWriter(RolloutLogLine, rollout)
+        self.log = LogWriter(RolloutLogLine, rollout, seq=rollout.log_line_count)  # read just after the claim
         self.deadline = time.monotonic() + settings.ROLLOUT_TIMEOUT
         self.stop_state = RolloutState.FAILED
 
@@ -70,9 +70,9 @@ class RolloutRunner:
         rollout = self.rollout
         verb = {"deploy": "Deploying", "rollback": "Rolling back to", "auto_rollback": "Automatically rolling back to"}
         environment = rollout.environment
-        self.say(
-            f"{verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} {rollout.version.display_name} "
-            f"in {environment.name} ({environment.get_target_display()})"
+        self.log(
+            f"==> {verb[rollout.kind]} {rollout.model.team.slug}/{rollout.model.name} "
+            f"{rollout.version.display_name} in {environment.name} ({environment.get_target_display()})"
         )
         self.say(f"Image {rollout.image}")
         target = target_for(
@@ -82,7 +82,9 @@ class RolloutRunner:
         with contextlib.closing(target):  # its connections to the cluster or engine end with the rollout
             manifests = target.render(spec)
             with_database(lambda: Rollout.objects.filter(pk=rollout.pk).update(manifests=manifests))
-            endpoint = target.deploy(spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop)
+            endpoint = target.deploy(
+                spec, log=self.log, on_progress=self.progress, should_stop=self.should_stop, manifests=manifests
+            )
         self.finish(RolloutState.SUCCEEDED, "", endpoint=endpoint)
         with_database(lambda: rollouts.release_succeeded(rollout))
         with_database(lambda: promotions.release_deployed(rollout))

@@ -187,7 +187,15 @@ class Target(Protocol):
 
     def render(self, spec: DeploySpec) -> list[dict[str, Any]]: ...
 
-    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str: ...
+    def deploy(
+        self,
+        spec: DeploySpec,
+        *,
+        log: LogFn,
+        on_progress: ProgressFn,
+        should_stop: StopFn,
+        manifests: list[dict[str, Any]] | None = None,
+    ) -> str: ...
 
     def live_state(self, identity: Identity) -> LiveState: ...
 

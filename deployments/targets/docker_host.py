@@ -258,8 +258,17 @@ class DockerHostTarget:
             config["gpus"] = resources.gpus
         return [config]
 
-    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str:
-        (config,) = self.render(spec)
+    def deploy(
+        self,
+        spec: DeploySpec,
+        *,
+        log: LogFn,
+        on_progress: ProgressFn,
+        should_stop: StopFn,
+        manifests: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """`manifests`: what render(spec) returned, when the caller has them already (rendered once)."""
+        (config,) = manifests if manifests is not None else self.render(spec)
         if spec.replicas != 1 or spec.autoscaling is not None:
             log("Note: a Docker host runs one container per model; replicas and autoscaling are ignored here")
         legacy = self._legacy(spec.identity, spec.adopt)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
+import time
 from typing import Any
 
 from .base import (
@@ -44,6 +47,14 @@ PERMISSIONS = (
 )
 
 
+# The server's version, per kubeconfig, for VERSION_TTL seconds. Every rollout validates its manifests
+# against it, and asking each time cost every rollout a request before its first apply; a cluster's
+# upgrade is noticed within the TTL (the connection test always asks).
+VERSION_TTL = 600.0
+_versions: dict[str, tuple[float, str]] = {}
+_versions_lock = threading.Lock()
+
+
 class KubernetesTarget:
     """A namespace of a cluster, reached through a kubeconfig (YAML text)."""
 
@@ -72,6 +83,7 @@ class KubernetesTarget:
             stall_grace,
         )
         self._version = kubernetes_version
+        self._version_key = hashlib.sha256(kubeconfig.encode()).hexdigest()
         self.api = KubeApi(kubeconfig, namespace, request_timeout=request_timeout, retries=retries, backoff=backoff)
 
     def close(self) -> None:
@@ -116,8 +128,18 @@ class KubernetesTarget:
             validate_manifest(manifest, version)
         return manifests
 
-    def deploy(self, spec: DeploySpec, *, log: LogFn, on_progress: ProgressFn, should_stop: StopFn) -> str:
-        manifests = self.render(spec)
+    def deploy(
+        self,
+        spec: DeploySpec,
+        *,
+        log: LogFn,
+        on_progress: ProgressFn,
+        should_stop: StopFn,
+        manifests: list[dict[str, Any]] | None = None,
+    ) -> str:
+        """`manifests`: what render(spec) returned, when the caller has them already (rendered once)."""
+        if manifests is None:
+            manifests = self.render(spec)
         log(
             f"Rolling out {spec.image} as {spec.name} to namespace {self.namespace} at {self.api.server} "
             f"(Kubernetes {self.kubernetes_version()})"
@@ -177,13 +199,19 @@ class KubernetesTarget:
         return f"http://{name}.{self.namespace}.svc:{SERVICE_PORT}"
 
     def kubernetes_version(self) -> str:
-        """The server's version (asked once), e.g. "1.30"; manifests are validated against its schemas."""
+        """The server's version, e.g. "1.30"; manifests are validated against its schemas."""
         if self._version is None:
-            git_version = self.api.version().get("gitVersion", "")
-            match = re.match(r"^v?(\d+\.\d+)", git_version)
-            if not match:
-                raise TargetError(f"The cluster reports an unknown version {git_version!r}.")
-            self._version = match[1]
+            with _versions_lock:
+                asked_at, version = _versions.get(self._version_key, (float("-inf"), ""))
+            if time.monotonic() - asked_at > VERSION_TTL:
+                git_version = self.api.version().get("gitVersion", "")
+                match = re.match(r"^v?(\d+\.\d+)", git_version)
+                if not match:
+                    raise TargetError(f"The cluster reports an unknown version {git_version!r}.")
+                version = match[1]
+                with _versions_lock:
+                    _versions[self._version_key] = (time.monotonic(), version)
+            self._version = version
         return self._version
 
     def _allowed(self, verb: str, group: str, resource: str) -> bool:
