@@ -332,7 +332,15 @@ CELERY_BEAT_SCHEDULE["reap-stale-rollouts"] = {"task": "deployments.tasks.reap_s
 DRIFT_QUEUE = "drift"
 DRIFT_CHECK_TIMEOUT = envint("SLIPWAY_DRIFT_CHECK_TIMEOUT", 120, minimum=5)
 DRIFT_REQUEST_TIMEOUT = envint("SLIPWAY_DRIFT_REQUEST_TIMEOUT", 5, minimum=1)
-CELERY_TASK_ROUTES = {"deployments.tasks.check_drift": {"queue": DRIFT_QUEUE}}
+# Rollouts spend their time waiting on a cluster or a Docker host (minutes, for a slow one): they run on a
+# queue of their own, in a worker of threads (`celery worker -Q rollouts --pool threads`, the `rollouts`
+# role), so twenty at once take twenty threads rather than waiting in turn for the two processes that
+# build images, and a long build never delays a rollout.
+ROLLOUT_QUEUE = "rollouts"
+CELERY_TASK_ROUTES = {
+    "deployments.tasks.check_drift": {"queue": DRIFT_QUEUE},
+    "deployments.tasks.run_rollout": {"queue": ROLLOUT_QUEUE},
+}
 CELERY_BEAT_SCHEDULE["check-drift"] = {
     "task": "deployments.tasks.check_drift",
     "schedule": float(DRIFT_CHECK_SECONDS),

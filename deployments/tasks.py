@@ -17,6 +17,8 @@ def run_build(build_id: int, **_ignored) -> None:
     builds.execute(build_id=build_id)
 
 
+# Routed to settings.ROLLOUT_QUEUE, whose worker runs threads: there Celery enforces no time limit, and the
+# runner's own deadline (SLIPWAY_ROLLOUT_TIMEOUT, checked between steps) and request timeouts bound it.
 @shared_task(acks_late=True, soft_time_limit=settings.ROLLOUT_TIMEOUT + 60, time_limit=settings.ROLLOUT_TIMEOUT + 120)
 def run_rollout(rollout_id: int, **_ignored) -> None:
     from deployments.runners import rollouts

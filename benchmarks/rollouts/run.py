@@ -1,6 +1,6 @@
 """Rollouts to Kubernetes against the emulated API: latency at both ends, and API requests per rollout.
 
-    .venv/bin/python benchmarks/rollouts/run.py
+    REDIS_URL=redis://127.0.0.1:6379/<a db of your own> .venv/bin/python benchmarks/rollouts/run.py
 
 For 1 and for 20 rollouts at once (each of another model, into one namespace), it measures:
   * request -> first apply: from the API request that asks for the rollout (POST /api/v1/rollouts/)
@@ -11,12 +11,15 @@ For 1 and for 20 rollouts at once (each of another model, into one namespace), i
   * the API requests one rollout makes (everything but the emulated controllers' and this script's own),
 once as the platform runs (following the rollout with watches), once with watches refused (it polls).
 
-Rollout tasks run eagerly, each in its own thread: the figures assume a worker slot per concurrent
-rollout and leave out time spent waiting in the Celery queue. Loopback only; it stops by itself.
+Rollouts run as the platform runs them: queued on Redis, taken by a rollouts worker of its own (the
+`rollouts` role: `celery worker -Q rollouts --pool threads --concurrency 20`), so the figures include
+the time in the queue. Loopback only; it stops by itself.
 """
 
 import multiprocessing
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -31,8 +34,13 @@ from _setup import ROOT, django_ready, percentile
 sys.path.insert(0, str(ROOT))
 OBSERVER_AGENT = "slipway-benchmark/1"
 INTERNAL = ("kube-controller-manager/", OBSERVER_AGENT)
-ROUNDS = {1: 10, 20: 2}  # concurrency: rounds (so 10 and 40 samples)
+# concurrency: rounds (so 10 and 40 samples); BENCH_ROUNDS="20:1" for a quick look at one of them
+ROUNDS = {
+    int(at_once): int(rounds)
+    for at_once, rounds in (pair.split(":") for pair in os.environ.get("BENCH_ROUNDS", "1:10,20:2").split(","))
+}
 MODES = os.environ.get("BENCH_MODES", "watch,poll").split(",")
+WORKER_THREADS = 20  # the rollouts role's default (platform/entrypoint.sh)
 
 
 def serve_cluster(conn, workdir: str) -> None:
@@ -53,6 +61,9 @@ def serve_cluster(conn, workdir: str) -> None:
                     conn.send(None)
                 elif command == "requests":
                     conn.send([(r.method, r.path, r.content_type, r.user_agent, r.at) for r in emulator.requests])
+                elif command == "cpu":
+                    times = os.times()
+                    conn.send(times.user + times.system)
                 elif command == "errors":
                     conn.send(list(controller.errors))
                 else:
@@ -80,36 +91,79 @@ class Cluster:
 
 
 class Observer:
-    """Watches the namespace's Deployments and notes when each one is first complete, per rollout."""
+    """Watches the namespace's Deployments and notes when each one is first complete, per rollout: in a
+    process of its own, so that neither the platform's interpreter lock nor the cluster's delays it."""
 
     def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        from kubernetes import client, config
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=observe, args=(child, str(kubeconfig), namespace), daemon=True)
+        self.process.start()
+        self.conn.recv()  # watching
 
-        api_client = config.new_client_from_config(str(kubeconfig))
-        api_client.user_agent = OBSERVER_AGENT
-        self.apps, self.namespace = client.AppsV1Api(api_client), namespace
-        self.available_at: dict[str, float] = {}
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from kubernetes import watch
-
-        while not self._stopping.is_set():
-            stream = watch.Watch()
-            # Across namespaces: the namespace where watches are refused (to make the platform poll) too.
-            for event in stream.stream(
-                self.apps.list_deployment_for_all_namespaces, timeout_seconds=2, deserialize=False
-            ):
-                obj = event.get("raw_object") or event["object"]
-                if obj["metadata"]["namespace"] == self.namespace and _complete(obj):
-                    rollout = obj["spec"]["template"]["metadata"]["labels"].get("slipway.io/deployment-id", "")
-                    self.available_at.setdefault(rollout, time.time())
+    @property
+    def available_at(self) -> dict[str, float]:
+        self.conn.send("available")
+        return self.conn.recv()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._thread.join(timeout=5)
+        self.conn.send("stop")
+        self.process.join(timeout=10)
+
+
+def observe(conn, kubeconfig: str, namespace: str) -> None:
+    from kubernetes import client, config, watch
+
+    api_client = config.new_client_from_config(kubeconfig)
+    api_client.user_agent = OBSERVER_AGENT
+    apps = client.AppsV1Api(api_client)
+    available_at: dict[str, float] = {}
+    lock, stopping = threading.Lock(), threading.Event()
+
+    def follow() -> None:
+        while not stopping.is_set():
+            stream = watch.Watch()
+            # Across namespaces: the namespace where watches are refused (to make the platform poll) too.
+            for event in stream.stream(apps.list_deployment_for_all_namespaces, timeout_seconds=2, deserialize=False):
+                obj = event.get("raw_object") or event["object"]
+                if obj["metadata"]["namespace"] == namespace and _complete(obj):
+                    rollout = obj["spec"]["template"]["metadata"]["labels"].get("slipway.io/deployment-id", "")
+                    with lock:
+                        available_at.setdefault(rollout, time.time())
+
+    threading.Thread(target=follow, daemon=True).start()
+    conn.send("watching")
+    while conn.recv() == "available":
+        with lock:
+            conn.send(dict(available_at))
+
+
+class RolloutWorker:
+    """The platform's rollouts worker, on this benchmark's database and Redis."""
+
+    def __init__(self, log_path: Path) -> None:
+        from django.conf import settings
+
+        self.log_path = log_path
+        db = settings.DATABASES["default"]
+        env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+        self.log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO", "--pool", "threads",
+             "--concurrency", str(WORKER_THREADS), "--queues", settings.ROLLOUT_QUEUE,
+             "--hostname", f"bench-rollouts-{os.getpid()}@%h", "--without-mingle", "--without-gossip"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while b"ready." not in log_path.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the rollouts worker did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        os.killpg(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=60)
+        self.log.close()
 
 
 def _complete(deployment: dict) -> bool:
@@ -123,7 +177,7 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
     from django.db import connection
     from rest_framework.test import APIClient
 
-    from deployments.models import Rollout
+    from deployments.models import Rollout, RolloutState
     from deployments.services.environments import identity_for
     from tests.support.factories import VersionFactory, succeeded_build
 
@@ -145,10 +199,17 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(one, versions))
+    asked = [result["rollout"].pk for result in results]
+    deadline = time.monotonic() + 300
+    while Rollout.objects.filter(pk__in=asked, state__in=RolloutState.final()).count() < len(asked):
+        assert time.monotonic() < deadline, "the rollouts did not finish within 300 s"
+        time.sleep(0.1)
     time.sleep(0.3)  # the observer's last events
     records = cluster.ask("requests")
+    available_at = observer.available_at
     for result in results:
         rollout = result["rollout"]
+        rollout.refresh_from_db()
         assert rollout.state == "succeeded", f"rollout {rollout.pk}: {rollout.state}: {rollout.failure_reason}"
         path = f"/deployments/{identity_for(rollout.environment, rollout.model).name}"
         applies = [
@@ -157,7 +218,7 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
             if method == "PATCH" and request_path.endswith(path) and content_type.startswith("application/apply-patch")
         ]
         result["first_apply"] = min(at for at in applies if at >= result["requested"])
-        result["available"] = observer.available_at[str(rollout.pk)]
+        result["available"] = available_at[str(rollout.pk)]
         result["shown"] = rollout.finished_at.timestamp()
     return results
 
@@ -166,12 +227,14 @@ def platform_requests(cluster) -> int:
     return sum(1 for _, _, _, agent, _ in cluster.ask("requests") if not agent.startswith(INTERNAL))
 
 
-def measure(cluster, observer, environment, user, models, concurrency: int, first_round: int) -> dict:
-    before = platform_requests(cluster)
+def measure(cluster, observer, environment, user, models, concurrency: int, first_round: int, worker) -> dict:
+    before, cluster_cpu_before = platform_requests(cluster), cluster.ask("cpu")
+    cpu_before = process_cpu() + process_cpu(worker.process.pid)
     samples: list[dict] = []
     for n in range(ROUNDS[concurrency]):
         samples += run(cluster, observer, environment, user, models, concurrency, first_round + n)
-    after = platform_requests(cluster)
+    after, cluster_cpu_after = platform_requests(cluster), cluster.ask("cpu")
+    cpu_after = process_cpu() + process_cpu(worker.process.pid)
     to_apply = [s["first_apply"] - s["requested"] for s in samples]
     to_shown = [s["shown"] - s["available"] for s in samples]
     return {
@@ -181,15 +244,27 @@ def measure(cluster, observer, environment, user, models, concurrency: int, firs
         "shown_p50": percentile(to_shown, 50),
         "shown_p95": percentile(to_shown, 95),
         "requests": (after - before) / len(samples),
+        "platform_cpu": (cpu_after - cpu_before) / len(samples),
+        "cluster_cpu": (cluster_cpu_after - cluster_cpu_before) / len(samples),
     }
+
+
+def process_cpu(pid: int | None = None) -> float:
+    """CPU seconds of this process (the API requests), or of another (the rollouts worker)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
     django_ready()
+    import redis
+    from django.conf import settings
     from kubernetes import client, config
 
     from accounts.models import Role
-    from config.celery import app
     from deployments.models import Environment, TargetKind
     from tests.support.factories import (
         MembershipFactory,
@@ -200,7 +275,6 @@ def main() -> None:
         grant,
     )
 
-    app.conf.task_always_eager = True  # each request's thread runs its rollout: a worker slot each
     stamp = f"{int(time.time())}"
     team = TeamFactory(slug=f"bench-rollouts-{stamp}")
     user = UserFactory(username=f"bench-rollouts-{stamp}")
@@ -209,6 +283,8 @@ def main() -> None:
     models = [ModelFactory(team=team, name=f"model-{n:02d}", created_by=user) for n in range(max(ROUNDS))]
     rows = []
     round_number = 1
+    redis.Redis.from_url(settings.REDIS_URL).delete(settings.ROLLOUT_QUEUE)
+    worker = RolloutWorker(Path(mkdtemp(prefix="slipway-bench-")) / "rollouts-worker.log")
     for mode in MODES:  # each on an API server and controllers of its own, in a process of its own
         cluster = Cluster()
         try:
@@ -228,8 +304,14 @@ def main() -> None:
             grant(environment, team)
             observer = Observer(cluster.kubeconfig, namespace)
             try:
+                # Not counted: a new emulated server spends its first writes loading schemas (a real one
+                # has them), and the worker's first rollout imports the Kubernetes client.
+                (first,) = run(cluster, observer, environment, user, models, 1, round_number)
+                round_number += 1
+                cold = first["first_apply"] - first["requested"]
+                print(f"measured: {mode}, first rollout (not counted): {cold:.2f} s", file=sys.stderr, flush=True)
                 for concurrency in ROUNDS:
-                    row = measure(cluster, observer, environment, user, models, concurrency, round_number)
+                    row = measure(cluster, observer, environment, user, models, concurrency, round_number, worker)
                     round_number += ROUNDS[concurrency]
                     rows.append((mode, concurrency, row))
                     print(f"measured: {mode}, {concurrency} at once: {row}", file=sys.stderr, flush=True)
@@ -240,15 +322,18 @@ def main() -> None:
                 observer.stop()
         finally:
             cluster.close()
+    worker.stop()
     print("## Rollouts against the emulated Kubernetes API\n")
     print("| follows the rollout by | concurrent | rollouts | request -> first apply p50 / p95 "
-          "| available -> shown succeeded p50 / p95 | API requests per rollout |")  # fmt: skip
-    print("|---|---|---|---|---|---|")
+          "| available -> shown succeeded p50 / p95 | API requests per rollout "
+          "| CPU per rollout: platform / emulated cluster |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for mode, concurrency, row in rows:
         how = "watches" if mode == "watch" else "polling every 0.5 s (watches refused)"
         print(
             f"| {how} | {concurrency} | {row['samples']} | {row['apply_p50']:.2f} s / {row['apply_p95']:.2f} s "
-            f"| {row['shown_p50']:.2f} s / {row['shown_p95']:.2f} s | {row['requests']:.1f} |"
+            f"| {row['shown_p50']:.2f} s / {row['shown_p95']:.2f} s | {row['requests']:.1f} "
+            f"| {1000 * row['platform_cpu']:.0f} ms / {1000 * row['cluster_cpu']:.0f} ms |"
         )
     watched = [row for mode, _, row in rows if mode == "watch"]
     if watched:

@@ -91,6 +91,9 @@ trap stop INT TERM EXIT
 PROMETHEUS_MULTIPROC_DIR="$VAR/metrics" "$BIN/gunicorn" config.wsgi --config platform/gunicorn.conf.py \
   --bind "127.0.0.1:$PORT" --workers 2 --threads 8 & pids+=($!)
 "$BIN/celery" -A config worker --loglevel INFO --concurrency 2 --queues celery --hostname "worker@%h" & pids+=($!)
+# Rollouts mostly wait on a cluster or a Docker host: a thread each, on their own queue.
+"$BIN/celery" -A config worker --loglevel INFO --pool threads --concurrency 20 --queues rollouts \
+  --hostname "rollouts@%h" & pids+=($!)
 # Drift checks on their own queue and process: a hung cluster never holds up a build or a rollout.
 "$BIN/celery" -A config worker --loglevel INFO --concurrency 1 --queues drift --hostname "drift@%h" & pids+=($!)
 "$BIN/celery" -A config beat --loglevel INFO --schedule "$VAR/celerybeat-schedule" & pids+=($!)

@@ -199,9 +199,9 @@ def test_a_hung_cluster_api_holds_up_neither_rollouts_nor_the_other_environments
         environment=hung, model=model, version=version, build=healthy_release.build, image=healthy_release.image,
         state=RolloutState.SUCCEEDED, drift=Drift.IN_SYNC,
     )  # fmt: skip
-    # One process for builds and rollouts, as busy as it can be (one task at a time); another for drift,
+    # One process for rollouts, as busy as it can be (one task at a time); another for drift,
     # whose requests to the hung cluster time out only after HANG seconds.
-    rollout_worker = workers("celery")
+    rollout_worker = workers(settings.ROLLOUT_QUEUE)
     drift_worker = workers("drift", SLIPWAY_DRIFT_REQUEST_TIMEOUT=str(HANG))
 
     check_drift.delay()  # what beat sends; it reaches the drift worker and hangs on the edge cluster

@@ -5,6 +5,8 @@ SLIPWAY_TEST_KUBECONFIG set, the same tests talk to a real cluster (those needin
 """
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import Role
@@ -15,6 +17,8 @@ from deployments.runners import drift
 from deployments.runners import rollouts as rollout_runner
 from deployments.services import rollouts
 from deployments.services.environments import identity_for
+from deployments.targets import manifests
+from deployments.targets.kubeconfig import USER_AGENT
 from tests.support.factories import (
     MembershipFactory,
     ModelFactory,
@@ -25,8 +29,10 @@ from tests.support.factories import (
     succeeded_build,
 )
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401
+from tests.support.services import CeleryWorker, purge_queue, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
+AT_ONCE = 4
 
 
 @pytest.fixture
@@ -79,6 +85,41 @@ def test_a_rollout_succeeds_with_progress_events_and_manifests(teammate, model, 
     assert deployment.spec.template.spec.containers[0].image == rollout.image  # by digest, never a tag
     assert "@sha256:" in rollout.image
     assert rollout.endpoint
+
+
+def test_a_rollout_renders_once_and_asks_the_cluster_only_what_it_must_before_applying(
+    teammate,
+    model,
+    cluster_env,
+    kube_cluster,  # noqa: F811
+    monkeypatch,
+):
+    emulator, _ = kube_cluster.require_emulator()
+    validated: list[str] = []
+    validate = manifests.kubernetes_validate.validate
+
+    def counted(obj, *args, **kwargs):
+        validated.append(obj["kind"])
+        return validate(obj, *args, **kwargs)
+
+    monkeypatch.setattr(manifests.kubernetes_validate, "validate", counted)
+    first = deploy(teammate, version_with_image(model, 1), cluster_env)
+    assert first.state == RolloutState.SUCCEEDED, log_text(first)
+    assert sorted(validated) == ["Deployment", "Service"], "rendered and validated once, not again to deploy"
+
+    emulator.requests.clear()
+    second = deploy(teammate, version_with_image(model, 2), cluster_env)
+    assert second.state == RolloutState.SUCCEEDED, log_text(second)
+    ours = [r for r in emulator.requests if r.user_agent.startswith(USER_AGENT)]
+    name = name_of(second)
+    first_apply = next(n for n, r in enumerate(ours) if r.method == "PATCH" and r.path.endswith(f"/deployments/{name}"))
+    # The server's version is known from the first rollout; events are read once to tell new ones from old.
+    assert [(r.method, r.path.rsplit("/", 2)[-2]) for r in ours[:first_apply]] == [
+        ("GET", cluster_env.namespace),
+        ("PATCH", "services"),
+        ("DELETE", "horizontalpodautoscalers"),
+    ]
+    assert ours[0].path.endswith("/events")
 
 
 def serving(kube_cluster, rollout) -> bool:  # noqa: F811
@@ -270,3 +311,41 @@ def test_test_connection_reports_version_namespace_and_permissions(owner, site_a
     assert report["server_version"]
     assert all(report["permissions"].values())
     assert api.as_user(owner).post(f"/api/v1/environments/{cluster_env.pk}/test-connection/").status_code == 403
+
+
+def test_rollouts_asked_for_together_run_together_in_the_rollout_worker(
+    teammate,
+    model,
+    cluster_env,
+    kube_cluster,  # noqa: F811
+    tmp_path,
+):
+    # Each rollout waits on the cluster for seconds; in the two build processes, twenty took turns.
+    _, controller = kube_cluster.require_emulator()
+    controller.ready_delay = 3
+    purge_queue(settings.REDIS_URL)
+    worker = CeleryWorker(
+        connection.settings_dict["NAME"],
+        tmp_path / "rollouts.log",
+        queues=settings.ROLLOUT_QUEUE,
+        pool="threads",
+        concurrency=AT_ONCE,
+    )
+    try:
+        models = [model] + [
+            ModelFactory(team=model.team, name=f"iris-{n}", created_by=teammate) for n in range(1, AT_ONCE)
+        ]
+        asked = [
+            rollouts.rollout_start(
+                actor=Actor(user=teammate), version=version_with_image(m, 1), environment=cluster_env
+            )
+            for m in models
+        ]
+        finished = Rollout.objects.filter(pk__in=[r.pk for r in asked], state__in=RolloutState.final())
+        wait_until(lambda: finished.count() == AT_ONCE, timeout=120, message="the rollouts to finish")
+        done = list(finished)
+    finally:
+        worker.stop()
+    assert all(r.state == RolloutState.SUCCEEDED for r in done), [(r.pk, r.failure_reason) for r in done]
+    assert max(r.started_at for r in done) < min(r.finished_at for r in done), "one waited for another to finish"
+    assert b"run_rollout[" in worker.log_path.read_bytes()

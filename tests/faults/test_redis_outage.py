@@ -107,7 +107,7 @@ def test_a_rollout_queued_during_an_outage_blocks_nothing_it_can_be_cancelled_an
     broker.start()
     age(Rollout, second.json()["id"], settings.BUILD_REQUEUE_AFTER + 1)
     assert rollout_runner.reap() == {"reaped": 0, "requeued": 1}
-    assert broker.queued() == 1
+    assert broker.queued(settings.ROLLOUT_QUEUE) == 1
 
 
 def test_queued_work_that_no_worker_starts_ends_with_the_reason(model, registry, broker, settings):

@@ -42,8 +42,8 @@ def test_docker_compose_config_accepts_the_file_and_builds_every_role_from_the_g
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
 
-    assert set(services) == {"web", "worker", "drift", "beat", "postgres", "redis"}
-    for role in ("web", "worker", "drift", "beat"):
+    assert set(services) == {"web", "worker", "rollouts", "drift", "beat", "postgres", "redis"}
+    for role in ("web", "worker", "rollouts", "drift", "beat"):
         service = services[role]
         assert service["build"]["dockerfile"] == "platform/Dockerfile"
         assert service["build"]["args"] == {"BASE_IMAGE": "registry.local/py:3.11"}
@@ -53,6 +53,7 @@ def test_docker_compose_config_accepts_the_file_and_builds_every_role_from_the_g
         assert service["environment"]["DATABASE_URL"].endswith("@postgres:5432/slipway")
     assert "/readyz" in " ".join(services["web"]["healthcheck"]["test"])
     assert "/var/run/docker.sock:/var/run/docker.sock:rw" in services["worker"]["volumes"]
+    assert "/var/run/docker.sock:/var/run/docker.sock:rw" in services["rollouts"]["volumes"]  # it deploys to them
     assert "/var/run/docker.sock:/var/run/docker.sock:rw" in services["drift"]["volumes"]  # it inspects Docker hosts
 
 
@@ -114,6 +115,7 @@ def test_every_rendered_object_is_valid_for_the_kubernetes_version_the_readme_na
         "Deployment",
         "Deployment",
         "Deployment",
+        "Deployment",
         "Job",
         "Namespace",
         "PersistentVolumeClaim",
@@ -160,6 +162,7 @@ def test_references_between_the_rendered_objects_hold(rendered):
     assert {args for w in workloads for args in w["spec"]["template"]["spec"]["containers"][0]["args"]} == {
         "web",
         "worker",
+        "rollouts",
         "drift",
         "beat",
         "migrate",

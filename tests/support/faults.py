@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 import requests
+from django.conf import settings
 
 from tests.support.services import ROOT, free_port, wait_until
 
@@ -232,6 +233,8 @@ class Platform:
                 "INFO",
                 "--concurrency",
                 "2",
+                "--queues",  # builds and rollouts in one process here; the platform gives rollouts their own
+                f"celery,{settings.ROLLOUT_QUEUE}",
                 "--hostname",
                 f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
                 "--without-mingle",

@@ -117,9 +117,11 @@ class CeleryWorker:
         *,
         concurrency: int = 2,
         queues: str | None = None,
+        pool: str = "prefork",
         extra_env: dict | None = None,
     ):
-        """`queues`: both by default, so tests see drift checks run; the platform gives drift its own process."""
+        """`queues`: all by default, so tests see rollouts and drift checks run; the platform gives each its
+        own process (`pool`: "threads" as its rollouts worker runs)."""
 
         self.log_path = log_path
         db = settings.DATABASES["default"]
@@ -147,10 +149,12 @@ class CeleryWorker:
                 "worker",
                 "--loglevel",
                 "INFO",
+                "--pool",
+                pool,
                 "--concurrency",
                 str(concurrency),
                 "--queues",
-                queues or f"celery,{settings.DRIFT_QUEUE}",
+                queues or f"celery,{settings.ROLLOUT_QUEUE},{settings.DRIFT_QUEUE}",
                 "--hostname",
                 f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
                 "--without-mingle",
