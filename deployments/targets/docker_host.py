@@ -61,7 +61,7 @@ from .containers import (
     running_count,
     stop_if,
 )
-from .docker_ssh import DockerSSH, SshEngineAdapter, ssh_refusal
+from .docker_ssh import DockerSSH, SshEngineAdapter, engine_unusable, ssh_refusal
 from .docker_tls import DockerTLS, engine_host, tls_refusal, validate_tls
 
 __all__ = ["DockerHostTarget", "container_name"]
@@ -89,7 +89,14 @@ class _EngineApi(docker.APIClient):
         super().__init__(**{**options, "use_ssh_client": True, "version": MINIMUM_DOCKER_API_VERSION})
         self._custom_adapter = SshEngineAdapter(options["base_url"], ssh, timeout=options["timeout"])
         self.mount("http+docker://ssh", self._custom_adapter)
-        self._version = self._retrieve_server_version()
+        try:
+            self._version = self._retrieve_server_version()
+        except DockerException:
+            # Signed in, but no answer: often the user there has no docker CLI, or no access to the engine.
+            reason = engine_unusable(self._custom_adapter.ssh_client, options["base_url"])
+            if reason is not None:
+                raise TargetError(reason) from None
+            raise
 
     def _retrieve_server_version(self) -> str:
         self.trust_env = False

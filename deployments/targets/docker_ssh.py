@@ -32,6 +32,8 @@ __all__ = [
 
 DEFAULT_PORT = 22
 POOL_KEY = "http+docker://ssh"
+_KEY_TYPE_PREFIXES = ("ssh-", "ecdsa-", "sk-")
+COMMAND_NOT_FOUND = 127
 _KEY_CLASSES: tuple[type[paramiko.PKey], ...] = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
 
 
@@ -67,8 +69,11 @@ def load_private_key(text: str) -> paramiko.PKey:
 
 
 def parse_host_key(text: str) -> str:
-    """The host key as "type base64" (a comment dropped); TargetError naming docker_ssh_host_key."""
+    """The host key as "type base64", from a .pub file's line or a known_hosts line (the host names before it
+    and a comment after it are dropped); TargetError naming docker_ssh_host_key."""
     words = text.split()
+    if len(words) >= 3 and not words[0].startswith(_KEY_TYPE_PREFIXES) and words[1].startswith(_KEY_TYPE_PREFIXES):
+        words = words[1:]  # known_hosts: "host1,[host2]:2222 ssh-ed25519 AAAA..."
     if len(words) < 2:
         raise TargetError("docker_ssh_host_key: give the host's public key as one line, e.g. 'ssh-ed25519 AAAA…'")
     line = f"{words[0]} {words[1]}"
@@ -147,6 +152,33 @@ class SshEngineAdapter(SSHHTTPAdapter):
             "banner_timeout": timeout,
             "auth_timeout": timeout,
         }
+
+
+def engine_unusable(client: paramiko.SSHClient | None, base_url: str, timeout: float = 10) -> str | None:
+    """Why the host's engine cannot be reached through the SSH connection, asked once by running the docker
+    CLI there (what the SDK's `docker system dial-stdio` needs), or None when it runs or cannot be asked."""
+    transport = client.get_transport() if client is not None else None
+    if transport is None or not transport.is_active():
+        return None
+    try:
+        channel = transport.open_session(timeout=timeout)
+        channel.settimeout(timeout)
+        channel.exec_command("docker version --format '{{.Server.Version}}'")
+        if not channel.status_event.wait(timeout):
+            return None
+        status = channel.recv_exit_status()
+        said = channel.makefile_stderr("rb").read().decode(errors="replace").strip().splitlines()
+        channel.close()
+    except (paramiko.SSHException, OSError):
+        return None
+    if status == 0:
+        return None
+    user = urlsplit(base_url).username or "?"
+    where = f"The Docker host at {base_url}"
+    if status == COMMAND_NOT_FOUND:
+        return f"{where} has no docker command for {user}; install the Docker CLI there (Slipway runs it over SSH)"
+    detail = said[-1] if said else f"exit code {status}"
+    return f"{where} cannot run docker for {user} (does its engine run, and may {user} use it?): {detail}"
 
 
 def ssh_refusal(base_url: str, error: BaseException) -> str | None:

@@ -16,7 +16,7 @@ import shutil
 import socket
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +84,19 @@ def ensure_sshd_image(engine: docker.DockerClient, base_image: str) -> str:
 class SshDockerHost:
     """`ssh://root@127.0.0.1:<port>`: sshd in a container, authorizing `client` only."""
 
-    def __init__(self, engine: docker.DockerClient, image: str, workdir: Path, name: str) -> None:
+    def __init__(
+        self,
+        engine: docker.DockerClient,
+        image: str,
+        workdir: Path,
+        name: str,
+        *,
+        cli: bool = True,
+        socket: bool = True,
+    ) -> None:
+        """`cli` and `socket`: mount the docker CLI and the engine's socket (without them, a broken host)."""
         self.engine, self.image, self.name = engine, image, name
+        self.cli, self.socket = cli, socket
         self.host_key, self.client = KeyPair.make(), KeyPair.make()
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -116,8 +127,8 @@ class SshDockerHost:
             ports={"22/tcp": ("127.0.0.1", None)},
             volumes={
                 str(self.workdir): {"bind": "/etc/slipway-sshd", "mode": "ro"},
-                docker_cli: {"bind": "/usr/local/bin/docker", "mode": "ro"},
-                ENGINE_SOCKET: {"bind": ENGINE_SOCKET, "mode": "rw"},
+                **({docker_cli: {"bind": "/usr/local/bin/docker", "mode": "ro"}} if self.cli else {}),
+                **({ENGINE_SOCKET: {"bind": ENGINE_SOCKET, "mode": "rw"}} if self.socket else {}),
             },
         )
         deadline = time.monotonic() + timeout
@@ -160,3 +171,18 @@ def ssh_docker_host(docker_engine, sshd_image, tmp_path) -> Iterator[SshDockerHo
     host = SshDockerHost(docker_engine, sshd_image, tmp_path / "sshd", f"slipway-test-sshd-{secrets.token_hex(4)}")
     yield host.start()
     host.stop()
+
+
+@pytest.fixture
+def broken_ssh_docker_host(docker_engine, sshd_image, tmp_path) -> Iterator[Callable[..., SshDockerHost]]:
+    """make(cli=False) or make(socket=False): a host that signs Slipway in but cannot give it an engine."""
+    made: list[SshDockerHost] = []
+
+    def make(**mounts: bool) -> SshDockerHost:
+        name = f"slipway-test-sshd-{secrets.token_hex(4)}"
+        made.append(SshDockerHost(docker_engine, sshd_image, tmp_path / name, name, **mounts))
+        return made[-1].start()
+
+    yield make
+    for host in made:
+        host.stop()

@@ -144,3 +144,29 @@ def test_a_passphrase_protected_key_is_refused_naming_the_field():
 
     with pytest.raises(TargetError, match=r"^docker_ssh_key: the key is protected by a passphrase"):
         validate_ssh(DockerSSH(key=protected))
+
+
+def test_a_host_key_is_taken_from_a_pub_file_line_or_a_known_hosts_line():
+    key = KeyPair.make().public
+    assert parse_host_key(key) == key
+    assert parse_host_key(f"{key} root@edge-7\n") == key
+    assert parse_host_key(f"edge-7.example.net,[10.1.2.3]:2222 {key}") == key
+
+
+@pytest.mark.parametrize(
+    ("mounts", "reason"),
+    [
+        ({"cli": False}, "has no docker command for root; install the Docker CLI there"),
+        ({"socket": False}, "cannot run docker for root (does its engine run, and may root use it?): Cannot connect"),
+    ],
+)
+def test_a_host_that_signs_slipway_in_but_gives_it_no_engine_says_why(broken_ssh_docker_host, mounts, reason):
+    host = broken_ssh_docker_host(**mounts)
+    ssh = DockerSSH(key=host.client.private, host_key=host.host_key.public)
+
+    with quick_target(host, ssh) as target:
+        result = target.check()
+
+    assert result["ok"] is False
+    assert result["message"].startswith(f"The Docker host at {host.url} {reason}"), result["message"]
+    assert "Accepted publickey for root" in host.log()
