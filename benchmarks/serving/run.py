@@ -328,12 +328,14 @@ def report(slipway: Side, mlserver: Side, seconds: float, rounds: int) -> str:
     loads = slipway.load_average + mlserver.load_average
     lines += ["", f"Load average (1 min) at each start: {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs."]
     lines += ["", "Slipway's start-up, from its log (each start; seconds since the process was started):", ""]
-    lines += ["| start | listening | model loaded | ready (logged) | ready (answered) | CPU until ready |"]
-    lines += ["|---|---|---|---|---|---|"]
-    starts = zip(slipway.phases, slipway.ready_s, slipway.ready_cpu_s, strict=True)
-    for number, (phases, ready, cpu) in enumerate(starts):
+    lines += [
+        "| start | load average | listening | model loaded | ready (logged) | ready (answered) | CPU until ready |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|"]
+    starts = zip(slipway.load_average, slipway.phases, slipway.ready_s, slipway.ready_cpu_s, strict=True)
+    for number, (load_average, phases, ready, cpu) in enumerate(starts):
         cells = [f"{phases[name]:.2f} s" if name in phases else "-" for name in ("listening", "model_loaded", "ready")]
-        lines.append(f"| {number + 1} | {' | '.join(cells)} | {ready:.2f} s | {cpu:.2f} s |")
+        lines.append(f"| {number + 1} | {load_average:.1f} | {' | '.join(cells)} | {ready:.2f} s | {cpu:.2f} s |")
     targets = [
         ("at least 3x MLServer's requests/s with 1 client", slipway.median(1, "rps") >= 3 * mlserver.median(1, "rps")),
         ("at least 2x with 8 clients", slipway.median(8, "rps") >= 2 * mlserver.median(8, "rps")),
