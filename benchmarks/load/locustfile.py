@@ -6,23 +6,79 @@ Four kinds of simulated users, by weight:
 - a CI script uploading a version (a fresh 1 MiB artifact);
 - an approver reading the inbox and a request, then approving it with the digest it saw.
 
-Requests are named by route (not by id), so the report has one line per endpoint. This file runs in
-Locust's own virtualenv and imports nothing of the platform.
+Requests are named by route (not by id), so the report has one line per endpoint. Every user first
+waits until all have started (the browsers signed in); then the load runs for $SLIPWAY_LOAD_SECONDS and
+Locust stops. This file runs in Locust's own virtualenv and imports nothing of the platform.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
 import re
+import time
+from pathlib import Path
 
-from locust import HttpUser, between, task
+import gevent
+import gevent.event
+from locust import HttpUser, between, events, task
 from locust.exception import StopUser
 
 FIXTURE = json.loads(open(os.environ["SLIPWAY_LOAD_FIXTURE"]).read())  # noqa: SIM115 - read once
+MEASURED_SECONDS = float(os.environ["SLIPWAY_LOAD_SECONDS"])
+RESULT = Path(os.environ["SLIPWAY_LOAD_RESULT"])  # what run.py reports, written as Locust quits
+SIGN_IN_LIMIT = 180  # seconds the users wait for each other to sign in, at most
 SIGN_IN = "sign-in:"  # run.py reports these requests apart from the endpoints under load
+RACED = re.compile(r"can no longer be decided|already decided on this request")
+APPROVER_SEATS = itertools.count()
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
+STARTED = time.monotonic()
+ALL_SIGNED_IN = gevent.event.Event()
+arrived = itertools.count(1)
+PHASE: dict = {"late": False}
+
+
+def wait_for_everyone(environment) -> None:
+    """Each simulated user, after its own start (a sign-in, for browsers), waits for all the others: the
+    sign-ins (a deliberately slow password hash each, all at once) compete with no page, and the
+    measured MEASURED_SECONDS begin when the last user is ready."""
+    if next(arrived) >= environment.runner.target_user_count:
+        release(environment)
+    if not ALL_SIGNED_IN.wait(timeout=SIGN_IN_LIMIT):
+        PHASE["late"] = True  # someone never got here: go on rather than wait forever, and say so
+        release(environment)
+
+
+def release(environment) -> None:
+    if ALL_SIGNED_IN.is_set():
+        return
+    ALL_SIGNED_IN.set()
+    PHASE["ready_after"] = time.monotonic() - STARTED
+    gevent.spawn_later(MEASURED_SECONDS, environment.runner.quit)
+
+
+@events.quitting.add_listener
+def write_result(environment, **kwargs) -> None:
+    # From the final figures (Locust's CSV files are rewritten every second and may miss the last one).
+    stats = environment.stats
+    endpoints = [
+        {
+            "method": entry.method,
+            "name": entry.name,
+            "requests": entry.num_requests,
+            "failures": entry.num_failures,
+            **{f"p{q}": entry.get_response_time_percentile(q / 100) for q in (50, 95, 99)},
+        }
+        for entry in sorted(stats.entries.values(), key=lambda entry: (entry.name, entry.method or ""))
+    ]
+    failures = [
+        {"method": error.method, "name": error.name, "error": str(error.error), "count": error.occurrences}
+        for error in stats.errors.values()
+    ]
+    exceptions = [{"count": e["count"], "error": e["msg"]} for e in environment.runner.exceptions.values()]
+    RESULT.write_text(json.dumps({**PHASE, "endpoints": endpoints, "failures": failures, "exceptions": exceptions}))
 
 
 class Browsing(HttpUser):
@@ -47,9 +103,12 @@ class Browsing(HttpUser):
             allow_redirects=False,
             catch_response=True,
         ) as answer:
-            if answer.status_code != 302 or "sessionid" not in self.client.cookies:
+            signed_in = answer.status_code == 302 and "sessionid" in self.client.cookies
+            if not signed_in:
                 answer.failure(f"not signed in: {answer.status_code}")
-                raise StopUser  # its pages would all be the sign-in page, measured under their names
+        wait_for_everyone(self.environment)
+        if not signed_in:
+            raise StopUser  # its pages would all be the sign-in page, measured under their names
 
     def page(self, path: str, name: str) -> None:
         # A redirect (to the sign-in page, say) is a failure here, not a page measured under another name.
@@ -83,8 +142,10 @@ class FollowingLogs(HttpUser):
 
     def on_start(self) -> None:
         self.client.headers["Authorization"] = f"Bearer {random.choice(FIXTURE['developers'])['token']}"  # noqa: S311
+        wait_for_everyone(self.environment)
         self.build = random.choice(FIXTURE["builds"])  # noqa: S311
         self.after = 0
+        wait_for_everyone(self.environment)
 
     @task
     def next_page(self) -> None:
@@ -101,6 +162,7 @@ class Uploading(HttpUser):
 
     def on_start(self) -> None:
         self.client.headers["Authorization"] = f"Bearer {random.choice(FIXTURE['developers'])['token']}"  # noqa: S311
+        wait_for_everyone(self.environment)
 
     @task
     def upload(self) -> None:
@@ -118,9 +180,11 @@ class Approving(HttpUser):
     wait_time = between(1, 3)
 
     def on_start(self) -> None:
-        approvers = FIXTURE["approvers"][:-1]  # the last one approved while seeding
-        self.person = approvers[self.environment.runner.user_count % len(approvers)]
+        # One person per simulated approver while there are enough (the last one approved while seeding).
+        approvers = FIXTURE["approvers"][:-1]
+        self.person = approvers[next(APPROVER_SEATS) % len(approvers)]
         self.client.headers["Authorization"] = f"Bearer {self.person['token']}"
+        wait_for_everyone(self.environment)
 
     @task
     def approve_one(self) -> None:
@@ -133,14 +197,20 @@ class Approving(HttpUser):
         if not mine:
             return
         promotion = random.choice(mine)  # noqa: S311
-        seen = self.client.get(f"/api/v1/promotions/{promotion['id']}/", name="/api/v1/promotions/[id]/").json()
+        seen = self.client.get(f"/api/v1/promotions/{promotion['id']}/", name="/api/v1/promotions/[id]/")
+        if not seen.ok:
+            return
         with self.client.post(
             f"/api/v1/promotions/{promotion['id']}/approve/",
-            json={"comment": "looks good", "digest": seen["image"].rpartition("@")[2]},
+            json={"comment": "looks good", "digest": seen.json()["image"].rpartition("@")[2]},
             name="/api/v1/promotions/[id]/approve/",
             catch_response=True,
         ) as answer:
-            # Another approver may have completed the request a moment earlier: a clear refusal (4xx
-            # with a reason) is the right answer then, not an error of the platform.
-            if answer.status_code in (400, 409) and "detail" in answer.text:
+            # Other approvers decide at the same time: the request may have got its last approval a
+            # moment earlier, or (more simulated approvers than people) this person decided it in another
+            # session. A 400 saying so is the right answer then; any other refusal is a failure.
+            reasons = answer.json().get("non_field_errors", []) if answer.status_code == 400 else []
+            if any(RACED.search(reason) for reason in reasons):
                 answer.success()
+            elif answer.status_code != 200:
+                answer.failure(f"{answer.status_code} {answer.text[:200]}")

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import ipaddress
 import json
 import os
+import resource
 import secrets
 import shutil
 import signal
@@ -94,6 +94,17 @@ def shape_env(shape: str, work: Path) -> dict[str, str]:
     }
 
 
+def group_cpu(group: int) -> float:
+    """CPU seconds (user and system) of the live processes of a process group, their reaped children included."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == group:  # after the name: state, ppid, pgrp, ...
+                total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def python_step(env: dict[str, str], *args: str) -> str:
     answer = subprocess.run(
         [sys.executable, *args], env=env, cwd=ROOT, check=False, capture_output=True, text=True, timeout=STEP_TIMEOUT
@@ -109,7 +120,8 @@ def statement_counts(env: dict[str, str], fixture: Path) -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def platform_running(env: dict[str, str], work: Path) -> Iterator[str]:
+def platform_running(env: dict[str, str], work: Path) -> Iterator[tuple[str, dict[str, int]]]:
+    """The web server and the worker, each a process group of its own; yields the address and the groups."""
     port = free_port()
     bin_dir = Path(sys.executable).parent
     web = ["config.wsgi", "--config", "platform/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
@@ -133,7 +145,7 @@ def platform_running(env: dict[str, str], work: Path) -> Iterator[str]:
             if time.monotonic() > deadline or processes[0].poll() is not None:
                 raise SystemExit(f"the web server did not start; see {work / 'web.log'}")
             time.sleep(0.3)
-        yield base
+        yield base, {name: process.pid for name, process in zip(commands, processes, strict=True)}
     finally:
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
@@ -147,21 +159,38 @@ def platform_running(env: dict[str, str], work: Path) -> Iterator[str]:
         redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
-def run_locust(locust: Path, base: str, fixture: Path, work: Path, args) -> None:
+def run_locust(locust: Path, base: str, fixture: Path, work: Path, args) -> dict:
+    """Runs the users; returns the locustfile's figures, with the seconds the users took to start (the
+    sign-ins) before the measured time."""
     host = urlsplit(base).hostname or ""
     if not ipaddress.ip_address(host).is_loopback:
         raise SystemExit(f"refusing to send load to {host}: loopback only")
-    load = ["--users", str(args.users), "--spawn-rate", str(args.users), "--run-time", f"{args.seconds}s"]
-    output = ["--csv", str(work / "locust"), "--only-summary", "--loglevel", "WARNING", "--stop-timeout", "10"]
+    # The locustfile stops Locust MEASURED seconds after the last user signed in; --run-time is the
+    # outer bound (sign-ins wait for each other 180 s at most).
+    load = ["--users", str(args.users), "--spawn-rate", str(args.users), "--run-time", f"{args.seconds + 240}s"]
+    output = ["--only-summary", "--loglevel", "WARNING", "--stop-timeout", "10"]
+    result = work / "result.json"
+    environment = {
+        **os.environ,
+        "SLIPWAY_LOAD_FIXTURE": str(fixture),
+        "SLIPWAY_LOAD_SECONDS": str(args.seconds),
+        "SLIPWAY_LOAD_RESULT": str(result),
+    }
     with (work / "locust.log").open("wb") as log:
         subprocess.run(
             [str(locust), "-f", str(HERE / "locustfile.py"), "--headless", "--host", base, *load, *output],
-            env={**os.environ, "SLIPWAY_LOAD_FIXTURE": str(fixture)},
+            env=environment,
             check=False,
             stdout=log,
             stderr=log,
-            timeout=args.seconds + 120,  # run time, the users' last requests, and Locust's own start and stop
+            timeout=args.seconds + 360,
         )
+    if not result.exists():
+        raise SystemExit(f"Locust wrote no figures; see {work / 'locust.log'}")
+    figures = json.loads(result.read_text())
+    if figures["late"]:
+        raise SystemExit(f"not every simulated user started within the limit; see {work / 'locust.log'}")
+    return figures
 
 
 def run_shape(shape: str, args, locust: Path) -> list[str]:
@@ -173,20 +202,31 @@ def run_shape(shape: str, args, locust: Path) -> list[str]:
     python_step(env, str(HERE / "seed.py"), str(fixture))
     before = statement_counts(env, fixture)
     started, load_before = datetime.now(UTC), os.getloadavg()
-    with platform_running(env, work) as base:
-        run_locust(locust, base, fixture, work, args)
+    with platform_running(env, work) as (base, groups):
+        cpu = {name: group_cpu(group) for name, group in groups.items()}
+        own = resource.getrusage(resource.RUSAGE_CHILDREN)
+        clock = time.monotonic()
+        figures = run_locust(locust, base, fixture, work, args)
+        elapsed = time.monotonic() - clock
+        cpu = {name: group_cpu(group) - cpu[name] for name, group in groups.items()}
+        spent = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu["locust"] = spent.ru_utime + spent.ru_stime - own.ru_utime - own.ru_stime
     load_after = os.getloadavg()
     python_step(env, str(HERE / "seed.py"), str(fixture), "--grow", str(GROW))
     after = statement_counts(env, fixture)
     machine = f"load average {load_before[0]:.1f} at the start, {load_after[0]:.1f} at the end (1-minute)"
     header = f"### {shape}: {args.users} users for {args.seconds} s, {started:%Y-%m-%d %H:%M} UTC, {machine}"
-    return [header, "", *report(work, before, after)]
+    started_line = (
+        f"All {args.users} users had started (the browsers signed in) {figures['ready_after']:.1f} s after Locust "
+        f"began; then {args.seconds} s of load were measured."
+    )
+    return [header, "", started_line, "", *report(figures, before, after, cpu, elapsed)]
 
 
-def report(work: Path, before: dict[str, int], after: dict[str, int]) -> list[str]:
-    rows = list(csv.DictReader((work / "locust_stats.csv").open()))
-    if not rows:
-        raise SystemExit(f"Locust wrote no figures; see {work / 'locust.log'}")
+def report(
+    figures: dict, before: dict[str, int], after: dict[str, int], cpu: dict[str, float], elapsed: float
+) -> list[str]:
+    rows = figures["endpoints"]
     table = [
         "| endpoint | requests | failures | p50 | p95 | p99 | statements 1x / 3x |",
         "|---|---|---|---|---|---|---|",
@@ -195,29 +235,39 @@ def report(work: Path, before: dict[str, int], after: dict[str, int]) -> list[st
     sign_ins.append("|---|---|---|---|---|---|---|")
     worst_p99, worst, failures, requests_total = 0.0, "", 0, 0
     for row in rows:
-        if row["Name"] == "Aggregated":
-            continue
-        name = f"{row['Type']} {row['Name']}"
-        p50, p95, p99 = (float(row[k] or 0) for k in ("50%", "95%", "99%"))
+        name = f"{row['method']} {row['name']}"
         counts = f"{before.get(name, '—')} / {after.get(name, '—')}"
-        figures = f"{p50:.0f} ms | {p95:.0f} ms | {p99:.0f} ms"
-        line = f"| {name} | {row['Request Count']} | {row['Failure Count']} | {figures} | {counts} |"
-        failures += int(row["Failure Count"])
-        if row["Name"].startswith(SIGN_IN):
+        line = f"| {name} | {row['requests']} | {row['failures']} | {row['p50']:.0f} ms | {row['p95']:.0f} ms | "
+        line += f"{row['p99']:.0f} ms | {counts} |"
+        failures += row["failures"]
+        if row["name"].startswith(SIGN_IN):
             sign_ins.append(line)
             continue
         table.append(line)
-        requests_total += int(row["Request Count"])
-        if p99 > worst_p99:
-            worst_p99, worst = p99, name
+        requests_total += row["requests"]
+        if row["p99"] > worst_p99:
+            worst_p99, worst = row["p99"], name
     grown = [
         f"changed for {name} ({count} → {after.get(name)})"
         for name, count in before.items()
         if after.get(name) != count
     ]
     errors = ["| failures | endpoint | error |", "|---|---|---|"]
-    for row in csv.DictReader((work / "locust_failures.csv").open()):
-        errors.append(f"| {row['Occurrences']} | {row['Method']} {row['Name']} | {row['Error'][:160]} |")
+    for error in figures["failures"]:
+        errors.append(f"| {error['count']} | {error['method']} {error['name']} | {error['error'][:160]} |")
+    for error in figures["exceptions"]:
+        # An exception in a simulated user's own code (a body that was not what it expected): an error too.
+        failures += error["count"]
+        errors.append(f"| {error['count']} | (in the simulated user) | {error['error'][:160]} |")
+    served = sum(row["requests"] for row in rows)
+    cores = ", ".join(f"{name} {seconds / elapsed:.2f}" for name, seconds in cpu.items())
+    usage = [
+        f"CPU from Locust's start to its end ({elapsed:.0f} s, sign-ins included), in cores (CPU s per s; "
+        f"the machine has "
+        f"{os.cpu_count()}): {cores}. The web server's CPU per request: {cpu['web'] / max(served, 1) * 1000:.1f} ms "
+        f"({served} requests, the sign-ins' password hashes included).",
+        "",
+    ]
     met = failures == 0 and worst_p99 <= P99_TARGET_MS and not grown
     verdict = [
         f"- errors: {failures} (target 0): **{'met' if failures == 0 else 'NOT met'}**",
@@ -227,7 +277,7 @@ def report(work: Path, before: dict[str, int], after: dict[str, int]) -> list[st
         f"**{'met' if not grown else 'NOT met'}**",
         f"- all targets: **{'met' if met else 'NOT met'}** ({requests_total} requests under load)",
     ]
-    return [*table, "", *sign_ins, "", *(errors if len(errors) > 2 else ["No failures."]), "", *verdict, ""]
+    return [*table, "", *sign_ins, "", *(errors if len(errors) > 2 else ["No failures."]), "", *usage, *verdict, ""]
 
 
 def main() -> None:
