@@ -15,7 +15,9 @@ sign-ins apart (once per simulated person, at its start: their cost is the passw
 failure with its message, and the verdict against the targets: 0 errors, p99 at most 500 ms, no
 statement-count growth. Locust is installed on first use into var/bench/locust-venv, never into the
 project's virtualenv. Traffic stays on 127.0.0.1, every step has a time limit, and everything started
-stops when the script ends. The servers' logs stay in var/bench/load/<shape>/ for reading afterwards.
+stops when the script ends. Redis: the database SLIPWAY_BENCH_REDIS_URL (or REDIS_URL) names, else db 14;
+it is emptied at the end, so give it one of your own on a shared machine. The servers' logs stay in
+var/bench/load/<shape>/ for reading afterwards.
 """
 
 from __future__ import annotations
@@ -69,6 +71,11 @@ def ensure_locust() -> Path:
     return LOCUST_VENV / "bin" / "locust"
 
 
+def redis_url() -> str:
+    """The Redis database the platform under load uses, and which the script empties when it ends."""
+    return os.environ.get("SLIPWAY_BENCH_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/14"
+
+
 def shape_env(shape: str, work: Path) -> dict[str, str]:
     if shape == "production":
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
@@ -82,7 +89,7 @@ def shape_env(shape: str, work: Path) -> dict[str, str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DATABASE_URL": database,
-        "REDIS_URL": os.environ.get("SLIPWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "REDIS_URL": redis_url(),
         "SLIPWAY_SECRET_KEY": secrets.token_urlsafe(50),
         "SLIPWAY_VAR_DIR": str(work / "var"),
         "SLIPWAY_MEDIA_ROOT": str(work / "media"),
