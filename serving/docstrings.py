@@ -65,7 +65,8 @@ def keep_scipy_docstrings() -> None:
     """Installs the hook (once), unless SciPy's parser is already loaded: then there is nothing left to save."""
     if DOCSCRAPE in sys.modules or any(isinstance(finder, _AfterImport) for finder in sys.meta_path):
         return
-    sys.meta_path.insert(0, _AfterImport(DOCSCRAPE, _replace_parsers))
+    # A new list rather than the list changed in place: another thread may be walking the old one.
+    sys.meta_path = [_AfterImport(DOCSCRAPE, _replace_parsers), *sys.meta_path]
 
 
 def _replace_parsers(module: ModuleType) -> None:
@@ -87,7 +88,7 @@ class _AfterImport:
     def find_spec(self, name: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
         if name != self.name:
             return None
-        sys.meta_path.remove(self)
+        sys.meta_path = [finder for finder in sys.meta_path if finder is not self]
         for finder in sys.meta_path:  # whoever would have found it without this hook
             find_spec = getattr(finder, "find_spec", None)
             spec: ModuleSpec | None = find_spec(name, path, target) if find_spec else None
