@@ -2,6 +2,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.utils.dateparse import parse_datetime
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -14,7 +15,12 @@ from config.api import created
 from deployments.api.lookups import model_named
 from deployments.api.rollouts import ReleaseSerializer, RollbackSerializer, RolloutSerializer
 from deployments.models import Environment, FreezeWindow
-from deployments.selectors.environments import effective_settings, environment_list, grants_shown
+from deployments.selectors.environments import (
+    effective_settings,
+    environment_list,
+    environments_of_team,
+    grants_shown,
+)
 from deployments.selectors.rollouts import attempts_beside, releases_at
 from deployments.services import environments, rollouts
 from registry.models import RegisteredModel
@@ -163,12 +169,22 @@ class FreezeWindowSerializer(serializers.ModelSerializer):
         return data
 
 
+class EnvironmentFilter(filters.FilterSet):
+    team = filters.CharFilter(
+        method="of_team", help_text="A team's slug: its own environments and the global ones granting it a role."
+    )
+
+    def of_team(self, queryset, name, value):
+        return environments_of_team(queryset, user=self.request.user, team=value)
+
+
 class EnvironmentViewSet(
     mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, viewsets.ReadOnlyModelViewSet
 ):
     """Environments in the promotion path. Credentials are write-only and stored encrypted."""
 
     serializer_class = EnvironmentSerializer
+    filterset_class = EnvironmentFilter
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     search_fields = ["name", "description"]
 

@@ -14,6 +14,13 @@ def environment_list(*, user) -> QuerySet[Environment]:
     return Environment.objects.select_related("team").filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
 
 
+def environments_of_team(environments: QuerySet[Environment], *, user, team: str) -> QuerySet[Environment]:
+    """Of `environments`, those a team's models deploy to: its own and the global ones granting it a role.
+    A team the user does not see has none, so a grant does not reveal that team."""
+    teams = visible_teams(user).filter(slug=team)
+    return environments.filter(Q(team__in=teams) | Q(team__isnull=True, grants__team__in=teams))
+
+
 def grants_shown(environment: Environment, *, user, visible_team_ids: set[int] | None = None) -> list[EnvironmentGrant]:
     """The roles a global environment grants, to the teams the user sees: another team's existence stays
     hidden. Reads prefetched `grants__team` when a list loaded them; `visible_team_ids` when the caller

@@ -4,7 +4,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
 from accounts.permissions import manages_any_team, visible_teams
-from deployments.selectors.environments import environment_list
+from deployments.selectors.environments import environment_list, environments_of_team
 from deployments.selectors.overview import MAX_MODELS, matrix, overview_models, recent_activity
 from deployments.selectors.vulnerabilities import database_status
 
@@ -13,9 +13,10 @@ from deployments.selectors.vulnerabilities import database_status
 def overview(request):
     team = request.GET.get("team", "")
     models = list(overview_models(request.user, team)[:MAX_MODELS])
-    environments = list(environment_list(user=request.user).order_by("position", "name"))
+    environments = environment_list(user=request.user).order_by("position", "name")
     if team:
-        environments = [e for e in environments if e.team is None or e.team.slug == team]
+        environments = environments_of_team(environments, user=request.user, team=team)
+    environments = list(environments)
     rows = matrix(models, environments, request.user)
     activity = recent_activity(request.user)
     context = {

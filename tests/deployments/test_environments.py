@@ -104,6 +104,36 @@ def test_another_teams_environment_is_not_found(api, stranger, team):
     assert client.get(f"/environments/{environment.pk}/").status_code == 404
 
 
+def test_the_list_filters_by_team_its_own_and_the_global_ones_granting_it(api, viewer, team, other_team):
+    viewer.memberships.create(team=other_team, role=Role.VIEWER)
+    EnvironmentFactory(team=team, name="vision-dev")
+    EnvironmentFactory(team=other_team, name="other-dev")
+    EnvironmentFactory(name="shared-prod", grants={team: Role.DEVELOPER})
+    EnvironmentFactory(name="other-prod", grants={other_team: Role.DEVELOPER})
+    EnvironmentFactory(name="ungranted")
+    client = api.as_user(viewer)
+
+    def names(query):
+        response = client.get(f"/api/v1/environments/{query}")
+        assert response.status_code == 200, response.json()
+        return sorted(environment["name"] for environment in response.json()["results"])
+
+    assert names("") == ["other-dev", "other-prod", "shared-prod", "ungranted", "vision-dev"]
+    assert names("?team=vision") == ["shared-prod", "vision-dev"]
+    assert names("?team=other") == ["other-dev", "other-prod"]
+
+
+def test_filtering_by_a_team_out_of_sight_lists_nothing_as_the_other_lists_do(api, stranger, team, other_team):
+    EnvironmentFactory(team=team, name="vision-dev")
+    EnvironmentFactory(name="shared-prod", grants={team: Role.DEVELOPER, other_team: Role.DEVELOPER})
+    client = api.as_user(stranger)
+
+    for query in ("?team=vision", "?team=no-such-team"):
+        assert client.get(f"/api/v1/environments/{query}").json()["results"] == []
+        assert client.get(f"/api/v1/models/{query}").json()["results"] == []
+    assert [e["name"] for e in client.get("/api/v1/environments/?team=other").json()["results"]] == ["shared-prod"]
+
+
 def test_environment_pages_render(client, owner, team):
     environment = EnvironmentFactory(team=team, name="dev")
     client.force_login(owner)

@@ -57,10 +57,14 @@ def test_the_overview_shows_each_model_in_each_environment(client, viewer, team,
 def test_the_overview_filters_by_team(client, viewer, team, other_team, model):
     ModelFactory(team=other_team, name="elsewhere")
     viewer.memberships.create(team=other_team, role="viewer")
+    EnvironmentFactory(name="shared-prod", grants={team: "developer"})
+    EnvironmentFactory(name="others-prod", grants={other_team: "developer"})
     client.force_login(viewer)
-    assert "elsewhere" in client.get("/").content.decode()
+    everything = client.get("/").content.decode()
+    assert "elsewhere" in everything and "others-prod" in everything
     filtered = client.get("/?team=vision").content.decode()
     assert "elsewhere" not in filtered and "iris" in filtered
+    assert "shared-prod" in filtered and "others-prod" not in filtered
 
 
 def test_the_overview_query_count_does_not_grow(client, viewer, team):
