@@ -358,11 +358,23 @@ def visible_teams(user) -> QuerySet[Team]:
 
 
 def restrict(queryset: QuerySet, user, action: Action = Action.VIEW) -> QuerySet:
-    """Only the rows of teams where the user (and the request's token) may take the action. Each model
-    names its path to the team in TEAM_LOOKUP."""
+    """Only the rows of teams where the user (and the request's token) may take the action, and, for a
+    token limited to some environments, only the rows of those. Each model names its path to the team
+    in TEAM_LOOKUP, and to its environment's name in ENVIRONMENT_LOOKUP when it has one."""
     if user.is_authenticated and user.is_superuser and token_of(user) is None:
         return queryset
     if not user.is_authenticated:
         return queryset.none()
     lookup = queryset.model.TEAM_LOOKUP
-    return queryset.filter(**{f"{lookup}__in": teams_where(user, action).values("pk")})
+    return within_token_environments(queryset.filter(**{f"{lookup}__in": teams_where(user, action).values("pk")}), user)
+
+
+def within_token_environments(queryset: QuerySet, user) -> QuerySet:
+    """A token limited to some environments reads nothing of the others: their rollouts, releases,
+    logs, drift, requests, nor the environments themselves (restrict() applies it to every model with
+    an ENVIRONMENT_LOOKUP; environments shared by every team are listed through this alone)."""
+    token = token_of(user)
+    lookup = getattr(queryset.model, "ENVIRONMENT_LOOKUP", None)
+    if token is None or not token.environment_names or lookup is None:
+        return queryset
+    return queryset.filter(**{f"{lookup}__in": token.environment_names})

@@ -49,8 +49,11 @@ def visible_events(*, user) -> QuerySet[AuditEvent]:
     if not user.is_authenticated:
         return events.none()
     # A request made with an API token limited to some teams sees only those teams' events (and the
-    # user's own that concern no team). accounts.authentication puts the token on the user.
+    # user's own that concern no team); limited to some environments, none of the others' events.
+    # accounts.authentication puts the token on the user (accounts.permissions reads it the same way).
     token = getattr(user, "request_token", None)
+    if token is not None and token.environment_names:
+        events = events.filter(Q(environment="") | Q(environment__in=token.environment_names))
     limited = token.team_ids if token is not None else None
     if limited:
         return events.filter(Q(team_id__in=limited) | Q(actor=user, team__isnull=True))

@@ -29,6 +29,7 @@ class Environment(models.Model):
     """
 
     TEAM_LOOKUP = "team"
+    ENVIRONMENT_LOOKUP = "name"
 
     name = models.CharField(max_length=63, validators=[dns_label_validator])
     team = models.ForeignKey(

@@ -23,6 +23,7 @@ class PromotionRequest(models.Model):
     """A request to run a version's image (by digest) in a protected environment."""
 
     TEAM_LOOKUP = "model__team"
+    ENVIRONMENT_LOOKUP = "environment__name"
 
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="promotion_requests")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="promotion_requests")

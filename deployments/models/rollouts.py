@@ -59,6 +59,7 @@ class Rollout(models.Model):
     """One attempt to run a version's image (by digest) in an environment: a deployment record."""
 
     TEAM_LOOKUP = "model__team"
+    ENVIRONMENT_LOOKUP = "environment__name"
     # Not stored: set when the row committed but its work could not be enqueued (the broker was down).
     queued_for_later = False
 

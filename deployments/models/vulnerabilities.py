@@ -117,6 +117,7 @@ class FindingAcceptance(models.Model):
     """An environment admin accepted an advisory for a model there, with a reason, until an expiry."""
 
     TEAM_LOOKUP = "model__team"
+    ENVIRONMENT_LOOKUP = "environment__name"
 
     environment = models.ForeignKey(Environment, on_delete=models.CASCADE, related_name="finding_acceptances")
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="finding_acceptances")

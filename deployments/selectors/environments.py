@@ -2,16 +2,17 @@
 
 from django.db.models import Q, QuerySet
 
-from accounts.permissions import visible_teams
+from accounts.permissions import visible_teams, within_token_environments
 from deployments.models import Environment, EnvironmentGrant, ModelEnvironmentSettings
 from registry.models import RegisteredModel
 
 
 def environment_list(*, user) -> QuerySet[Environment]:
     """Environments a user can deploy to or look at: the global ones and their teams' own."""
-    if user.is_authenticated and user.is_superuser:
-        return Environment.objects.select_related("team")
-    return Environment.objects.select_related("team").filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
+    environments = Environment.objects.select_related("team")
+    if not (user.is_authenticated and user.is_superuser):
+        environments = environments.filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
+    return within_token_environments(environments, user)
 
 
 def environments_of_team(environments: QuerySet[Environment], *, user, team: str) -> QuerySet[Environment]:

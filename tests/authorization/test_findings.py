@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts import throttle
 from accounts.models import Role
+from accounts.permissions import Actor, Refused
 from accounts.services import token_create
 from audit.models import AuditEvent
 from deployments.models import (
@@ -24,6 +25,7 @@ from deployments.models import (
     PromotionState,
     Rollout,
 )
+from deployments.services import promotions, rollouts
 from deployments.services.promotions import rebind_to_new_build
 from tests.authorization.conftest import released
 from tests.conftest import member
@@ -354,8 +356,12 @@ def test_a_token_limited_to_one_team_reads_nothing_of_another(api, two_team_owne
 def test_environment_limits_hold_on_rollback_and_on_deploying_a_promotion(api, owner, version, prod, approver):
     dev = EnvironmentFactory(name="dev", team=version.model.team, position=10)
     token = limited_token(owner, environments=["staging"], scopes=("read", "deploy"))
+    # Out of the token's sight, dev is not found; the services refuse it too, whoever reaches them.
     rollback = api.with_token(token).post(f"/api/v1/environments/{dev.pk}/rollback/", {"model": version.model.pk})
-    assert rollback.status_code == 403 and "limited to other environments" in rollback.json()["detail"]
+    assert rollback.status_code == 404
+    actor = Actor(user=owner, token=owner.api_tokens.get())
+    with pytest.raises(Refused, match="limited to other environments"):
+        rollouts.rollout_rollback(actor=actor, environment=dev, model=version.model)
     promotion = PromotionRequest.objects.create(
         environment=prod,
         model=version.model,
@@ -368,8 +374,53 @@ def test_environment_limits_hold_on_rollback_and_on_deploying_a_promotion(api, o
         expires_at=timezone.now() + timedelta(hours=1),
     )
     deploy = api.with_token(token).post(f"/api/v1/promotions/{promotion.pk}/deploy/", {}, format="json")
-    assert deploy.status_code == 403 and "limited to other environments" in deploy.json()["detail"]
+    assert deploy.status_code == 404
+    with pytest.raises(Refused, match="limited to other environments"):
+        promotions.promotion_deploy(actor=actor, promotion=promotion)
     assert not Rollout.objects.exists()
+    assert refusals("rollout.rollback").count() == refusals("rollout.start").count() == 1
+
+
+def test_a_token_limited_to_one_environment_reads_nothing_of_the_others(api, owner, version, team):
+    dev = EnvironmentFactory(name="dev", team=team, position=10)
+    prod = EnvironmentFactory(name="prod", team=team, position=30, protected=True)
+    mine, theirs = released(version, dev), released(version, prod)
+    for rollout in (mine, theirs):
+        rollout.log_lines.create(seq=1, text=f"rolled out to {rollout.environment.name}")
+        rollout.drift = "drifted"
+        rollout.save()
+    request = PromotionRequest.objects.create(
+        environment=prod,
+        model=version.model,
+        version=version,
+        build=version.builds.get(),
+        image=mine.image,
+        requested_by=owner,
+        reason="r",
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
+    AuditEvent.objects.create(action="rollout.succeeded", actor_username="platform", team=team, environment="prod")
+    AuditEvent.objects.create(action="rollout.succeeded", actor_username="platform", team=team, environment="dev")
+    client = api.with_token(limited_token(owner, environments=["dev"]))
+
+    assert [r["id"] for r in client.get("/api/v1/rollouts/").json()["results"]] == [mine.pk]
+    assert [e["name"] for e in client.get("/api/v1/environments/").json()["results"]] == ["dev"]
+    assert client.get("/api/v1/promotions/").json()["results"] == []
+    assert {e["environment"] for e in client.get("/api/v1/audit/").json()["results"]} == {"dev", ""}
+    for url in (
+        f"/api/v1/rollouts/{theirs.pk}/",
+        f"/api/v1/rollouts/{theirs.pk}/log/",
+        f"/api/v1/rollouts/{theirs.pk}/log/download/",
+        f"/api/v1/environments/{prod.pk}/",
+        f"/api/v1/environments/{prod.pk}/releases/",
+        f"/api/v1/promotions/{request.pk}/",
+        f"/api/v1/promotions/{request.pk}/changes/",
+    ):
+        assert client.get(url).status_code == 404, url
+    # Its own environment reads as before: the release, its drift and its log.
+    assert client.get(f"/api/v1/rollouts/{mine.pk}/").json()["drift"] == "drifted"
+    assert [r["id"] for r in client.get(f"/api/v1/environments/{dev.pk}/releases/").json()] == [mine.pk]
+    assert client.get(f"/api/v1/rollouts/{mine.pk}/log/").json()["lines"][0]["text"] == "rolled out to dev"
 
 
 def test_a_read_only_token_cannot_cancel_a_promotion(api, teammate, pending):
