@@ -197,6 +197,8 @@ class Decision:
     # Refused for now only (a freeze, say), though the role allows it: pages show the action disabled,
     # with the reason on hover, where they hide an action the role never allows.
     held: bool = False
+    # Allowed through an active freeze only with a break-glass justification: pages ask for one.
+    break_glass: bool = False
 
     def __bool__(self) -> bool:
         return self.allowed

@@ -92,11 +92,24 @@ def deploy_verdicts(actor: Actor, version: ModelVersion, environments) -> dict[i
     for environment in environments:
         action = Action.REQUEST_PROMOTION if environment.protected else Action.DEPLOY
         decision = decide(actor, action, version, environment=environment, role=role)
-        if decision and not environment.protected:
-            direct = direct_deploy_verdict(environment, freeze=frozen.get(environment.pk))
-            decision = decision if direct else direct
+        window = frozen.get(environment.pk)
+        if decision and window:
+            decision = _through_freeze(actor, version, environment, window, role=role)
         verdicts[environment.pk] = decision
     return verdicts
+
+
+def _through_freeze(actor: Actor, version: ModelVersion, environment: Environment, window, *, role) -> Decision:
+    """During a freeze, whoever may break the glass is offered it (a justification is then required,
+    and recorded); everyone else is told why not."""
+    if decide(actor, Action.BREAK_GLASS, version, environment=environment, role=role):
+        return Decision(True, frozen_message(environment, window), break_glass=True)
+    return Decision(
+        False,
+        f"{environment.name} is frozen until {window.ends_at:%Y-%m-%d %H:%M} ({window.reason}); only an admin "
+        f"of the environment's team may go through it, with a break-glass justification",
+        held=True,
+    )
 
 
 _NOT_LOOKED_UP = object()

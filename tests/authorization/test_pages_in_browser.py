@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import Role
+from audit.models import AuditEvent
 from deployments.models import FreezeWindow, PromotionRequest
 from tests.authorization.conftest import released
 from tests.conftest import member
@@ -117,3 +118,50 @@ def test_a_site_admin_grants_a_team_a_role_in_a_global_environment(
     assert "other" not in page.locator("#environment-grants").inner_text()  # a team she does not see
     alice.close()
     assert not admin.errors and not alice.errors
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_only_an_admin_of_the_team_is_offered_break_glass_on_a_frozen_promotion(
+    chromium, live_server, team, model, owner, teammate, width
+):
+    RegistryFactory()
+    succeeded_build(VersionFactory(model=model, number=1, created_by=teammate))
+    prod = EnvironmentFactory(name="prod", team=team, position=30, protected=True)
+    now = timezone.now()
+    freeze = FreezeWindow.objects.create(
+        environment=prod, starts_at=now - timedelta(hours=1), ends_at=now + timedelta(hours=3), reason="year-end close"
+    )
+
+    alice = Session(chromium, live_server.url, "teammate", PASSWORD)
+    alice.page.set_viewport_size({"width": width, "height": 900})
+    page = alice.go("/models/vision/iris/v1/")
+    button = page.locator("#deploy-panel button:has-text('Request promotion')")
+    assert button.is_disabled()
+    assert "only an admin of the environment's team" in button.get_attribute("title")
+    assert page.locator("textarea[name=break_glass_justification]").count() == 0
+    alice.shot(f"authz-developer-frozen-promotion-{width}")
+    alice.close()
+
+    admin = Session(chromium, live_server.url, "owner", PASSWORD)
+    admin.page.set_viewport_size({"width": width, "height": 900})
+    page = admin.go("/models/vision/iris/v1/")
+    page.click("summary:has-text('Request promotion (break-glass)')")
+    page.fill("textarea[name=reason]", "Fixes the EU card rejections")
+    page.fill("textarea[name=break_glass_justification]", "Incident 4411: every EU card is rejected")
+    admin.shot(f"authz-admin-break-glass-promotion-{width}")
+    page.click("button:has-text('through the freeze')")
+    promotion = PromotionRequest.objects.get()
+    page.wait_for_url(f"{live_server.url}/promotions/{promotion.pk}/")
+    assert promotion.break_glass_justification == "Incident 4411: every EU card is rejected"
+    event = AuditEvent.objects.get(action="promotion.request", outcome="succeeded")
+    assert event.flagged and "Incident 4411" in event.reason
+
+    # Once the freeze is over, nobody is asked for a justification.
+    promotion.delete()
+    freeze.delete()
+    page = admin.go("/models/vision/iris/v1/")
+    page.click("summary:has-text('Request promotion')")
+    assert page.locator("textarea[name=reason]").is_visible()
+    assert page.locator("textarea[name=break_glass_justification]").count() == 0
+    admin.close()
+    assert not alice.errors and not admin.errors
