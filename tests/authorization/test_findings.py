@@ -91,6 +91,12 @@ def test_even_a_developer_of_both_teams_cannot_put_one_teams_model_into_the_othe
     assert not Rollout.objects.exists()
 
 
+def test_a_member_of_another_team_sees_none_of_its_releases_in_a_shared_environment(api, version, stranger, team):
+    shared = EnvironmentFactory(name="shared", position=10, grants={team: Role.ADMIN})
+    released(version, shared)
+    assert api.as_user(stranger).get(f"/api/v1/environments/{shared.pk}/releases/").json() == []
+
+
 def test_nor_roll_back_or_set_model_settings_there(api, dual, version, other_dev, other_team):
     dual.memberships.filter(team=other_team).update(role=Role.ADMIN)
     client = api.as_user(dual)

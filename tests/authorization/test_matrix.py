@@ -476,3 +476,40 @@ def test_every_action_url_opened_with_get_goes_to_its_object(world):
             wrong.append(f"{name} {url}: {response.status_code} {location}")
     assert not wrong, "\n".join(wrong)
     assert len(ACTION_PAGES) >= 15
+
+
+# -- what each token scope opens, and what no role opens ------------------------------------------------------
+
+# (method, url, body, expected for a token of the admin with only "read" / only "deploy" / only "approve")
+SCOPES = ("read", "deploy", "approve")
+SCOPE_CASES = [
+    ("get", "/api/v1/builds/{build}/", None, "200 403 403"),
+    ("post", "/api/v1/rollouts/", {"version": "{version}", "environment": "{dev}"}, "403 201 403"),
+    ("post", "/api/v1/promotions/{promotion}/approve/", {"digest": DIGEST}, "403 403 200"),
+    ("post", "/api/v1/environments/", {"name": "qa", "team": "vision", "target": "docker"}, "403 403 403"),
+]
+
+
+@pytest.mark.parametrize("scope", SCOPES)
+def test_each_token_scope_opens_its_own_actions_only(world, scope):
+    ids, users, _ = world
+    _, secret = token_create(user=users["admin"], name=f"only-{scope}", scopes=[scope])
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    wrong = []
+    for method, url, body, expected in SCOPE_CASES:
+        answered = call(client, method, Case(url, expected, body), ids).status_code
+        if answered != int(expected.split()[SCOPES.index(scope)]):
+            wrong.append(f"{method.upper()} {url}: {answered}, expected {expected}")
+    assert not wrong, f"a token with only '{scope}':\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("principal", ["developer", "approver", "admin"])
+def test_no_role_deploys_directly_into_a_protected_environment(world, principal):
+    ids = world[0]
+    response = client_for(principal, world).post(
+        "/api/v1/rollouts/", {"version": ids["version"], "environment": ids["prod"]}, format="json"
+    )
+    assert response.status_code == 403
+    assert "request a promotion" in response.json()["detail"]
+    assert not Rollout.objects.filter(environment_id=ids["prod"]).exists()
