@@ -102,7 +102,9 @@ def parse_kubeconfig(kubeconfig: str) -> KubeCredentials:
     Every entry is checked, not only the current one: a stored kubeconfig must be safe whichever
     context someone selects later."""
     try:
-        document = yaml.safe_load(kubeconfig)
+        # libyaml's safe loader when there is one: the same documents, parsed ten times faster (each rollout
+        # parses its environment's kubeconfig, certificates and all).
+        document = yaml.load(kubeconfig, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
     except yaml.YAMLError as error:
         raise KubeconfigError("kubeconfig", f"The kubeconfig is not valid YAML: {error}") from error
     if not isinstance(document, dict) or not document.get("clusters"):
