@@ -108,7 +108,9 @@ def main() -> None:
             records = [r for r in cluster.ask("requests")[seen:] if not r[3].startswith(INTERNAL)]
             path = f"/deployments/{identity_for(environment, model).name}"
             first_apply = min(
-                at for method, p, kind, _, at in records if method == "PATCH" and p.endswith(path) and "apply" in kind
+                at
+                for method, p, kind, _, at, _ in records
+                if method == "PATCH" and p.endswith(path) and "apply" in kind
             )
             print(
                 f"rollout {number}: request -> first apply of the Deployment: {1000 * (first_apply - requested):.0f} ms"
@@ -117,7 +119,7 @@ def main() -> None:
                 continue
             print()
             timeline = [(at, f"SQL  {sql[:SHOWN_SQL]}") for at, sql in statements if at <= first_apply]
-            timeline += [(at, f"KUBE {m} {p} {kind}") for m, p, kind, _, at in records if at <= first_apply]
+            timeline += [(at, f"KUBE {m} {p} {kind}") for m, p, kind, _, at, _ in records if at <= first_apply]
             for at, what in sorted(timeline):
                 print(f"  +{1000 * (at - requested):7.1f} ms  {what}")
             print(f"\nwhole rollout: {len(statements)} SQL statements (request's thread), {len(records)} API requests")

@@ -5,10 +5,10 @@
 For 1 and for 20 rollouts at once (each of another model, into one namespace), it measures:
   * request -> first apply: from the API request that asks for the rollout (POST /api/v1/rollouts/)
     to the emulated API server answering the first server-side apply of its Deployment;
-  * cluster available -> shown succeeded: from the moment a watch on the Deployment first sees it
-    complete (observed, every replica updated, ready and available) to the rollout's row reading
-    "succeeded" (what the API and pages show from then on);
-  * the API requests one rollout makes (everything but the emulated controllers' and this script's own),
+  * cluster available -> shown succeeded: from the moment the API server stores the Deployment complete
+    (observed, every replica updated, ready and available: the earliest any watch could see it) to the
+    rollout's row reading "succeeded" (what the API and pages show from then on);
+  * the API requests one rollout makes (everything but the emulated controllers'),
 once as the platform runs (following the rollout with watches), once with watches refused (it polls).
 
 Rollouts run as the platform runs them: queued on Redis, taken by a rollouts worker of its own (the
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from tempfile import mkdtemp
@@ -32,8 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _setup import ROOT, django_ready, percentile
 
 sys.path.insert(0, str(ROOT))
-OBSERVER_AGENT = "slipway-benchmark/1"
-INTERNAL = ("kube-controller-manager/", OBSERVER_AGENT)
+INTERNAL = ("kube-controller-manager/",)  # the emulated controllers' requests are not the platform's
 # concurrency: rounds (so 10 and 40 samples); BENCH_ROUNDS="20:1" for a quick look at one of them
 ROUNDS = {
     int(at_once): int(rounds)
@@ -51,6 +50,18 @@ def serve_cluster(conn, workdir: str) -> None:
 
     with KubeEmulator() as emulator:
         emulator.requests = deque(maxlen=500_000)
+        # When the API server stores a Deployment complete: the earliest moment any client could see it.
+        available_at: dict[str, float] = {}
+        commit = emulator.core._commit
+
+        def noting_completion(rtype, obj, kind, old):
+            stored = commit(rtype, obj, kind, old)
+            if rtype.kind == "Deployment" and kind == "MODIFIED" and _complete(stored):
+                rollout = stored["spec"]["template"]["metadata"]["labels"].get("slipway.io/deployment-id", "")
+                available_at.setdefault(rollout, time.time())
+            return stored
+
+        emulator.core._commit = noting_completion
         kubeconfig = emulator.write_kubeconfig(Path(workdir) / "config")
         with DeploymentController(kubeconfig, log_sink=emulator.set_pod_log) as controller:
             conn.send(str(kubeconfig))
@@ -60,7 +71,15 @@ def serve_cluster(conn, workdir: str) -> None:
                     emulator.deny(args[0], args[1], namespace=args[2])
                     conn.send(None)
                 elif command == "requests":
-                    conn.send([(r.method, r.path, r.content_type, r.user_agent, r.at) for r in emulator.requests])
+                    conn.send(
+                        [
+                            (r.method, r.path, r.content_type, r.user_agent, r.at, r.query.get("watch") == "true")
+                            for r in emulator.requests
+                        ]
+                    )
+                elif command == "available":
+                    with emulator.core.lock:
+                        conn.send(dict(available_at))
                 elif command == "cpu":
                     times = os.times()
                     conn.send(times.user + times.system)
@@ -88,54 +107,6 @@ class Cluster:
     def close(self) -> None:
         self.ask("stop")
         self.process.join(timeout=10)
-
-
-class Observer:
-    """Watches the namespace's Deployments and notes when each one is first complete, per rollout: in a
-    process of its own, so that neither the platform's interpreter lock nor the cluster's delays it."""
-
-    def __init__(self, kubeconfig: Path, namespace: str) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.conn, child = context.Pipe()
-        self.process = context.Process(target=observe, args=(child, str(kubeconfig), namespace), daemon=True)
-        self.process.start()
-        self.conn.recv()  # watching
-
-    @property
-    def available_at(self) -> dict[str, float]:
-        self.conn.send("available")
-        return self.conn.recv()
-
-    def stop(self) -> None:
-        self.conn.send("stop")
-        self.process.join(timeout=10)
-
-
-def observe(conn, kubeconfig: str, namespace: str) -> None:
-    from kubernetes import client, config, watch
-
-    api_client = config.new_client_from_config(kubeconfig)
-    api_client.user_agent = OBSERVER_AGENT
-    apps = client.AppsV1Api(api_client)
-    available_at: dict[str, float] = {}
-    lock, stopping = threading.Lock(), threading.Event()
-
-    def follow() -> None:
-        while not stopping.is_set():
-            stream = watch.Watch()
-            # Across namespaces: the namespace where watches are refused (to make the platform poll) too.
-            for event in stream.stream(apps.list_deployment_for_all_namespaces, timeout_seconds=2, deserialize=False):
-                obj = event.get("raw_object") or event["object"]
-                if obj["metadata"]["namespace"] == namespace and _complete(obj):
-                    rollout = obj["spec"]["template"]["metadata"]["labels"].get("slipway.io/deployment-id", "")
-                    with lock:
-                        available_at.setdefault(rollout, time.time())
-
-    threading.Thread(target=follow, daemon=True).start()
-    conn.send("watching")
-    while conn.recv() == "available":
-        with lock:
-            conn.send(dict(available_at))
 
 
 class RolloutWorker:
@@ -173,7 +144,7 @@ def _complete(deployment: dict) -> bool:
     return (status.get("observedGeneration") or 0) >= meta.get("generation", 0) and all(c == wanted for c in counts)
 
 
-def run(cluster, observer, environment, user, models, concurrency: int, round_number: int) -> list[dict]:
+def run(cluster, environment, user, models, concurrency: int, round_number: int) -> list[dict]:
     from django.db import connection
     from rest_framework.test import APIClient
 
@@ -192,10 +163,11 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
         start.wait()
         requested = time.time()
         answer = client.post("/api/v1/rollouts/", {"version": version.pk, "environment": environment.pk}, format="json")
+        answered = time.time()
         assert answer.status_code == 201, answer.content
         rollout = Rollout.objects.get(pk=answer.json()["id"])
         connection.close()
-        return {"rollout": rollout, "requested": requested}
+        return {"rollout": rollout, "requested": requested, "answered": answered}
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         results = list(pool.map(one, versions))
@@ -204,9 +176,8 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
     while Rollout.objects.filter(pk__in=asked, state__in=RolloutState.final()).count() < len(asked):
         assert time.monotonic() < deadline, "the rollouts did not finish within 300 s"
         time.sleep(0.1)
-    time.sleep(0.3)  # the observer's last events
     records = cluster.ask("requests")
-    available_at = observer.available_at
+    available_at = cluster.ask("available")
     for result in results:
         rollout = result["rollout"]
         rollout.refresh_from_db()
@@ -214,36 +185,58 @@ def run(cluster, observer, environment, user, models, concurrency: int, round_nu
         path = f"/deployments/{identity_for(rollout.environment, rollout.model).name}"
         applies = [
             at
-            for method, request_path, content_type, _, at in records
+            for method, request_path, content_type, _, at, _ in records
             if method == "PATCH" and request_path.endswith(path) and content_type.startswith("application/apply-patch")
         ]
         result["first_apply"] = min(at for at in applies if at >= result["requested"])
+        name = path.rsplit("/", 1)[1]
+        result["service_applied"] = min(
+            at
+            for method, request_path, _, _, at, _ in records
+            if method == "PATCH" and request_path.endswith(f"/services/{name}") and at >= result["requested"]
+        )
+        result["claimed"] = rollout.started_at.timestamp()
         result["available"] = available_at[str(rollout.pk)]
         result["shown"] = rollout.finished_at.timestamp()
     return results
 
 
-def platform_requests(cluster) -> int:
-    return sum(1 for _, _, _, agent, _ in cluster.ask("requests") if not agent.startswith(INTERNAL))
+def platform_requests(cluster) -> list[str]:
+    """What the platform asked, one "METHOD resource" per request (watches marked)."""
+    return [
+        f"{method} {path.rstrip('/').rsplit('/', 2)[-2 if method in ('PATCH', 'DELETE') else -1]}{' (watch)' * watch}"
+        for method, path, _, agent, _, watch in cluster.ask("requests")
+        if not agent.startswith(INTERNAL)
+    ]
 
 
-def measure(cluster, observer, environment, user, models, concurrency: int, first_round: int, worker) -> dict:
+def measure(cluster, environment, user, models, concurrency: int, first_round: int, worker) -> dict:
     before, cluster_cpu_before = platform_requests(cluster), cluster.ask("cpu")
     cpu_before = process_cpu() + process_cpu(worker.process.pid)
     samples: list[dict] = []
     for n in range(ROUNDS[concurrency]):
-        samples += run(cluster, observer, environment, user, models, concurrency, first_round + n)
+        samples += run(cluster, environment, user, models, concurrency, first_round + n)
     after, cluster_cpu_after = platform_requests(cluster), cluster.ask("cpu")
     cpu_after = process_cpu() + process_cpu(worker.process.pid)
     to_apply = [s["first_apply"] - s["requested"] for s in samples]
     to_shown = [s["shown"] - s["available"] for s in samples]
+    to_claim = [s["claimed"] - s["requested"] for s in samples]
+    to_answer = [s["answered"] - s["requested"] for s in samples]
+    to_service = [s["service_applied"] - s["claimed"] for s in samples]
     return {
         "samples": len(samples),
         "apply_p50": percentile(to_apply, 50),
         "apply_p95": percentile(to_apply, 95),
+        "service_p50": percentile(to_service, 50),
+        "service_p95": percentile(to_service, 95),
+        "answer_p50": percentile(to_answer, 50),
+        "answer_p95": percentile(to_answer, 95),
+        "claim_p50": percentile(to_claim, 50),
+        "claim_p95": percentile(to_claim, 95),
         "shown_p50": percentile(to_shown, 50),
         "shown_p95": percentile(to_shown, 95),
-        "requests": (after - before) / len(samples),
+        "requests": (len(after) - len(before)) / len(samples),
+        "by_kind": {kind: round(n / len(samples), 1) for kind, n in Counter(after[len(before) :]).most_common()},
         "platform_cpu": (cpu_after - cpu_before) / len(samples),
         "cluster_cpu": (cluster_cpu_after - cluster_cpu_before) / len(samples),
     }
@@ -302,36 +295,35 @@ def main() -> None:
                 kubeconfig=cluster.kubeconfig.read_text(),
             )
             grant(environment, team)
-            observer = Observer(cluster.kubeconfig, namespace)
             try:
                 # Not counted: a new emulated server spends its first writes loading schemas (a real one
                 # has them), and the worker's first rollout imports the Kubernetes client.
-                (first,) = run(cluster, observer, environment, user, models, 1, round_number)
+                (first,) = run(cluster, environment, user, models, 1, round_number)
                 round_number += 1
                 cold = first["first_apply"] - first["requested"]
                 print(f"measured: {mode}, first rollout (not counted): {cold:.2f} s", file=sys.stderr, flush=True)
                 for concurrency in ROUNDS:
-                    row = measure(cluster, observer, environment, user, models, concurrency, round_number, worker)
+                    row = measure(cluster, environment, user, models, concurrency, round_number, worker)
                     round_number += ROUNDS[concurrency]
                     rows.append((mode, concurrency, row))
                     print(f"measured: {mode}, {concurrency} at once: {row}", file=sys.stderr, flush=True)
             except AssertionError:
                 print(f"the emulated controllers' errors: {cluster.ask('errors')[-5:]}", file=sys.stderr)
                 raise
-            finally:
-                observer.stop()
         finally:
             cluster.close()
     worker.stop()
     print("## Rollouts against the emulated Kubernetes API\n")
     print("| follows the rollout by | concurrent | rollouts | request -> first apply p50 / p95 "
+          "| of which: answered / claimed by the worker, p95 "
           "| available -> shown succeeded p50 / p95 | API requests per rollout "
           "| CPU per rollout: platform / emulated cluster |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for mode, concurrency, row in rows:
         how = "watches" if mode == "watch" else "polling every 0.5 s (watches refused)"
         print(
             f"| {how} | {concurrency} | {row['samples']} | {row['apply_p50']:.2f} s / {row['apply_p95']:.2f} s "
+            f"| {row['answer_p95']:.2f} s / {row['claim_p95']:.2f} s "
             f"| {row['shown_p50']:.2f} s / {row['shown_p95']:.2f} s | {row['requests']:.1f} "
             f"| {1000 * row['platform_cpu']:.0f} ms / {1000 * row['cluster_cpu']:.0f} ms |"
         )
