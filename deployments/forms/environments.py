@@ -9,14 +9,14 @@ from deployments.models import Environment
 
 
 class GrantsWidget(forms.Widget):
-    """One role select per team; its value is {team id: role}, "" for none."""
+    """One role select per team; its value is {team id: role} ("" for none) for the selects posted."""
 
     def __init__(self, teams=(), attrs=None):
         super().__init__(attrs)
         self.teams = list(teams)
 
     def value_from_datadict(self, data, files, name):
-        return {team.pk: data.get(f"{name}-{team.pk}", "") for team in self.teams}
+        return {team.pk: data[f"{name}-{team.pk}"] for team in self.teams if f"{name}-{team.pk}" in data}
 
     def value_omitted_from_data(self, data, files, name):
         return not any(f"{name}-{team.pk}" in data for team in self.teams)
@@ -44,7 +44,8 @@ class GrantsWidget(forms.Widget):
 
 
 class GrantsField(forms.Field):
-    """The roles a global environment grants to teams, as [(team, role)] for the service."""
+    """The roles posted for teams, {team id: role} ("" for none): EnvironmentForm.clean_grants turns them
+    into what the service takes."""
 
     widget = GrantsWidget
 
@@ -56,14 +57,10 @@ class GrantsField(forms.Field):
         return value if isinstance(value, dict) else {}
 
     def to_python(self, value):
-        grants = []
-        for team_id, role in (value or {}).items():
-            if not role:
-                continue
-            if role not in Role.values:
+        for role in (value or {}).values():
+            if role and role not in Role.values:
                 raise forms.ValidationError(f"'{role}' is not a role.")
-            grants.append((self.teams[team_id], role))
-        return grants
+        return value or {}
 
 
 class EnvironmentForm(forms.ModelForm):
@@ -174,6 +171,17 @@ class EnvironmentForm(forms.ModelForm):
                 self.initial["grants"] = dict(self.instance.grants.values_list("team_id", "role"))
             names = [name for name in self.fields if name != "grants"]
             self.order_fields([*names[: names.index("team") + 1], "grants"])  # beside the team it replaces
+
+    def clean_grants(self):
+        """[(team, role)] for the service: the roles posted, over the stored ones of the teams the form
+        did not show (a team added since it was loaded keeps its role); None when nothing was posted,
+        which leaves the grants as they are."""
+        posted = self.cleaned_data["grants"]
+        if not posted:
+            return None
+        roles = {**self.initial.get("grants", {}), **posted}
+        teams = self.fields["grants"].teams
+        return [(teams[team_id], role) for team_id, role in roles.items() if role]
 
     def clean_allowed_secret_refs(self):
         return [name for name in self.cleaned_data["allowed_secret_refs"].replace(",", " ").split() if name]

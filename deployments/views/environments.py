@@ -117,7 +117,7 @@ def environment_edit(request, pk=None):
                 environment=environment,
                 secrets=secrets,
                 approver_groups=form.cleaned_data["approver_groups"],
-                grants=form.cleaned_data.get("grants"),  # None: the form offers no grants to this user
+                grants=form.cleaned_data.get("grants"),  # None: not offered to this user, or nothing posted
             )
         except ValidationError as error:
             apply_service_errors(form, error)

@@ -135,6 +135,27 @@ def test_a_site_admin_sets_grants_on_the_settings_page(client, site_admin, share
     assert '<option value="developer" selected>' in form
 
 
+def test_a_settings_page_post_loses_no_grant_it_did_not_show(client, site_admin, shared, team, other_team):
+    """A page loaded before a team got its grant, or a post without the grant selects, leaves those
+    grants alone; a bad role is a form error beside the field."""
+    EnvironmentGrant.objects.create(environment=shared, team=other_team, role=Role.APPROVER)
+    client.force_login(site_admin)
+    body = {"name": "shared", "position": 10, "target": "docker", "docker_url": "unix:///var/run/docker.sock"}
+    body |= {"bind_address": "127.0.0.1", "required_approvals": 1, "approval_expiry_hours": 72}
+    body |= {"four_eyes": "requester"}
+    url = f"/environments/{shared.pk}/edit/"
+    assert client.post(url, body).status_code == 302
+    assert granted(shared) == {"other": "approver"}
+    assert client.post(url, body | {f"grants-{team.pk}": "viewer"}).status_code == 302
+    assert granted(shared) == {"other": "approver", "vision": "viewer"}
+    refused = client.post(url, body | {f"grants-{team.pk}": "owner"})
+    assert refused.status_code == 400
+    assert refused.context["form"].errors["grants"] == ["'owner' is not a role."]
+    assert granted(shared) == {"other": "approver", "vision": "viewer"}
+    assert client.post(url, body | {f"grants-{other_team.pk}": ""}).status_code == 302  # "No role"
+    assert granted(shared) == {"vision": "viewer"}
+
+
 def test_a_new_team_environment_with_grants_is_refused_beside_the_field(client, site_admin, team):
     client.force_login(site_admin)
     body = {"name": "dev", "team": team.pk, "position": 10, "target": "docker"}
