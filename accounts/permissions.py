@@ -205,9 +205,13 @@ class Decision:
 
 
 class Refused(PermissionDenied):
-    """A refusal already put on the audit trail (the middleware records the others)."""
+    """A refusal already put on the audit trail (the middleware records the others), with its event."""
 
     recorded = True
+
+    def __init__(self, message: str, *, event=None):
+        super().__init__(message)
+        self.audit_event = event
 
 
 def role_in(user, team: Team) -> Role | None:
@@ -315,7 +319,7 @@ def require(actor: Actor, action: Action, target, *, obj=None, environment=None)
     decision = decide(actor, action, target, environment=environment)
     if not decision:
         team = team_of(target)
-        record(
+        event = record(
             actor=actor,
             action=AUDIT_NAME[action],
             obj=obj or target,
@@ -324,7 +328,7 @@ def require(actor: Actor, action: Action, target, *, obj=None, environment=None)
             team_id=team.pk if team is not None else None,
             environment=environment.name if environment is not None else "",
         )
-        raise Refused(f"You may not do this: {decision.reason}.")
+        raise Refused(f"You may not do this: {decision.reason}.", event=event)
     return decision
 
 

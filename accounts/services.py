@@ -111,8 +111,8 @@ def token_revoke(*, token: ApiToken, actor: Actor | None = None) -> bool:
     never its owner's other tokens."""
     if actor is not None and actor.token is not None and actor.token.pk != token.pk:
         reason = "API tokens are revoked from a signed-in session; a token may only revoke itself"
-        record(actor=actor, action="token.revoke", obj=token, outcome="refused", reason=reason)
-        raise Refused(reason[0].upper() + reason[1:] + ".")
+        event = record(actor=actor, action="token.revoke", obj=token, outcome="refused", reason=reason)
+        raise Refused(reason[0].upper() + reason[1:] + ".", event=event)
     with transaction.atomic():
         revoked = bool(ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
         if revoked:

@@ -45,6 +45,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class RefusalLoggedFilter(logging.Filter):
+    """Leaves out django.request's line for a 403 whose refusal was logged already."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (getattr(record, "status_code", None) == 403 and getattr(request, "refusal_logged", False))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, and the known extras."""
 
@@ -71,7 +79,10 @@ def logging_config(*, log_format: str, level: str) -> dict:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "config.logs.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "config.logs.RequestIdFilter"},
+            "refusal_logged": {"()": "config.logs.RefusalLoggedFilter"},
+        },
         "formatters": {
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
             "json": {"()": "config.logs.JsonFormatter"},
@@ -82,5 +93,5 @@ def logging_config(*, log_format: str, level: str) -> dict:
         "root": {"handlers": ["console"], "level": level},
         # Two INFO lines per SSH connection to an ssh:// Docker host (the docker SDK mutes them the same way);
         # a refusal reaches the rollout's log and the connection test as Slipway's own sentence.
-        "loggers": {"paramiko": {"level": "WARNING"}},
+        "loggers": {"paramiko": {"level": "WARNING"}, "django.request": {"filters": ["refusal_logged"]}},
     }

@@ -226,10 +226,10 @@ def rollback_verdict(actor: Actor, environment: Environment, model: RegisteredMo
 def require_verdict(actor: Actor, decision: Decision, *, action: str, obj, environment: Environment) -> None:
     """Raise (and record) a refusal the functions above found."""
     if not decision:
-        record(
+        event = record(
             actor=actor, action=action, obj=obj, outcome="refused", reason=decision.reason, environment=environment.name
         )
-        raise Refused(f"You may not do this: {decision.reason}.")
+        raise Refused(f"You may not do this: {decision.reason}.", event=event)
 
 
 # -- known vulnerabilities --------------------------------------------------------------------------------

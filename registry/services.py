@@ -86,8 +86,10 @@ def model_allow_build_network(*, actor: Actor, model: RegisteredModel, reason: s
     """Let the model's builds use the network (an empty reason takes it back). The build host's network
     is the platform's, so only a site administrator decides, and the reason is shown on every build."""
     if not actor.user.is_superuser:
-        record(actor=actor, action="model.build_network", obj=model, outcome="refused", reason="not a site admin")
-        raise Refused("Only a site administrator lets a model's builds use the network.")
+        event = record(
+            actor=actor, action="model.build_network", obj=model, outcome="refused", reason="not a site admin"
+        )
+        raise Refused("Only a site administrator lets a model's builds use the network.", event=event)
     reason = reason.strip()
     with transaction.atomic():
         before = model.build_network_reason

@@ -19,6 +19,7 @@ def refusals_recorded(*, actor: Actor, action: str, obj, **facts) -> Iterator[No
     except Refused:
         raise
     except (PermissionDenied, ValidationError) as exc:
-        record(actor=actor, action=action, obj=obj, outcome="refused", reason=policy.reason_of(exc), **facts)
+        event = record(actor=actor, action=action, obj=obj, outcome="refused", reason=policy.reason_of(exc), **facts)
         setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
+        setattr(exc, "audit_event", event)  # noqa: B010  and log it from the event
         raise
