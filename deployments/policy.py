@@ -285,7 +285,10 @@ def who_may_approve(promotion: PromotionRequest) -> dict:
     if groups:
         rule = f"members of {', '.join(g.name for g in groups)}"
     else:
-        rule = f"approvers and admins of team {promotion.model.team.slug}, and site administrators"
+        rule = f"approvers and admins of team {promotion.model.team.slug}"
+        if promotion.environment.team_id is None:
+            rule += f" while {promotion.environment.name} grants the team the approver role or above"
+        rule += ", and site administrators"
     names = [user.get_username() for user in approvers(promotion)]
     return {"rule": rule, "people": names, "needed": promotion.required_approvals}
 

@@ -193,6 +193,26 @@ def test_a_grant_lets_the_team_in_at_the_granted_role_and_no_higher(
     assert "team 'vision' is granted developer at most" in glass.json()["detail"]
 
 
+def test_a_teams_approvers_approve_in_a_global_environment_only_as_far_as_it_grants_the_team(
+    api, client, teammate, approver, version, shared_prod, team
+):
+    grant = EnvironmentGrant.objects.create(environment=shared_prod, team=team, role=Role.DEVELOPER)
+    body = {"version": version.pk, "environment": shared_prod.pk, "reason": "ship it"}
+    promotion = api.as_user(teammate).post("/api/v1/promotions/", body, format="json").json()
+    url = f"/api/v1/promotions/{promotion['id']}/approve/"
+    refused = api.as_user(approver).post(url, {"digest": promotion["image"]}, format="json")
+    assert refused.status_code == 403
+    assert "team 'vision' is granted developer at most" in refused.json()["detail"]
+    client.force_login(teammate)
+    who = client.get(f"/promotions/{promotion['id']}/").content.decode().split('id="who-may-approve"', 1)[1]
+    assert "while shared-prod grants the team the approver role" in who.split("</p>", 1)[0]
+    assert "<strong>approver</strong>" not in who.split("</p>", 1)[0]
+    grant.role = Role.APPROVER
+    grant.save()
+    approved = api.as_user(approver).post(url, {"digest": promotion["image"]}, format="json")
+    assert approved.status_code == 200, approved.content
+
+
 # -- 2. the freeze override armed in advance ----------------------------------------------------------------
 
 
