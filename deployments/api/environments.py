@@ -3,7 +3,8 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -28,6 +29,7 @@ from registry.models import RegisteredModel
 SECRET_FIELDS = environments.SECRET_FIELDS
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class VisibleTeamField(serializers.SlugRelatedField):
     """A team by slug, among those the caller sees: another team's existence is not revealed."""
 
