@@ -5,6 +5,7 @@ reaches a Dockerfile instruction unquoted. The rules are strict so that later st
 on them.
 """
 
+import math
 import re
 
 from django.core.exceptions import ValidationError
@@ -68,6 +69,22 @@ def clean_requirements(value) -> list[str]:
     return cleaned
 
 
+def non_finite_error(value, path: str) -> str | None:
+    """What is wrong with the first infinite or NaN number in a JSON value, named by its path
+    (`metrics.a`), or None. JSON has no such numbers and jsonb refuses them, yet Python's json reads
+    1e999 as infinity and accepts NaN."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value):
+            return f"{path} must be a finite number, not NaN."
+        return f"{path} must be a finite number: the number given is beyond what a 64-bit float holds (±1.8e308)."
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        error = non_finite_error(item, f"{path}.{key}" if isinstance(value, dict) else f"{path}[{key}]")
+        if error:
+            return error
+    return None
+
+
 def clean_metrics(value) -> dict[str, float]:
     if not isinstance(value, dict):
         raise ValidationError({"metrics": "Give an object mapping metric names to numbers."})
@@ -76,6 +93,8 @@ def clean_metrics(value) -> dict[str, float]:
             raise ValidationError({"metrics": f"'{key}' is not a valid metric name."})
         if isinstance(number, bool) or not isinstance(number, int | float):
             raise ValidationError({"metrics": f"The metric '{key}' must be a number, not {number!r}."})
+    if error := non_finite_error(value, "metrics"):
+        raise ValidationError({"metrics": error})
     return value
 
 
@@ -89,6 +108,8 @@ def clean_parameters(value) -> dict:
             raise ValidationError({"parameters": f"The parameter '{key}' must be a string, number or boolean."})
         if isinstance(item, str) and "\x00" in item:  # jsonb cannot hold it
             raise ValidationError({"parameters": f"The parameter '{key}': Null characters are not allowed."})
+    if error := non_finite_error(value, "parameters"):
+        raise ValidationError({"parameters": error})
     return value
 
 

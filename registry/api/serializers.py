@@ -7,6 +7,7 @@ from rest_framework import serializers
 from accounts.models import Team
 from accounts.permissions import visible_teams
 from registry.models import Framework, ModelVersion, RegisteredModel
+from registry.validation import non_finite_error
 
 
 class JSONValueField(serializers.JSONField):
@@ -18,6 +19,8 @@ class JSONValueField(serializers.JSONField):
                 data = json.loads(data) if data.strip() else None
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError(f"Not valid JSON: {exc.msg} at character {exc.pos}.") from None
+        if error := non_finite_error(data, self.field_name):  # DRF's own check says only "not valid JSON"
+            raise serializers.ValidationError(error)
         return super().to_internal_value(data)
 
 

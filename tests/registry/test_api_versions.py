@@ -140,6 +140,11 @@ def test_a_label_is_unique_within_the_model(api, teammate, model):
         ("requirements", "pkg @ https://example.com/pkg.whl", "direct URLs"),
         ("metrics", '{"accuracy": "high"}', "must be a number"),
         ("metrics", "{not json", "Not valid JSON"),
+        # Past a float's range (or NaN) is no number jsonb holds: refused naming the metric, not a 500.
+        ("metrics", '{"accuracy": 0.9, "a": 1e999}', "metrics.a must be a finite number: the number given is beyond"),
+        ("metrics", '{"a": -1e999}', "metrics.a must be a finite number: the number given is beyond"),
+        ("metrics", '{"a": NaN}', "metrics.a must be a finite number, not NaN"),
+        ("parameters", '{"alpha": 1e999}', "parameters.alpha must be a finite number"),
         ("signature", '{"inputs": [{"name": "x", "datatype": "FLOAT", "shape": [1]}]}', "datatype must be one of"),
         ("label", "has space", "semver or git tag"),
         ("source_commit", "zzz", "hexadecimal"),
@@ -153,6 +158,19 @@ def test_bad_metadata_is_refused_naming_the_field(api, teammate, model, field, v
     response = upload(api.as_user(teammate), model, **{field: value})
     assert response.status_code == 400
     assert reason in " ".join(response.json()[field])
+    assert not ModelVersion.objects.exists()
+
+
+def test_an_infinite_metric_in_a_json_body_is_a_400_naming_it_and_stores_nothing(api, teammate, model):
+    RegistryFactory(url="registry.local:5000")
+    body = '{"framework": "image", "image_reference": "registry.local:5000/vision/det:1.0", "metrics": {"a": 1e999}}'
+    response = api.as_user(teammate).post(f"/api/v1/models/{model.pk}/versions/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "metrics": [
+            "metrics.a must be a finite number: the number given is beyond what a 64-bit float holds (±1.8e308)."
+        ]
+    }
     assert not ModelVersion.objects.exists()
 
 

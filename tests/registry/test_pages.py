@@ -84,6 +84,17 @@ def test_bad_json_metrics_are_shown_beside_the_field(client, teammate, model):
     assert 'id="id_metrics_errors"' in response.content.decode()
 
 
+def test_an_infinite_metric_is_shown_beside_the_field_and_nothing_is_stored(client, teammate, model):
+    client.force_login(teammate)
+    response = client.post(
+        "/models/vision/iris/versions/new/",
+        {"framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"m"), "metrics": '{"a": 1e999}'},
+    )
+    assert response.status_code == 400
+    assert "metrics.a must be a finite number" in response.content.decode()
+    assert not ModelVersion.objects.exists()
+
+
 def test_the_model_list_searches_and_filters_by_team(client, teammate, team, other_team):
     Membership.objects.create(team=other_team, user=teammate, role=Role.VIEWER)
     ModelFactory(team=team, name="fraud-detector", description="card fraud")
