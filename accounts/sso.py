@@ -17,7 +17,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 DISCOVERY_SUFFIX = "/.well-known/openid-configuration"
 DISCOVERY_TTL = 300  # seconds; a provider rotating its keys is seen through the JWKS, fetched each sign-in
 LEEWAY = 60  # seconds of clock difference tolerated between the provider and us
+SIGN_IN_ATTEMPTS = 3  # of making the user, its identity and memberships, when a concurrent sign-in races
 _discovered: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
@@ -242,14 +243,26 @@ class OidcBackend(OIDCAuthenticationBackend):
         if isinstance(groups, str):
             groups = [groups]
         seen_from = Actor.from_request(self.request)
-        with transaction.atomic():
-            user = self._user_for(issuer=payload["iss"], claims=claims, groups=list(groups))
-            if user.is_active:  # a deactivated account is refused by the callback; nothing to sync
-                actor = Actor(user=user, ip_address=seen_from.ip_address, user_agent=seen_from.user_agent)
-                site_admin_sync_from_sso(actor=actor, user=user, groups=groups)
-                changes = memberships_sync_from_sso(actor=actor, user=user, groups=groups)
-                if changes:
-                    logger.info("memberships of %s synced from SSO groups: %s", user.get_username(), "; ".join(changes))
+        for attempt in range(1, SIGN_IN_ATTEMPTS + 1):
+            try:
+                with transaction.atomic():
+                    return self._sync(issuer=payload["iss"], claims=claims, groups=list(groups), seen_from=seen_from)
+            except IntegrityError:
+                # Another sign-in of the same person (a second tab, a double click) made the user, its
+                # identity or a membership first; the next attempt finds them and changes nothing twice.
+                if attempt == SIGN_IN_ATTEMPTS:
+                    raise
+                logger.info("a concurrent sign-in of subject %s got there first; reading its work", payload["sub"])
+        raise AssertionError("unreachable")
+
+    def _sync(self, *, issuer: str, claims: dict[str, Any], groups: list[str], seen_from: Actor):
+        user = self._user_for(issuer=issuer, claims=claims, groups=groups)
+        if user.is_active:  # a deactivated account is refused by the callback; nothing to sync
+            actor = Actor(user=user, ip_address=seen_from.ip_address, user_agent=seen_from.user_agent)
+            site_admin_sync_from_sso(actor=actor, user=user, groups=groups)
+            changes = memberships_sync_from_sso(actor=actor, user=user, groups=groups)
+            if changes:
+                logger.info("memberships of %s synced from SSO groups: %s", user.get_username(), "; ".join(changes))
         return user
 
     def _user_for(self, *, issuer: str, claims: dict[str, Any], groups: list[str]):
