@@ -7,13 +7,15 @@ One team ("load") with 10 developers, 12 approvers and a viewer, each with an AP
 registry; dev, staging and prod (protected, 4 approvals, no previous-stage rule, so requests need
 no real rollouts); 30 models with 3 versions each, every version with a succeeded build and a
 2,000-line log, the latest released in dev and staging; one pending prod request per model, half
-of them already approved once (by the last approver, whom the run leaves out).
+of them already approved once (by the last approver, whom the run leaves out), and the last one approved
+by four, so that a prod rollout is queued (no worker runs rollouts here: the users approve, nothing deploys).
 Automatic builds are off for these models: uploads during the run are measured, not the image
 builds they would start. Writes OUT.json with what the simulated users need.
 
 `--grow N` adds N times the models (with their versions, builds, logs, releases and requests, half
 approved once), N times the versions of every existing model, and N times the log lines of every
-existing build, so that statements.py can compare each endpoint's statements at 1x and (N+1)x rows.
+build seeded first (the builds whose logs and pages the users read; the added builds get short logs),
+so that statements.py can compare each endpoint's statements at 1x and (N+1)x rows.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS, VERSIONS, LOG_LINES = 30, 3, 2000
+GROWN_LOG_LINES = 20  # the logs the users read are the seeded builds'; a million more lines would only slow this
 DEVELOPERS, APPROVERS = 10, 12
 PASSWORD = "load-test-" + "p" * 12
 
@@ -59,10 +62,10 @@ def main(out: Path, grow: int) -> None:
 
     users = get_user_model().objects
 
-    def add_model(team, name: str, requester: Actor, environments) -> tuple[dict, list[dict]]:
+    def add_model(team, name: str, requester: Actor, environments, lines: int) -> tuple[dict, list[dict]]:
         dev, staging, prod = environments
         model = ModelFactory(team=team, name=name, auto_build=False, created_by=requester.user)
-        builds = [add_version(model, n) for n in range(1, VERSIONS + 1)]
+        builds = [add_version(model, n, lines) for n in range(1, VERSIONS + 1)]
         build = Build.objects.get(pk=builds[-1]["id"])
         for environment in (dev, staging):
             Rollout.objects.create(
@@ -79,44 +82,47 @@ def main(out: Path, grow: int) -> None:
         promotion_request(actor=requester, version=build.version, environment=prod, reason="load test")
         return {"id": model.pk, "team": team.slug, "name": model.name}, builds
 
-    def add_version(model, number: int) -> dict:
+    def add_version(model, number: int, lines: int) -> dict:
         version = VersionFactory(
             model=model, number=number, metrics={"accuracy": 0.9 + number / 100}, created_by=model.created_by
         )
         build = succeeded_build(version, digest_char="abcdef"[(model.pk + number) % 6])
-        add_log_lines(build, LOG_LINES, text="step {n}: collecting, building, pushing")
-        return {"id": build.pk, "lines": LOG_LINES}
+        add_log_lines(build, lines, text="step {n}: collecting, building, pushing")
+        return {"id": build.pk, "lines": lines}
 
-    def approve_once(approver_token: str, promotions) -> None:
-        # Some requests already carry an approval, so that the counts read every kind of row the run
-        # adds (approvals and their approvers) and a growth means a query per row.
-        approver = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {approver_token}")
-        for promotion in promotions:
-            answer = approver.post(
-                f"/api/v1/promotions/{promotion.pk}/approve/",
-                {"comment": "seeded", "digest": promotion.image.rpartition("@")[2]},
-                content_type="application/json",
-            )
-            assert answer.status_code == 200, answer.content
+    def approve(tokens: list[str], promotions) -> None:
+        # Some requests already carry approvals, so that the counts read every kind of row the run
+        # adds (approvals and their approvers; a prod rollout once a request has all it needs) and a
+        # growth means a query per row.
+        for token in tokens:
+            approver = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {token}")
+            for promotion in promotions:
+                answer = approver.post(
+                    f"/api/v1/promotions/{promotion.pk}/approve/",
+                    {"comment": "seeded", "digest": promotion.image.rpartition("@")[2]},
+                    content_type="application/json",
+                )
+                assert answer.status_code == 200, answer.content
 
     if grow:
         fixture = json.loads(out.read_text())
         team = Team.objects.get(slug="load")
         requester = Actor(user=users.get(username=fixture["developers"][0]["username"]))
         environments = [Environment.objects.get(pk=pk) for pk in fixture["environments"]]
+        for build in Build.objects.filter(pk__in=[b["id"] for b in fixture["builds"]]):
+            add_log_lines(build, grow * LOG_LINES, text="step {n}: collecting, building, pushing")
         for model in RegisteredModel.objects.filter(team=team):
             first = max(model.versions.values_list("number", flat=True)) + 1
             for number in range(first, first + grow * VERSIONS):
-                add_version(model, number)
-        for build in Build.objects.filter(version__model__team=team):
-            add_log_lines(build, grow * LOG_LINES, text="step {n}: collecting, building, pushing")
+                add_version(model, number, GROWN_LOG_LINES)
         existing = RegisteredModel.objects.filter(team=team).count()
         new = [
-            add_model(team, f"model-{m:02d}", requester, environments)[0]["id"]
+            add_model(team, f"model-{m:02d}", requester, environments, GROWN_LOG_LINES)[0]["id"]
             for m in range(existing, existing + grow * MODELS)
         ]
-        fresh = PromotionRequest.objects.filter(model_id__in=new).order_by("pk")
-        approve_once(fixture["approvers"][-1]["token"], fresh[: len(new) // 2])
+        fresh = list(PromotionRequest.objects.filter(model_id__in=new).order_by("pk"))
+        approve([fixture["approvers"][-1]["token"]], fresh[: len(new) // 2])
+        approve([a["token"] for a in fixture["approvers"][-4:]], fresh[-grow:])
         return
 
     call_command("migrate", verbosity=0)
@@ -151,10 +157,12 @@ def main(out: Path, grow: int) -> None:
     requester = Actor(user=users.get(username="dev0"))
     models, builds = [], []
     for m in range(MODELS):
-        model, its_builds = add_model(team, f"model-{m:02d}", requester, environments)
+        model, its_builds = add_model(team, f"model-{m:02d}", requester, environments, LOG_LINES)
         models.append(model)
         builds += its_builds
-    approve_once(approvers[-1]["token"], PromotionRequest.objects.order_by("pk")[: MODELS // 2])
+    requests = list(PromotionRequest.objects.order_by("pk"))
+    approve([approvers[-1]["token"]], requests[: MODELS // 2])
+    approve([a["token"] for a in approvers[-4:]], requests[-1:])  # approved: its prod rollout is queued
     fixture = {
         "developers": developers,
         "approvers": approvers,
