@@ -267,6 +267,7 @@ def test_a_rollout_follows_the_deployment_and_its_pods_with_watches_not_polls(ku
     # namespace's events (its largest list) before the apply and once at the end, not every 2 s.
     assert sum(1 for r in deployments + pods if not is_watch(r)) == 2
     assert sum(1 for r in requests if r.path.endswith("/events")) == 2
+    assert sum(1 for r in requests if r.path.endswith("/replicasets")) == 2
     assert "polling" not in recorder.text
     assert "Rollout complete: 2 of 2 pods updated and available" in recorder.text
 
@@ -303,6 +304,10 @@ def test_when_the_api_refuses_watches_the_rollout_polls(kube_cluster, kube_targe
     assert "Following the rollout by polling every 0.05 s: the API refused to watch Deployments: 403" in recorder.text
     reads = [r for r in platform_requests(emulator) if r.method == "GET" and r.path.endswith(f"/deployments/{NAME}")]
     assert len(reads) >= 2  # polled
+    # Replica sets only tell which events are the rollout's: read with the events, not at every poll.
+    replica_sets = [r for r in platform_requests(emulator) if r.path.endswith("/replicasets")]
+    events = [r for r in platform_requests(emulator) if r.path.endswith("/events")]
+    assert len(replica_sets) <= len(events) < len(reads)
     assert recorder.progress[-1].available == 2
 
 
