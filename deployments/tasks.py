@@ -5,8 +5,13 @@ inside its body, so that importing a service never imports the runners (the Hack
 of keeping the two apart without a cycle).
 """
 
-from celery import shared_task
+import logging
+import time
+
+from celery import shared_task, signals
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True, soft_time_limit=settings.BUILD_TIMEOUT + 60, time_limit=settings.BUILD_TIMEOUT + 120)
@@ -24,6 +29,20 @@ def run_rollout(rollout_id: int, **_ignored) -> None:
     from deployments.runners import rollouts
 
     rollouts.execute(rollout_id=rollout_id)
+
+
+@signals.celeryd_after_setup.connect
+def _load_the_kubernetes_client(sender=None, instance=None, **_ignored) -> None:
+    """A worker that takes rollouts loads the Kubernetes client as it starts, not during its first rollout."""
+    if instance is None or settings.ROLLOUT_QUEUE not in instance.app.amqp.queues.consume_from:
+        return
+    from deployments.targets import kube_api
+
+    started = time.monotonic()
+    kube_api.load_client()
+    logger.info(
+        "rollouts: the Kubernetes client is loaded (%.1f s), before the first rollout", time.monotonic() - started
+    )
 
 
 @shared_task(soft_time_limit=60)

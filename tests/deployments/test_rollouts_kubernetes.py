@@ -348,4 +348,6 @@ def test_rollouts_asked_for_together_run_together_in_the_rollout_worker(
         worker.stop()
     assert all(r.state == RolloutState.SUCCEEDED for r in done), [(r.pk, r.failure_reason) for r in done]
     assert max(r.started_at for r in done) < min(r.finished_at for r in done), "one waited for another to finish"
-    assert b"run_rollout[" in worker.log_path.read_bytes()
+    log = worker.log_path.read_bytes()
+    assert b"run_rollout[" in log
+    assert log.index(b"the Kubernetes client is loaded") < log.index(b"run_rollout["), "loaded as the worker started"
