@@ -202,12 +202,20 @@ def run(cluster, environment, user, models, concurrency: int, round_number: int)
 
 
 def platform_requests(cluster) -> list[str]:
-    """What the platform asked, one "METHOD resource" per request (watches marked)."""
+    """What the platform asked, one "METHOD resource" per request ("(one)" for an object, watches marked)."""
     return [
-        f"{method} {path.rstrip('/').rsplit('/', 2)[-2 if method in ('PATCH', 'DELETE') else -1]}{' (watch)' * watch}"
+        f"{method} {request_kind(path)}{' (watch)' * watch}"
         for method, path, _, agent, _, watch in cluster.ask("requests")
         if not agent.startswith(INTERNAL)
     ]
+
+
+def request_kind(path: str) -> str:
+    parts = path.strip("/").split("/")
+    if "namespaces" not in parts[:-2]:
+        return path
+    resource = parts[parts.index("namespaces") + 2 :]
+    return resource[0] + (" (one)" if len(resource) > 1 else "")
 
 
 def measure(cluster, environment, user, models, concurrency: int, first_round: int, worker) -> dict:
