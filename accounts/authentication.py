@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
@@ -27,14 +27,10 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Malformed Authorization header: expected 'Bearer <token>'.")
         raw = header[1]
         prefix = tokens.prefix_of(raw)
-        token = (
-            ApiToken.objects.select_related("user")
-            .annotate(has_team_limits=Exists(ApiToken.teams.through.objects.filter(apitoken_id=OuterRef("pk"))))
-            .filter(prefix=prefix)
-            .first()
-            if prefix
-            else None
-        )
+        try:
+            token = ApiToken.objects.select_related("user").get(prefix=prefix) if prefix else None
+        except ApiToken.DoesNotExist:
+            token = None
         if token is None or not tokens.matches(raw, token.digest):
             raise exceptions.AuthenticationFailed("Invalid API token.")
         if token.revoked_at is not None:

@@ -332,23 +332,35 @@ def require(actor: Actor, action: Action, target, *, obj=None, environment=None)
     return decision
 
 
-def teams_where(user, action: Action) -> QuerySet[Team]:
-    """The teams in which the user's role (and the API token of the request) allows the action."""
+def _narrowing(user, action: Action, team_path: str) -> dict[str, Any] | None:
+    """The filter that keeps the rows of the teams where the user's role (and the request's API token)
+    allows the action, for rows whose team is at `team_path` ("" for teams themselves); None: no row.
+
+    A join on the user's membership, not a subquery of teams: a user has one membership per team, so no
+    row is repeated, and the query is half as long to build (most of a short API read)."""
     if not user.is_authenticated:
-        return Team.objects.none()
-    if user.is_superuser:
-        teams = Team.objects.all()
-    else:
-        enough = [role for role, rank in ROLE_RANK.items() if rank >= ROLE_RANK[MINIMUM_ROLE[action]]]
-        teams = Team.objects.filter(memberships__user=user, memberships__role__in=enough)
+        return None
+    at = f"{team_path}__" if team_path else ""
+    conditions: dict[str, Any] = {}
+    if not user.is_superuser:
+        conditions[f"{at}memberships__user"] = user
+        needed = ROLE_RANK[MINIMUM_ROLE[action]]
+        if needed > min(ROLE_RANK.values()):  # else any membership will do
+            conditions[f"{at}memberships__role__in"] = [role for role, rank in ROLE_RANK.items() if rank >= needed]
     token = token_of(user)
     if token is not None:
         scope = REQUIRED_SCOPE[action]
         if scope is None or (action != Action.VIEW and not token.has_scope(scope)):
-            return Team.objects.none()
+            return None
         if token.team_ids:
-            teams = teams.filter(pk__in=token.team_ids)
-    return teams
+            conditions[f"{team_path}__in" if team_path else "pk__in"] = token.team_ids
+    return conditions
+
+
+def teams_where(user, action: Action) -> QuerySet[Team]:
+    """The teams in which the user's role (and the API token of the request) allows the action."""
+    conditions = _narrowing(user, action, "")
+    return Team.objects.none() if conditions is None else Team.objects.filter(**conditions)
 
 
 def admin_teams(user) -> QuerySet[Team]:
@@ -367,12 +379,10 @@ def restrict(queryset: QuerySet, user, action: Action = Action.VIEW) -> QuerySet
     """Only the rows of teams where the user (and the request's token) may take the action, and, for a
     token limited to some environments, only the rows of those. Each model names its path to the team
     in TEAM_LOOKUP, and to its environment's name in ENVIRONMENT_LOOKUP when it has one."""
-    if user.is_authenticated and user.is_superuser and token_of(user) is None:
-        return queryset
-    if not user.is_authenticated:
+    conditions = _narrowing(user, action, queryset.model.TEAM_LOOKUP)
+    if conditions is None:
         return queryset.none()
-    lookup = queryset.model.TEAM_LOOKUP
-    return within_token_environments(queryset.filter(**{f"{lookup}__in": teams_where(user, action).values("pk")}), user)
+    return within_token_environments(queryset.filter(**conditions) if conditions else queryset, user)
 
 
 def within_token_environments(queryset: QuerySet, user) -> QuerySet:
