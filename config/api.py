@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import EmptyPage, PageNotAnInteger
+from django.core.paginator import Paginator as DjangoPaginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, parsers
@@ -20,10 +22,35 @@ from config.errors import Conflict
 from config.refusals import is_refusal, record_refusal
 
 
+class Paginator(DjangoPaginator):
+    """Django's paginator, without its COUNT query when the page asked for is the last one: the page is
+    read with one row more than it shows, and when that row is not there, the count is known. Most
+    lists fit in their first page."""
+
+    def page(self, number):
+        number = self.validate_number_without_count(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page + 1])
+        if len(rows) > self.per_page or (not rows and number > 1):
+            return super().page(number)  # more pages (or none this far): Django counts them
+        self.__dict__["count"] = bottom + len(rows)  # the cached_property, known without a query
+        return self._get_page(rows, number, self)
+
+    def validate_number_without_count(self, number) -> int:
+        try:
+            number = int(number)
+        except (TypeError, ValueError):
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from None
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+
 class Pagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+    django_paginator_class = Paginator
 
 
 class ConflictError(exceptions.APIException):
