@@ -15,8 +15,10 @@ For each side and round, four operations are timed request by request:
 - get one version.
 
 Prints a Markdown table: the median over rounds of each side's p50 and throughput (operations/s),
-and their ratio. MLflow is installed on first use into a virtualenv of its own under var/bench/,
-never into the project's. All traffic stays on 127.0.0.1; both servers stop when the script ends.
+their ratio, and the CPU time each server (all processes of its session) spent per operation, which
+a busy machine disturbs less than wall-clock time. MLflow is installed on first use into a
+virtualenv of its own under var/bench/, never into the project's. All traffic stays on 127.0.0.1;
+both servers stop when the script ends.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def ensure_mlflow() -> Path:
 class MLflowSide:
     name = f"MLflow {MLFLOW_VERSION}"
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, pid: int) -> None:
+        self.pid = pid
         self.api = f"{base}/api/2.0/mlflow"
         self.artifacts = f"{base}/api/2.0/mlflow-artifacts/artifacts"
         self.http = requests.Session()
@@ -140,7 +143,7 @@ class MLflowSide:
 
 
 @contextlib.contextmanager
-def mlflow_server(work: Path) -> Iterator[str]:
+def mlflow_server(work: Path) -> Iterator[tuple[str, int]]:
     mlflow = ensure_mlflow()
     port = free_port()
     command = [
@@ -159,8 +162,8 @@ def mlflow_server(work: Path) -> Iterator[str]:
     ]
     env = {**os.environ, "MLFLOW_ENABLE_TELEMETRY": "false", "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     base = f"http://127.0.0.1:{port}"
-    with running(command, env, f"{base}/health", work / "mlflow.log"):
-        yield base
+    with running(command, env, f"{base}/health", work / "mlflow.log") as process:
+        yield base, process.pid
 
 
 # --- Slipway --------------------------------------------------------------------------------------
@@ -183,7 +186,8 @@ print(secret)
 class SlipwaySide:
     name = "Slipway"
 
-    def __init__(self, base: str, token: str) -> None:
+    def __init__(self, base: str, token: str, pid: int) -> None:
+        self.pid = pid
         self.api = f"{base}/api/v1"
         self.http = requests.Session()
         self.http.headers["Authorization"] = f"Bearer {token}"
@@ -215,7 +219,7 @@ class SlipwaySide:
 
 
 @contextlib.contextmanager
-def slipway_server(work: Path) -> Iterator[tuple[str, str]]:
+def slipway_server(work: Path) -> Iterator[tuple[str, str, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -247,8 +251,8 @@ def slipway_server(work: Path) -> Iterator[tuple[str, str]]:
         f"127.0.0.1:{port}",
     ]
     base = f"http://127.0.0.1:{port}"
-    with running(command, {**env, "PWD": str(ROOT)}, f"{base}/healthz", work / "slipway.log"):
-        yield base, token
+    with running(command, {**env, "PWD": str(ROOT)}, f"{base}/healthz", work / "slipway.log") as process:
+        yield base, token, process.pid
     redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
@@ -259,33 +263,58 @@ def slipway_server(work: Path) -> Iterator[tuple[str, str]]:
 class Figures:
     p50_ms: float
     per_second: float
+    server_cpu_ms: float  # CPU time of the server's processes per operation
 
 
-def timed(calls: list[Callable[[], object]]) -> Figures:
+TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def session_cpu_seconds(session: int) -> float:
+    """User + system CPU time of the live processes of a session (the server and its workers)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        if int(fields[3]) == session:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / TICKS_PER_SECOND
+
+
+def timed(calls: list[Callable[[], object]], server: int) -> Figures:
     durations = []
+    cpu_before = session_cpu_seconds(server)
     began = time.perf_counter()
     for call in calls:
         start = time.perf_counter()
         call()
         durations.append(time.perf_counter() - start)
     total = time.perf_counter() - began
-    return Figures(p50_ms=statistics.median(durations) * 1000, per_second=len(calls) / total)
+    cpu = session_cpu_seconds(server) - cpu_before
+    return Figures(
+        p50_ms=statistics.median(durations) * 1000,
+        per_second=len(calls) / total,
+        server_cpu_ms=cpu / len(calls) * 1000,
+    )
 
 
 def measure(side, requests_per_op: int, tag: str) -> dict[str, Figures]:
     figures = {}
     names = [f"m-{tag}-{i}" for i in range(requests_per_op)]
-    figures[OPERATIONS[0]] = timed([lambda n=n: side.create_model(n) for n in names])
+    figures[OPERATIONS[0]] = timed([lambda n=n: side.create_model(n) for n in names], side.pid)
     model = side.create_model(f"listed-{tag}")
     figures[OPERATIONS[1]] = timed(
-        [lambda: side.create_version(model, os.urandom(ARTIFACT_BYTES)) for _ in range(requests_per_op)]
+        [lambda: side.create_version(model, os.urandom(ARTIFACT_BYTES)) for _ in range(requests_per_op)], side.pid
     )
     listed = side.create_model(f"twenty-{tag}")
     versions = [side.create_version(listed, os.urandom(ARTIFACT_BYTES)) for _ in range(LISTED_VERSIONS)]
     count = side.list_versions(listed)
     assert count == LISTED_VERSIONS, f"{side.name} listed {count} versions, not {LISTED_VERSIONS}"
-    figures[OPERATIONS[2]] = timed([lambda: side.list_versions(listed) for _ in range(requests_per_op)])
-    figures[OPERATIONS[3]] = timed([lambda: side.get_version(listed, versions[5]) for _ in range(requests_per_op)])
+    figures[OPERATIONS[2]] = timed([lambda: side.list_versions(listed) for _ in range(requests_per_op)], side.pid)
+    figures[OPERATIONS[3]] = timed(
+        [lambda: side.get_version(listed, versions[5]) for _ in range(requests_per_op)], side.pid
+    )
     return figures
 
 
@@ -293,18 +322,23 @@ def report(results: dict[str, list[dict[str, Figures]]], args) -> str:
     slipway, mlflow = results["Slipway"], results[MLflowSide.name]
     lines = [
         f"Registry API, {args.requests} requests per operation, {args.rounds} rounds, medians of rounds "
-        f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()})",
+        f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"load average {args.load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
         "",
-        "| operation | Slipway p50 | MLflow p50 | Slipway ops/s | MLflow ops/s | throughput ratio |",
-        "|---|---|---|---|---|---|",
+        "| operation | Slipway p50 | MLflow p50 | Slipway ops/s | MLflow ops/s | throughput ratio "
+        "| server CPU per op, Slipway / MLflow |",
+        "|---|---|---|---|---|---|---|",
     ]
     for op in OPERATIONS:
         s_p50 = statistics.median(r[op].p50_ms for r in slipway)
         m_p50 = statistics.median(r[op].p50_ms for r in mlflow)
         s_ops = statistics.median(r[op].per_second for r in slipway)
         m_ops = statistics.median(r[op].per_second for r in mlflow)
+        s_cpu = statistics.median(r[op].server_cpu_ms for r in slipway)
+        m_cpu = statistics.median(r[op].server_cpu_ms for r in mlflow)
         lines.append(
-            f"| {op} | {s_p50:.1f} ms | {m_p50:.1f} ms | {s_ops:.0f} | {m_ops:.0f} | **{s_ops / m_ops:.2f}x** |"
+            f"| {op} | {s_p50:.1f} ms | {m_p50:.1f} ms | {s_ops:.0f} | {m_ops:.0f} | **{s_ops / m_ops:.2f}x** "
+            f"| {s_cpu:.1f} ms / {m_cpu:.1f} ms |"
         )
     return "\n".join(lines)
 
@@ -314,13 +348,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per operation and round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    args.load_before = os.getloadavg()[0]
     results: dict[str, list[dict[str, Figures]]] = {"Slipway": [], MLflowSide.name: []}
     with tempfile.TemporaryDirectory(prefix="slipway-bench-registry-") as tmp:
         work = Path(tmp)
         (work / "slipway").mkdir()
         (work / "mlflow").mkdir()
-        with slipway_server(work / "slipway") as (s_base, token), mlflow_server(work / "mlflow") as m_base:
-            sides = [SlipwaySide(s_base, token), MLflowSide(m_base)]
+        with (
+            slipway_server(work / "slipway") as (s_base, token, s_pid),
+            mlflow_server(work / "mlflow") as (m_base, m_pid),
+        ):
+            sides = [SlipwaySide(s_base, token, s_pid), MLflowSide(m_base, m_pid)]
             for side in sides:  # warm both up: first requests load code and fill caches
                 measure(side, 5, "warmup")
             for round_ in range(args.rounds):
