@@ -366,3 +366,7 @@ EMAIL_HOST = env("SLIPWAY_EMAIL_HOST", "localhost")
 EMAIL_PORT = envint("SLIPWAY_EMAIL_PORT", 25, minimum=1)
 CELERY_BEAT_SCHEDULE["reinspect-stuck"] = {"task": "registry.tasks.reinspect_stuck", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["expire-promotions"] = {"task": "deployments.tasks.expire_promotions", "schedule": 60.0}
+CELERY_BEAT_SCHEDULE["requeue-webhook-deliveries"] = {
+    "task": "deployments.tasks.requeue_webhook_deliveries",
+    "schedule": 15.0,
+}

@@ -3,7 +3,7 @@ reaper for work whose worker died or whose message never arrived.
 
 Builds and rollouts share this: both are enqueued after their row commits, claimed by one worker,
 report a heartbeat while they run, and are failed with a clear reason when the heartbeat stops, so
-nothing stays "queued" or "running" forever.
+nothing stays "queued" or "running" forever. Webhook deliveries share the enqueueing and the requeue.
 """
 
 import logging
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from celery import Task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
@@ -165,14 +166,14 @@ def reap_stale(
     return reaped
 
 
-def requeue(model: type[Work], task: Task, *, queued_state: str) -> int:
-    """Enqueue again the work queued for longer than SLIPWAY_BUILD_REQUEUE_AFTER: its message may have
-    died with the broker, or never reached it. A message that did arrive twice is harmless: the claim
-    is a conditional update, and the second one finds nothing queued."""
-    waiting = model.objects.filter(
-        state=queued_state, created_at__lt=timezone.now() - timedelta(seconds=settings.BUILD_REQUEUE_AFTER)
-    ).values_list("pk", flat=True)
-    return sum(1 for pk in waiting if enqueue(task, pk))
+def requeue(waiting: QuerySet, task: Task, *, since: str = "created_at") -> int:
+    """Enqueue again the rows of `waiting` that have waited (from the time in their field `since`) for
+    longer than SLIPWAY_BUILD_REQUEUE_AFTER: their message may have died with the broker, never reached
+    it, or died with the worker that held it. A message that did arrive twice is harmless: the claim is a
+    conditional update, and the second one finds nothing left to do."""
+    cutoff = timezone.now() - timedelta(seconds=settings.BUILD_REQUEUE_AFTER)
+    pks = waiting.filter(**{f"{since}__lt": cutoff}).values_list("pk", flat=True)
+    return sum(1 for pk in pks if enqueue(task, pk))
 
 
 def expire_queued(

@@ -74,20 +74,22 @@ def expire_promotions() -> int:
     return promotions.expire_promotions()
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    soft_time_limit=30,
-    autoretry_for=(Exception,),
-    retry_backoff=2,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=8,
-)
+# The delivery row keeps its attempts and when the next is due; another failure (the database, a
+# time limit) leaves it due, and requeue_webhook_deliveries enqueues it again.
+@shared_task(bind=True, acks_late=True, soft_time_limit=30)
 def deliver_webhook(self, delivery_id: int, **_ignored) -> None:
     from deployments.services import notifications
 
-    notifications.deliver(delivery_id)
+    retry_in = notifications.deliver(delivery_id)
+    if retry_in is not None:
+        raise self.retry(countdown=retry_in, max_retries=None)
+
+
+@shared_task(soft_time_limit=60)
+def requeue_webhook_deliveries() -> int:
+    from deployments.services import notifications
+
+    return notifications.requeue_deliveries()
 
 
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)

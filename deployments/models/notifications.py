@@ -29,6 +29,9 @@ class WebhookDelivery(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=500, blank=True)
+    # When the next attempt is due (the one under way: when it began); none once delivered or given up.
+    # A delivery due for long was lost with its message or its worker, and is enqueued again.
+    due_at = models.DateTimeField(null=True, blank=True, default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at"]

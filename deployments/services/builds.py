@@ -89,7 +89,7 @@ def reap_stale_builds() -> dict:
     expired = supervision.expire_queued(
         Build, BuildLogLine, failed_state=BuildState.FAILED, queued_state=BuildState.QUEUED, what="build"
     )
-    requeued = supervision.requeue(Build, run_build, queued_state=BuildState.QUEUED)
+    requeued = supervision.requeue(Build.objects.filter(state=BuildState.QUEUED), run_build)
     remove_leftover_workdirs()
     return {"reaped": len(reaped) + len(expired), "requeued": requeued}
 

@@ -2,7 +2,7 @@
 
 Nothing is sent inside a transaction: events are collected while the change is made and go out
 once it has committed (email through Django's email backend, webhooks through a Celery task that
-retries with backoff).
+retries with backoff, enqueued again when its message is lost).
 """
 
 import hashlib
@@ -11,6 +11,7 @@ import json
 import logging
 import secrets
 import time
+from datetime import timedelta
 
 import requests
 from django.conf import settings
@@ -31,6 +32,8 @@ from deployments.tasks import deliver_webhook
 logger = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Slipway-Signature"
+# A delivery is tried this many times (the first and eight retries, 2 s to 10 minutes apart), then given up.
+DELIVERY_ATTEMPTS = 9
 
 
 def sign(secret: str, body: bytes, timestamp: int | None = None) -> str:
@@ -164,19 +167,27 @@ def _send_after_commit(event, subject, body, recipients, webhooks, payload, *, w
     transaction.on_commit(send)
 
 
-def deliver(delivery_id: int) -> None:
-    """POST one delivery. Raises on failure so the task retries it with backoff."""
+def deliver(delivery_id: int) -> int | None:
+    """POST one delivery. Returns in how many seconds to try again after a failure, or None when there
+    is nothing more to do: delivered, refused by the outbound policy, given up, or taken by another
+    message for the same delivery."""
     delivery = WebhookDelivery.objects.select_related("webhook").get(pk=delivery_id)
-    if delivery.delivered_at:
-        return
+    if delivery.delivered_at or delivery.due_at is None:
+        return None
+    attempt = delivery.attempts + 1
+    pending = WebhookDelivery.objects.filter(pk=delivery.pk)
+    # Claimed with a conditional update: a requeued message racing a slow worker sends nothing twice.
+    if not pending.filter(attempts=delivery.attempts, delivered_at=None).update(
+        attempts=attempt, due_at=timezone.now()
+    ):
+        return None
     body = json.dumps(delivery.payload, sort_keys=True).encode()
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(attempts=delivery.attempts + 1)
     try:
         settings.OUTBOUND_POLICY.check_url(delivery.webhook.url, "webhook URL")
     except OutboundRefused as refused:
         # Not retried: the address is refused until an administrator allows its network.
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=str(refused)[:500])
-        return
+        pending.update(last_error=str(refused)[:500], due_at=None)
+        return None
     try:
         response = requests.post(
             delivery.webhook.url,
@@ -191,17 +202,33 @@ def deliver(delivery_id: int) -> None:
             },
         )
     except requests.RequestException as exc:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(last_error=_failure_summary(exc))
-        raise
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(last_status=response.status_code)
+        return _delivery_failed(delivery, attempt, _failure_summary(exc))
+    pending.update(last_status=response.status_code)
     if 300 <= response.status_code < 400:
-        WebhookDelivery.objects.filter(pk=delivery.pk).update(
-            last_error=f"The receiver answered {response.status_code} (a redirect, which is not followed)."
+        return _delivery_failed(
+            delivery, attempt, f"The receiver answered {response.status_code} (a redirect, which is not followed)."
         )
-        raise requests.HTTPError(f"the receiver answered {response.status_code}")
     if response.status_code >= 300:
-        raise requests.HTTPError(f"the receiver answered {response.status_code}")
-    WebhookDelivery.objects.filter(pk=delivery.pk).update(delivered_at=timezone.now(), last_error="")
+        return _delivery_failed(delivery, attempt, f"The receiver answered {response.status_code}.")
+    pending.update(delivered_at=timezone.now(), last_error="", due_at=None)
+    return None
+
+
+def _delivery_failed(delivery: WebhookDelivery, attempt: int, error: str) -> int | None:
+    pending = WebhookDelivery.objects.filter(pk=delivery.pk)
+    if attempt >= DELIVERY_ATTEMPTS:
+        pending.update(last_error=f"{error} Given up after {attempt} attempts."[:500], due_at=None)
+        logger.warning("webhook delivery %s (%s) given up after %s attempts", delivery.pk, delivery.event, attempt)
+        return None
+    retry_in = min(2**attempt, 600)
+    pending.update(last_error=error[:500], due_at=timezone.now() + timedelta(seconds=retry_in))
+    return retry_in
+
+
+def requeue_deliveries() -> int:
+    """Enqueue again the deliveries due for long, as builds and rollouts are: their message was lost
+    with the broker, or with the worker that held it (a retry waiting for its time, an attempt)."""
+    return supervision.requeue(WebhookDelivery.objects.filter(delivered_at=None), deliver_webhook, since="due_at")
 
 
 def _failure_summary(exc: requests.RequestException) -> str:

@@ -302,5 +302,5 @@ def reap_stale_rollouts() -> tuple[list[Rollout], int]:
     expired = supervision.expire_queued(
         Rollout, RolloutLogLine, queued_state=RolloutState.QUEUED, failed_state=RolloutState.FAILED, what="rollout"
     )
-    requeued = supervision.requeue(Rollout, run_rollout, queued_state=RolloutState.QUEUED)
+    requeued = supervision.requeue(Rollout.objects.filter(state=RolloutState.QUEUED), run_rollout)
     return reaped + expired, requeued

@@ -5,7 +5,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 from django.db import connection
 
 from deployments.models import Webhook, WebhookDelivery
@@ -55,9 +54,10 @@ def test_a_delivery_is_signed_and_retried_until_it_succeeds(receiver, team):
         webhook=webhook, event="promotion.approved", payload={"event": "promotion.approved", "promotion": {"id": 7}}
     )
     answers.append(503)
-    with pytest.raises(requests.HTTPError):
-        notifications.deliver(delivery.pk)
-    notifications.deliver(delivery.pk)
+    assert notifications.deliver(delivery.pk) == 2  # try again in 2 s
+    delivery.refresh_from_db()
+    assert delivery.last_error == "The receiver answered 503." and delivery.due_at > delivery.created_at
+    assert notifications.deliver(delivery.pk) is None
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and delivery.delivered_at is not None and delivery.last_status == 200
     assert [r["valid"] for r in received] == [True, True]

@@ -3,6 +3,7 @@ while work is in flight. The suite's shared services are never stopped."""
 
 import pytest
 
+from tests.deployments.test_webhooks import receiver  # noqa: F401  a webhook receiver on loopback
 from tests.support.faults import RedisServer, celery_broker
 from tests.support.kube.fixtures import kube_backend, kube_cluster  # noqa: F401  the emulated cluster
 
