@@ -1,7 +1,8 @@
 """What 50 people and scripts do at once, for Locust. Reads the fixture seed.py wrote ($SLIPWAY_LOAD_FIXTURE).
 
 Four kinds of simulated users, by weight:
-- a team member browsing: the overview, a model, a build page and an environment page (session login);
+- a team member (developer, approver or viewer) browsing: the overview, a model, a build page and an
+  environment page (signed in through the form);
 - a CI script following a build log with `after`, page by page, as the CLI does;
 - a CI script uploading a version (a fresh 1 MiB artifact);
 - an approver reading the inbox and a request, then approving it with the digest it saw.
@@ -88,7 +89,8 @@ class Browsing(HttpUser):
     def on_start(self) -> None:
         # Once per simulated person, as a browser keeps its session. Named apart ("sign-in: ..."): its
         # cost is the password hash (PBKDF2, deliberately slow), reported beside the pages, not among them.
-        person = random.choice(FIXTURE["developers"] + [FIXTURE["viewer"]])  # noqa: S311 - not security
+        people = FIXTURE["developers"] + FIXTURE["approvers"][:-1] + [FIXTURE["viewer"]]
+        person = random.choice(people)  # noqa: S311 - not security
         page = self.client.get("/login/", name=f"{SIGN_IN} /login/")
         token = CSRF.search(page.text)
         with self.client.post(

@@ -36,8 +36,9 @@ def main(fixture_path: Path) -> None:
     fixture = json.loads(fixture_path.read_text())
     model, build = fixture["models"][0], fixture["builds"][0]
     developer, approver = fixture["developers"][0], fixture["approvers"][0]
+    # Pages as an approver: every page counts the approver's inbox in the navigation (a developer's is empty).
     browser = Client(SERVER_NAME="127.0.0.1")
-    browser.force_login(get_user_model().objects.get(username=developer["username"]))
+    browser.force_login(get_user_model().objects.get(username=fixture["approvers"][1]["username"]))
     script = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {approver['token']}")
     uploader = Client(SERVER_NAME="127.0.0.1", HTTP_AUTHORIZATION=f"Bearer {developer['token']}")
     undecided = list(

@@ -23,13 +23,15 @@ def inbox(actor: Actor) -> list[PromotionRequest]:
         PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
         .exclude(requested_by=user)
         .select_related("environment", "model__team", "version", "requested_by")
-        .prefetch_related("environment__approver_groups", "approvals")
+        .prefetch_related("environment__approver_groups", "environment__grants", "approvals")
         .order_by("created_at")
     )
+    if not user.is_superuser:
+        # Read only the teams' requests this person could decide: every page counts the inbox.
+        pending = pending.filter(model__team_id__in=list(roles))
     return [
         promotion
         for promotion in pending
-        if (user.is_superuser or promotion.model.team_id in roles)
-        and not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
+        if not any(a.approver_id == user.pk and a.digest == promotion.digest for a in promotion.approvals.all())
         and approver_verdict(actor, promotion, role=roles.get(promotion.model.team_id))
     ]

@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import Role
@@ -12,7 +14,7 @@ from audit.models import AuditEvent
 from deployments.models import FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
 from deployments.services.promotions import expire_promotions, rebind_to_new_build
 from tests.conftest import member
-from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
+from tests.support.factories import EnvironmentFactory, ModelFactory, RegistryFactory, VersionFactory, succeeded_build
 
 
 @pytest.fixture
@@ -294,6 +296,31 @@ def test_the_inbox_lists_what_i_may_decide(api, client, teammate, approver, view
     assert api.as_user(teammate).get("/api/v1/promotions/?inbox=1").json()["results"] == []
     client.force_login(approver)
     assert '<span class="count" aria-label="1 waiting">1</span>' in client.get("/models/").content.decode()
+
+
+def test_the_navigations_inbox_count_reads_the_same_statements_for_2_or_12_pending_requests(
+    api, client, team, teammate, approver, prod
+):
+    # Every page an approver opens counts their inbox; the environment's grants (who approves in a
+    # global environment) were read again for each pending request.
+    def pending(first, count):
+        for number in range(first, first + count):
+            model = ModelFactory(team=team, name=f"m-{number}")
+            version = VersionFactory(model=model, number=1)
+            succeeded_build(version)
+            assert request_promotion(api, teammate, version, prod).status_code == 201
+
+    client.force_login(approver)
+    pending(0, 2)
+    client.get("/models/")
+    with CaptureQueriesContext(connection) as few:
+        page = client.get("/models/").content.decode()
+    assert '<span class="count" aria-label="2 waiting">2</span>' in page
+    pending(2, 10)
+    with CaptureQueriesContext(connection) as many:
+        page = client.get("/models/").content.decode()
+    assert '<span class="count" aria-label="12 waiting">12</span>' in page
+    assert len(many) == len(few)
 
 
 def test_can_i_explains_the_decision(api, teammate, approver, owner, version, prod):
