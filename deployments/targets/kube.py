@@ -156,8 +156,8 @@ class KubernetesTarget:
             image_pull_grace=self.image_pull_grace,
             stall_grace=self.stall_grace,
         )
-        watch.baseline()
-        self._apply_all(spec, manifests, log)
+        applied = self._apply_all(spec, manifests, log)
+        watch.since_applied(applied)
         watch.run()
         endpoint = self.endpoint(spec.name)
         log(f"Serving at {endpoint}")
@@ -234,17 +234,18 @@ class KubernetesTarget:
             parts.append(f"manifests are validated against the Kubernetes {schema_version(version)} schemas")
         return "; ".join(parts) + "."
 
-    def _apply_all(self, spec: DeploySpec, manifests: list[dict[str, Any]], log: LogFn) -> None:
+    def _apply_all(self, spec: DeploySpec, manifests: list[dict[str, Any]], log: LogFn) -> dict[str, Any]:
+        """Apply Service, Deployment and HPA (or delete the HPA); the Deployment as the server stored it."""
         by_kind = {manifest["kind"]: manifest for manifest in manifests}
         self._apply(by_kind["Service"], log)
         if spec.autoscaling is None:
             # Before the Deployment takes replicas back, so the HPA cannot scale it once more meanwhile.
             if self.api.delete("HorizontalPodAutoscaler", spec.name, log=log):
                 log(f"Deleted HorizontalPodAutoscaler {spec.name}: autoscaling is off")
-            self._apply(by_kind["Deployment"], log)
-            return
-        self._apply(self._autoscaled_deployment(spec, log), log)
+            return self._apply(by_kind["Deployment"], log)
+        deployment = self._apply(self._autoscaled_deployment(spec, log), log)
         self._apply(by_kind["HorizontalPodAutoscaler"], log)
+        return deployment
 
     def _autoscaled_deployment(self, spec: DeploySpec, log: LogFn) -> dict[str, Any]:
         """The Deployment to apply under an HPA: with the replicas the cluster runs now, kept within its bounds.

@@ -6,6 +6,11 @@ should_stop() and the grace periods keep a fixed rhythm. The namespace's events 
 whole) and the replica sets they are matched against are read at most every WATCHED_EVENTS_INTERVAL while
 the watches show changes, and once more at the end. When the API will not let the Deployment and its pods
 be watched, it polls them every `poll_seconds` instead, and the events every EVENTS_INTERVAL.
+
+Only the rollout's own events are logged: those of its new pods, and those of its Deployment, replica
+sets and old pods that happened since the server stored the apply (by the server's clock; timestamps
+have one-second steps, so an event of that same second counts as new). Nothing is read before the apply
+to tell old events from new.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from serving.contract import EXIT_LOAD_FAILED
@@ -31,7 +37,7 @@ from .base import (
 )
 from .kube_api import KubeApi
 from .kube_watch import Feed, WatchUnavailable
-from .manifests import CONTAINER_NAME
+from .manifests import CONTAINER_NAME, FIELD_MANAGER
 
 __all__ = ["RolloutWatch"]
 
@@ -121,6 +127,7 @@ class RolloutWatch:
     stall_grace: float
     watch_seconds: int = 60  # how long one watch may stay open; 0: poll every poll_seconds instead
     _seen_events: set[str] = field(default_factory=set)
+    _applied_at: datetime | None = None  # when the server stored the Deployment's apply (its clock)
     _first_seen: dict[tuple[str, str], float] = field(default_factory=dict)
     _last_progress: tuple[int, ...] = ()
     _progressed_at: float = 0.0
@@ -136,10 +143,18 @@ class RolloutWatch:
     def selector(self) -> str:
         return ",".join(f"{key}={value}" for key, value in selector_labels(self.spec.name, self.spec.model).items())
 
-    def baseline(self) -> None:
-        """Remember the events that exist before the rollout, so only new ones are logged."""
-        self._seen_events = {e["metadata"]["uid"] for e in self.api.events(log=self.log) if "uid" in e["metadata"]}
-        self._events_at = time.monotonic()  # all of them seen: the next read is due an interval from now
+    def since_applied(self, deployment: Obj) -> None:
+        """Log only the events from when the server stored this apply of the Deployment (its managedFields
+        say when, by the server's clock). A server that does not say: the events that exist now are old."""
+        times = [
+            _timestamp(entry.get("time"))
+            for entry in deployment["metadata"].get("managedFields") or []
+            if entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply"
+        ]
+        self._applied_at = max((t for t in times if t is not None), default=None)
+        if self._applied_at is None:
+            self._seen_events = {e["metadata"].get("uid", "") for e in self.api.events(log=self.log)}
+        self._events_at = time.monotonic()  # the next read is due an interval from now
 
     def run(self) -> None:
         self._progressed_at = time.monotonic()
@@ -261,9 +276,10 @@ class RolloutWatch:
     def _report(self, snapshot: Snapshot) -> None:
         uids = {snapshot.deployment["metadata"]["uid"]}
         uids |= {obj["metadata"]["uid"] for obj in snapshot.replicasets + snapshot.pods}
+        new_pods = _uids(snapshot.new_pods)
         for event in snapshot.events_of(uids):
             uid = event["metadata"].get("uid", "")
-            if uid not in self._seen_events:
+            if uid not in self._seen_events and self._since_apply(event, new_pods):
                 self._seen_events.add(uid)
                 self.log(f"Event: {_describe_event(event)}")
         progress = snapshot.progress()
@@ -276,6 +292,12 @@ class RolloutWatch:
                 f"{progress.available} available" + (f", {old} old still running" if old else "")
             )
             self.on_progress(progress)
+
+    def _since_apply(self, event: Obj, new_pods: set[str]) -> bool:
+        if self._applied_at is None or (event.get("involvedObject") or {}).get("uid") in new_pods:
+            return True
+        happened = _timestamp(_last_time(event))
+        return happened is None or happened >= self._applied_at
 
     # --- deciding ---------------------------------------------------------------------------------
 
@@ -405,6 +427,26 @@ def _event_time(event: Obj) -> tuple[str, int]:
     stamp = event.get("firstTimestamp") or event.get("eventTime") or meta.get("creationTimestamp") or ""
     version = str(meta.get("resourceVersion", ""))
     return str(stamp), int(version) if version.isdigit() else 0
+
+
+def _last_time(event: Obj) -> str:
+    series = event.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event["metadata"].get("creationTimestamp")
+        or ""
+    )
+
+
+def _timestamp(text: object) -> datetime | None:
+    """An API timestamp to the second (MicroTime has fractions, Time has none), or None."""
+    try:
+        moment = datetime.fromisoformat(str(text)).replace(microsecond=0)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _describe_event(event: Obj) -> str:
