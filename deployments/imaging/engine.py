@@ -232,6 +232,21 @@ class DockerEngine:
             raise ImageError("The registry accepted the push but reported no digest.")
         return digest, size
 
+    def pull_image(self, reference: str, auth: dict[str, str] | None) -> None:
+        """Pull an image (a prebuilt one, by digest, to read what it holds)."""
+        client = self.client()
+        try:
+            for chunk in client.pull(reference, auth_config=auth, stream=True, decode=True):
+                if "error" in chunk:
+                    message = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    if is_transient(message):
+                        raise TransientError(f"Pulling {reference} failed: {message}.")
+                    raise ImageError(f"Pulling {reference} failed: {message}.")
+        except docker.errors.APIError as exc:
+            raise _engine_error(exc, f"pulling {reference}") from None
+        finally:
+            client.close()
+
     def remote_digest(self, reference: str, auth: dict[str, str] | None) -> str:
         """The digest a registry holds for a reference, without pulling it (for prebuilt images)."""
         client = self.client()

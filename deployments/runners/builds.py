@@ -22,10 +22,11 @@ from django.utils import timezone
 from deployments.imaging.context import BuildSpec, prepare_context, runtime_component
 from deployments.imaging.engine import DockerEngine
 from deployments.imaging.errors import BuildContextError, Cancelled, ImageError, TransientError
-from deployments.imaging.packages import debian_packages
+from deployments.imaging.packages import debian_packages, python_packages
 from deployments.imaging.smoke import smoke_test
 from deployments.logs import LogWriter
 from deployments.models import Build, BuildLogLine, BuildState
+from deployments.models.builds import repository_of
 from deployments.outbound import OutboundRefused
 from deployments.selectors.registries import image_sources_for
 from deployments.selectors.vulnerabilities import database_status
@@ -170,7 +171,7 @@ class BuildRunner:
     def bill_of_materials(self, python_packages: list[dict], ecosystem: str, packages: list, seconds: float) -> list:
         """The wheels installed, the serving runtime, and the image's Debian packages (from its dpkg status)."""
         bill = [{**item, "ecosystem": "PyPI"} for item in python_packages]
-        if self.version.framework != Framework.CUSTOM:
+        if self.version.framework not in (Framework.CUSTOM, Framework.IMAGE):  # our runtime is in images we build
             bill.append(runtime_component())
         if packages and ecosystem:
             bill.extend(
@@ -221,7 +222,28 @@ class BuildRunner:
         self.say(f"Prebuilt image: looking up {reference} in its registry (nothing is built)")
         digest = self.with_retries("looking up the image", lambda: self.engine.remote_digest(reference, auth))
         self.say(f"{reference} is {digest}")
-        self.succeed(image_reference=reference, image_digest=digest, image_size=None, bill_of_materials=[])
+        # Scanned as a built image is (the vulnerability gate needs it): what it holds is read from the image.
+        pinned = f"{repository_of(reference)}@{digest}"
+        self.say(f"Pulling {pinned} to list what it holds")
+        self.with_retries("pulling the image", lambda: self.engine.pull_image(pinned, auth))
+        self.check_stop()
+        client = self.engine.client()
+        try:
+            python = python_packages(client, pinned)
+        finally:
+            client.close()
+        if python is None:
+            self.say("The image has no python3 on its PATH: no Python packages to list")
+        else:
+            self.say(f"The image's python3 sees {len(python)} Python packages; all are in the bill of materials")
+        bill = self.bill_of_materials(python or [], *self.read_debian_packages(pinned))
+        self.scan(bill)
+        self.succeed(
+            image_reference=reference,
+            image_digest=digest,
+            image_size=self.engine.image_size(pinned),
+            bill_of_materials=bill,
+        )
 
     # -- state changes ------------------------------------------------------------------------
 

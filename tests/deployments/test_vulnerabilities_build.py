@@ -15,6 +15,7 @@ from deployments.models import BuildState, Finding
 from deployments.services import vulnerabilities
 from tests.deployments.test_builds_integration import SIGNATURE, log_text, upload
 from tests.support.builds import wait_for_build
+from tests.support.factories import EnvironmentFactory
 from tests.support.osv import CVSS_HIGH, advisory, write_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -94,3 +95,39 @@ def test_a_build_lists_its_debian_packages_and_is_scanned_before_it_succeeds(
     assert body["findings"][0]["explanation"] == (
         f"CVE-2026-49999 in scikit-learn {sklearn.__version__}, high, fixed in {next_patch(sklearn.__version__)}"
     )
+
+
+def test_a_prebuilt_image_is_scanned_too_and_the_gate_holds_it_to_the_same_rule(
+    api, teammate, model, registry_row, oci_registry, build_settings, osv_database, celery_worker, docker_engine
+):
+    # The base image: Debian 12, whose python3 sees Debian's pip. An advisory for that pip, beside glibc's.
+    write_folder(
+        OSV_FOLDER,
+        [
+            *(json.loads(path.read_text()) for path in sorted(OSV_FOLDER.glob("*.json"))),
+            advisory("GHSA-test-pip9", "pip", ("introduced", "0"), ("fixed", "99.0"), cvss=CVSS_HIGH),
+        ],
+    )
+    assert vulnerabilities.database_refresh()["changed"] == 1
+    reference = f"{oci_registry.host}/vision/prebuilt-scanned:1.0"
+    docker_engine.images.get(build_settings.BASE_IMAGE).tag(reference)
+    auth = {"username": oci_registry.username, "password": oci_registry.password}
+    for line in docker_engine.images.push(reference, auth_config=auth, stream=True, decode=True):
+        assert "error" not in line, line
+    client = api.as_user(teammate)
+
+    version = client.post(
+        f"/api/v1/models/{model.pk}/versions/", {"framework": "image", "image_reference": reference}, format="json"
+    ).json()
+    build = wait_for_build(version["id"])
+    log = log_text(build)
+    assert build.state == BuildState.SUCCEEDED, f"{build.failure_reason}\n{log[-3000:]}"
+
+    assert build.scanned_at is not None and "nothing is built" in log
+    assert {item.get("ecosystem") for item in build.bill_of_materials} == {"PyPI", "Debian:12"}
+    found = {(f.advisory_id, f.package) for f in Finding.objects.filter(build=build)}
+    assert found == {("GHSA-test-pip9", "pip"), ("DEBIAN-CVE-2026-49998", "glibc")}
+    gated = EnvironmentFactory(team=model.team, name="staging", block_severity="high")
+    refused = client.post("/api/v1/rollouts/", {"version": version["id"], "environment": gated.pk}, format="json")
+    assert refused.status_code == 400
+    assert "GHSA-test-pip9 in pip" in refused.json()["version"][0]
