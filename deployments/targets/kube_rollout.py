@@ -7,10 +7,11 @@ whole) and the replica sets they are matched against are read at most every WATC
 the watches show changes, and once more at the end. When the API will not let the Deployment and its pods
 be watched, it polls them every `poll_seconds` instead, and the events every EVENTS_INTERVAL.
 
-Only the rollout's own events are logged: those of its new pods, and those of its Deployment, replica
-sets and old pods that happened since the server stored the apply (by the server's clock; timestamps
-have one-second steps, so an event of that same second counts as new). Nothing is read before the apply
-to tell old events from new.
+Only the rollout's own events are logged: all those of its new pods, and those of its Deployment,
+replica sets and old pods that happened since the server stored the apply (its managedFields time;
+timestamps have one-second steps, so an event of that same second counts as new; an old pod's event
+stamped by a node whose clock is behind may be left out). Nothing is read before the apply to tell old
+events from new.
 """
 
 from __future__ import annotations
