@@ -88,8 +88,9 @@ class App:
             model = load_model(self.config, self.settings.model_dir, threads=threads_per_worker(self.settings.workers))
         except BaseException as exc:  # user code may raise anything (even SystemExit); readiness must say so
             reason = f"model failed to load: {type(exc).__name__}: {exc}"
-            self.board.set(self.slot, FAILED, os.getpid(), reason)
+            # Written before readiness reports it: whoever is told reads the explanation in the log.
             log_event("error", "model_load_failed", error=reason, traceback=traceback.format_exc())
+            self.board.set(self.slot, FAILED, os.getpid(), reason)
             return False
         self.model = model
         self.board.set(self.slot, READY, os.getpid())

@@ -31,6 +31,7 @@ __all__ = [
     "log_tail",
     "parse_quantity",
     "runtime_error",
+    "runtime_record_error",
     "validate_spec",
 ]
 
@@ -298,6 +299,11 @@ def log_tail(text: str, lines: int) -> list[str]:
 def runtime_error(lines: list[str]) -> str:
     """What a model server's last lines say went wrong: the runtime logs JSON records, and the last one
     with an "error" names it; other servers' plain text gives its last line."""
+    return runtime_record_error(lines) or (lines[-1].strip()[:500] if lines else "")
+
+
+def runtime_record_error(lines: list[str]) -> str:
+    """The error named by the runtime's last JSON record that names one; empty when there is none."""
     for line in reversed(lines):
         try:
             record = json.loads(line)
@@ -305,7 +311,7 @@ def runtime_error(lines: list[str]) -> str:
             continue
         if isinstance(record, dict) and record.get("error"):
             return str(record["error"])[:500]
-    return lines[-1].strip()[:500] if lines else ""
+    return ""
 
 
 def _is_probe_record(line: str) -> bool:

@@ -44,6 +44,7 @@ from .base import (
     common_labels,
     log_tail,
     parse_quantity,
+    runtime_record_error,
     validate_identity,
     validate_spec,
 )
@@ -67,6 +68,9 @@ from .docker_tls import DockerTLS, engine_host, tls_refusal, validate_tls
 __all__ = ["DockerHostTarget", "container_name"]
 
 LOG_TAIL_LINES = 30
+# After the runtime reports a load failure, how long its record of it may take to reach the engine's log
+# (the engine copies a container's output to the log a moment after it is written).
+LOG_SETTLE_SECONDS = 5.0
 LOG_READ_LINES = 500  # read more than shown: health-probe records are dropped before the tail is taken
 RUN_AS = "10001:10001"
 WILDCARD_ADDRESSES = ("", "0.0.0.0", "::")  # noqa: S104 - recognised, not bound
@@ -427,7 +431,7 @@ class DockerHostTarget:
             answer = f"answered {status}: {detail}" if status else detail
             if state == LOAD_FAILED_STATE:
                 # The runtime says its model cannot load (it exits shortly): waiting longer changes nothing.
-                self._log_output(container, log)
+                self._log_output(container, log, until_explained=True)
                 raise _ContainerFailed(
                     f"The model server reported a load failure after {time.monotonic() - started:.1f} s: {detail}"
                 )
@@ -470,14 +474,20 @@ class DockerHostTarget:
             return 0, f"no answer yet ({type(error).__name__})", ""
         return answer.status_code, error_text(answer), readiness_state(answer)
 
-    def _log_output(self, container: Container, log: LogFn) -> str:
-        """Log the container's last lines; return the last one, made readable."""
-        try:
-            raw = container.logs(tail=LOG_READ_LINES, stdout=True, stderr=True)
-        except (APIError, requests.RequestException) as error:
-            log(f"(the log of {container.name} cannot be read: {error})")
-            return ""
-        lines = log_tail(raw.decode("utf-8", errors="replace"), LOG_TAIL_LINES)
+    def _log_output(self, container: Container, log: LogFn, *, until_explained: bool = False) -> str:
+        """Log the container's last lines; return the last one, made readable. `until_explained`: the
+        runtime has reported a failure, so wait (LOG_SETTLE_SECONDS at most) for its record of it."""
+        settle_by = time.monotonic() + LOG_SETTLE_SECONDS
+        while True:
+            try:
+                raw = container.logs(tail=LOG_READ_LINES, stdout=True, stderr=True)
+            except (APIError, requests.RequestException) as error:
+                log(f"(the log of {container.name} cannot be read: {error})")
+                return ""
+            lines = log_tail(raw.decode("utf-8", errors="replace"), LOG_TAIL_LINES)
+            if not until_explained or runtime_record_error(lines) or time.monotonic() > settle_by:
+                break
+            time.sleep(0.1)
         log(f"Last {len(lines)} log lines of {container.name} (health checks left out):")
         for line in lines:
             log(f"  | {line}")
