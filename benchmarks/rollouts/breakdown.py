@@ -57,6 +57,7 @@ def main() -> None:
         TeamFactory,
         UserFactory,
         VersionFactory,
+        grant,
         succeeded_build,
     )
 
@@ -78,6 +79,7 @@ def main() -> None:
             namespace="breakdown",
             kubeconfig=cluster.kubeconfig.read_text(),
         )
+        grant(environment, team)
         api = APIClient()
         api.force_authenticate(user=user)
         rounds = 4
