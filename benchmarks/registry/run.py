@@ -4,7 +4,9 @@
 
 Protocol (issue 17): one web worker per side, SQLite for both, one sequential keep-alive client,
 a fresh 1 MiB random artifact per version, Slipway's automatic build on (every upload queues a
-build, as deployed; no Celery worker consumes it here, so only the enqueue is measured).
+build, as deployed; no Celery worker consumes it here, so only the enqueue is measured). Each server
+runs with its own defaults otherwise: both write one log line per request (MLflow's uvicorn access
+log, Slipway's request log at INFO), both with debugging off.
 
 For each side and round, four operations are timed request by request:
 
@@ -229,7 +231,6 @@ def slipway_server(work: Path) -> Iterator[tuple[str, str, int]]:
         "SLIPWAY_SECRET_KEY": secrets.token_urlsafe(50),
         "SLIPWAY_VAR_DIR": str(work / "var"),
         "SLIPWAY_MEDIA_ROOT": str(work / "media"),
-        "SLIPWAY_LOG_LEVEL": "WARNING",
         "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics"),
     }
     (work / "metrics").mkdir()
