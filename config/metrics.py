@@ -16,6 +16,7 @@ Access: only from SLIPWAY_METRICS_ALLOWED_NETWORKS (loopback by default), or wit
 `Authorization: Bearer $SLIPWAY_METRICS_TOKEN` when a token is set.
 """
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -69,7 +70,13 @@ def route_label(request) -> str:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return "static" if request.path.startswith(f"/{settings.STATIC_URL.lstrip('/')}") else "unmatched"
-    route = _CONVERTER.sub(r"{\1}", _NAMED_GROUP.sub(r"{\1}", match.route))
+    return _route_template(match.route)
+
+
+@functools.lru_cache(maxsize=1024)
+def _route_template(route: str) -> str:
+    # Asked twice per request (the metrics and the request's log line), for a few hundred routes.
+    route = _CONVERTER.sub(r"{\1}", _NAMED_GROUP.sub(r"{\1}", route))
     return "/" + route.replace("^", "").replace("$", "")
 
 
