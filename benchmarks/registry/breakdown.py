@@ -100,12 +100,19 @@ def main() -> None:
         return client.post(f"/api/v1/models/{model_id}/versions/", {"framework": "sklearn", "artifact": artifact})
 
     version_id = upload(0).json()["id"]
+    # As run.py lists: a model of its own with 20 versions.
+    listed_id = client.post(
+        "/api/v1/models/", {"team": "bench", "name": "listed"}, content_type="application/json"
+    ).json()["id"]
+    for _ in range(20):
+        artifact = SimpleUploadedFile("model.joblib", os.urandom(1024 * 1024))
+        client.post(f"/api/v1/models/{listed_id}/versions/", {"framework": "sklearn", "artifact": artifact})
     operations = {
         "create-model": lambda i: client.post(
             "/api/v1/models/", {"team": "bench", "name": f"m{i}"}, content_type="application/json"
         ),
         "create-version": upload,
-        "list": lambda i: client.get(f"/api/v1/models/{model_id}/versions/"),
+        "list": lambda i: client.get(f"/api/v1/models/{listed_id}/versions/"),
         "get": lambda i: client.get(f"/api/v1/versions/{version_id}/"),
     }
     serial = iter(range(10**9))
