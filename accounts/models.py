@@ -1,5 +1,7 @@
 """Teams, the roles their members hold, and personal API tokens."""
 
+import functools
+
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
@@ -114,10 +116,17 @@ class ApiToken(models.Model):
     @cached_property
     def team_ids(self) -> frozenset[int]:
         """The teams the token is limited to; empty: all of its user's teams. They are set when the token
-        is made and never change, so one read per instance (per request) is enough. (Asking for them in
-        the authentication's own query, as an EXISTS, cost more to build than this small query.)"""
-        through = ApiToken.teams.through.objects.filter(apitoken_id=self.pk)
-        return frozenset(through.values_list("team_id", flat=True))
+        is made, in its transaction, and never change (the admin shows them read-only), so each process
+        reads them once per token. The token's own row is still read at every request: revoked or
+        expired, it is refused before its teams matter."""
+        return _token_team_ids(self.pk, self.prefix)
+
+
+@functools.lru_cache(maxsize=4096)
+def _token_team_ids(pk: int, prefix: str) -> frozenset[int]:
+    # Keyed by the random prefix too: a test database that reuses an id never gets another token's teams.
+    through = ApiToken.teams.through.objects.filter(apitoken_id=pk, apitoken__prefix=prefix)
+    return frozenset(through.values_list("team_id", flat=True))
 
 
 class SsoIdentity(models.Model):

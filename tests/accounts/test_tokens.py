@@ -164,3 +164,20 @@ def test_a_token_limited_to_a_team_reaches_only_that_team(api, teammate, model, 
 def test_a_token_cannot_be_limited_to_a_team_i_am_not_in(api, teammate, other_team):
     response = api.as_user(teammate).post("/api/v1/tokens/", {"name": "x", "teams": ["other"]}, format="json")
     assert response.status_code == 400 and "not a member of team 'other'" in response.json()["teams"][0]
+
+
+def test_a_tokens_team_limits_are_read_once_and_hold_at_every_request(api, teammate, model, other_team):
+    # The limits never change after the token is made, so a process reads them once; the token's own
+    # row is read at every request (a revoked token is refused at once).
+    MembershipFactory(team=other_team, user=teammate)
+    theirs = ModelFactory(team=other_team, name="other-model")
+    secret = api.as_user(teammate).post("/api/v1/tokens/", {"name": "ci", "teams": ["vision"]}, format="json")
+    client = api.with_token(secret.json()["token"])
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            assert client.get(f"/api/v1/models/{model.pk}/").status_code == 200
+            assert client.get(f"/api/v1/models/{theirs.pk}/").status_code == 404
+    limits_read = [q for q in queries if q["sql"].lstrip().startswith('SELECT "accounts_apitoken_teams"')]
+    tokens_read = [q for q in queries if q["sql"].lstrip().startswith('SELECT "accounts_apitoken"')]
+    assert len(limits_read) == 1
+    assert len(tokens_read) == 6
