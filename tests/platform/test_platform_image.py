@@ -1,5 +1,5 @@
-"""The platform image, as production runs it: web and worker containers from platform/Dockerfile,
-against this machine's PostgreSQL and Redis (README, "Running in production")."""
+"""The platform image, as production runs it: web, worker and rollouts containers from
+platform/Dockerfile, against this machine's PostgreSQL and Redis (README, "Running in production")."""
 
 import json
 import os
@@ -32,9 +32,10 @@ def empty_database():
 
 @pytest.fixture(scope="module")
 def platform(docker_engine, platform_image, empty_database):
-    """`web` and `worker` containers on the host's network (they reach 127.0.0.1's services)."""
+    """`web`, `worker` and `rollouts` containers on the host's network (they reach 127.0.0.1's services)."""
     port = free_port()
     worker_name = f"smoke-{os.getpid()}@slipway-test"
+    rollouts_name = f"smoke-rollouts-{os.getpid()}@slipway-test"
     environment = {
         "DATABASE_URL": empty_database,
         "REDIS_URL": settings.REDIS_URL,
@@ -49,12 +50,13 @@ def platform(docker_engine, platform_image, empty_database):
     }
     containers = {}
     try:
-        for role in ("web", "worker"):
+        role_environment = {"rollouts": {"SLIPWAY_WORKER_NAME": rollouts_name, "ROLLOUT_CONCURRENCY": "3"}}
+        for role in ("web", "worker", "rollouts"):
             containers[role] = docker_engine.containers.run(
                 platform_image,
                 [role],
                 name=f"slipway-test-platform-{role}-{os.getpid()}",
-                environment=environment,
+                environment={**environment, **role_environment.get(role, {})},
                 network_mode="host",
                 detach=True,
                 labels={"slipway.test": "platform-image"},
@@ -71,7 +73,7 @@ def platform(docker_engine, platform_image, empty_database):
                 return False
 
         wait_until(web_ready, timeout=240, message="the web container to answer /readyz")
-        yield {"url": url, "worker_name": worker_name, **containers}
+        yield {"url": url, "worker_name": worker_name, "rollouts_name": rollouts_name, **containers}
     finally:
         for container in containers.values():
             container.remove(force=True)
@@ -115,7 +117,22 @@ def test_the_worker_answers_celery_inspect_ping(platform):
     assert "pong" in ping.stdout
 
 
-@pytest.mark.parametrize("role", ["web", "worker"])
+def test_the_rollouts_worker_takes_only_rollouts_a_thread_each_with_the_client_loaded(platform):
+    name = platform["rollouts_name"]
+
+    def inspect(command: str):
+        answer = run_in(platform["rollouts"], "celery", "-A", "config", "inspect", command, "-d", name, "--timeout",
+                        "10", "--json")  # fmt: skip
+        return json.loads(answer.stdout.strip().splitlines()[-1])[name] if answer.returncode == 0 else None
+
+    stats = wait_until(lambda: inspect("stats"), timeout=60, message="the rollouts worker to answer")
+    assert stats["pool"]["implementation"].endswith("thread:TaskPool")
+    assert stats["pool"]["max-concurrency"] == 3  # ROLLOUT_CONCURRENCY
+    assert [queue["name"] for queue in inspect("active_queues")] == [settings.ROLLOUT_QUEUE]
+    assert "the Kubernetes client is loaded" in platform["rollouts"].logs().decode()
+
+
+@pytest.mark.parametrize("role", ["web", "worker", "rollouts"])
 def test_the_containers_run_as_a_user_that_is_not_root(platform, role):
     container = platform[role]
     assert container.attrs["Config"]["User"] == "10001"
