@@ -195,7 +195,7 @@ def run_locust(locust: Path, base: str, fixture: Path, work: Path, args) -> dict
     if not result.exists():
         raise SystemExit(f"Locust wrote no figures; see {work / 'locust.log'}")
     figures = json.loads(result.read_text())
-    if figures["late"]:
+    if figures["late"] or "ready_after" not in figures:
         raise SystemExit(f"not every simulated user started within the limit; see {work / 'locust.log'}")
     return figures
 
