@@ -1,10 +1,10 @@
 """Reads of promotion requests: the history a user may see, and the inbox of what they may decide."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from accounts.permissions import Actor, restrict, roles_by_team
-from deployments.models import PromotionRequest, PromotionState
+from deployments.models import Build, PromotionRequest, PromotionState
 from deployments.policy import approver_verdict
 
 
@@ -23,7 +23,13 @@ def inbox(actor: Actor) -> list[PromotionRequest]:
         PromotionRequest.objects.filter(state=PromotionState.PENDING, expires_at__gt=timezone.now())
         .exclude(requested_by=user)
         .select_related("environment", "model__team", "version", "requested_by")
-        .prefetch_related("environment__approver_groups", "environment__grants", "approvals")
+        .prefetch_related(
+            "environment__approver_groups",
+            "environment__grants",
+            "approvals",
+            # Who started the build (an environment may refuse them as approver); not its bill of materials.
+            Prefetch("build", queryset=Build.objects.only("pk", "started_by_id")),
+        )
         .order_by("created_at")
     )
     if not user.is_superuser:

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import Role
 from audit.models import AuditEvent
-from deployments.models import FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
+from deployments.models import FourEyes, FreezeWindow, PromotionRequest, PromotionState, Rollout, RolloutState
 from deployments.services.promotions import expire_promotions, rebind_to_new_build
 from tests.conftest import member
 from tests.support.factories import EnvironmentFactory, ModelFactory, RegistryFactory, VersionFactory, succeeded_build
@@ -298,11 +298,16 @@ def test_the_inbox_lists_what_i_may_decide(api, client, teammate, approver, view
     assert '<span class="count" aria-label="1 waiting">1</span>' in client.get("/models/").content.decode()
 
 
+@pytest.mark.parametrize("four_eyes", [FourEyes.REQUESTER, FourEyes.AUTHORS])
 def test_the_navigations_inbox_count_reads_the_same_statements_for_2_or_12_pending_requests(
-    api, client, team, teammate, approver, prod
+    api, client, team, teammate, approver, prod, four_eyes
 ):
     # Every page an approver opens counts their inbox; the environment's grants (who approves in a
-    # global environment) were read again for each pending request.
+    # global environment) were read again for each pending request, and so was each build where the
+    # environment refuses the build's trigger as an approver.
+    prod.four_eyes = four_eyes
+    prod.save()
+
     def pending(first, count):
         for number in range(first, first + count):
             model = ModelFactory(team=team, name=f"m-{number}")
