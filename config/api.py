@@ -31,9 +31,12 @@ class Paginator(DjangoPaginator):
         number = self.validate_number_without_count(number)
         bottom = (number - 1) * self.per_page
         rows = list(self.object_list[bottom : bottom + self.per_page + 1])
-        if len(rows) > self.per_page or (not rows and number > 1):
-            return super().page(number)  # more pages (or none this far): Django counts them
-        self.__dict__["count"] = bottom + len(rows)  # the cached_property, known without a query
+        if not rows and number > 1:
+            return super().page(number)  # none this far: Django counts them, and says so
+        if len(rows) > self.per_page:
+            rows = rows[: self.per_page]  # more pages: counted when the page asks, its rows not read again
+        else:
+            self.__dict__["count"] = bottom + len(rows)  # the cached_property, known without a query
         return self._get_page(rows, number, self)
 
     def validate_number_without_count(self, number) -> int:

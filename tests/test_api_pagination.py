@@ -56,3 +56,17 @@ def test_an_empty_list_is_one_empty_page(api, teammate, team):
     response, counted = page(api.as_user(teammate), "")
     assert response.json() == {"count": 0, "next": None, "previous": None, "results": []}
     assert counted == []
+
+
+def test_a_page_before_the_last_reads_its_rows_once(api, teammate, five_models):
+    # The row past the page says that more pages follow; the page is then shown from the rows read,
+    # not read a second time (with every prefetch of the list) after the COUNT.
+    with CaptureQueriesContext(connection) as captured:
+        response = api.as_user(teammate).get("/api/v1/models/?page_size=2")
+    reads = [
+        q["sql"]
+        for q in captured
+        if 'FROM "registry_registeredmodel"' in q["sql"] and not q["sql"].lstrip().startswith("SELECT COUNT(*)")
+    ]
+    assert [m["name"] for m in response.json()["results"]] == ["m0", "m1"] and response.json()["count"] == 5
+    assert len(reads) == 1

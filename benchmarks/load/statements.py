@@ -80,7 +80,8 @@ def main(fixture_path: Path) -> None:
         "GET /builds/[id]/": (get(browser, f"/builds/{build['id']}/"), 200),
         "GET /environments/[id]/": (get(browser, f"/environments/{fixture['environments'][2]}/"), 200),
         "GET /api/v1/builds/[id]/log/?after=": (get(script, f"/api/v1/builds/{build['id']}/log/?after=100"), 200),
-        "GET /api/v1/promotions/?state=pending": (get(script, "/api/v1/promotions/?state=pending"), 200),
+        # 20 a page: more than one page at 1x too (the API counts the rows only when more pages follow).
+        "GET /api/v1/promotions/?state=pending": (get(script, "/api/v1/promotions/?state=pending&page_size=20"), 200),
         "GET /api/v1/promotions/[id]/": (get(script, f"/api/v1/promotions/{promotion}/"), 200),
         "POST /api/v1/promotions/[id]/approve/": (approve, 200),
         "POST /api/v1/models/[id]/versions/ (upload)": (upload, 201),
