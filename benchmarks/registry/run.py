@@ -8,7 +8,8 @@ build, as deployed; no Celery worker consumes it here, so only the enqueue is me
 runs with its own defaults otherwise: both write one log line per request (MLflow's uvicorn access
 log, Slipway's request log at INFO), both with debugging off.
 
-For each side and round, four operations are timed request by request:
+For each round, four operations are timed request by request, each in batches of 20 requests that
+alternate between the two sides (so that load from other work on the machine falls on both alike):
 
 - create a model;
 - create a version with its upload (Slipway: one multipart request; MLflow: create a run, upload
@@ -38,8 +39,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -49,6 +51,7 @@ MLFLOW_VENV = ROOT / "var" / "bench" / "mlflow-venv"
 MLFLOW_VERSION = "3.17.2"
 ARTIFACT_BYTES = 1024 * 1024
 LISTED_VERSIONS = 20
+BATCH = 20  # requests in a row to one side before the other side's turn
 OPERATIONS = ("create a model", "create a version with its upload", "list a model's versions", "get a version")
 
 
@@ -283,39 +286,53 @@ def session_cpu_seconds(session: int) -> float:
     return ticks / TICKS_PER_SECOND
 
 
-def timed(calls: list[Callable[[], object]], server: int) -> Figures:
-    durations = []
-    cpu_before = session_cpu_seconds(server)
-    began = time.perf_counter()
-    for call in calls:
-        start = time.perf_counter()
-        call()
-        durations.append(time.perf_counter() - start)
-    total = time.perf_counter() - began
-    cpu = session_cpu_seconds(server) - cpu_before
-    return Figures(
-        p50_ms=statistics.median(durations) * 1000,
-        per_second=len(calls) / total,
-        server_cpu_ms=cpu / len(calls) * 1000,
-    )
+@dataclass
+class Tally:
+    durations: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def figures(self) -> Figures:
+        return Figures(
+            p50_ms=statistics.median(self.durations) * 1000,
+            per_second=len(self.durations) / self.seconds,
+            server_cpu_ms=self.cpu_seconds / len(self.durations) * 1000,
+        )
 
 
-def measure(side, requests_per_op: int, tag: str) -> dict[str, Figures]:
-    figures = {}
-    names = [f"m-{tag}-{i}" for i in range(requests_per_op)]
-    figures[OPERATIONS[0]] = timed([lambda n=n: side.create_model(n) for n in names], side.pid)
-    model = side.create_model(f"listed-{tag}")
-    figures[OPERATIONS[1]] = timed(
-        [lambda: side.create_version(model, os.urandom(ARTIFACT_BYTES)) for _ in range(requests_per_op)], side.pid
-    )
-    listed = side.create_model(f"twenty-{tag}")
-    versions = [side.create_version(listed, os.urandom(ARTIFACT_BYTES)) for _ in range(LISTED_VERSIONS)]
-    count = side.list_versions(listed)
-    assert count == LISTED_VERSIONS, f"{side.name} listed {count} versions, not {LISTED_VERSIONS}"
-    figures[OPERATIONS[2]] = timed([lambda: side.list_versions(listed) for _ in range(requests_per_op)], side.pid)
-    figures[OPERATIONS[3]] = timed(
-        [lambda: side.get_version(listed, versions[5]) for _ in range(requests_per_op)], side.pid
-    )
+def measure(sides: list, requests_per_op: int, tag: str) -> dict[str, dict[str, Figures]]:
+    """One round: each operation on both sides, in batches that alternate between them, so that a burst
+    of load from other work on the machine falls on both alike."""
+    made = {}
+    for side in sides:
+        upload_to = side.create_model(f"listed-{tag}")
+        listed = side.create_model(f"twenty-{tag}")
+        versions = [side.create_version(listed, os.urandom(ARTIFACT_BYTES)) for _ in range(LISTED_VERSIONS)]
+        count = side.list_versions(listed)
+        assert count == LISTED_VERSIONS, f"{side.name} listed {count} versions, not {LISTED_VERSIONS}"
+        made[side.name] = (upload_to, listed, versions[5])
+    calls: dict[str, Callable[[Any, int], object]] = {
+        OPERATIONS[0]: lambda side, i: side.create_model(f"m-{tag}-{i}"),
+        OPERATIONS[1]: lambda side, i: side.create_version(made[side.name][0], os.urandom(ARTIFACT_BYTES)),
+        OPERATIONS[2]: lambda side, i: side.list_versions(made[side.name][1]),
+        OPERATIONS[3]: lambda side, i: side.get_version(made[side.name][1], made[side.name][2]),
+    }
+    figures: dict[str, dict[str, Figures]] = {side.name: {} for side in sides}
+    for op, call in calls.items():
+        tallies = {side.name: Tally() for side in sides}
+        for batch, first in enumerate(range(0, requests_per_op, BATCH)):
+            for side in sides if batch % 2 == 0 else sides[::-1]:
+                tally = tallies[side.name]
+                cpu_before = session_cpu_seconds(side.pid)
+                began = time.perf_counter()
+                for i in range(first, min(first + BATCH, requests_per_op)):
+                    start = time.perf_counter()
+                    call(side, i)
+                    tally.durations.append(time.perf_counter() - start)
+                tally.seconds += time.perf_counter() - began
+                tally.cpu_seconds += session_cpu_seconds(side.pid) - cpu_before
+        for side in sides:
+            figures[side.name][op] = tallies[side.name].figures()
     return figures
 
 
@@ -360,12 +377,11 @@ def main() -> None:
             mlflow_server(work / "mlflow") as (m_base, m_pid),
         ):
             sides = [SlipwaySide(s_base, token, s_pid), MLflowSide(m_base, m_pid)]
-            for side in sides:  # warm both up: first requests load code and fill caches
-                measure(side, 5, "warmup")
+            measure(sides, 5, "warmup")  # first requests load code and fill caches
             for round_ in range(args.rounds):
-                for side in sides if round_ % 2 == 0 else reversed(sides):
-                    results[side.name].append(measure(side, args.requests, f"r{round_}"))
-                    print(f"round {round_ + 1}: {side.name} done", file=sys.stderr)
+                for name, figures in measure(sides, args.requests, f"r{round_}").items():
+                    results[name].append(figures)
+                print(f"round {round_ + 1} done", file=sys.stderr)
     print(report(results, args))
 
 
