@@ -5,21 +5,23 @@ for prod, so a newcomer's first screen shows a living platform. Both are safe to
 import io
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 
 from accounts.permissions import Actor
 from deployments.models import Build, PromotionRequest, Rollout, RolloutState
 from deployments.selectors.promotions import inbox
 from registry.models import RegisteredModel
+from tests.support.targets import remove_containers
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def demo_engine(docker_engine):
+    """The demo's containers, and nobody else's: a `make run` demo on this engine is team vision too."""
     yield docker_engine
-    for container in docker_engine.containers.list(all=True, filters={"label": "slipway.io/team=vision"}):
-        container.remove(force=True)
+    remove_containers(docker_engine, settings.INSTALLATION_ID, team="vision")
 
 
 def seed(*args) -> str:
