@@ -67,5 +67,16 @@ def test_the_demo_comes_alive_with_builds_releases_history_and_a_request_for_bob
     # Again, as on the next `make run`: nothing new.
     rollouts, builds = Rollout.objects.count(), Build.objects.count()
     seed()
-    seed("--roll-out", "--timeout", "60")
+    said = seed("--roll-out", "--timeout", "60")
     assert (Rollout.objects.count(), Build.objects.count(), PromotionRequest.objects.count()) == (rollouts, builds, 1)
+    assert "no longer runs" not in said
+
+    # After `make stop` removed a demo container, the next `make run` deploys it again instead of
+    # printing the old rollout's endpoint as if it answered.
+    remove_containers(demo_engine, settings.INSTALLATION_ID, team="vision", model="shelf-gap", environment="dev")
+    said = seed("--roll-out", "--timeout", "300")
+    assert "shelf-gap v1 in dev: rollout #" in said and "no longer runs" in said, said
+    assert Rollout.objects.count() == rollouts + 1
+    again = Rollout.objects.filter(state=RolloutState.SUCCEEDED).order_by("-pk").first()
+    assert (again.model.name, again.environment.name) == ("shelf-gap", "dev")
+    assert "earlier run" in said  # the other releases are reported as what they are: history

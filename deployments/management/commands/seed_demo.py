@@ -11,13 +11,16 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import TemporaryUploadedFile
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from accounts.models import Membership, Role, Team
 from accounts.permissions import Actor
+from deployments import targets
 from deployments.models import (
     Build,
     BuildState,
     ContainerRegistry,
+    Drift,
     Environment,
     EnvironmentGrant,
     PromotionRequest,
@@ -25,7 +28,9 @@ from deployments.models import (
     RolloutState,
     TargetKind,
 )
+from deployments.runners import drift
 from deployments.services import promotions, rollouts
+from deployments.services.environments import identity_for, target_for
 from registry import services as registry_services
 from registry.models import ModelVersion, RegisteredModel
 
@@ -207,10 +212,11 @@ class Command(BaseCommand):
     def roll_out(self, *, timeout: float) -> None:
         """Drive the demo through the platform's own services, as alice would in the UI."""
         deadline = time.monotonic() + timeout
+        self.began = timezone.now()
         alice = get_user_model().objects.get(username="alice")
         environments = {e.name: e for e in Environment.objects.filter(team=None, name__in=["dev", "staging", "prod"])}
         broken: set[str] = set()
-        for name, number, targets in ROLL_OUT:
+        for name, number, places in ROLL_OUT:
             if name in broken:
                 continue
             version = ModelVersion.objects.select_related("model__team").get(
@@ -219,7 +225,7 @@ class Command(BaseCommand):
             if not self.built(version, deadline):
                 broken.add(name)
                 continue
-            for target in targets:
+            for target in places:
                 if not self.deployed(alice, version, environments[target], deadline):
                     broken.add(name)
                     break
@@ -253,6 +259,7 @@ class Command(BaseCommand):
                 f"{label}: build #{b.pk} {b.get_state_display().lower()}"
                 + (f" in {b.duration.total_seconds():.0f} s" if b.duration else "")
                 + (f": {b.failure_reason}" if b.failure_reason else "")
+                + self.earlier(b)
             ),
         )
         return build is not None and build.state == BuildState.SUCCEEDED
@@ -265,6 +272,12 @@ class Command(BaseCommand):
             .order_by("-pk")
             .first()
         )
+        if rollout is not None and rollout.state == RolloutState.SUCCEEDED and not self.still_runs(rollout):
+            self.say(
+                f"{label}: rollout #{rollout.pk} no longer runs (make stop removes the demo's containers); "
+                "deploying it again"
+            )
+            rollout = None
         if rollout is None:
             try:
                 rollout = rollouts.rollout_start(
@@ -280,9 +293,23 @@ class Command(BaseCommand):
                 f"{label}: rollout #{r.pk} {r.get_state_display().lower()}"
                 + (f" at {r.endpoint}" if r.endpoint and r.state == RolloutState.SUCCEEDED else "")
                 + (f": {r.failure_reason}" if r.failure_reason else "")
+                + self.earlier(r)
             ),
         )
         return done is not None and done.state in RolloutState.released()
+
+    def earlier(self, work) -> str:
+        """Marks what a previous `make run` did, so it is not read as this start's progress."""
+        return " (earlier run)" if work.finished_at and work.finished_at < self.began else ""
+
+    def still_runs(self, release: Rollout) -> bool:
+        """Whether the release's container still serves it; when it cannot be told, the drift check will."""
+        environment = release.environment
+        try:
+            live = target_for(environment, quick=True).live_state(identity_for(environment, release.model))
+        except (targets.TargetError, targets.TransientTargetError):
+            return True
+        return drift.compare(release, live)[0] != Drift.MISSING
 
     def request(self, alice, name, number, environment, reason) -> None:
         version = ModelVersion.objects.get(model__team__slug="vision", model__name=name, number=number)
