@@ -11,12 +11,14 @@ class MembershipInline(admin.TabularInline):
     model = Membership
     extra = 1
     autocomplete_fields = ["user"]
+    readonly_fields = ["created_at"]  # set when the row is made; not for a person to type
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
+    readonly_fields = ["created_at"]
     inlines = [MembershipInline]
 
 
