@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.permissions import Action, Actor, Refused, decide, require
+from accounts.permissions import Action, Actor, decide, require
 from audit.services import record
 from config.errors import Conflict
 from deployments import policy
@@ -129,10 +129,14 @@ def _decide(actor: Actor, promotion: PromotionRequest, decision: str, comment: s
         )
         refusal = _decision_refusal(actor, locked, decision, comment)
         seen = digest.strip().split("@")[-1]
-        if refusal is None and (seen or decision == ApprovalDecision.APPROVE) and seen != locked.digest:
+        if refusal is None and decision == ApprovalDecision.APPROVE and not seen:
+            raise ValidationError(
+                {"digest": "The form was incomplete: it did not say which image you approve. Reload the request."}
+            )
+        if refusal is None and seen and seen != locked.digest:
             raise StaleDecision(
                 f"Request #{locked.pk} now asks for image {locked.digest[:19]}…, not the one you saw "
-                f"({seen[:19] or 'none given'}…): the version was rebuilt. Reload the request and decide again."
+                f"({seen[:19]}…): the version was rebuilt. Reload the request and decide again."
             )
         if refusal is None:
             _apply_decision(actor, locked, decision, comment)
@@ -259,42 +263,35 @@ def promotion_deploy(
     environment's team (or the requester's, for the freeze that was already active when they filed it)."""
     environment = promotion.environment
     require(actor, Action.DEPLOY, promotion, environment=environment)
-    justification = ""
-    try:
-        if break_glass_justification.strip():
+    # Refused, not "succeeded" with nothing deployed: a freeze that holds the request is the rollouts'
+    # freeze gate (a justification from an admin of the team, or refused naming the freeze).
+    with refusals_recorded(actor=actor, action="promotion.deploy", obj=promotion, environment=environment.name):
+        justification = ""
+        if break_glass_justification.strip() or _held_by_freeze(promotion):
             justification = policy.break_glass(actor, environment, promotion, break_glass_justification)
-    except Refused:
-        raise
-    except ValidationError as exc:
-        record(
-            actor=actor,
-            action="promotion.deploy",
-            obj=promotion,
-            outcome="refused",
-            environment=environment.name,
-            reason=policy.reason_of(exc),
-        )
-        setattr(exc, "recorded", True)  # noqa: B010  the API and pages record it no second time
-        raise
-    with transaction.atomic():
-        locked = (
-            PromotionRequest.objects.select_for_update(of=("self",))
-            .select_related("environment", "version", "build", "model__team", "requested_by")
-            .get(pk=promotion.pk)
-        )
-        if locked.state != PromotionState.APPROVED or locked.rollout_id:
-            raise ValidationError(f"Request #{locked.pk} has nothing left to deploy ({locked.state}).")
-        _deploy(locked, break_glass=justification)
-        locked.save()
-        record(
-            actor=actor,
-            action="promotion.deploy",
-            obj=locked,
-            environment=locked.environment.name,
-            after={"rollout": locked.rollout_id, "note": locked.note, "break_glass": bool(justification)},
-            flagged=bool(justification),
-            reason=f"Break-glass during a freeze: {justification}" if justification else "",
-        )
+        with transaction.atomic():
+            locked = (
+                PromotionRequest.objects.select_for_update(of=("self",))
+                .select_related("environment", "version", "build", "model__team", "requested_by")
+                .get(pk=promotion.pk)
+            )
+            if locked.state != PromotionState.APPROVED or locked.rollout_id:
+                raise ValidationError(f"Request #{locked.pk} has nothing left to deploy ({locked.state}).")
+            _deploy(locked, break_glass=justification)
+            if not locked.rollout_id:  # another gate held it (a rollout in progress, an earlier stage)
+                raise ValidationError(locked.note)
+            if justification:
+                locked.break_glass_justification = justification
+            locked.save()
+            record(
+                actor=actor,
+                action="promotion.deploy",
+                obj=locked,
+                environment=locked.environment.name,
+                after={"rollout": locked.rollout_id, "note": locked.note, "break_glass": bool(justification)},
+                flagged=bool(justification),
+                reason=f"Break-glass during a freeze: {justification}" if justification else "",
+            )
     return locked
 
 

@@ -255,7 +255,15 @@ def test_a_freeze_that_starts_after_the_request_holds_its_deploy_and_a_developer
     assert approved.json()["state"] == "approved" and approved.json()["rollout"] is None
     assert "frozen" in approved.json()["note"]
     pushed = api.as_user(teammate).post(f"/api/v1/promotions/{promotion['id']}/deploy/", {}, format="json")
-    assert pushed.json()["rollout"] is None
+    assert pushed.status_code == 400 and "frozen until" in pushed.json()["environment"][0]
+    blank = api.as_user(owner).post(
+        f"/api/v1/promotions/{promotion['id']}/deploy/", {"break_glass_justification": "  "}, format="json"
+    )
+    assert blank.status_code == 400 and "frozen until" in blank.json()["environment"][0]
+    refusals = AuditEvent.objects.filter(action="promotion.deploy", outcome="refused")
+    assert sorted(refusals.values_list("actor_username", flat=True)) == ["owner", "teammate"]
+    assert all("frozen until" in event.reason for event in refusals)
+    assert not AuditEvent.objects.filter(action="promotion.deploy", outcome="succeeded").exists()
     glass = api.as_user(teammate).post(
         f"/api/v1/promotions/{promotion['id']}/deploy/", {"break_glass_justification": "outage"}, format="json"
     )
@@ -267,6 +275,7 @@ def test_a_freeze_that_starts_after_the_request_holds_its_deploy_and_a_developer
     assert by_admin.status_code == 200 and by_admin.json()["rollout"] is not None
     event = AuditEvent.objects.get(action="promotion.deploy", outcome="succeeded", actor_username="owner")
     assert event.flagged and "Break-glass" in event.reason
+    assert PromotionRequest.objects.get(pk=promotion["id"]).break_glass_justification == "outage"
 
 
 def test_a_rollback_during_a_freeze_needs_break_glass_unless_the_environment_allows_it(
@@ -325,6 +334,16 @@ def test_the_approve_form_carries_the_digest_it_showed(client, approver, pending
     rebind_to_new_build(succeeded_build(version, digest_char="c"))
     response = client.post(f"/promotions/{pending.pk}/approve/", {"digest": pending.digest}, follow=True)
     assert "rebuilt" in response.content.decode()
+    assert not Approval.objects.exists()
+
+
+def test_an_approve_form_without_the_digest_says_it_was_incomplete_not_that_the_version_was_rebuilt(
+    client, approver, pending
+):
+    client.force_login(approver)
+    response = client.post(f"/promotions/{pending.pk}/approve/", {}, follow=True)
+    page = response.content.decode()
+    assert "The form was incomplete" in page and "not the one you saw" not in page
     assert not Approval.objects.exists()
 
 
