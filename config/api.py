@@ -7,7 +7,9 @@ with the request id that the log line of the failure carries.
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import EmptyPage, PageNotAnInteger
 from django.core.paginator import Paginator as DjangoPaginator
@@ -20,6 +22,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from config.errors import Conflict
 from config.refusals import is_refusal, record_refusal
+from registry.validation import json_too_deep, too_deep_error
 
 
 class Paginator(DjangoPaginator):
@@ -130,6 +133,19 @@ def server_error(request: HttpRequest) -> HttpResponse:
     )
 
 
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """handler400: JSON for the API; a body over DATA_UPLOAD_MAX_MEMORY_SIZE is a 413 there, as an
+    artifact over its limit is."""
+    if not is_api_request(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return JsonResponse(
+            {"detail": f"The request body is too large: at most {limit} bytes besides uploaded files."}, status=413
+        )
+    return JsonResponse({"detail": "Bad request."}, status=400)
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """handler404: an unknown API address answers JSON too."""
     if not is_api_request(request):
@@ -149,10 +165,16 @@ def _holds_nul(value: Any) -> bool:
 
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, refusing a NUL character anywhere in the document (a 400): PostgreSQL text
-    and jsonb cannot hold one, and a field that does not check for it would fail its query with a 500."""
+    and jsonb cannot hold one, and a field that does not check for it would fail its query with a 500.
+    A document nested too deep is refused by the rule every JSON field of ours follows."""
 
     def parse(self, stream, media_type=None, parser_context=None):
-        data = super().parse(stream, media_type, parser_context)
+        try:
+            data = super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError(f"JSON parse error - {too_deep_error().msg}.") from None
+        if json_too_deep(data):
+            raise exceptions.ParseError(f"JSON parse error - {too_deep_error().msg}.")
         if _holds_nul(data):
             raise exceptions.ParseError("Null characters are not allowed.")
         return data

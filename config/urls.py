@@ -42,5 +42,6 @@ urlpatterns = [
 ]
 
 # Under /api/ these answer JSON; elsewhere Django's own pages.
+handler400 = "config.api.bad_request"
 handler500 = "config.api.server_error"
 handler404 = "config.api.not_found"

@@ -4,6 +4,7 @@ from django import forms
 
 from accounts.models import Team
 from registry.models import Framework, RegisteredModel
+from registry.validation import load_json
 
 
 class ModelForm(forms.ModelForm):
@@ -47,7 +48,7 @@ class JSONTextField(forms.CharField):
         if not value or not value.strip():
             return self.empty
         try:
-            return json.loads(value)
+            return load_json(value)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from None
 

@@ -5,8 +5,10 @@ reaches a Dockerfile instruction unquoted. The rules are strict so that later st
 on them.
 """
 
+import json
 import math
 import re
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from packaging.requirements import InvalidRequirement, Requirement
@@ -23,6 +25,39 @@ IMAGE_RE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
 MAX_REQUIREMENTS = 200
+# Far deeper than any settings, metrics or signature; Python's json raises RecursionError (a 500)
+# near 1,000 levels, and the code that walks a value recursively would too.
+MAX_JSON_DEPTH = 64
+
+
+def json_too_deep(value) -> bool:
+    """Whether a parsed JSON value nests deeper than MAX_JSON_DEPTH (walked without recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
+def load_json(text: str | bytes) -> Any:
+    """json.loads, refusing a document nested deeper than MAX_JSON_DEPTH with a JSONDecodeError, as
+    every other document that cannot be taken: what parses JSON from users parses it here."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise too_deep_error() from None
+    if json_too_deep(value):
+        raise too_deep_error()
+    return value
+
+
+def too_deep_error() -> json.JSONDecodeError:
+    return json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", "", 0)
 
 
 def clean_label(value: str) -> str:

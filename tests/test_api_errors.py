@@ -102,3 +102,91 @@ def test_a_nul_character_in_a_json_body_is_a_400_not_a_500(site_admin, body):
 
     assert response.status_code == 400, response.content
     assert "Null characters" in response.json()["detail"]
+
+
+# -- what an outside reviewer's bad input turned into 500s ------------------------------------------
+
+
+@pytest.fixture
+def admin_client(site_admin):
+    client = Client(raise_request_exception=False)
+    client.force_login(site_admin)
+    return client
+
+
+@pytest.mark.django_db
+def test_can_i_takes_an_environment_by_id_or_name_and_names_the_field_when_there_is_none(api, teammate, model):
+    dev = EnvironmentFactory(name="dev", team=model.team)
+    client = api.as_user(teammate)
+    by_id = client.get(f"/api/v1/can-i/?action=deploy&object=model:{model.pk}&environment={dev.pk}").json()
+    by_name = client.get(f"/api/v1/can-i/?action=deploy&object=model:{model.pk}&environment=dev").json()
+    assert by_name == by_id and by_name["allowed"] is True
+    for name in ("prod", "7x"):
+        response = client.get(f"/api/v1/can-i/?action=deploy&object=model:{model.pk}&environment={name}")
+        assert response.status_code == 400, response.content
+        assert f"No environment '{name}'" in response.json()["environment"][0]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("at", ["2026-02-30T10:00:00Z", "2026-11-25T25:00:00Z"])
+def test_a_time_that_does_not_exist_is_a_400_naming_at_in_the_api_and_a_message_on_the_page(admin_client, at):
+    environment = EnvironmentFactory(name="dev")
+    response = admin_client.get(f"/api/v1/environments/{environment.pk}/releases/?at={at}")
+    assert response.status_code == 400, response.content
+    assert "ISO 8601" in response.json()["at"][0]
+
+    page = admin_client.get(f"/environments/{environment.pk}/", {"at": at})
+    assert page.status_code == 200
+    assert "is not a date and time" in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_deeply_nested_json_body_is_a_400_not_a_500(admin_client):
+    response = admin_client.post("/api/v1/models/", "[" * 100_000, content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "nested deeper than" in response.json()["detail"]
+    nested = json.dumps({"description": "x", "deployment_settings": {"env": nested_list(200)}})
+    environment = EnvironmentFactory(name="dev")
+    response = admin_client.patch(f"/api/v1/environments/{environment.pk}/", nested, content_type="application/json")
+    assert response.status_code == 400 and "nested deeper than" in response.json()["detail"]
+
+
+def nested_list(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.django_db
+def test_a_deeply_nested_metrics_field_of_a_multipart_upload_is_a_400_naming_it(api, teammate, model):
+    response = api.as_user(teammate).post(
+        f"/api/v1/models/{model.pk}/versions/",
+        {"framework": "sklearn", "metrics": "[" * 5000 + "]" * 5000},
+        format="multipart",
+    )
+    assert response.status_code == 400, response.content
+    assert "nested deeper than" in response.json()["metrics"][0]
+
+
+@pytest.mark.django_db
+def test_deeply_nested_deployment_settings_in_the_environment_form_are_a_form_error(admin_client):
+    environment = EnvironmentFactory(name="dev")
+    response = admin_client.post(
+        f"/environments/{environment.pk}/edit/", {"name": "dev", "deployment_settings": "[" * 5000 + "]" * 5000}
+    )
+    assert response.status_code == 400  # the form again, with its errors
+    assert "Not valid JSON: nested deeper than 64 levels" in response.content.decode()
+    environment.refresh_from_db()
+    assert environment.deployment_settings != []
+
+
+@pytest.mark.django_db
+def test_a_body_over_the_upload_limit_is_a_json_413(admin_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = admin_client.post(
+        "/api/v1/models/", json.dumps({"name": "big", "description": "x" * 4096}), content_type="application/json"
+    )
+    assert response.status_code == 413, response.content
+    assert response["Content-Type"] == "application/json"
+    assert "too large" in response.json()["detail"]

@@ -6,10 +6,10 @@ from rest_framework.exceptions import NotFound, PermissionDenied, ValidationErro
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.permissions import Action, Actor, decide, restrict, visible_teams
+from accounts.permissions import Action, Actor, decide, restrict, team_of, visible_teams
 from deployments import policy
+from deployments.api.lookups import environment_spec
 from deployments.models import BuildState, PromotionRequest
-from deployments.selectors.environments import environment_list
 from registry.models import ModelVersion
 from registry.selectors import model_by_id, version_by_id
 
@@ -35,7 +35,7 @@ class CanIView(APIView):
             OpenApiParameter(
                 "object", str, required=True, description="team:<slug>, model:<id>, version:<id> or promotion:<id>"
             ),
-            OpenApiParameter("environment", int, description="For deploy: the environment's id."),
+            OpenApiParameter("environment", str, description="For deploy: the environment's id or name."),
             OpenApiParameter("user", str, description="Ask about someone else (admins only)."),
         ],
         responses={200: dict},
@@ -60,7 +60,10 @@ class CanIView(APIView):
             if subject is None:
                 raise NotFound(f"No user {params['user']}.")
         actor = Actor(user=subject, token=request.auth if subject == request.user else None)
-        allowed, reason = self.decide(actor, action, obj, params.get("environment"))
+        environment = None
+        if params.get("environment"):
+            environment = environment_spec(request, params["environment"], team=team_of(obj))
+        allowed, reason = self.decide(actor, action, obj, environment)
         return Response(
             {
                 "user": subject.get_username(),
@@ -71,7 +74,7 @@ class CanIView(APIView):
             }
         )
 
-    def decide(self, actor, action, obj, environment_id):
+    def decide(self, actor, action, obj, environment):
         if action == Action.APPROVE and isinstance(obj, PromotionRequest):
             verdict = policy.approver_verdict(actor, obj)
             image = policy.vulnerability_verdict(obj.environment, obj.build)
@@ -81,12 +84,7 @@ class CanIView(APIView):
         if action == Action.CANCEL_PROMOTION and isinstance(obj, PromotionRequest):
             verdict = policy.cancel_verdict(actor, obj)
             return verdict.allowed, verdict.reason
-        environment = None
-        if environment_id:
-            environment = environment_list(user=actor.user).filter(pk=environment_id).first()
-            if environment is None:
-                return False, "no such environment"
-        elif isinstance(obj, PromotionRequest):
+        if environment is None and isinstance(obj, PromotionRequest):
             environment = obj.environment
         decision = decide(actor, action, obj, environment=environment)
         if not decision or environment is None or action not in (Action.DEPLOY, Action.REQUEST_PROMOTION):

@@ -1,7 +1,6 @@
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.utils.dateparse import parse_datetime
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -22,7 +21,7 @@ from deployments.selectors.environments import (
     environments_of_team,
     grants_shown,
 )
-from deployments.selectors.rollouts import attempts_beside, releases_at
+from deployments.selectors.rollouts import attempts_beside, moment, releases_at
 from deployments.services import environments, rollouts
 from registry.models import RegisteredModel
 
@@ -239,7 +238,7 @@ class EnvironmentViewSet(
         """What ran in this environment at a time (now by default), one release per model, with drift,
         and beside each the attempts that failed or were rolled back since the release before it."""
         at = request.query_params.get("at")
-        when = parse_datetime(at) if at else None
+        when = moment(at) if at else None
         if at and when is None:
             raise ValidationError({"at": [f"'{at}' is not an ISO 8601 date and time, e.g. 2026-11-25T10:00:00Z."]})
         environment = self.get_object()

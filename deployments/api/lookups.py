@@ -28,3 +28,18 @@ def environment_named(request, pk) -> Environment:
     if environment is None:
         raise ValidationError({"environment": "No such environment."})
     return environment
+
+
+def environment_spec(request, spec: str, *, team=None) -> Environment:
+    """An environment by id or by name, as the CLI finds one: of several of that name, the team's own
+    wins over a shared one; a name still shared by several is a 400 asking for the id."""
+    visible = environment_list(user=request.user)
+    found = list(visible.filter(pk=int(spec)) if spec.isdigit() else visible.filter(name=spec)[:20])
+    if len(found) > 1 and team is not None:
+        found = [e for e in found if e.team_id == team.pk] or [e for e in found if e.team_id is None]
+    if not found:
+        raise ValidationError({"environment": f"No environment '{spec}' that you can see: give its id or name."})
+    if len(found) > 1:
+        ids = ", ".join(str(e.pk) for e in found)
+        raise ValidationError({"environment": f"Several environments are named '{spec}' (ids {ids}): give the id."})
+    return found[0]

@@ -6,6 +6,7 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import Role, Team
 from accounts.permissions import Action, Actor, admin_teams, decide
 from deployments.models import Environment
+from registry.validation import load_json
 
 
 class GrantsWidget(forms.Widget):
@@ -189,7 +190,7 @@ class EnvironmentForm(forms.ModelForm):
     def clean_deployment_settings(self):
         text = self.cleaned_data["deployment_settings"].strip()
         try:
-            return json.loads(text) if text else {}
+            return load_json(text) if text else {}
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg} (line {exc.lineno}).") from None
 

@@ -5,6 +5,7 @@ from datetime import datetime
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.permissions import restrict
 from deployments.models import Environment, Rollout, RolloutState
@@ -61,6 +62,18 @@ def previous_release(current: Rollout) -> Rollout | None:
         .order_by("-finished_at")
         .first()
     )
+
+
+def moment(text: str) -> datetime | None:
+    """The time `releases_at` is asked about, from ISO 8601 text (naive: the server's zone); None when
+    the text is not one, or names a day or hour that does not exist (February 30th, 25:00)."""
+    try:
+        when = parse_datetime(text.strip())
+    except ValueError:
+        return None
+    if when is not None and timezone.is_naive(when):
+        when = timezone.make_aware(when)
+    return when
 
 
 def releases_at(environment: Environment, when: datetime | None = None) -> QuerySet[Rollout]:

@@ -5,7 +5,6 @@ from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.permissions import Action, Actor, decide, manages_any_team, require, restrict
 from config.actions import post_only
@@ -16,7 +15,7 @@ from deployments.forms.vulnerabilities import AcceptanceForm
 from deployments.models import Environment, Rollout, RolloutState
 from deployments.selectors.environments import environment_list as visible_environments
 from deployments.selectors.environments import grants_shown
-from deployments.selectors.rollouts import attempts_beside, releases_at
+from deployments.selectors.rollouts import attempts_beside, moment, releases_at
 from deployments.selectors.vulnerabilities import vulnerable_since_release
 from deployments.services import environments
 from deployments.views.vulnerabilities import acceptable_models
@@ -45,9 +44,7 @@ def environment_list(request):
 def environment_detail(request, pk):
     environment = get_object_or_404(visible_environments(user=request.user).prefetch_related("grants__team"), pk=pk)
     at_text = request.GET.get("at", "").strip()
-    at = parse_datetime(at_text) if at_text else None
-    if at is not None and timezone.is_naive(at):
-        at = timezone.make_aware(at)
+    at = moment(at_text) if at_text else None
     actor = Actor.from_request(request)
     releases = list(restrict(releases_at(environment, at), request.user))
     frozen = policy.active_freeze(environment)

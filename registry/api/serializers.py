@@ -7,7 +7,7 @@ from rest_framework import serializers
 from accounts.models import Team
 from accounts.permissions import visible_teams
 from registry.models import Framework, ModelVersion, RegisteredModel
-from registry.validation import non_finite_error
+from registry.validation import load_json, non_finite_error
 
 
 class JSONValueField(serializers.JSONField):
@@ -16,7 +16,7 @@ class JSONValueField(serializers.JSONField):
     def to_internal_value(self, data):
         if isinstance(data, str):
             try:
-                data = json.loads(data) if data.strip() else None
+                data = load_json(data) if data.strip() else None
             except json.JSONDecodeError as exc:
                 raise serializers.ValidationError(f"Not valid JSON: {exc.msg} at character {exc.pos}.") from None
         if error := non_finite_error(data, self.field_name):  # DRF's own check says only "not valid JSON"
@@ -30,7 +30,7 @@ class RequirementsField(serializers.JSONField):
     def to_internal_value(self, data):
         if isinstance(data, str):
             try:
-                parsed = json.loads(data)
+                parsed = load_json(data)
             except json.JSONDecodeError:
                 return data
             return parsed if isinstance(parsed, list) else data
