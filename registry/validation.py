@@ -91,6 +91,13 @@ def clean_requirements(value) -> list[str]:
         try:
             requirement = Requirement(line)
         except InvalidRequirement as exc:
+            if option := _trailing_option(line):  # `pkg --hash=...`: say so, rather than quote the parser
+                raise ValidationError(
+                    {
+                        "requirements": f"Line {number}: pip options such as '{option}' are not allowed; "
+                        "list packages only."
+                    }
+                ) from None
             raise ValidationError(
                 {"requirements": f"Line {number}: '{line}' is not a valid requirement ({exc})."}
             ) from None
@@ -102,6 +109,17 @@ def clean_requirements(value) -> list[str]:
     if len(cleaned) > MAX_REQUIREMENTS:
         raise ValidationError({"requirements": f"At most {MAX_REQUIREMENTS} requirements."})
     return cleaned
+
+
+def _trailing_option(line: str) -> str:
+    """The pip option after a valid requirement (`numpy; python_version>'3' --hash=sha256:…`), or ""."""
+    for option in re.finditer(r"\s(-\S+)", line):
+        try:
+            Requirement(line[: option.start()])
+        except InvalidRequirement:
+            continue
+        return option.group(1)
+    return ""
 
 
 def non_finite_error(value, path: str) -> str | None:

@@ -91,6 +91,7 @@ def environment_save(
     stored = None if created else Environment.objects.get(pk=environment.pk)
     _forget_host_key_of_another_host(environment, stored)
     _check_target(environment)
+    _check_name_not_shadowed(environment)
     environment.full_clean(exclude=list(SECRET_FIELDS), validate_unique=False, validate_constraints=False)
     before = {} if stored is None else _snapshot(stored)
     try:
@@ -115,6 +116,22 @@ def environment_save(
     except IntegrityError:
         raise ValidationError({"name": f"There is already an environment named '{environment.name}' here."}) from None
     return environment
+
+
+def _check_name_not_shadowed(environment: Environment) -> None:
+    """A team environment never takes a global environment's name, nor the reverse: a script that
+    finds `prod` by name (the README's, the CLI's) must not reach an unprotected namesake."""
+    others = Environment.objects.filter(name=environment.name).exclude(pk=environment.pk)
+    if environment.team_id is None:
+        clash = others.filter(team__isnull=False).select_related("team").first()
+        if clash is not None:
+            raise ValidationError(
+                {"name": f"Team '{clash.team.slug}' has an environment named '{environment.name}': choose another."}
+            )
+    elif others.filter(team__isnull=True).exists():
+        raise ValidationError(
+            {"name": f"'{environment.name}' is the name of a global environment: choose another for the team's."}
+        )
 
 
 def _snapshot(environment: Environment) -> dict:

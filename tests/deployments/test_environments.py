@@ -97,6 +97,27 @@ def test_global_environments_are_for_site_admins(api, owner, site_admin):
     assert api.as_user(site_admin).post("/api/v1/environments/", body, format="json").status_code == 201
 
 
+def test_a_team_environment_never_takes_a_global_environment_s_name_nor_the_reverse(api, owner, site_admin, team):
+    EnvironmentFactory(name="prod", protected=True)
+    shadow = api.as_user(owner).post(
+        "/api/v1/environments/", {"name": "prod", "team": "vision", "target": "docker"}, format="json"
+    )
+    assert shadow.status_code == 400
+    assert "global environment" in shadow.json()["name"][0]
+    own = api.as_user(owner).post(
+        "/api/v1/environments/", {"name": "canary", "team": "vision", "target": "docker"}, format="json"
+    )
+    assert own.status_code == 201, own.content
+    renamed = api.as_user(owner).patch(f"/api/v1/environments/{own.json()['id']}/", {"name": "prod"}, format="json")
+    assert renamed.status_code == 400 and "global environment" in renamed.json()["name"][0]
+    shared = api.as_user(site_admin).post(
+        "/api/v1/environments/", {"name": "canary", "target": "docker"}, format="json"
+    )
+    assert shared.status_code == 400
+    assert "Team 'vision' has an environment named 'canary'" in shared.json()["name"][0]
+    assert sorted(Environment.objects.values_list("name", flat=True)) == ["canary", "prod"]
+
+
 def test_another_teams_environment_is_not_found(api, stranger, team):
     environment = EnvironmentFactory(team=team, name="secret-env", target=TargetKind.DOCKER)
     client = api.as_user(stranger)

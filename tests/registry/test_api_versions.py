@@ -57,6 +57,12 @@ def test_it_stores_the_artifact_with_its_checksum_and_size(api, teammate, model,
     assert version.artifact.read() == content
 
 
+def test_environment_markers_are_kept_as_given(api, teammate, model):
+    response = upload(api.as_user(teammate), model, requirements="numpy; python_version>'3'\nscipy>=1.11")
+    assert response.status_code == 201, response.json()
+    assert response.json()["requirements"] == ['numpy; python_version > "3"', "scipy>=1.11"]
+
+
 def test_versions_are_numbered_in_order(api, teammate, model):
     client = api.as_user(teammate)
     numbers = [upload(client, model).json()["number"] for _ in range(3)]
@@ -137,6 +143,13 @@ def test_a_label_is_unique_within_the_model(api, teammate, model):
     [
         ("requirements", "numpy; rm -rf /", "not a valid requirement"),
         ("requirements", "--index-url http://evil/simple", "pip options"),
+        # A hash or any option after the requirement is refused naming the line, never dropped.
+        (
+            "requirements",
+            "numpy; python_version>'3' --hash=sha256:00",
+            "Line 1: pip options such as '--hash=sha256:00'",
+        ),
+        ("requirements", "scipy\nnumpy -i http://evil/simple", "Line 2: pip options such as '-i'"),
         ("requirements", "pkg @ https://example.com/pkg.whl", "direct URLs"),
         ("metrics", '{"accuracy": "high"}', "must be a number"),
         ("metrics", "{not json", "Not valid JSON"),
