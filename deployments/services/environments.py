@@ -123,10 +123,10 @@ def _check_name_not_shadowed(environment: Environment) -> None:
     finds `prod` by name (the README's, the CLI's) must not reach an unprotected namesake."""
     others = Environment.objects.filter(name=environment.name).exclude(pk=environment.pk)
     if environment.team_id is None:
-        clash = others.filter(team__isnull=False).select_related("team").first()
-        if clash is not None:
+        team = others.filter(team__isnull=False).values_list("team__slug", flat=True).first()
+        if team is not None:
             raise ValidationError(
-                {"name": f"Team '{clash.team.slug}' has an environment named '{environment.name}': choose another."}
+                {"name": f"Team '{team}' has an environment named '{environment.name}': choose another."}
             )
     elif others.filter(team__isnull=True).exists():
         raise ValidationError(
