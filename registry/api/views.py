@@ -40,18 +40,17 @@ class ModelViewSet(FiltersOnListOnly, mixins.CreateModelMixin, mixins.UpdateMode
     def get_serializer_class(self):
         if self.action == "partial_update":
             return serializers.ModelUpdateSerializer
+        if self.action == "create":
+            return serializers.ModelCreateSerializer
         return super().get_serializer_class()
 
-    def perform_create(self, serializer):
-        data = serializer.validated_data
-        serializer.instance = services.model_create(
-            actor=Actor.from_request(self.request),
-            team=data["team"],
-            name=data["name"],
-            description=data.get("description", ""),
-            task=data.get("task", ""),
-            auto_build=data.get("auto_build", True),
-        )
+    @extend_schema(responses={201: serializers.ModelSerializer})
+    def create(self, request, *args, **kwargs):
+        incoming = self.get_serializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        model = services.model_create(actor=Actor.from_request(request), **incoming.validated_data)
+        data = serializers.ModelSerializer(model).data
+        return Response(data, status=201, headers={"Location": data["url"]})
 
     def perform_update(self, serializer):
         serializer.instance = services.model_update(

@@ -1,0 +1,57 @@
+"""Registering a model through the API: what it answers, and how bad input is refused."""
+
+import pytest
+
+from registry.models import RegisteredModel
+
+
+def test_a_new_model_is_answered_with_its_address_and_author(api, teammate, team):
+    response = api.as_user(teammate).post(
+        "/api/v1/models/", {"team": team.slug, "name": "iris", "task": "classification"}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert response["Location"] == body["url"] == "/models/vision/iris/"
+    assert (body["team"], body["name"], body["task"], body["created_by"]) == (
+        "vision",
+        "iris",
+        "classification",
+        "teammate",
+    )
+    assert (body["auto_build"], body["archived"], body["version_count"]) == (True, False, None)
+    assert RegisteredModel.objects.get(pk=body["id"]).created_by == teammate
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("x" * 64, "at most 63 characters"),
+        ("Not_A_Label", ""),
+        ("", "may not be blank"),
+    ],
+)
+def test_a_bad_name_is_a_400_naming_it_and_stores_nothing(api, teammate, team, name, reason):
+    response = api.as_user(teammate).post("/api/v1/models/", {"team": team.slug, "name": name}, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"name"}, response.json()
+    assert reason in response.json()["name"][0]
+    assert not RegisteredModel.objects.exists()
+
+
+def test_a_too_long_task_is_a_400_naming_it(api, teammate, team):
+    response = api.as_user(teammate).post(
+        "/api/v1/models/", {"team": team.slug, "name": "iris", "task": "t" * 65}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"task"}, response.json()
+    assert not RegisteredModel.objects.exists()
+
+
+def test_a_missing_team_is_a_400_naming_it(api, teammate):
+    response = api.as_user(teammate).post("/api/v1/models/", {"name": "iris"}, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"team"}, response.json()
