@@ -301,7 +301,7 @@ def decide(actor: Actor, action: Action, obj, *, environment=None, role: Role | 
         return Decision(
             False,
             f"{ACTION_WORDS[action]} needs the {needed.label.lower()} role in team '{team.slug}'; "
-            f"you are a {role.label.lower()} there",
+            f"you are {'an' if role.label[0] in 'AEIOUaeiou' else 'a'} {role.label.lower()} there",
         )
     if cap is not None and ROLE_RANK[cap] < ROLE_RANK[needed]:
         return Decision(

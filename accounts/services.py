@@ -52,8 +52,10 @@ def token_create(
     scopes: list[str] | None = None,
     teams: list[str] | None = None,
     environments: list[str] | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret, which is never stored or shown again."""
+    """Create a token and return it with its secret, which is never stored or shown again. `actor`: the
+    request's (where from, with what), when a person asks for it."""
     days = expires_in_days or settings.API_TOKEN_DEFAULT_DAYS
     errors = {}
     if not name.strip():
@@ -88,7 +90,7 @@ def token_create(
             )
             token.teams.set(limited_teams)
             record(
-                actor=user,
+                actor=actor or user,
                 action="token.create",
                 obj=token,
                 after={

@@ -30,7 +30,9 @@ def token_list(request):
     created_secret = None
     if request.method == "POST" and form.is_valid():
         try:
-            token, created_secret = services.token_create(user=request.user, **form.cleaned_data)
+            token, created_secret = services.token_create(
+                user=request.user, actor=Actor.from_request(request), **form.cleaned_data
+            )
         except ValidationError as error:
             apply_service_errors(form, error)
         else:

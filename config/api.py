@@ -5,6 +5,7 @@ and `server_error` / `not_found` (Django's handler500 / handler404) answer for w
 with the request id that the log line of the failure carries.
 """
 
+import contextlib
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.core.paginator import Paginator as DjangoPaginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, parsers
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import PageNumberPagination, _positive_int
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -57,6 +58,13 @@ class Pagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
     django_paginator_class = Paginator
+
+    def get_page_size(self, request):
+        # `limit`, the word the log windows use (and limit/offset clients send), sizes the page too.
+        if self.page_size_query_param not in request.query_params and "limit" in request.query_params:
+            with contextlib.suppress(ValueError):
+                return _positive_int(request.query_params["limit"], strict=True, cutoff=self.max_page_size)
+        return super().get_page_size(request)
 
 
 class ConflictError(exceptions.APIException):

@@ -70,3 +70,15 @@ def test_a_page_before_the_last_reads_its_rows_once(api, teammate, five_models):
     ]
     assert [m["name"] for m in response.json()["results"]] == ["m0", "m1"] and response.json()["count"] == 5
     assert len(reads) == 1
+
+
+def test_limit_sizes_the_page_of_every_list_the_audit_trail_included(api, owner, team, five_models):
+    client = api.as_user(owner)
+    for number in range(3):
+        client.post("/api/v1/tokens/", {"name": f"t{number}", "scopes": ["read"]}, format="json")
+    audit = client.get("/api/v1/audit/?limit=2").json()
+    assert audit["count"] == 3 and len(audit["results"]) == 2 and "page=2" in audit["next"]
+    models, _ = page(client, "limit=2")
+    assert [m["name"] for m in models.json()["results"]] == ["m0", "m1"]
+    both, _ = page(client, "limit=2&page_size=4")
+    assert len(both.json()["results"]) == 4  # page_size, the list's own word, wins

@@ -24,7 +24,9 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Dest
             raise PermissionDenied("API tokens are created from a signed-in session, not with another token.")
         incoming = serializers.TokenCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
-        token, secret = services.token_create(user=request.user, **incoming.validated_data)
+        token, secret = services.token_create(
+            user=request.user, actor=Actor.from_request(request), **incoming.validated_data
+        )
         token.token = secret
         return Response(serializers.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 

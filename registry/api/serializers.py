@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from accounts.models import Team
 from accounts.permissions import visible_teams
+from config.serializers import RefusesIgnoredFields
 from registry.models import Framework, ModelVersion, RegisteredModel
 from registry.validation import load_json, non_finite_error
 
@@ -131,7 +132,7 @@ class BuildNetworkSerializer(serializers.Serializer):
     )
 
 
-class ModelUpdateSerializer(serializers.ModelSerializer):
+class ModelUpdateSerializer(RefusesIgnoredFields, serializers.ModelSerializer):
     class Meta:
         model = RegisteredModel
         fields = ["description", "task", "auto_build"]

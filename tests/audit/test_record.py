@@ -177,3 +177,38 @@ def test_the_require_check_of_accounts_records_a_refused_attempt(viewer, team):
         "accounts.team",
     )
     assert "developer role" in event.reason
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "action"),
+    [
+        (
+            "/api/v1/registries/",
+            {"name": "hub", "team": "vision", "url": "https://registry.example.com"},
+            "registry.create",
+        ),
+        ("/api/v1/webhooks/", {"team": "vision", "url": "https://hooks.example.com/x", "events": []}, "webhook.create"),
+        ("/api/v1/tokens/", {"name": "laptop", "scopes": ["read"]}, "token.create"),
+    ],
+)
+def test_objects_made_through_the_api_with_a_session_record_where_from_and_with_what(client, owner, path, body, action):
+    client.force_login(owner)
+    response = client.post(
+        path, body, content_type="application/json", REMOTE_ADDR="10.9.8.7", HTTP_USER_AGENT="reviewer/1"
+    )
+    assert response.status_code == 201, response.content
+    event = AuditEvent.objects.get(action=action)
+    assert (event.ip_address, event.user_agent, event.actor_username) == ("10.9.8.7", "reviewer/1", "owner")
+
+
+def test_a_token_made_on_the_settings_page_records_where_from_and_with_what(client, owner):
+    client.force_login(owner)
+    response = client.post(
+        "/settings/tokens/",
+        {"name": "laptop", "expires_in_days": 7, "scopes": ["read"]},
+        REMOTE_ADDR="10.9.8.7",
+        HTTP_USER_AGENT="reviewer/1",
+    )
+    assert response.status_code in (200, 302), response.content
+    event = AuditEvent.objects.get(action="token.create")
+    assert (event.ip_address, event.user_agent) == ("10.9.8.7", "reviewer/1")

@@ -343,6 +343,8 @@ def test_can_i_explains_the_decision(api, teammate, approver, owner, version, pr
         "/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}", "user": "approver"}
     )
     assert theirs.json()["allowed"] is True and "approver" in theirs.json()["reason"]
+    manage = api.as_user(approver).get("/api/v1/can-i/", {"action": "manage_team", "object": "team:vision"})
+    assert manage.json()["reason"].endswith("; you are an approver there")
     nosy = api.as_user(teammate).get(
         "/api/v1/can-i/", {"action": "approve", "object": f"promotion:{promotion['id']}", "user": "approver"}
     )

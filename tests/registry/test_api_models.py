@@ -1,7 +1,9 @@
-"""Registering a model through the API: what it answers, and how bad input is refused."""
+"""Registering and changing a model through the API: what it answers, and how bad input is refused
+(never a silent 200 that changed less than asked)."""
 
 import pytest
 
+from audit.models import AuditEvent
 from registry.models import RegisteredModel
 
 
@@ -55,3 +57,21 @@ def test_a_missing_team_is_a_400_naming_it(api, teammate):
 
     assert response.status_code == 400
     assert set(response.json()) == {"team"}, response.json()
+
+
+def test_a_patch_naming_read_only_fields_is_a_400_naming_them_and_changes_nothing(api, teammate, model, other_team):
+    response = api.as_user(teammate).patch(
+        f"/api/v1/models/{model.pk}/", {"team": other_team.slug, "name": "x", "description": "new"}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert set(response.json()) == {"team", "name"}
+    assert "cannot be changed" in response.json()["name"][0]
+    model.refresh_from_db()
+    assert (model.team_id, model.name, model.description) == (model.team.pk, "iris", "")
+    assert not AuditEvent.objects.filter(action="model.update").exists()
+
+
+def test_a_patch_of_what_may_change_changes_it(api, teammate, model):
+    response = api.as_user(teammate).patch(f"/api/v1/models/{model.pk}/", {"description": "new"}, format="json")
+    assert response.status_code == 200, response.content
+    assert RegisteredModel.objects.get(pk=model.pk).description == "new"
