@@ -50,14 +50,29 @@ def load_json(text: str | bytes) -> Any:
     try:
         value = json.loads(text)
     except RecursionError:
-        raise too_deep_error() from None
+        raise too_deep_error(text) from None
     if json_too_deep(value):
-        raise too_deep_error()
+        raise too_deep_error(text)
     return value
 
 
-def too_deep_error() -> json.JSONDecodeError:
-    return json.JSONDecodeError(f"nested deeper than {MAX_JSON_DEPTH} levels", "", 0)
+def too_deep_error(text: str | bytes = "") -> json.JSONDecodeError:
+    """The error, at the bracket that goes one level too deep (so messages give its line and column)."""
+    doc = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    message = f"nested deeper than {MAX_JSON_DEPTH} levels"
+    depth, in_string, escaped = 0, False, False
+    for position, char in enumerate(doc):
+        if in_string:
+            escaped, in_string = (not escaped and char == "\\"), (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return json.JSONDecodeError(message, doc, position)
+        elif char in "]}":
+            depth -= 1
+    return json.JSONDecodeError(message, doc, 0)
 
 
 def clean_label(value: str) -> str:
