@@ -141,15 +141,44 @@ class RequestRoles:
     def __init__(self, user) -> None:
         self.user = user
         self._roles: dict[int, Role] | None = None
+        self._teams: dict[str, Team] | None = None  # by slug, read only when a team is asked for by name
         self._generation = -1
 
     def role_in(self, team: Team) -> Role | None:
         if self.user.is_superuser:
             return Role.ADMIN
         if self._roles is None or self._generation != _membership_generation:
-            self._generation = _membership_generation
-            self._roles = roles_by_team(self.user)
+            self._read(with_teams=False)
+        assert self._roles is not None
         return self._roles.get(team.pk)
+
+    def visible_team(self, slug: str) -> Team | None:
+        """The team of that slug when the user (and the request's token) may see it, else None, as
+        `visible_teams(user).filter(slug=slug)` answers. A member's teams come with the roles, in the
+        same query: naming a team and then acting in it (creating a model) reads the memberships once."""
+        conditions = _narrowing(self.user, Action.VIEW, "")
+        if conditions is None:
+            return None
+        if self.user.is_superuser:
+            return Team.objects.filter(slug=slug, **conditions).first()
+        if self._teams is None or self._generation != _membership_generation:
+            self._read(with_teams=True)
+        assert self._teams is not None
+        team = self._teams.get(slug)
+        # The membership condition is met by where the team came from; the token's teams are the other.
+        if team is None or ("pk__in" in conditions and team.pk not in conditions["pk__in"]):
+            return None
+        return team
+
+    def _read(self, *, with_teams: bool) -> None:
+        self._generation = _membership_generation
+        if with_teams:
+            memberships = list(Membership.objects.filter(user=self.user).select_related("team"))
+            self._roles = {membership.team_id: Role(membership.role) for membership in memberships}
+            self._teams = {membership.team.slug: membership.team for membership in memberships}
+        else:
+            self._roles = roles_by_team(self.user)
+            self._teams = None
 
 
 REQUEST_ROLES_ATTRIBUTE = "_slipway_roles"

@@ -5,7 +5,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from accounts.models import Team
-from accounts.permissions import visible_teams
+from accounts.permissions import request_roles
 from config.serializers import RefusesIgnoredFields
 from registry.models import Framework, ModelVersion, RegisteredModel
 from registry.validation import load_json, non_finite_error
@@ -103,23 +103,30 @@ def _field_of(model, name: str) -> serializers.Field:
     return field_class(**kwargs)
 
 
+class VisibleTeamField(serializers.SlugRelatedField):
+    """A team named by its slug, among those the caller can see (`accounts.permissions`); a team the
+    caller cannot see answers exactly like a team that does not exist. Found among the caller's
+    memberships, which the permission check of the same request then reuses."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        request = self.context.get("request")
+        team = request_roles(request).visible_team(data) if request is not None else None
+        if team is None:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return team
+
+
 class ModelCreateSerializer(serializers.Serializer):
     """What a script sends to register a model: the model's own fields, as ModelSerializer would make
     them, without making them again at each request (about a tenth of creating a model)."""
 
-    team = serializers.SlugRelatedField(slug_field="slug", queryset=Team.objects.all())
+    team = VisibleTeamField(slug_field="slug", queryset=Team.objects.all())
     name = _field_of(RegisteredModel, "name")
     description = _field_of(RegisteredModel, "description")
     task = _field_of(RegisteredModel, "task")
     auto_build = _field_of(RegisteredModel, "auto_build")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        if request is not None:
-            # A team the caller cannot see answers exactly like a team that does not exist.
-            fields["team"].queryset = visible_teams(request.user)
-        return fields
 
 
 def _count(value: int | None) -> int | None:

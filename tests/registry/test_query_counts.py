@@ -74,3 +74,16 @@ def test_an_upload_reads_the_token_and_the_users_roles_once(api, teammate, model
     assert len(reading(captured, "accounts_apitoken_teams")) == 1
     assert len(reading(captured, "accounts_membership")) == 1
     assert len(reading(captured, "deployments_containerregistry")) == 1
+
+
+def test_a_new_model_reads_the_token_and_the_users_memberships_once(api, teammate, team, token_for):
+    # The team named in the request is found among the user's memberships, read with their roles;
+    # the permission check that follows reads nothing more.
+    client = api.with_token(token_for(teammate))
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/v1/models/", {"team": team.slug, "name": "iris"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert len(reading(captured, "accounts_apitoken")) == 1
+    assert len(reading(captured, "accounts_membership")) == 1
+    assert reading(captured, "accounts_team") == []
+    assert len(reading(captured, "registry_registeredmodel")) == 0  # uniqueness is the index's, not a query's
