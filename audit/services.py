@@ -24,6 +24,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from audit.models import AuditEvent, AuditReview, Outcome
+from audit.redaction import redact_urls_in
 
 PLATFORM = "platform"  # actor_username when no person acted (expiry, scheduled checks, workers)
 ANONYMOUS = "anonymous"
@@ -51,7 +52,8 @@ def record(
     `accounts.permissions.Actor`), a plain user, or None for the platform itself. `obj` is the object
     acted on; its team is found from a `team_id` attribute or the model's `TEAM_LOOKUP` unless
     `team_id` is given, and its environment from an `environment` attribute unless `environment` is.
-    `before`/`after` are stored as JSON; dates, decimals and UUIDs become strings.
+    `before`/`after` are stored as JSON; dates, decimals and UUIDs become strings. Credentials in URLs
+    (in them, the object's name and the reason) are redacted: the trail is read by the whole team.
     """
     if not ACTION_PATTERN.match(action) or len(action) > 64:
         raise ValueError(f"audit action {action!r} is not lowercase dotted words (e.g. 'promotion.approve')")
@@ -64,10 +66,10 @@ def record(
         token_name=(getattr(token, "name", "") or "")[:100],
         action=action,
         outcome=outcome,
-        reason=reason or "",
+        reason=redact_urls_in(reason or ""),
         flagged=flagged,
-        before=json_safe(before if before is not None else {}),
-        after=json_safe(after if after is not None else {}),
+        before=redact_urls_in(json_safe(before if before is not None else {})),
+        after=redact_urls_in(json_safe(after if after is not None else {})),
         ip_address=_valid_ip(ip_address),
         user_agent=(user_agent or "")[:500],
         request_id=(request_id or getattr(actor, "request_id", "") or "")[:64],
@@ -77,7 +79,7 @@ def record(
     if obj is not None:
         event.object_type = obj._meta.label_lower
         event.object_id = "" if obj.pk is None else str(obj.pk)[:64]
-        event.object_repr = _repr(obj)
+        event.object_repr = redact_urls_in(_repr(obj))[:200]
     event.save()
     return event
 

@@ -1,6 +1,7 @@
 from django.db import models
 from django.utils import timezone
 
+from audit.redaction import redact_url
 from deployments.crypto import EncryptedTextField
 
 
@@ -17,7 +18,13 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
-        return self.url
+        return self.shown_url
+
+    @property
+    def shown_url(self) -> str:
+        """The URL as the team at large sees it (the audit trail): its host, never its path, query or
+        credentials, where receivers carry their tokens. The team's admins read it whole from the API."""
+        return redact_url(self.url, keep_path=False)
 
 
 class WebhookDelivery(models.Model):

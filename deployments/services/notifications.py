@@ -252,7 +252,7 @@ def webhook_create(*, actor: Actor, team, url: str, events: list[str], active: b
     secret = "whsec_" + secrets.token_urlsafe(32)
     with transaction.atomic():
         webhook = Webhook.objects.create(team=team, url=url, events=events, active=active, secret=secret)
-        record(actor=actor, action="webhook.create", obj=webhook, after={"url": url, "events": events})
+        record(actor=actor, action="webhook.create", obj=webhook, after={"url": webhook.shown_url, "events": events})
     return webhook, secret
 
 
@@ -263,6 +263,6 @@ def webhook_delete(*, actor: Actor, webhook: Webhook) -> None:
             actor=actor,
             action="webhook.delete",
             obj=webhook,
-            before={"url": webhook.url, "events": webhook.events, "active": webhook.active},
+            before={"url": webhook.shown_url, "events": webhook.events, "active": webhook.active},
         )
         webhook.delete()

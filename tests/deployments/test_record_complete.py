@@ -112,7 +112,7 @@ def test_deletions_through_the_api_are_on_the_audit_trail(api, owner, team):
     deleted = {e.action: e for e in AuditEvent.objects.filter(action__endswith=".delete")}
     assert set(deleted) == {"freeze.delete", "webhook.delete", "environment.delete"}
     assert all(e.actor_username == "owner" and e.team_id == team.pk for e in deleted.values())
-    assert deleted["webhook.delete"].before["url"] == "https://hooks.example.com/x"
+    assert deleted["webhook.delete"].before["url"] == "https://hooks.example.com/***"  # the path may hold a token
     assert deleted["environment.delete"].before["name"] == "scratch"
     assert not Webhook.objects.exists() and not Environment.objects.filter(name="scratch").exists()
 
