@@ -157,10 +157,14 @@ class EnvironmentForm(forms.ModelForm):
             self.fields["team"].required, self.fields["team"].empty_label = True, None
         if self.instance.pk:
             self.fields["team"].disabled = True
+        site_admin = decide(Actor(user=user), Action.MANAGE_TEAM, Environment())
+        if not self.instance.pk and not site_admin:
+            # The model's default is this machine's engine, which only site administrators may give.
+            self.initial["docker_url"] = ""
         self.initial.setdefault("deployment_settings", json.dumps(self.instance.deployment_settings or {}, indent=1))
         self.initial["allowed_secret_refs"] = ", ".join(self.instance.allowed_secret_refs or [])
         # Roles on a global environment: for whoever the policy lets administer one (site administrators).
-        if self.instance.team_id is None and decide(Actor(user=user), Action.MANAGE_TEAM, Environment()):
+        if self.instance.team_id is None and site_admin:
             self.fields["grants"] = GrantsField(
                 teams=Team.objects.order_by("slug"),
                 required=False,

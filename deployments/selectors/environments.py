@@ -8,10 +8,13 @@ from registry.models import RegisteredModel
 
 
 def environment_list(*, user) -> QuerySet[Environment]:
-    """Environments a user can deploy to or look at: the global ones and their teams' own."""
+    """Environments a user can deploy to or look at: their teams' own, and the global ones granting one of
+    their teams a role (a global environment's address and settings are not every team's to read)."""
     environments = Environment.objects.select_related("team")
     if not (user.is_authenticated and user.is_superuser):
-        environments = environments.filter(Q(team__isnull=True) | Q(team__in=visible_teams(user)))
+        teams = visible_teams(user)
+        granted = EnvironmentGrant.objects.filter(team__in=teams).values("environment")
+        environments = environments.filter(Q(team__in=teams) | Q(team__isnull=True, pk__in=granted))
     return within_token_environments(environments, user)
 
 

@@ -1,7 +1,11 @@
 """Environments and their freeze windows: who may change them, and how to reach their target (a cluster
 or a Docker host)."""
 
+import contextlib
+import ipaddress
 import logging
+import posixpath
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -9,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import Role, Team
-from accounts.permissions import Action, Actor, require
+from accounts.permissions import Action, Actor, decide, require
 from audit.services import model_snapshot, record
 from deployments import deployment_settings, targets
 from deployments.models import Environment, EnvironmentGrant, FreezeWindow, ModelEnvironmentSettings, TargetKind
@@ -23,6 +27,13 @@ logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("kube_token", "kubeconfig", "docker_tls_ca", "docker_tls_cert", "docker_tls_key", "docker_ssh_key")
 DOCKER_SCHEMES = ("unix", "tcp", "ssh")
+# What each kind of Docker address signs in with: left behind when the environment moves to another kind.
+CREDENTIALS_OF_SCHEME = {
+    "ssh": ("docker_ssh_key", "docker_ssh_host_key"),
+    "tcp": ("docker_tls_ca", "docker_tls_cert", "docker_tls_key"),
+}
+SSH_USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$")
+HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 AUDITED_FIELDS = (
     "name",
     "description",
@@ -90,7 +101,8 @@ def environment_save(
     created = environment.pk is None
     stored = None if created else Environment.objects.get(pk=environment.pk)
     _forget_host_key_of_another_host(environment, stored)
-    _check_target(environment)
+    cleared = _forget_credentials_of_another_scheme(environment, stored, secrets or {})
+    _check_target(environment, actor=actor, stored=stored)
     _check_name_not_shadowed(environment)
     environment.full_clean(exclude=list(SECRET_FIELDS), validate_unique=False, validate_constraints=False)
     before = {} if stored is None else _snapshot(stored)
@@ -110,7 +122,7 @@ def environment_save(
                 before=before,
                 after={
                     **_snapshot(environment),
-                    "credentials_changed": any(secrets.values()) if secrets else False,
+                    "credentials_changed": bool(cleared) or (any(secrets.values()) if secrets else False),
                 },
             )
     except IntegrityError:
@@ -162,7 +174,7 @@ def _replace_grants(environment: Environment, grants: list[tuple[Team, str]]) ->
         EnvironmentGrant.objects.update_or_create(environment=environment, team=team, defaults={"role": role})
 
 
-def _check_target(environment: Environment) -> None:
+def _check_target(environment: Environment, *, actor: Actor, stored: Environment | None) -> None:
     if environment.target == TargetKind.KUBERNETES:
         if not environment.namespace:
             raise ValidationError({"namespace": "A Kubernetes environment needs a namespace."})
@@ -172,6 +184,13 @@ def _check_target(environment: Environment) -> None:
         raise ValidationError({"docker_url": "Give the Docker engine's address, e.g. unix:///var/run/docker.sock."})
     else:
         _check_docker_host(environment)
+        # Checked when the address is new: an environment a site administrator gave this engine keeps it.
+        if (
+            stored is None
+            or stored.target != TargetKind.DOCKER
+            or _engine_address(stored.docker_url) != _engine_address(environment.docker_url)
+        ):
+            _check_local_engine(environment, actor)
     try:
         check_target_address(environment, saving=True)
     except OutboundRefused as error:
@@ -185,6 +204,67 @@ def _forget_host_key_of_another_host(environment: Environment, stored: Environme
         return
     if _ssh_address(environment.docker_url) != _ssh_address(stored.docker_url):
         environment.docker_ssh_host_key = ""
+
+
+def _forget_credentials_of_another_scheme(environment: Environment, stored: Environment | None, secrets: dict) -> list:
+    """Moved from an ssh:// host to another kind of address, the SSH key and host key are forgotten; from
+    a tcp:// engine, its TLS material (unless given anew, which is then refused beside the field): they
+    can be used nowhere else, and would otherwise stay stored for ever. The fields cleared."""
+    if stored is None or environment.target != TargetKind.DOCKER:
+        return []
+    before, now = _scheme(stored.docker_url), _scheme(environment.docker_url)
+    if before == now:
+        return []
+    cleared = []
+    for field in CREDENTIALS_OF_SCHEME.get(before, ()):
+        given_anew = secrets.get(field) or (
+            field not in SECRET_FIELDS and getattr(environment, field) != getattr(stored, field)
+        )
+        if getattr(environment, field) and not given_anew:
+            setattr(environment, field, "")
+            cleared.append(field)
+    return cleared
+
+
+def _scheme(url: str) -> str:
+    return url.split("://", 1)[0].lower() if "://" in url else ""
+
+
+def _engine_address(url: str) -> tuple:
+    """A Docker address as compared with another: a unix socket by its normalised path (unix:///var/run/../run/
+    docker.sock is /run/docker.sock's neighbour, not a new place), an engine on the network by host and port."""
+    scheme = _scheme(url)
+    if scheme in ("unix", "npipe"):
+        path = url.split("://", 1)[1]
+        return (scheme, posixpath.normpath("/" + path.lstrip("/")))
+    try:
+        parts = urlsplit(url)
+        host, port = (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:
+        return (scheme, url)
+    with contextlib.suppress(ValueError):
+        host = str(ipaddress.ip_address(host))
+    return ("tcp" if scheme in ("tcp", "http", "https") else scheme, host, port)
+
+
+def _check_local_engine(environment: Environment, actor: Actor) -> None:
+    """This machine's engine (any unix:// socket, a tcp:// engine on loopback without TLS, or the engine the
+    platform builds on) runs the platform's own containers: whoever deploys there reaches them. It is a
+    global resource, so the policy leaves it to whoever administers global objects (site administrators)."""
+    address = _engine_address(environment.docker_url)
+    local = (
+        address[0] in ("unix", "npipe")
+        or address == _engine_address(settings.DOCKER_HOST)
+        or (address[0] == "tcp" and docker_tls_of(environment) is None)
+    )
+    if local and not decide(actor, Action.MANAGE_TEAM, Environment(team=None)):
+        raise ValidationError(
+            {
+                "docker_url": f"{environment.docker_url} is this machine's own Docker engine, which only site "
+                "administrators may give an environment: use a remote host, tcp://host:2376 with TLS or "
+                "ssh://user@host."
+            }
+        )
 
 
 def _ssh_address(url: str) -> tuple[str, int | None] | None:
@@ -277,9 +357,9 @@ def _check_docker_host(environment: Environment) -> None:
 
 
 def _check_ssh(environment: Environment) -> None:
-    parts = urlsplit(environment.docker_url)
-    if not parts.username or not parts.hostname:
-        raise ValidationError({"docker_url": "Name the user and the host: ssh://user@host or ssh://user@host:port."})
+    reason = ssh_url_error(environment.docker_url)
+    if reason:
+        raise ValidationError({"docker_url": reason})
     if not environment.docker_ssh_key:
         raise ValidationError(
             {"docker_ssh_key": "An ssh:// host needs Slipway's private key (the worker's own ~/.ssh is never used)."}
@@ -291,6 +371,41 @@ def _check_ssh(environment: Environment) -> None:
     except targets.TargetError as error:
         field, _, reason = str(error).partition(": ")
         raise ValidationError({field: reason}) from None
+
+
+def ssh_url_error(url: str) -> str:
+    """Why an ssh:// address is not ssh://user@host[:port] with a plain user name, a host name or IP address
+    and a port in range ("" when it is): the host and user reach an ssh command line."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "The port must be a number from 1 to 65535: ssh://user@host:port."
+    if not parts.username or not parts.hostname:
+        return "Name the user and the host: ssh://user@host or ssh://user@host:port."
+    if parts.password is not None:
+        return "Give no password: Slipway signs in with its key (docker_ssh_key)."
+    if not SSH_USER.match(parts.username):
+        return f"'{parts.username}' is not a user name: letters, digits, '.', '_' and '-', at most 32."
+    if port == 0:
+        return "The port must be a number from 1 to 65535: ssh://user@host:port."
+    host = parts.netloc.rpartition("@")[2]
+    host = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0] if port else host
+    if not _is_host_name_or_address(host):
+        return f"'{host}' is not a host name or an IP address."
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "Give only ssh://user@host or ssh://user@host:port, with nothing after the host."
+    return ""
+
+
+def _is_host_name_or_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    return len(host) <= 253 and all(HOST_LABEL.match(label) for label in labels)
 
 
 def _address_field(environment: Environment) -> str:

@@ -35,6 +35,7 @@ from tests.support.factories import (
     ModelFactory,
     RegistryFactory,
     VersionFactory,
+    grant,
     succeeded_build,
 )
 
@@ -94,6 +95,8 @@ def test_even_a_developer_of_both_teams_cannot_put_one_teams_model_into_the_othe
 def test_a_member_of_another_team_sees_none_of_its_releases_in_a_shared_environment(api, version, stranger, team):
     shared = EnvironmentFactory(name="shared", position=10, grants={team: Role.ADMIN})
     released(version, shared)
+    assert api.as_user(stranger).get(f"/api/v1/environments/{shared.pk}/releases/").status_code == 404
+    grant(shared, stranger.memberships.get().team, role=Role.VIEWER)  # seen now: still none of vision's
     assert api.as_user(stranger).get(f"/api/v1/environments/{shared.pk}/releases/").json() == []
 
 
@@ -117,7 +120,7 @@ def test_a_global_environment_with_grants_takes_only_the_granted_teams_up_to_the
     EnvironmentGrant.objects.create(environment=shared, team=other_team, role=Role.DEVELOPER)
     body = {"version": version.pk, "environment": shared.pk}
     refused = api.as_user(teammate).post("/api/v1/rollouts/", body, format="json")
-    assert refused.status_code == 403 and "has no role there" in refused.json()["detail"]
+    assert refused.status_code == 400 and refused.json() == {"environment": ["No such environment."]}
     EnvironmentGrant.objects.create(environment=shared, team=version.model.team, role=Role.VIEWER)
     capped = api.as_user(teammate).post("/api/v1/rollouts/", body, format="json")
     assert capped.status_code == 403 and "granted viewer at most" in capped.json()["detail"]
@@ -142,14 +145,24 @@ MISSING_GRANT = "global environment '{}' grants no role to team 'vision'"
 
 
 def test_a_developer_cannot_deploy_into_a_global_environment_that_grants_their_team_nothing(
-    api, client, teammate, version, shared
+    api, client, teammate, version, shared, other_team
 ):
+    # Granting none of their teams a role, it is not theirs to see: not found, as another team's is.
+    response = api.as_user(teammate).post(
+        "/api/v1/rollouts/", {"version": version.pk, "environment": shared.pk}, format="json"
+    )
+    assert response.status_code == 400, response.content
+    assert response.json() == {"environment": ["No such environment."]}
+    client.force_login(teammate)
+    assert client.post("/models/vision/iris/v1/deploy/", {"environment": shared.pk}).status_code == 404
+    # Seen through another of their teams, it still takes none of this team's models, and says why.
+    teammate.memberships.create(team=other_team, role=Role.DEVELOPER)
+    EnvironmentGrant.objects.create(environment=shared, team=other_team, role=Role.DEVELOPER)
     response = api.as_user(teammate).post(
         "/api/v1/rollouts/", {"version": version.pk, "environment": shared.pk}, format="json"
     )
     assert response.status_code == 403, response.content
     assert MISSING_GRANT.format("shared") in response.json()["detail"]
-    client.force_login(teammate)
     form = client.post("/models/vision/iris/v1/deploy/", {"environment": shared.pk})
     assert form.status_code == 403
     assert MISSING_GRANT.format("shared") in html.unescape(form.content.decode())
@@ -157,8 +170,12 @@ def test_a_developer_cannot_deploy_into_a_global_environment_that_grants_their_t
     assert list(refusals("rollout.start").values_list("environment", flat=True)) == ["shared", "shared"]
 
 
-def test_nor_request_a_promotion_into_one(api, client, teammate, version, shared_prod):
+def test_nor_request_a_promotion_into_one(api, client, teammate, version, shared_prod, other_team):
     body = {"version": version.pk, "environment": shared_prod.pk, "reason": "ship it"}
+    unseen = api.as_user(teammate).post("/api/v1/promotions/", body, format="json")
+    assert unseen.status_code == 400 and unseen.json() == {"environment": ["No such environment."]}
+    teammate.memberships.create(team=other_team, role=Role.DEVELOPER)
+    EnvironmentGrant.objects.create(environment=shared_prod, team=other_team, role=Role.DEVELOPER)
     response = api.as_user(teammate).post("/api/v1/promotions/", body, format="json")
     assert response.status_code == 403, response.content
     assert MISSING_GRANT.format("shared-prod") in response.json()["detail"]

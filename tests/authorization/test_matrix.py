@@ -68,6 +68,15 @@ def upload():
     return {"framework": "sklearn", "artifact": SimpleUploadedFile("m.joblib", b"model bytes")}
 
 
+# A team's admin points a new environment elsewhere than this machine's engine (the site's).
+QA_CLUSTER = {
+    "name": "qa",
+    "team": "vision",
+    "target": "kubernetes",
+    "namespace": "qa",
+    "kube_api_url": "https://k8s.example.net",
+    "kube_token": "t",
+}
 FREEZE = {"environment": "{dev}", "starts_at": "2030-01-01T00:00:00Z", "ends_at": "2030-01-02T00:00:00Z", "reason": "r"}
 
 # (url name, method) -> case. Codes: anonymous, viewer, developer, approver, admin, dual, token.
@@ -117,9 +126,7 @@ API: dict[tuple[str, str], Case] = {
     ),
     ("api:registry-detail", "delete"): Case("/api/v1/registries/{registry}/", "401 404 404 404 204 404 404"),
     ("api:environment-list", "get"): Case("/api/v1/environments/", "401 200 200 200 200 200 200"),
-    ("api:environment-list", "post"): Case(
-        "/api/v1/environments/", "401 403 403 403 201 403 400", {"name": "qa", "team": "vision", "target": "docker"}
-    ),
+    ("api:environment-list", "post"): Case("/api/v1/environments/", "401 403 403 403 201 403 400", QA_CLUSTER),
     ("api:environment-detail", "get"): Case("/api/v1/environments/{dev}/", "401 200 200 200 200 200 404"),
     ("api:environment-detail", "put"): Case("/api/v1/environments/{dev}/", "401 405 405 405 405 405 405", {}),
     ("api:environment-detail", "patch"): Case(

@@ -10,11 +10,14 @@ from deployments.targets import DeploySpec, DockerHostTarget, Identity, Resource
 from deployments.targets.manifests import render_manifests, validate_manifest
 from tests.support.factories import EnvironmentFactory, VersionFactory, succeeded_build
 
+# Where a team's admin may point an environment without connecting (this machine's engine is the site's).
+CLUSTER = {"target": "kubernetes", "namespace": "ml-dev", "kube_api_url": "https://k8s.example.net", "kube_token": "t"}
+
 
 def create_environment(api, owner, deployment_settings):
     return api.as_user(owner).post(
         "/api/v1/environments/",
-        {"name": "dev", "team": "vision", "target": "docker", "deployment_settings": deployment_settings},
+        {"name": "dev", "team": "vision", "deployment_settings": deployment_settings, **CLUSTER},
         format="json",
     )
 

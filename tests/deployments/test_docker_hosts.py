@@ -259,3 +259,183 @@ def test_the_environment_form_takes_an_ssh_key_and_names_it_when_missing(api, ow
     environment = Environment.objects.get(name="edge-ssh")
     assert environment.docker_ssh_key == key.strip()  # as pasted, less the trailing newline
     assert "PRIVATE KEY" not in client.get(f"/environments/{environment.pk}/edit/").content.decode()
+
+
+# --- this machine's engine is for site administrators; a team's environment uses a remote host ----------
+
+
+@pytest.mark.parametrize(
+    "docker_url",
+    [
+        "unix:///var/run/docker.sock",
+        "unix:///var/run/../run/docker.sock",
+        "unix:///etc/passwd",
+        "UNIX:///var/run/docker.sock",
+        "tcp://127.0.0.1:2375",
+        "tcp://localhost:2375",
+    ],
+)
+def test_a_team_admin_cannot_give_an_environment_this_machines_engine(api, owner, docker_url):
+    body = {"name": "mine", "team": "vision", "target": "docker", "docker_url": docker_url}
+
+    response = api.as_user(owner).post("/api/v1/environments/", body, format="json")
+
+    assert response.status_code == 400, response.content
+    assert "only site administrators" in response.json()["docker_url"][0]
+    assert not Environment.objects.filter(name="mine").exists()
+
+
+def test_a_team_admin_cannot_move_an_environment_onto_the_engine_the_platform_builds_on(api, owner, monkeypatch):
+    monkeypatch.setattr(settings, "DOCKER_HOST", "tcp://127.0.0.1:2376")
+    created = api.as_user(owner).post("/api/v1/environments/", ssh_host(unstarted_host(), name="mine"), format="json")
+    assert created.status_code == 201, created.content
+    authority = Authority("a CA")
+    client = authority.issue("slipway", server=False)
+    tls = {"docker_tls_ca": authority.pem, "docker_tls_cert": client.cert, "docker_tls_key": client.key}
+
+    for spelling in ("tcp://127.0.0.1:2376/", "TCP://127.0.0.1:2376"):
+        refused = api.as_user(owner).patch(
+            f"/api/v1/environments/{created.json()['id']}/", {"docker_url": spelling, **tls}, format="json"
+        )
+        assert refused.status_code == 400, refused.content
+        assert "only site administrators" in refused.json()["docker_url"][0]
+    assert Environment.objects.get(name="mine").docker_url == unstarted_host().url
+
+
+def test_a_team_admin_cannot_turn_a_cluster_environment_into_one_on_this_machines_engine(api, owner):
+    # A Kubernetes environment keeps the model's default Docker address, this machine's socket.
+    created = api.as_user(owner).post(
+        "/api/v1/environments/",
+        {"name": "k8s", "team": "vision", "target": "kubernetes", "namespace": "vision",
+         "kube_api_url": "https://k8s.example.net:6443", "kube_token": "t0ken"},
+        format="json",
+    )  # fmt: skip
+    assert created.status_code == 201, created.content
+
+    turned = api.as_user(owner).patch(
+        f"/api/v1/environments/{created.json()['id']}/", {"target": "docker"}, format="json"
+    )
+
+    assert turned.status_code == 400, turned.content
+    assert "only site administrators" in turned.json()["docker_url"][0]
+    assert Environment.objects.get(name="k8s").target == "kubernetes"
+
+
+def test_the_new_environment_form_offers_a_team_admin_no_local_engine(client, owner, site_admin):
+    client.force_login(owner)
+    assert 'value="unix:///var/run/docker.sock"' not in client.get("/environments/new/").content.decode()
+    client.force_login(site_admin)
+    assert 'value="unix:///var/run/docker.sock"' in client.get("/environments/new/").content.decode()
+
+
+def test_a_site_admin_gives_an_environment_this_machines_engine_and_its_team_keeps_it(api, owner, site_admin):
+    created = api.as_user(site_admin).post(
+        "/api/v1/environments/",
+        {"name": "local", "team": "vision", "target": "docker", "docker_url": "unix:///var/run/docker.sock"},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+
+    changed = api.as_user(owner).patch(
+        f"/api/v1/environments/{created.json()['id']}/", {"description": "the site's engine"}, format="json"
+    )
+
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["docker_url"] == "unix:///var/run/docker.sock"
+
+
+# --- ssh:// addresses: the user and host reach an ssh command line ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("docker_url", "reason"),
+    [
+        ("ssh://root@host;id", "'host;id' is not a host name"),
+        ("ssh://root@x$(touch${IFS}/tmp/p)", "'x$(touch${IFS}' is not a host name"),
+        ("ssh://root@-oProxyCommand=id", "is not a host name"),
+        ("ssh://ro;ot@edge-7.example.net", "'ro;ot' is not a user name"),
+        ("ssh://-oProxyCommand=id@edge-7.example.net", "is not a user name"),
+        ("ssh://root@edge-7.example.net:70000", "from 1 to 65535"),
+        ("ssh://root@edge-7.example.net:0", "from 1 to 65535"),
+        ("ssh://root:hunter2@edge-7.example.net", "Give no password"),
+        ("ssh://root@edge-7.example.net/x?y", "nothing after the host"),
+    ],
+)
+def test_ssh_addresses_with_other_than_a_user_a_host_and_a_port_are_refused(api, owner, docker_url, reason):
+    response = api.as_user(owner).post(
+        "/api/v1/environments/", ssh_host(unstarted_host(), docker_url=docker_url), format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    assert reason in response.json()["docker_url"][0]
+    assert not Environment.objects.filter(name="edge-ssh").exists()
+
+
+@pytest.mark.parametrize(
+    "docker_url",
+    ["ssh://deploy@edge-7.example.net", "ssh://deploy.bot@203.0.113.7:2222", "ssh://deploy@[2001:db8::7]:22"],
+)
+def test_ssh_addresses_of_a_user_a_host_and_a_port_are_accepted(api, owner, docker_url):
+    body = ssh_host(unstarted_host(), docker_url=docker_url, bind_address="0.0.0.0")  # noqa: S104
+
+    response = api.as_user(owner).post("/api/v1/environments/", body, format="json")
+
+    assert response.status_code == 201, response.content
+
+
+# --- leaving an ssh:// host or a tcp:// engine forgets what signed in there ---------------------------
+
+
+def test_moving_away_from_an_ssh_host_forgets_its_key_and_host_key(api, owner, proxy):
+    client = api.as_user(owner)
+    created = client.post(
+        "/api/v1/environments/",
+        ssh_host(unstarted_host(), docker_ssh_host_key=KeyPair.make().public), format="json",
+    )  # fmt: skip
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/environments/{created.json()['id']}/"
+    tls = {
+        "docker_tls_ca": proxy.authority.pem,
+        "docker_tls_cert": proxy.client.cert,
+        "docker_tls_key": proxy.client.key,
+    }
+
+    moved = client.patch(url, {"docker_url": proxy.url, **tls}, format="json")
+
+    assert moved.status_code == 200, moved.content
+    assert moved.json()["has_docker_ssh_key"] is False and moved.json()["docker_ssh_host_key"] == ""
+    assert moved.json()["has_docker_tls"] is True
+    stored = Environment.objects.get(pk=created.json()["id"])
+    assert (stored.docker_ssh_key, stored.docker_ssh_host_key) == ("", "")
+    event = AuditEvent.objects.filter(action="environment.update").latest("pk")
+    assert event.after["credentials_changed"] is True
+
+    back = client.patch(url, {"docker_url": "ssh://deploy@127.0.0.1:2222"}, format="json")
+    assert back.status_code == 400  # a key is needed anew
+    assert "needs Slipway's private key" in back.json()["docker_ssh_key"][0]
+    again = client.patch(
+        url, {"docker_url": "ssh://deploy@127.0.0.1:2222", "docker_ssh_key": KeyPair.make().private}, format="json"
+    )
+    assert again.status_code == 200, again.content
+    assert again.json()["has_docker_tls"] is False and again.json()["has_docker_ssh_key"] is True
+    stored.refresh_from_db()
+    assert (stored.docker_tls_ca, stored.docker_tls_cert, stored.docker_tls_key) == ("", "", "")
+
+
+def test_the_environment_form_moving_away_from_an_ssh_host_forgets_its_key(api, owner, team, proxy):
+    client = api.as_user(owner)
+    created = client.post("/api/v1/environments/", ssh_host(unstarted_host()), format="json")
+    environment = Environment.objects.get(pk=created.json()["id"])
+    form = {
+        "name": "edge-ssh", "position": 10, "required_approvals": 1, "approval_expiry_hours": 72,
+        "four_eyes": "requester", "target": "docker", "docker_url": proxy.url, "bind_address": "127.0.0.1",
+        "deployment_settings": "{}", "docker_tls_ca": proxy.authority.pem, "docker_tls_cert": proxy.client.cert,
+        "docker_tls_key": proxy.client.key, "docker_ssh_key": "", "docker_ssh_host_key": "",
+    }  # fmt: skip
+
+    saved = client.post(f"/environments/{environment.pk}/edit/", form)
+
+    assert saved.status_code == 302, saved.context["form"].errors if saved.context else saved
+    environment.refresh_from_db()
+    assert environment.docker_url == proxy.url and environment.docker_ssh_key == ""
+    assert environment.has_docker_tls

@@ -7,7 +7,7 @@ import pytest
 from accounts.models import Role
 from audit.models import AuditEvent
 from deployments.models import EnvironmentGrant
-from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, succeeded_build
+from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, grant, succeeded_build
 
 
 @pytest.fixture
@@ -61,14 +61,38 @@ def test_a_list_of_grants_replaces_the_one_there_and_leaving_it_out_keeps_it(api
     assert not shared.grants.exists()
 
 
-def test_a_team_admin_cannot_grant_their_team_a_role_in_a_global_environment(api, owner, shared):
+def test_a_team_admin_cannot_grant_their_team_a_role_in_a_global_environment(api, owner, shared, team):
+    grant(shared, team, role=Role.VIEWER)  # else the environment is out of the team's sight (404)
     response = api.as_user(owner).patch(
         f"/api/v1/environments/{shared.pk}/", {"grants": [{"team": "vision", "role": "admin"}]}, format="json"
     )
     assert response.status_code == 403
     assert "site administrators" in response.json()["detail"]
-    assert not EnvironmentGrant.objects.exists()
+    assert granted(shared) == {"vision": "viewer"}
     assert AuditEvent.objects.filter(action="team.manage", outcome="refused").count() == 1
+
+
+def test_a_global_environment_is_seen_only_by_the_teams_it_grants_a_role(
+    api, owner, viewer, site_admin, shared, team, other_team
+):
+    shared.docker_url = "ssh://deploy@edge-7.example.net"
+    shared.save()
+    other_only = EnvironmentFactory(name="other-only", grants={other_team: Role.ADMIN})
+    url = f"/api/v1/environments/{shared.pk}/"
+    for user in (owner, viewer):
+        client = api.as_user(user)
+        assert client.get(url).status_code == 404
+        assert client.get(f"/api/v1/environments/{other_only.pk}/").status_code == 404
+        listed = client.get("/api/v1/environments/?page_size=100").json()["results"]
+        assert {"shared", "other-only"}.isdisjoint(environment["name"] for environment in listed)
+        assert "edge-7" not in client.get("/api/v1/environments/").content.decode()
+
+    grant(shared, team, role=Role.VIEWER)
+    seen = api.as_user(viewer).get(url)
+    assert seen.status_code == 200 and seen.json()["docker_url"] == "ssh://deploy@edge-7.example.net"
+    assert api.as_user(viewer).get(f"/api/v1/environments/{other_only.pk}/").status_code == 404
+    listed = api.as_user(site_admin).get("/api/v1/environments/?page_size=100").json()["results"]
+    assert {"shared", "other-only"} <= {environment["name"] for environment in listed}
 
 
 def test_a_teams_own_environment_grants_nothing(api, owner, team, other_team):
@@ -176,6 +200,6 @@ def test_a_team_admin_is_offered_no_grants(client, owner, team):
 
 def test_a_global_environment_page_says_which_of_my_teams_deploy_there(client, teammate, shared, team):
     client.force_login(teammate)
-    assert "no team of yours is granted a role here" in client.get(f"/environments/{shared.pk}/").content.decode()
+    assert client.get(f"/environments/{shared.pk}/").status_code == 404  # granting the team nothing, it is not shown
     EnvironmentGrant.objects.create(environment=shared, team=team, role=Role.DEVELOPER)
     assert "<strong>vision</strong> up to developer" in client.get(f"/environments/{shared.pk}/").content.decode()

@@ -139,7 +139,7 @@ def test_the_list_filters_by_team_its_own_and_the_global_ones_granting_it(api, v
         assert response.status_code == 200, response.json()
         return sorted(environment["name"] for environment in response.json()["results"])
 
-    assert names("") == ["other-dev", "other-prod", "shared-prod", "ungranted", "vision-dev"]
+    assert names("") == ["other-dev", "other-prod", "shared-prod", "vision-dev"]  # not "ungranted": no team's
     assert names("?team=vision") == ["shared-prod", "vision-dev"]
     assert names("?team=other") == ["other-dev", "other-prod"]
 
@@ -171,7 +171,10 @@ def test_the_protection_policy_is_set_through_the_api(api, owner, team):
         {
             "name": "prod",
             "team": "vision",
-            "target": "docker",
+            "target": "kubernetes",
+            "namespace": "prod",
+            "kube_api_url": "https://k8s.example.net",
+            "kube_token": "t",
             "protected": True,
             "required_approvals": 2,
             "approver_groups": ["release-managers"],

@@ -31,8 +31,8 @@ def add_models(team, environments, count, start):
 def test_the_overview_shows_each_model_in_each_environment(client, viewer, team, model):
     RegistryFactory()
     dev, prod = (
-        EnvironmentFactory(name="dev", position=10),
-        EnvironmentFactory(name="prod", position=30, protected=True),
+        EnvironmentFactory(name="dev", position=10, grants={team: "developer"}),
+        EnvironmentFactory(name="prod", position=30, protected=True, grants={team: "developer"}),
     )
     current = release(model, dev, 3, drift=Drift.DRIFTED, drift_detail="Running something else")
     version = VersionFactory(model=model, number=4)
