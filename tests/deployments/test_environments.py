@@ -97,15 +97,19 @@ def test_global_environments_are_for_site_admins(api, owner, site_admin):
     assert api.as_user(site_admin).post("/api/v1/environments/", body, format="json").status_code == 201
 
 
+# Where a team's admin may point an environment without connecting (this machine's engine is the site's).
+CLUSTER = {"target": "kubernetes", "namespace": "ml", "kube_api_url": "https://k8s.example.net", "kube_token": "t"}
+
+
 def test_a_team_environment_never_takes_a_global_environment_s_name_nor_the_reverse(api, owner, site_admin, team):
     EnvironmentFactory(name="prod", protected=True)
     shadow = api.as_user(owner).post(
-        "/api/v1/environments/", {"name": "prod", "team": "vision", "target": "docker"}, format="json"
+        "/api/v1/environments/", {"name": "prod", "team": "vision", **CLUSTER}, format="json"
     )
     assert shadow.status_code == 400
     assert "global environment" in shadow.json()["name"][0]
     own = api.as_user(owner).post(
-        "/api/v1/environments/", {"name": "canary", "team": "vision", "target": "docker"}, format="json"
+        "/api/v1/environments/", {"name": "canary", "team": "vision", **CLUSTER}, format="json"
     )
     assert own.status_code == 201, own.content
     renamed = api.as_user(owner).patch(f"/api/v1/environments/{own.json()['id']}/", {"name": "prod"}, format="json")
