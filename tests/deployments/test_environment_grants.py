@@ -5,9 +5,18 @@ caller only for the teams they see."""
 import pytest
 
 from accounts.models import Role
+from accounts.services import token_create
 from audit.models import AuditEvent
 from deployments.models import EnvironmentGrant
-from tests.support.factories import EnvironmentFactory, RegistryFactory, VersionFactory, grant, succeeded_build
+from tests.conftest import member
+from tests.support.factories import (
+    EnvironmentFactory,
+    MembershipFactory,
+    RegistryFactory,
+    VersionFactory,
+    grant,
+    succeeded_build,
+)
 
 
 @pytest.fixture
@@ -203,3 +212,21 @@ def test_a_global_environment_page_says_which_of_my_teams_deploy_there(client, t
     assert client.get(f"/environments/{shared.pk}/").status_code == 404  # granting the team nothing, it is not shown
     EnvironmentGrant.objects.create(environment=shared, team=team, role=Role.DEVELOPER)
     assert "<strong>vision</strong> up to developer" in client.get(f"/environments/{shared.pk}/").content.decode()
+
+
+def test_an_api_token_reads_only_the_global_environments_granting_its_teams_a_role(api, team, other_team):
+    both = member(team, "both", Role.DEVELOPER)
+    MembershipFactory(team=other_team, user=both, role=Role.DEVELOPER)
+    EnvironmentFactory(name="ungranted", docker_url="ssh://deploy@edge-1.example.net")
+    EnvironmentFactory(name="for-other", docker_url="ssh://deploy@edge-2.example.net", grants={other_team: Role.ADMIN})
+    EnvironmentFactory(name="for-vision", docker_url="ssh://deploy@edge-3.example.net", grants={team: Role.VIEWER})
+
+    def seen(token):
+        response = api.with_token(token).get("/api/v1/environments/?page_size=100")
+        assert response.status_code == 200, response.content
+        return sorted(environment["name"] for environment in response.json()["results"]), response.content.decode()
+
+    names, body = seen(token_create(user=both, name="any-team", scopes=["read"])[1])
+    assert names == ["for-other", "for-vision"] and "edge-1" not in body
+    names, body = seen(token_create(user=both, name="vision-only", scopes=["read"], teams=["vision"])[1])
+    assert names == ["for-vision"] and "edge-1" not in body and "edge-2" not in body
