@@ -9,7 +9,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import requests
 
 from deployments.models import ContainerRegistry, Environment, Webhook, WebhookDelivery
 from deployments.outbound import LOOPBACK, OutboundPolicy
@@ -105,11 +104,12 @@ def test_a_webhook_receiver_redirects_to_an_internal_service(team, settings, ser
     receiver = servers(307, headers={"Location": internal.url + "/admin"})
     webhook = Webhook.objects.create(team=team, url=receiver.url + "/hook", secret="s")
     delivery = WebhookDelivery.objects.create(webhook=webhook, event="promotion.approved", payload={})
-    with pytest.raises(requests.HTTPError):
-        notifications.deliver(delivery.pk)
+    retry_in = notifications.deliver(delivery.pk)
     delivery.refresh_from_db()
     assert receiver.hits == ["/hook"] and internal.hits == []
     assert "redirect, which is not followed" in delivery.last_error
+    # a failed attempt like any other: tried again later, and not marked delivered
+    assert retry_in is not None and delivery.delivered_at is None and delivery.due_at is not None
 
 
 @pytest.mark.parametrize(
