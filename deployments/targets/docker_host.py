@@ -542,14 +542,19 @@ class DockerHostTarget:
                 return None
 
     def _image_as_run(self, container: Container) -> str:
-        """The image reference by digest: as given to `run`, or the image's repository digest."""
+        """The image reference by digest: as given to `run`, or the digest of the repository it was run from.
+        A digest of another repository the same image was pushed to is not what runs here: an image
+        tagged and pushed elsewhere would otherwise read as drifted (or as in sync with another release)."""
         configured: str = container.attrs["Config"].get("Image", "")
         if "@sha256:" in configured:
             return configured
+        name, _, tag = configured.rpartition(":")
+        repository = name if tag and "/" not in tag else configured
         with self._errors("inspecting an image"), contextlib.suppress(ImageNotFound):
             digests: list[str] = self.engine.images.get(container.attrs["Image"]).attrs.get("RepoDigests") or []
-            if digests:
-                return digests[0]
+            for digest in digests:
+                if digest.partition("@")[0] == repository:
+                    return digest
         return configured
 
     @contextlib.contextmanager
