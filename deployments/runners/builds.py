@@ -273,8 +273,10 @@ class BuildRunner:
         return steps
 
     def succeed(self, **fields) -> None:
-        self.finish(BuildState.SUCCEEDED, "", **fields)
+        # Said before the state is stored: a script following the log stops at the final state
+        # (deployments.logs.log_response), so a line written after it would never reach that script.
         self.say("Build succeeded")
+        self.finish(BuildState.SUCCEEDED, "", **fields)
         with_database(self.build.refresh_from_db)
         if with_database(lambda: promotions.rebind_to_new_build(self.build)):
             self.say("Pending promotions of this version now point at the new digest; their approvals are void")
