@@ -15,7 +15,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 from deployments.models import Build, BuildState, ContainerRegistry
-from tests.support.builds import containers_running, custom_context, wait_for_build
+from tests.support.builds import containers_running, custom_context, pushed_copy, wait_for_build
 from tests.support.services import free_port, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -388,16 +388,12 @@ def test_a_prebuilt_image_is_looked_up_not_built(
     base_image,
     docker_engine,
 ):
-    reference = f"{oci_registry.host}/vision/prebuilt:1.0"
-    docker_engine.images.get(base_image).tag(reference)
-    auth = {"username": oci_registry.username, "password": oci_registry.password}
-    for line in docker_engine.images.push(reference, auth_config=auth, stream=True, decode=True):
-        assert "error" not in line, line
-    expected = oci_registry.manifest("vision/prebuilt", "1.0").headers["Docker-Content-Digest"]
-    client = api.as_user(teammate)
-    url = f"/api/v1/models/{model.pk}/versions/"
-    found = client.post(url, {"framework": "image", "image_reference": reference}, format="json").json()
-    build = wait_for_build(found["id"], timeout=60)
+    with pushed_copy(docker_engine, oci_registry, base_image, "vision/prebuilt") as reference:
+        expected = oci_registry.manifest("vision/prebuilt", "1.0").headers["Docker-Content-Digest"]
+        client = api.as_user(teammate)
+        url = f"/api/v1/models/{model.pk}/versions/"
+        found = client.post(url, {"framework": "image", "image_reference": reference}, format="json").json()
+        build = wait_for_build(found["id"], timeout=60)
     assert build.state == BuildState.SUCCEEDED, build.failure_reason
     assert build.image_digest == expected
     assert build.digest_reference == f"{oci_registry.host}/vision/prebuilt@{expected}"

@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from deployments.models import BuildState, Finding
 from deployments.services import vulnerabilities
 from tests.deployments.test_builds_integration import SIGNATURE, log_text, upload
-from tests.support.builds import wait_for_build
+from tests.support.builds import pushed_copy, wait_for_build
 from tests.support.factories import EnvironmentFactory
 from tests.support.osv import CVSS_HIGH, advisory, write_folder
 
@@ -109,17 +109,12 @@ def test_a_prebuilt_image_is_scanned_too_and_the_gate_holds_it_to_the_same_rule(
         ],
     )
     assert vulnerabilities.database_refresh()["changed"] == 1
-    reference = f"{oci_registry.host}/vision/prebuilt-scanned:1.0"
-    docker_engine.images.get(build_settings.BASE_IMAGE).tag(reference)
-    auth = {"username": oci_registry.username, "password": oci_registry.password}
-    for line in docker_engine.images.push(reference, auth_config=auth, stream=True, decode=True):
-        assert "error" not in line, line
     client = api.as_user(teammate)
-
-    version = client.post(
-        f"/api/v1/models/{model.pk}/versions/", {"framework": "image", "image_reference": reference}, format="json"
-    ).json()
-    build = wait_for_build(version["id"])
+    with pushed_copy(docker_engine, oci_registry, build_settings.BASE_IMAGE, "vision/prebuilt-scanned") as reference:
+        version = client.post(
+            f"/api/v1/models/{model.pk}/versions/", {"framework": "image", "image_reference": reference}, format="json"
+        ).json()
+        build = wait_for_build(version["id"])
     log = log_text(build)
     assert build.state == BuildState.SUCCEEDED, f"{build.failure_reason}\n{log[-3000:]}"
 
