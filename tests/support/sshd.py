@@ -1,15 +1,18 @@
 """A remote Docker host reached over SSH, for tests: a real OpenSSH server in a container on loopback.
 
 The image is the local base image with Debian's openssh-server, built when missing and kept (labelled
-slipway.test=sshd). The host's docker CLI is mounted in, for the `docker system dial-stdio` that the
-docker SDK runs on the far side, and so is the engine's socket: what the server runs, runs on the local
-engine, and published ports are reached on 127.0.0.1 as they would be on the remote host's address.
-The server's host key and the one authorized client key are made here, as Ed25519 keys.
+slipway.test=sshd), tagged with a hash of its Dockerfile and the base image's id: a new base image or a
+changed Dockerfile makes a new one instead of reusing a stale one. The host's docker CLI is mounted in,
+for the `docker system dial-stdio` that the docker SDK runs on the far side, and so is the engine's
+socket: what the server runs, runs on the local engine, and published ports are reached on 127.0.0.1 as
+they would be on the remote host's address. The server's host key and the one authorized client key are
+made here, as Ed25519 keys.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import secrets
 import shutil
@@ -26,7 +29,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-SSHD_IMAGE = "slipway-test/sshd:bookworm"
+SSHD_REPOSITORY = "slipway-test/sshd"
 ENGINE_SOCKET = "/var/run/docker.sock"
 LABEL = "slipway.test"
 DOCKERFILE = """\
@@ -65,11 +68,18 @@ class KeyPair:
         return cls(private=private, public=public.decode())
 
 
-def ensure_sshd_image(engine: docker.DockerClient, base_image: str) -> str:
+def sshd_image_tag(engine: docker.DockerClient, base_image: str) -> str:
+    dockerfile = DOCKERFILE.format(base=base_image)
+    made_of = hashlib.sha256((dockerfile + engine.images.get(base_image).id).encode()).hexdigest()[:12]
+    return f"{SSHD_REPOSITORY}:{made_of}"
+
+
+def ensure_sshd_image(engine: docker.DockerClient, base_image: str, tag: str = "") -> str:
     """The sshd image, built from the base image when this engine does not have it yet."""
+    tag = tag or sshd_image_tag(engine, base_image)
     with contextlib.suppress(docker.errors.ImageNotFound):
-        engine.images.get(SSHD_IMAGE)
-        return SSHD_IMAGE
+        engine.images.get(tag)
+        return tag
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as archive:
         dockerfile = DOCKERFILE.format(base=base_image).encode()
@@ -77,8 +87,8 @@ def ensure_sshd_image(engine: docker.DockerClient, base_image: str) -> str:
         info.size = len(dockerfile)
         archive.addfile(info, io.BytesIO(dockerfile))
     context.seek(0)
-    engine.images.build(fileobj=context, custom_context=True, tag=SSHD_IMAGE, labels={LABEL: "sshd"}, rm=True)
-    return SSHD_IMAGE
+    engine.images.build(fileobj=context, custom_context=True, tag=tag, labels={LABEL: "sshd"}, rm=True)
+    return tag
 
 
 class SshDockerHost:

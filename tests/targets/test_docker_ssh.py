@@ -4,13 +4,18 @@ key is recorded on first use, or pinned, and a host that shows another key is re
 
 from __future__ import annotations
 
+import contextlib
+import secrets
+
+import docker
+import docker.errors
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from deployments.targets import DockerHostTarget, DockerSSH, TargetError, parse_host_key, validate_ssh
-from tests.support.sshd import KeyPair
+from tests.support.sshd import KeyPair, ensure_sshd_image, sshd_image_tag
 from tests.support.targets import containers_of
 
 pytestmark = pytest.mark.slow
@@ -170,3 +175,20 @@ def test_a_host_that_signs_slipway_in_but_gives_it_no_engine_says_why(broken_ssh
     assert result["ok"] is False
     assert result["message"].startswith(f"The Docker host at {host.url} {reason}"), result["message"]
     assert "Accepted publickey for root" in host.log()
+
+
+def test_the_sshd_image_is_built_where_the_engine_does_not_have_it(docker_engine, base_image):
+    # The branch a new machine takes: no sshd image yet. Built here under a tag of its own (Docker's
+    # layer cache may serve the steps; the image is still made, tagged and labelled by this call).
+    missing = f"slipway-test/sshd-probe:{secrets.token_hex(4)}"
+    try:
+        assert ensure_sshd_image(docker_engine, base_image, tag=missing) == missing
+        image = docker_engine.images.get(missing)
+        assert image.labels.get("slipway.test") == "sshd"
+        ran = docker_engine.containers.run(missing, ["/usr/sbin/sshd", "-V"], remove=True, stderr=True)
+        assert b"OpenSSH" in ran
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_engine.images.remove(missing, noprune=True)
+    # The shared tag names what the image is made of: another base image or Dockerfile, another tag.
+    assert sshd_image_tag(docker_engine, base_image).startswith("slipway-test/sshd:")
